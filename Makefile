@@ -1,0 +1,64 @@
+# OneAI backend. `make dev` runs the whole API locally; `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAM_VENV := .oneai/sam-venv
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM := $(SAM_VENV)/bin/sam
+export PYTHONPATH := layers/common:.
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: dev test lint typecheck validate pytest unit integration e2e bench openapi migrate clean
+
+$(STAMP): requirements-dev.txt layers/common/requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	@touch $@
+
+dev: $(STAMP)
+	$(PY) -m local
+
+test: lint typecheck validate pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+validate: $(SAM_STAMP)
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
+
+pytest: $(STAMP)
+	$(PY) -m pytest tests
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+openapi: $(STAMP)
+	$(PY) -m local.openapi --write
+
+migrate: $(STAMP)
+	$(PY) -m oneai.db.migrate
+
+clean:
+	rm -rf $(VENV) .oneai .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The conversations function: FastAPI app + Mangum behind the REST API."""

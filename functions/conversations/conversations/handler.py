@@ -1,0 +1,20 @@
+"""Lambda entry point: API Gateway (REST, v1 events) -> Mangum -> FastAPI. Wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+
+from conversations.app import build_app
+from oneai.logging import logger
+
+app = build_app()
+_asgi_handler = Mangum(app, lifespan="off")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _asgi_handler(event, context)  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""OneAI shared layer: settings, data access, auth, domain services and the web app factory."""

@@ -1,0 +1,124 @@
+"""Settings: one class, read once per container, overridable in tests.
+
+Locally every value comes from the environment. In AWS the secrets are not template literals: the
+function gets `ONEAI_SSM_PATH` (SSM Parameter Store SecureStrings under a path, named like the
+environment variables) and/or `ONEAI_SECRET_ID` (a Secrets Manager secret holding a JSON object with
+the same keys). Both are fetched through Powertools Parameters, which caches them across warm
+invocations; values found there win over the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The keys that may come from a secret store (same names as the environment variables).
+SECRET_KEYS = (
+    "DATABASE_URL",
+    "SUPABASE_JWT_SECRET",
+    "OPENROUTER_API_KEY",
+    "RAZORPAY_KEY_ID",
+    "RAZORPAY_KEY_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET",
+)
+SECRETS_MAX_AGE_SECONDS = 300
+
+DEV_JWT_SECRET = "oneai-local-dev-secret-change-me-0123456789"  # noqa: S105 - documented, dev only
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True, populate_by_name=True)
+
+    database_url: SecretStr | None = None
+    supabase_url: str = "http://127.0.0.1:54321"
+    supabase_jwt_secret: SecretStr | None = None
+    supabase_jwt_issuer: str | None = None
+    supabase_jwt_audience: str = "authenticated"
+    jwks_cache_seconds: int = 600
+
+    openrouter_api_key: SecretStr | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    openrouter_referer: str = "https://oneai.app"
+    openrouter_title: str = "OneAI"
+
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: SecretStr | None = None
+    razorpay_webhook_secret: SecretStr | None = None
+
+    port: int = 3000
+    # Dev mode provisions an unknown `sub` on first use; never set in AWS.
+    dev_mode: bool = Field(default=False, validation_alias="ONEAI_DEV_MODE")
+    share_url_base: str = Field(default="http://127.0.0.1:3000/shared", validation_alias="ONEAI_SHARE_URL_BASE")
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"], validation_alias="ONEAI_CORS_ORIGINS")
+    max_body_bytes: int = Field(default=256 * 1024, validation_alias="ONEAI_MAX_BODY_BYTES")
+    db_connect_timeout_seconds: int = 5
+    db_statement_timeout_ms: int = 10_000
+
+    @model_validator(mode="after")
+    def _default_issuer(self) -> Settings:
+        if self.supabase_jwt_issuer is None:
+            # frozen model: set once during validation
+            object.__setattr__(self, "supabase_jwt_issuer", f"{self.supabase_url.rstrip('/')}/auth/v1")
+        return self
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json"
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("DATABASE_URL is not configured")
+        return self.database_url.get_secret_value()
+
+
+def load_secret_values(environ: dict[str, str]) -> dict[str, Any]:
+    """Secrets from SSM (`ONEAI_SSM_PATH`) and Secrets Manager (`ONEAI_SECRET_ID`), cached by Powertools."""
+    values: dict[str, Any] = {}
+    ssm_path = environ.get("ONEAI_SSM_PATH")
+    secret_id = environ.get("ONEAI_SECRET_ID")
+    if ssm_path:
+        from aws_lambda_powertools.utilities import parameters
+
+        found = parameters.get_parameters(ssm_path, decrypt=True, max_age=SECRETS_MAX_AGE_SECONDS)
+        values.update({k.upper(): v for k, v in found.items() if k.upper() in SECRET_KEYS})
+    if secret_id:
+        from aws_lambda_powertools.utilities import parameters
+
+        raw = parameters.get_secret(secret_id, max_age=SECRETS_MAX_AGE_SECONDS)
+        document = json.loads(raw) if isinstance(raw, str) else json.loads(bytes(raw).decode())
+        values.update({k.upper(): v for k, v in document.items() if k.upper() in SECRET_KEYS})
+    return {k.lower(): v for k, v in values.items()}
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The settings of this container, built on first use and kept for warm invocations."""
+    global _current
+    if _current is None:
+        _current = Settings(**load_secret_values(dict(os.environ)))
+    return _current
+
+
+def reset_settings() -> None:
+    global _current
+    _current = None
+
+
+@contextmanager
+def override_settings(**changes: Any) -> Iterator[Settings]:
+    """Tests: swap the settings for a validated copy with `changes`, restore afterwards."""
+    global _current
+    original = get_settings()
+    _current = Settings(**{**original.model_dump(), **changes})
+    try:
+        yield _current
+    finally:
+        _current = original

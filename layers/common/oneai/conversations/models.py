@@ -1,0 +1,112 @@
+"""Typed shapes of conversations and messages: rows out of the data layer, inputs from the API."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+MAX_TITLE_CHARS = 200
+MAX_METADATA_BYTES = 16 * 1024
+MAX_MESSAGE_CHARS = 100_000
+MAX_SEARCH_CHARS = 200
+
+Role = Literal["user", "assistant", "system"]
+MessageStatus = Literal["complete", "incomplete", "error"]
+RevisionType = Literal["user_edit", "regeneration"]
+ExportFormat = Literal["json", "markdown", "txt"]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)]
+
+
+class Conversation(BaseModel):
+    id: UUID
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None
+    metadata: dict[str, Any]
+
+
+class Message(BaseModel):
+    id: UUID
+    conversation_id: UUID
+    role: Role
+    content: str
+    model_id: str
+    tokens_used: int | None
+    sequence_number: int
+    revision_number: int
+    revision_type: RevisionType | None
+    original_message_id: UUID | None
+    parent_message_id: UUID | None
+    is_latest: bool
+    status: MessageStatus
+    created_at: datetime
+
+
+class ConversationWithMessages(Conversation):
+    messages: list[Message]
+
+
+def _check_metadata_size(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
+    return value
+
+
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    metadata: dict[str, Any] | None = None
+
+    _metadata_size = field_validator("metadata")(_check_metadata_size)
+
+
+class ConversationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    metadata: dict[str, Any] | None = None
+
+    _metadata_size = field_validator("metadata")(_check_metadata_size)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ConversationUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of title, metadata")
+        return self
+
+
+class NewMessage(BaseModel):
+    """A message to write at the tip of a branch (used by the chat turn and by tests)."""
+
+    role: Role
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+    model_id: str = Field(min_length=1, max_length=200)
+    status: MessageStatus = "complete"
+    tokens_used: int | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class HistoryHit(BaseModel):
+    conversation_id: UUID
+    message_id: UUID
+    role: Role
+    snippet: str
+    model: str
+    created_at: datetime
+
+
+class ShareLink(BaseModel):
+    token: str
+    url: str
+
+
+class Export(BaseModel):
+    filename: str
+    media_type: str
+    body: bytes

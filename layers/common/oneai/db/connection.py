@@ -1,0 +1,203 @@
+"""One PostgreSQL connection per Lambda container, opened lazily and reused across warm invocations.
+
+Every unit of work is a transaction with an explicit scope:
+- `user_transaction(principal)`: role `authenticated` and the JWT claims set transaction-locally, so the
+  Row Level Security policies apply to our own queries exactly as they do to Supabase's API;
+- `anon_transaction()`: role `anon`, for public reads (shared links);
+- `service_transaction()`: role `service_role`, which bypasses RLS, for webhooks, sweeps and provisioning.
+
+The scope is set by the transaction's first statement, which also proves the connection is alive: if the
+server dropped it (idle timeout, failover, pooler restart), the connection is opened again and the
+statement retried once, because nothing has been done yet. `prepare_threshold=None` because Supabase's
+transaction pooler cannot keep prepared statements; only transaction-local settings are used for the
+same reason.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+
+from oneai.auth import Principal
+from oneai.config import Settings, get_settings
+from oneai.errors import ForbiddenError, UnauthorizedError, UnavailableError
+
+Connection = psycopg.Connection[DictRow]
+
+_SCOPE = sql.SQL(
+    "select set_config('role', {role}, true),"
+    " set_config('request.jwt.claims', {claims}, true),"
+    " set_config('request.jwt.claim.sub', {sub}, true),"
+    " set_config('request.jwt.claim.role', {role}, true),"
+    " set_config('statement_timeout', {timeout}, true)"
+)
+_USER_STATE = sql.SQL("select suspended_at from public.users where id = {sub}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    role: str
+    claims: str = "{}"
+    sub: str = ""
+
+    def statement(self, timeout_ms: int, *, check_user: bool) -> sql.Composed:
+        values = {
+            "role": sql.Literal(self.role),
+            "claims": sql.Literal(self.claims),
+            "sub": sql.Literal(self.sub),
+            "timeout": sql.Literal(f"{timeout_ms}ms"),
+        }
+        # One round trip: the scope, then (as that user, under RLS) the user's own row.
+        parts = [_SCOPE.format(**values)]
+        if check_user:
+            parts.append(_USER_STATE.format(sub=sql.Literal(self.sub)))
+        return sql.SQL("; ").join(parts)
+
+
+class Database:
+    def __init__(self, settings: Settings, *, provision_user: Callable[[Database, Principal], None] | None = None):
+        self._settings = settings
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        self._provisioned: set[UUID] = set()
+        # Dev mode only: create the users row of an unknown `sub` on first use.
+        self._provision_user = provision_user
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def _connect(self) -> Connection:
+        try:
+            return psycopg.connect(
+                self._settings.require_database_url(),
+                autocommit=False,
+                prepare_threshold=None,
+                row_factory=dict_row,
+                connect_timeout=self._settings.db_connect_timeout_seconds,
+                application_name="oneai",
+            )
+        except psycopg.OperationalError as exc:
+            raise UnavailableError("The database is unavailable") from exc
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+        return self._conn
+
+    def discard(self) -> None:
+        """Forget the connection (it is broken or the server dropped it); the next use reconnects."""
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        self.discard()
+
+    def backend_pid(self) -> int | None:
+        """The server process of the current connection (tests use it to drop the connection)."""
+        return None if self._conn is None or self._conn.closed else self._conn.info.backend_pid
+
+    @contextmanager
+    def _transaction(self, scope: _Scope, *, check_user: bool = False) -> Iterator[tuple[Connection, Any]]:
+        # One connection, one transaction at a time (the local server runs handlers in threads).
+        with self._lock:
+            conn, user_row = self._begin(scope, check_user)
+            try:
+                yield conn, user_row
+                conn.commit()
+            except psycopg.OperationalError as exc:
+                self.discard()
+                raise UnavailableError("The database is unavailable") from exc
+            except BaseException:
+                if conn.broken or conn.closed:
+                    self.discard()
+                else:
+                    conn.rollback()
+                raise
+
+    def _begin(self, scope: _Scope, check_user: bool) -> tuple[Connection, Any]:
+        statement = scope.statement(self._settings.db_statement_timeout_ms, check_user=check_user)
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                cursor = conn.execute(statement)
+                user_row = None
+                if check_user:
+                    cursor.nextset()
+                    user_row = cursor.fetchone()
+                return conn, user_row
+            except psycopg.OperationalError as exc:
+                # Nothing ran: safe to reconnect once and try again.
+                self.discard()
+                if attempt == 2:
+                    raise UnavailableError("The database is unavailable") from exc
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def user_transaction(self, principal: Principal) -> Iterator[Connection]:
+        """A transaction as this user, under RLS. Unknown users are 401, suspended ones 403."""
+        if self._provision_user is not None and principal.user_id not in self._provisioned:
+            self._provision_user(self, principal)
+            self._provisioned.add(principal.user_id)
+        scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
+        with self._transaction(scope, check_user=True) as (conn, user_row):
+            if user_row is None:
+                raise UnauthorizedError("Unknown user")
+            if user_row["suspended_at"] is not None:
+                raise ForbiddenError("This account is suspended")
+            yield conn
+
+    @contextmanager
+    def anon_transaction(self) -> Iterator[Connection]:
+        with self._transaction(_Scope(role="anon", claims=json.dumps({"role": "anon"}))) as (conn, _):
+            yield conn
+
+    @contextmanager
+    def service_transaction(self) -> Iterator[Connection]:
+        """Service work (webhooks, sweeps, provisioning): bypasses RLS, on purpose."""
+        with self._transaction(_Scope(role="service_role", claims=json.dumps({"role": "service_role"}))) as (
+            conn,
+            _,
+        ):
+            yield conn
+
+
+def provision_dev_user(db: Database, principal: Principal) -> None:
+    """Dev mode: create the auth.users row (the trigger creates users + free quotas, as on Supabase)."""
+    with db.service_transaction() as conn:
+        conn.execute(
+            "insert into auth.users (id, email, raw_app_meta_data, raw_user_meta_data)"
+            " values (%s, %s, %s, %s) on conflict (id) do nothing",
+            (
+                principal.user_id,
+                principal.email,
+                Jsonb(principal.claims.get("app_metadata") or {"provider": "email"}),
+                Jsonb(principal.claims.get("user_metadata") or {}),
+            ),
+        )
+
+
+_database: Database | None = None
+
+
+def get_database() -> Database:
+    """The container's database, rebuilt if the settings were swapped (tests)."""
+    global _database
+    settings = get_settings()
+    if _database is None or _database.settings is not settings:
+        if _database is not None:
+            _database.close()
+        _database = Database(settings, provision_user=provision_dev_user if settings.dev_mode else None)
+    return _database

@@ -1,0 +1,61 @@
+"""Domain errors. Each carries the HTTP status and code of API.md's error table; the web layer
+maps them to the one error envelope in one place (`oneai.web.errors`)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class OneAIError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    default_message: ClassVar[str] = "Something went wrong on our side"
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+class BadRequestError(OneAIError):
+    status, code, default_message = 400, "BAD_REQUEST", "The request could not be read"
+
+
+class UnauthorizedError(OneAIError):
+    status, code, default_message = 401, "UNAUTHORIZED", "A valid access token is required"
+
+
+class ForbiddenError(OneAIError):
+    status, code, default_message = 403, "FORBIDDEN", "You are not allowed to do this"
+
+
+class NotFoundError(OneAIError):
+    status, code, default_message = 404, "NOT_FOUND", "Not found"
+
+
+class ConflictError(OneAIError):
+    status, code, default_message = 409, "CONFLICT", "The request conflicts with the current state"
+
+
+class PayloadTooLargeError(OneAIError):
+    status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "The request body is too large"
+
+
+class ValidationError(OneAIError):
+    status, code, default_message = 422, "VALIDATION_ERROR", "The request is not valid"
+
+
+class QuotaExceededError(OneAIError):
+    status, code, default_message = 429, "QUOTA_EXCEEDED", "Your quota for this kind of message is used up"
+
+
+class RateLimitedError(OneAIError):
+    status, code, default_message = 429, "RATE_LIMITED", "Too many requests"
+
+
+class UpstreamError(OneAIError):
+    status, code, default_message = 502, "UPSTREAM_ERROR", "The model provider failed"
+
+
+class UnavailableError(OneAIError):
+    status, code, default_message = 503, "UNAVAILABLE", "The service is temporarily unavailable"

@@ -1,0 +1,93 @@
+"""The one error envelope, and the one place where every error becomes it.
+
+`{"error": {"code": "...", "message": "...", "details": {}}}` — a 5xx never carries a trace or a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from oneai.errors import (
+    BadRequestError,
+    NotFoundError,
+    OneAIError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    ValidationError,
+)
+from oneai.logging import logger
+
+_STATUS_ERRORS: dict[int, type[OneAIError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    404: NotFoundError,
+    405: NotFoundError,  # like API Gateway: an unknown method on a path is simply not there
+    413: PayloadTooLargeError,
+}
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["NOT_FOUND"])
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+def error_response(error: OneAIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorEnvelope(error=ErrorBody(code=error.code, message=error.message, details=error.details))
+    return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    # ("body", "title") -> "title"; ("query", "limit") -> "limit"
+    parts = [str(p) for p in location[1:]] if len(location) > 1 else [str(p) for p in location]
+    return ".".join(parts)
+
+
+def validation_error_from(exc: RequestValidationError) -> OneAIError:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return BadRequestError("The request body is not valid JSON")
+    if errors and all(e.get("loc", ("",))[0] == "path" for e in errors):
+        # A malformed id names nothing that exists.
+        return NotFoundError()
+    fields = [
+        {"field": _field_path(tuple(e.get("loc", ()))), "message": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors
+    ]
+    return ValidationError("The request is not valid", details={"errors": fields})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, OneAIError)
+        if exc.status >= 500:
+            logger.warning("request failed", extra={"error_code": exc.code, "status": exc.status})
+        return error_response(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(validation_error_from(exc))
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error_type = _STATUS_ERRORS.get(exc.status_code, OneAIError)
+        return error_response(error_type(), headers=getattr(exc, "headers", None))
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        return error_response(OneAIError())
+
+    app.add_exception_handler(OneAIError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,21 @@
+"""An embedded PostgreSQL (the `pgserver` package) for `make dev` and tests when DATABASE_URL is unset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT / ".oneai" / "pgdata"
+
+
+def start_embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[str, Any]:
+    """Start (or reuse) the server in `data_dir`; returns its admin URL and the server handle.
+
+    The handle must be kept alive: pgserver stops the server when the last handle is dropped.
+    """
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    return server.get_uri(), server
