@@ -69,3 +69,6 @@ grant usage on schema public to anon, authenticated, service_role;
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+
+-- Dev mode provisions unknown users the way Supabase Auth does: a row in auth.users.
+grant select, insert, update on auth.users to service_role;

@@ -1,0 +1,137 @@
+"""`make dev`: migrate a database, then serve every route of template.yaml on http://127.0.0.1:$PORT.
+
+PostgreSQL is `DATABASE_URL` when set, else an embedded server under `.oneai/pgdata`. Secrets come from
+the environment only (never from SSM: `ONEAI_SSM_PATH` is not set here), with dev defaults for the
+JWT secret and dev mode. Restart after changing code: handlers are imported once, like in a container.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
+from local.server import LocalApiGateway, cors_from_template
+from local.template_routes import Route, list_functions, list_routes, load_template, rest_api_settings
+
+# Environment entries of the template that must not leak into the local process: they point at AWS.
+_AWS_ONLY_ENV = frozenset({"ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "AWS_LAMBDA_EXEC_WRAPPER"})
+
+
+def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
+    """Dev defaults; anything already set in the environment wins."""
+    from oneai.config import DEV_JWT_SECRET
+
+    os.environ.setdefault("ONEAI_DEV_MODE", "1")
+    os.environ.setdefault("SUPABASE_JWT_SECRET", DEV_JWT_SECRET)
+    os.environ.setdefault("SUPABASE_URL", LOCAL_SUPABASE_URL)
+    os.environ.setdefault("ONEAI_SHARE_URL_BASE", f"http://127.0.0.1:{port}/shared")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
+    # One process hosts every function, so their literal template variables share one environment.
+    for function in list_functions(template):
+        for name, value in function.environment.items():
+            if name not in _AWS_ONLY_ENV and not name.startswith("AWS_LWA_"):
+                os.environ.setdefault(name, value)
+
+
+def redact(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def is_supabase_host(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host.endswith((".supabase.co", ".supabase.com"))
+
+
+def prepare_database() -> tuple[str, Any]:
+    """The database URL (exported as DATABASE_URL for the handlers) and a handle to keep alive."""
+    handle: Any = None
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        from local.embedded_pg import start_embedded_postgres
+
+        print("starting the embedded PostgreSQL under .oneai/pgdata ...", flush=True)
+        url, handle = start_embedded_postgres()
+        os.environ["DATABASE_URL"] = url
+    if is_supabase_host(url):
+        # The local auth shim must never reach Supabase; migrate it on purpose (see README).
+        print("DATABASE_URL is a Supabase project: not migrating it from `make dev`.", flush=True)
+    else:
+        from oneai.db.migrate import migrate
+
+        applied = migrate(url, local_shim=True)
+        print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""), flush=True)
+    return url, handle
+
+
+def dev_token() -> str:
+    from oneai.auth import mint_dev_token
+    from oneai.config import Settings
+
+    settings = Settings()
+    if settings.supabase_jwt_secret is None:
+        raise RuntimeError("SUPABASE_JWT_SECRET is empty")
+    return mint_dev_token(
+        DEV_USER_ID,
+        secret=settings.supabase_jwt_secret.get_secret_value(),
+        issuer=str(settings.supabase_jwt_issuer),
+        email=DEV_USER_EMAIL,
+    )
+
+
+def banner(base_url: str, database_url: str, routes: list[Route], token: str) -> str:
+    width = max(len(r.method) for r in routes) if routes else 0
+    lines = [
+        "",
+        f"OneAI local API   {base_url}",
+        f"  database        {redact(database_url)}",
+        f"  routes          {len(routes)} from template.yaml",
+        *(f"    {r.method:<{width}} {r.path}  -> {r.function_id}" for r in routes),
+        f"  dev user        {DEV_USER_ID} <{DEV_USER_EMAIL}>",
+        "  token (7 days, signed with SUPABASE_JWT_SECRET):",
+        f"export ONEAI_TOKEN={token}",
+        f'curl -H "Authorization: Bearer $ONEAI_TOKEN" {base_url}/conversations',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("oneai").setLevel(logging.INFO)
+    port = int(os.environ.get("PORT") or DEFAULT_PORT)
+    template = load_template()
+    apply_dev_environment(port, template)
+    database_url, pg_handle = prepare_database()
+
+    api = rest_api_settings(template)
+    routes = list_routes(template)
+    app = LocalApiGateway(
+        routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    print(banner(base_url, database_url, routes, dev_token()), flush=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it still runs the atexit
+    # hooks, and with them the embedded PostgreSQL's stop.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, lifespan="on", log_level="info")
+    finally:
+        del pg_handle  # the embedded server stops with its last handle
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

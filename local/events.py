@@ -1,0 +1,168 @@
+"""Sample API Gateway events, one per route of template.yaml, for `sam local invoke -e` and for tests.
+
+    python -m local.events --write   # (re)write events/<function>/<event-name>.json
+    python -m local.events --check   # exit 1 when the files differ from what --write would write
+
+The events come from the same builder as the local server (`local.apigw.build_rest_event`), for a
+request to `make dev` on port 3000. Everything in them is fixed (ids, times, the token), so the files
+change only when the template or the samples do. The bearer token is signed with the dev JWT secret
+for the dev user and expires 2099-01-01: it works only against a dev database and a function that
+runs with SUPABASE_JWT_SECRET set to the dev secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
+from local.apigw import HttpRequest, build_rest_event
+from local.template_routes import REPO_ROOT, Route, list_routes, load_template, path_param, rest_api_settings
+
+EVENTS_DIR = REPO_ROOT / "events"
+SAMPLE_CONVERSATION_ID = "11111111-1111-4111-8111-111111111111"
+SAMPLE_MESSAGE_ID = "22222222-2222-4222-8222-222222222222"
+SAMPLE_SHARE_TOKEN = "c2FtcGxlLXNoYXJlLXRva2Vu"  # noqa: S105 - a sample path value, not a secret
+SAMPLE_PATH_PARAMETERS = {
+    "id": SAMPLE_CONVERSATION_ID,
+    "message_id": SAMPLE_MESSAGE_ID,
+    "token": SAMPLE_SHARE_TOKEN,
+}
+
+TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
+TOKEN_EXPIRES_AT = 4070908800  # 2099-01-01T00:00:00Z
+REQUEST_TIME_EPOCH_MS = 1735732800000  # 2025-01-01T12:00:00Z
+SAMPLE_SESSION_ID = "33333333-3333-4333-8333-333333333333"
+
+
+@dataclass(frozen=True)
+class Sample:
+    query: str = ""
+    body: object | None = None  # JSON-encoded into the request body
+    public: bool = False  # no Authorization header (a route that needs none)
+
+
+# Realistic inputs per template event; a route without an entry gets a bare authenticated request.
+SAMPLES: dict[str, Sample] = {
+    "ListConversations": Sample(query="limit=20&q=lisbon"),
+    "CreateConversation": Sample(body={"title": "Trip to Lisbon", "metadata": {"pinned": False}}),
+    "GetConversationsOpenApi": Sample(public=True),
+    "UpdateConversation": Sample(body={"title": "Lisbon in three days", "metadata": {"pinned": True}}),
+    "ListMessages": Sample(query="limit=50"),
+    "ExportConversation": Sample(query="format=markdown"),
+    "GetSharedConversation": Sample(public=True),
+    "SearchChatHistory": Sample(query="q=tram%2028&model=openai%2Fgpt-4o-mini&limit=20"),
+}
+
+
+def sample_token() -> str:
+    """The dev user's token, identical on every run (fixed times and session id)."""
+    from oneai.auth import mint_dev_token
+    from oneai.config import DEV_JWT_SECRET
+
+    return mint_dev_token(
+        DEV_USER_ID,
+        secret=DEV_JWT_SECRET,
+        issuer=f"{LOCAL_SUPABASE_URL}/auth/v1",
+        email=DEV_USER_EMAIL,
+        extra_claims={
+            "iat": TOKEN_ISSUED_AT,
+            "exp": TOKEN_EXPIRES_AT,
+            "amr": [{"method": "password", "timestamp": TOKEN_ISSUED_AT}],
+            "session_id": SAMPLE_SESSION_ID,
+        },
+    )
+
+
+def event_file_name(event_name: str) -> str:
+    """`ListConversations` -> `list-conversations.json`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", event_name).lower() + ".json"
+
+
+def sample_path(route: Route) -> tuple[str, dict[str, str]]:
+    """The route's path with sample values for its parameters, and those parameters."""
+    params: dict[str, str] = {}
+    parts: list[str] = []
+    for segment in route.segments:
+        param = path_param(segment)
+        if param is None:
+            parts.append(segment)
+            continue
+        value = SAMPLE_PATH_PARAMETERS.get(param[0], "sample")
+        params[param[0]] = value
+        parts.append(value)
+    return "/" + "/".join(parts), params
+
+
+def sample_event(route: Route, *, stage: str, token: str) -> dict[str, object]:
+    sample = SAMPLES.get(route.event_name, Sample())
+    path, params = sample_path(route)
+    headers = [
+        ("Host", f"127.0.0.1:{DEFAULT_PORT}"),
+        ("User-Agent", "curl/8.5.0"),
+        ("Accept", "application/json"),
+    ]
+    body = b""
+    if sample.body is not None:
+        body = json.dumps(sample.body).encode()
+        headers.append(("Content-Type", "application/json"))
+    if not sample.public:
+        headers.append(("Authorization", f"Bearer {token}"))
+    headers += [
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Forwarded-Port", str(DEFAULT_PORT)),
+        ("X-Forwarded-Proto", "http"),
+    ]
+    request = HttpRequest(method=route.method, path=path, query_string=sample.query, headers=headers, body=body)
+    return build_rest_event(
+        request,
+        resource=route.path,
+        path_parameters=params,
+        stage=stage,
+        request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:{route.function_id}:{route.event_name}")),
+        time_epoch_ms=REQUEST_TIME_EPOCH_MS,
+    )
+
+
+def render_all() -> dict[Path, str]:
+    """Every events file as it should be on disk, keyed by path."""
+    template = load_template()
+    stage = rest_api_settings(template).stage
+    token = sample_token()
+    files: dict[Path, str] = {}
+    for route in list_routes(template):
+        if route.method == "ANY":
+            continue  # nothing to sample without a concrete method
+        path = EVENTS_DIR / route.function.events_dir_name / event_file_name(route.event_name)
+        files[path] = json.dumps(sample_event(route, stage=stage, token=token), indent=2) + "\n"
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.events", description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="write the events files")
+    mode.add_argument("--check", action="store_true", help="exit 1 if any events file is missing or differs")
+    args = parser.parse_args(argv)
+
+    files = render_all()
+    if args.write:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+                print(f"wrote {path.relative_to(REPO_ROOT)}")
+        return 0
+    stale = [p for p, text in files.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    for path in stale:
+        print(f"out of date: {path.relative_to(REPO_ROOT)} (run `python -m local.events --write`)")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
