@@ -134,7 +134,9 @@ create table public.conversations (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   last_message_at timestamptz,
-  metadata jsonb not null default '{}'::jsonb
+  metadata jsonb not null default '{}'::jsonb,
+  -- Target of the (conversation_id, user_id) foreign keys: a message or link has its conversation's user.
+  constraint conversations_id_user unique (id, user_id)
 );
 
 -- Lists are "newest activity first": every new message and every edit bumps updated_at.
@@ -144,7 +146,7 @@ create trigger conversations_set_updated_at before update on public.conversation
 
 create table public.chat_messages (
   id uuid primary key default gen_random_uuid(),
-  conversation_id uuid not null references public.conversations (id) on delete cascade,
+  conversation_id uuid not null,
   user_id uuid not null references public.users (id) on delete cascade,
   role text not null check (role in ('user', 'assistant', 'system')),
   content text not null,
@@ -165,13 +167,17 @@ create table public.chat_messages (
   search_vector tsvector generated always as (to_tsvector('simple'::regconfig, content)) stored,
   created_at timestamptz not null default now(),
   constraint unique_revision_sequence unique (original_message_id, revision_number),
-  constraint revision_type_matches check ((revision_number = 0) = (revision_type is null))
+  constraint revision_type_matches check ((revision_number = 0) = (revision_type is null)),
+  constraint chat_messages_conversation foreign key (conversation_id, user_id)
+    references public.conversations (id, user_id) on delete cascade
 );
 
--- The plan's UNIQUE (conversation_id, sequence_number) holds only among the current branch.
--- This index is also what loads a conversation's current state in one ordered scan.
+-- The plan's UNIQUE (conversation_id, sequence_number) holds only among the current branch (user_id is
+-- fixed per conversation by the foreign key, so it does not weaken the rule). With user_id in the key,
+-- the RLS filter is an index condition too, and loading a conversation's current state is one ordered
+-- scan of this index, whatever the planner guesses about the caller's share of rows.
 create unique index idx_chat_messages_latest_seq
-  on public.chat_messages (conversation_id, sequence_number) where is_latest;
+  on public.chat_messages (conversation_id, user_id, sequence_number) where is_latest;
 create unique index idx_chat_messages_position_revision
   on public.chat_messages (conversation_id, sequence_number, revision_number);
 create index idx_chat_messages_parent on public.chat_messages (parent_message_id);
@@ -236,12 +242,14 @@ create table public.processed_webhook_events (
 
 create table public.share_links (
   id uuid primary key default gen_random_uuid(),
-  conversation_id uuid not null references public.conversations (id) on delete cascade,
+  conversation_id uuid not null,
   user_id uuid not null references public.users (id) on delete cascade,
   token text not null unique,
   snapshot jsonb not null,
   created_at timestamptz not null default now(),
-  revoked_at timestamptz
+  revoked_at timestamptz,
+  constraint share_links_conversation foreign key (conversation_id, user_id)
+    references public.conversations (id, user_id) on delete cascade
 );
 
 create unique index idx_share_links_active on public.share_links (conversation_id) where revoked_at is null;
@@ -328,6 +336,61 @@ as $$
   where s.token = p_token and s.revoked_at is null
 $$;
 
+-- Full-text search over the caller's own current messages. Under RLS the planner may not use the GIN
+-- index for `@@` (the operator is not leakproof, so it must run after the policy filter); this function
+-- runs as its owner and applies the same rule itself, `user_id = auth.uid()`, so the index is usable.
+create function public.search_chat_history(
+  p_query text,
+  p_model text,
+  p_from timestamptz,
+  p_to timestamptz,
+  p_after_created timestamptz,
+  p_after_id uuid,
+  p_limit integer
+)
+returns table (
+  conversation_id uuid, message_id uuid, role text, model text, created_at timestamptz, snippet text
+)
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+declare
+  caller uuid := auth.uid();
+  query tsquery;
+begin
+  if caller is null then
+    return;
+  end if;
+  if p_query is null then
+    return query
+      select m.conversation_id, m.id, m.role, m.model_id, m.created_at, left(m.content, 200)
+      from public.chat_messages m
+      where m.user_id = caller and m.is_latest
+        and (p_model is null or m.model_id = p_model)
+        and (p_from is null or m.created_at >= p_from)
+        and (p_to is null or m.created_at < p_to)
+        and (p_after_created is null or (m.created_at, m.id) < (p_after_created, p_after_id))
+      order by m.created_at desc, m.id desc
+      limit p_limit;
+    return;
+  end if;
+  query := websearch_to_tsquery('simple'::regconfig, p_query);
+  return query
+    select m.conversation_id, m.id, m.role, m.model_id, m.created_at,
+           ts_headline('simple'::regconfig, m.content, query,
+                       'StartSel="",StopSel="",MaxWords=30,MinWords=10,MaxFragments=1')
+    from public.chat_messages m
+    where m.search_vector @@ query and m.user_id = caller and m.is_latest
+      and (p_model is null or m.model_id = p_model)
+      and (p_from is null or m.created_at >= p_from)
+      and (p_to is null or m.created_at < p_to)
+      and (p_after_created is null or (m.created_at, m.id) < (p_after_created, p_after_id))
+    order by m.created_at desc, m.id desc
+    limit p_limit;
+end
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Privileges and Row Level Security. Supabase grants the API roles everything by default;
 -- take that back and grant exactly what each role may do.
@@ -337,6 +400,8 @@ revoke execute on all functions in schema public from public, anon, authenticate
 
 grant select on public.tier_quota_limits to anon, authenticated;
 grant execute on function public.shared_conversation_snapshot(text) to anon, authenticated;
+grant execute on function public.search_chat_history(text, text, timestamptz, timestamptz, timestamptz, uuid, integer)
+  to authenticated;
 grant execute on function public.next_quota_reset(text, timestamptz) to authenticated;
 
 alter table public.users enable row level security;
@@ -374,6 +439,9 @@ grant select, insert, update, delete on public.conversations, public.chat_messag
   to authenticated;
 create policy conversations_own on public.conversations for all to authenticated
   using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+-- Reading: the (conversation_id, user_id) foreign keys tie a message or link to a conversation of the
+-- same user, so owning the row means owning its conversation. Writing: the conversation is checked in
+-- the policy itself, before any unique index could answer for someone else's conversation.
 create policy chat_messages_own on public.chat_messages for all to authenticated
   using (user_id = (select auth.uid()))
   with check (

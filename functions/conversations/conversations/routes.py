@@ -153,7 +153,6 @@ def search_history(
     with db.user_transaction(principal) as conn:
         return service.search_history(
             conn,
-            principal.user_id,
             query=q,
             model=model,
             created_from=from_,

@@ -33,7 +33,7 @@ DEV_JWT_SECRET = "oneai-local-dev-secret-change-me-0123456789"  # noqa: S105 - d
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
 
     database_url: SecretStr | None = None
     supabase_url: str = "http://127.0.0.1:54321"
@@ -117,8 +117,15 @@ def override_settings(**changes: Any) -> Iterator[Settings]:
     """Tests: swap the settings for a validated copy with `changes`, restore afterwards."""
     global _current
     original = get_settings()
-    _current = Settings(**{**original.model_dump(), **changes})
+    # Settings take their aliased fields only by alias (ONEAI_DEV_MODE, not DEV_MODE), in code too.
+    values = {_input_name(name): value for name, value in {**original.model_dump(), **changes}.items()}
+    _current = Settings(**values)
     try:
         yield _current
     finally:
         _current = original
+
+
+def _input_name(field_name: str) -> str:
+    alias = Settings.model_fields[field_name].validation_alias
+    return alias if isinstance(alias, str) else field_name

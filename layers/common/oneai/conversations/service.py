@@ -194,7 +194,6 @@ def regenerate_message(
 
 def search_history(
     conn: Connection,
-    user_id: UUID,
     *,
     query: str | None,
     model: str | None,
@@ -208,7 +207,6 @@ def search_history(
         after = (keys["created_at"], keys["id"])
     rows = repo.search_history(
         conn,
-        user_id=user_id,
         query=query.strip() or None if query else None,
         model=model,
         created_from=created_from,

@@ -114,21 +114,10 @@ SELECT_BRANCH = """
 update public.chat_messages set is_latest = true, selected_at = clock_timestamp()
 where conversation_id = %s and id = any(%s)"""
 
+# Runs the search function (see the migration: it keeps the full-text index usable under RLS).
 SEARCH_HISTORY = """
-select m.conversation_id, m.id as message_id, m.role, m.model_id as model, m.created_at,
-  case when %(query)s::text is null then left(m.content, 200)
-       else ts_headline('simple', m.content, websearch_to_tsquery('simple', %(query)s),
-                        'StartSel="",StopSel="",MaxWords=30,MinWords=10,MaxFragments=1')
-  end as snippet
-from public.chat_messages m
-where m.user_id = %(user_id)s and m.is_latest
-  and (%(query)s::text is null or m.search_vector @@ websearch_to_tsquery('simple', %(query)s))
-  and (%(model)s::text is null or m.model_id = %(model)s)
-  and (%(from)s::timestamptz is null or m.created_at >= %(from)s)
-  and (%(to)s::timestamptz is null or m.created_at < %(to)s)
-  and (%(after_created)s::timestamptz is null or (m.created_at, m.id) < (%(after_created)s, %(after_id)s::uuid))
-order by m.created_at desc, m.id desc
-limit %(limit)s"""
+select conversation_id, message_id, role, model, created_at, snippet
+from public.search_chat_history(%(query)s, %(model)s, %(from)s, %(to)s, %(after_created)s, %(after_id)s, %(limit)s)"""
 
 ACTIVE_SHARE = "select token from public.share_links where conversation_id = %s and revoked_at is null"
 INSERT_SHARE = """
@@ -266,7 +255,6 @@ def make_branch_current(conn: Connection, conversation_id: UUID, message_id: UUI
 def search_history(
     conn: Connection,
     *,
-    user_id: UUID,
     query: str | None,
     model: str | None,
     created_from: datetime | None,
@@ -275,7 +263,6 @@ def search_history(
     limit: int,
 ) -> list[HistoryHit]:
     params = {
-        "user_id": user_id,
         "query": query,
         "model": model,
         "from": created_from,

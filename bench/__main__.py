@@ -1,0 +1,44 @@
+"""Run the benchmarks in order and print their reports: `python -m bench [--quick] [name ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+from bench import current_branch, import_time
+
+BENCHMARKS: dict[str, Callable[..., None]] = {
+    "current_branch": current_branch.run,
+    "import_time": import_time.run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    parser.add_argument("names", nargs="*", metavar="name", help=f"run only these: {', '.join(BENCHMARKS)}")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    selected = args.names or list(BENCHMARKS)
+
+    started = time.perf_counter()
+    print(
+        f"OneAI benchmarks{' (quick)' if args.quick else ''}: Python {platform.python_version()},"
+        f" {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    for name in selected:
+        print()
+        BENCHMARKS[name](quick=args.quick)
+        sys.stdout.flush()
+    print(f"\nall benchmarks done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
