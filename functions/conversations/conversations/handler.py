@@ -10,9 +10,11 @@ from mangum import Mangum
 
 from conversations.app import build_app
 from oneai.logging import logger
+from oneai.runtime import freeze_startup_objects
 
 app = build_app()
 _asgi_handler = Mangum(app, lifespan="off")
+freeze_startup_objects()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

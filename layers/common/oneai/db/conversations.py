@@ -12,9 +12,12 @@ from uuid import UUID
 
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
+from pydantic import TypeAdapter
 
 from oneai.conversations.models import Conversation, HistoryHit, Message, NewMessage
 from oneai.db.connection import Connection
+
+MESSAGE_LIST = TypeAdapter(list[Message])
 
 CONVERSATION_COLUMNS = "id, title, created_at, updated_at, last_message_at, metadata"
 MESSAGE_COLUMNS = (
@@ -187,8 +190,10 @@ def current_branch(
     conn: Connection, conversation_id: UUID, *, after_seq: int = 0, limit: int | None = None
 ) -> list[Message]:
     params = {"conversation_id": conversation_id, "after_seq": after_seq, "limit": limit}
-    with conn.cursor(row_factory=class_row(Message)) as cur:
-        return cur.execute(CURRENT_BRANCH, params).fetchall()
+    # Branches can hold thousands of rows: binary results and one batch validation instead of a
+    # model constructor call per row (measured about twice as fast in bench/current_branch.py).
+    with conn.cursor(binary=True) as cur:
+        return MESSAGE_LIST.validate_python(cur.execute(CURRENT_BRANCH, params).fetchall())
 
 
 def get_message(conn: Connection, conversation_id: UUID, message_id: UUID) -> Message | None:
