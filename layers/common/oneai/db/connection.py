@@ -67,8 +67,11 @@ class _Scope:
 class Database:
     def __init__(self, settings: Settings, *, provision_user: Callable[[Database, Principal], None] | None = None):
         self._settings = settings
-        self._conn: Connection | None = None
-        self._lock = threading.Lock()
+        # One connection per thread: in Lambda that is one per container; under a local ASGI server
+        # (the streaming function) each worker thread gets its own, like separate containers would.
+        self._local = threading.local()
+        self._all: list[Connection] = []
+        self._all_lock = threading.Lock()
         self._provisioned: set[UUID] = set()
         # Dev mode only: create the users row of an unknown `sub` on first use.
         self._provision_user = provision_user
@@ -90,29 +93,48 @@ class Database:
         except psycopg.OperationalError as exc:
             raise UnavailableError("The database is unavailable") from exc
 
+    @property
+    def _conn(self) -> Connection | None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        return conn
+
     def _connection(self) -> Connection:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = self._connect()
-        return self._conn
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._all_lock:
+                self._all = [c for c in self._all if not c.closed] + [conn]
+        return conn
 
     def discard(self) -> None:
-        """Forget the connection (it is broken or the server dropped it); the next use reconnects."""
-        if self._conn is not None:
+        """Forget this thread's connection (broken or dropped by the server); the next use reconnects."""
+        conn = self._conn
+        if conn is not None:
             with suppress(psycopg.Error):
-                self._conn.close()
-        self._conn = None
+                conn.close()
+        self._local.conn = None
 
     def close(self) -> None:
-        self.discard()
+        """Close every connection this database opened, in any thread."""
+        with self._all_lock:
+            opened, self._all = self._all, []
+        for conn in opened:
+            with suppress(psycopg.Error):
+                conn.close()
+        self._local.conn = None
 
     def backend_pid(self) -> int | None:
-        """The server process of the current connection (tests use it to drop the connection)."""
-        return None if self._conn is None or self._conn.closed else self._conn.info.backend_pid
+        """The server process of this thread's connection (tests use it to drop the connection)."""
+        conn = self._conn
+        return None if conn is None or conn.closed else conn.info.backend_pid
 
     @contextmanager
     def _transaction(self, scope: _Scope, *, check_user: bool = False) -> Iterator[tuple[Connection, Any]]:
-        # One connection, one transaction at a time (the local server runs handlers in threads).
-        with self._lock:
+        if getattr(self._local, "in_transaction", False):
+            raise RuntimeError("transactions do not nest; pass the open connection down instead")
+        self._local.in_transaction = True
+        try:
             conn, user_row = self._begin(scope, check_user)
             try:
                 yield conn, user_row
@@ -126,6 +148,8 @@ class Database:
                 else:
                     conn.rollback()
                 raise
+        finally:
+            self._local.in_transaction = False
 
     def _begin(self, scope: _Scope, check_user: bool) -> tuple[Connection, Any]:
         statement = scope.statement(self._settings.db_statement_timeout_ms, check_user=check_user)
