@@ -9,11 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import current_branch, import_time
+from bench import current_branch, import_time, quota_reserve
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
     "current_branch": current_branch.run,
     "import_time": import_time.run,
+    "quota_reserve": quota_reserve.run,
 }
 
 

@@ -19,6 +19,7 @@ part). Its routes are still taken from the template. Such apps get no lifespan e
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
@@ -28,6 +29,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -277,7 +279,9 @@ class LocalApiGateway:
         self._asgi_apps: dict[str, AsgiApp] = {}
         self._load_errors: dict[str, str] = {}
         self._import_lock = threading.Lock()
-        self._invoke_lock = anyio.Lock()
+        # One thread per function, like one warm Lambda container: a handler always runs on the same
+        # thread (so it keeps one database connection) and one invocation at a time.
+        self._containers: dict[str, ThreadPoolExecutor] = {}
 
     # -- loading
 
@@ -384,14 +388,19 @@ class LocalApiGateway:
         context = LambdaContext(fn.logical_id, fn.memory_mb, fn.timeout_seconds)
         request_id = event["requestContext"]["requestId"]
         started = time.monotonic()
-        async with self._invoke_lock:
-            try:
-                result = await anyio.to_thread.run_sync(handler, event, context)
-            except Exception:
-                # The Lambda runtime would log this and API Gateway answer 502; the template maps that
-                # to the envelope below.
-                traceback.print_exc()
-                return error_response(502, "INTERNAL_ERROR", "Internal server error")
+        container = self._containers.get(fn.logical_id)
+        if container is None:
+            container = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=fn.logical_id, initializer=_give_thread_an_event_loop
+            )
+            self._containers[fn.logical_id] = container
+        try:
+            result = await asyncio.wrap_future(container.submit(handler, event, context))
+        except Exception:
+            # The Lambda runtime would log this and API Gateway answer 502; the template maps that
+            # to the envelope below.
+            traceback.print_exc()
+            return error_response(502, "INTERNAL_ERROR", "Internal server error")
         elapsed = time.monotonic() - started
         if elapsed > fn.timeout_seconds:
             logger.warning("%s took %.1f s, over its %d s timeout", fn.logical_id, elapsed, fn.timeout_seconds)
@@ -402,6 +411,11 @@ class LocalApiGateway:
             logger.error("%s returned a malformed proxy response: %s", fn.logical_id, exc)
             return error_response(502, "INTERNAL_ERROR", "Internal server error")
         return _finish_headers(response, request_id)
+
+
+def _give_thread_an_event_loop() -> None:
+    # Like the Lambda runtime's main thread: Mangum asks asyncio for the thread's current loop.
+    asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _finish_headers(response: HttpResponse, request_id: str) -> HttpResponse:

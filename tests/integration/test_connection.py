@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -78,7 +79,7 @@ def test_a_connection_killed_mid_transaction_is_a_503_and_nothing_of_it_is_kept(
     user = make_user()
     with pytest.raises(UnavailableError) as raised, db.user_transaction(user.principal) as conn:
         service.create_conversation(conn, user.id, ConversationCreate(title="lost"))
-        terminate(database_url, db.backend_pid())
+        terminate(database_url, conn.info.backend_pid)
         conn.execute("select 1")
     assert raised.value.status == 503
     # THEN the next request works and the half-done work is not there
@@ -235,9 +236,9 @@ def test_transaction_scopes_do_not_leak_into_the_next_transaction(db: Database, 
             "role": "anon",
             "uid": None,
         }
-    # AND outside any transaction scope the session itself holds none of those settings
-    raw = db._conn
-    assert raw is not None
+    # AND outside any transaction scope the session itself (the same connection, back in the pool)
+    # holds none of those settings
+    raw = conn
     try:
         session = raw.execute(
             "select current_user = session_user as own_role,"
@@ -247,3 +248,37 @@ def test_transaction_scopes_do_not_leak_into_the_next_transaction(db: Database, 
     finally:
         raw.rollback()
     assert session == {"own_role": True, "sub": "", "claims": ""}
+
+
+def test_one_request_at_a_time_reuses_one_connection_and_overlapping_ones_get_their_own(
+    db: Database, make_user: Any, database_url: str
+) -> None:
+    user = make_user()
+    # GIVEN requests one after another, as a Lambda container serves them: one connection, reused
+    used = set()
+    for _ in range(5):
+        with db.user_transaction(user.principal) as conn:
+            used.add(conn.info.backend_pid)
+    assert len(used) == 1
+    # WHEN six transactions overlap (threads of a local ASGI server)
+    barrier = threading.Barrier(6)
+    overlapping: set[int] = set()
+
+    def work() -> None:
+        with db.user_transaction(user.principal) as conn:
+            barrier.wait(timeout=10)
+            overlapping.add(conn.info.backend_pid)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN each had its own connection, and afterwards only a few stay open
+    assert len(overlapping) == 6
+    with psycopg.connect(database_url) as admin:
+        open_now = admin.execute(
+            "select count(*) from pg_stat_activity where application_name = 'oneai' and pid = any(%s)",
+            (list(overlapping | used),),
+        ).fetchone()
+    assert open_now is not None and open_now[0] <= 4

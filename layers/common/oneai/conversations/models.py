@@ -84,6 +84,8 @@ class ConversationUpdate(BaseModel):
 class NewMessage(BaseModel):
     """A message to write at the tip of a branch (used by the chat turn and by tests)."""
 
+    # Chosen up front when the id must be known before the row exists (a streamed reply announces it).
+    id: UUID | None = None
     role: Role
     content: str = Field(max_length=MAX_MESSAGE_CHARS)
     model_id: str = Field(min_length=1, max_length=200)

@@ -25,6 +25,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
@@ -65,13 +66,23 @@ class _Scope:
 
 
 class Database:
-    def __init__(self, settings: Settings, *, provision_user: Callable[[Database, Principal], None] | None = None):
+    """Connections for one container. In Lambda, invocations come one at a time, so this is one
+    connection, reused. Under a local ASGI server (or FastAPI's worker threads) transactions can overlap:
+    each takes an idle connection or opens one, and gives it back afterwards; at most `max_idle` stay open.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        provision_user: Callable[[Database, Principal], None] | None = None,
+        max_idle: int = 4,
+    ):
         self._settings = settings
-        # One connection per thread: in Lambda that is one per container; under a local ASGI server
-        # (the streaming function) each worker thread gets its own, like separate containers would.
-        self._local = threading.local()
-        self._all: list[Connection] = []
-        self._all_lock = threading.Lock()
+        self._idle: list[Connection] = []
+        self._idle_lock = threading.Lock()
+        self._max_idle = max_idle
+        self._in_transaction = threading.local()
         self._provisioned: set[UUID] = set()
         # Dev mode only: create the users row of an unknown `sub` on first use.
         self._provision_user = provision_user
@@ -93,68 +104,68 @@ class Database:
         except psycopg.OperationalError as exc:
             raise UnavailableError("The database is unavailable") from exc
 
-    @property
-    def _conn(self) -> Connection | None:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        return conn
+    def _take(self) -> Connection:
+        with self._idle_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not (conn.closed or conn.broken):
+                    return conn
+        return self._connect()
 
-    def _connection(self) -> Connection:
-        conn = self._conn
-        if conn is None or conn.closed or conn.broken:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._all_lock:
-                self._all = [c for c in self._all if not c.closed] + [conn]
-        return conn
-
-    def discard(self) -> None:
-        """Forget this thread's connection (broken or dropped by the server); the next use reconnects."""
-        conn = self._conn
-        if conn is not None:
-            with suppress(psycopg.Error):
-                conn.close()
-        self._local.conn = None
+    def _give_back(self, conn: Connection) -> None:
+        if conn.closed or conn.broken:
+            return
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                _close_quietly(conn)
+                return
+        with self._idle_lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        _close_quietly(conn)
 
     def close(self) -> None:
-        """Close every connection this database opened, in any thread."""
-        with self._all_lock:
-            opened, self._all = self._all, []
-        for conn in opened:
-            with suppress(psycopg.Error):
-                conn.close()
-        self._local.conn = None
+        """Close every idle connection (connections in use close when given back after this)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close_quietly(conn)
 
     def backend_pid(self) -> int | None:
-        """The server process of this thread's connection (tests use it to drop the connection)."""
-        conn = self._conn
+        """The server process of the connection the next transaction takes (tests drop it on purpose)."""
+        with self._idle_lock:
+            conn = self._idle[-1] if self._idle else None
         return None if conn is None or conn.closed else conn.info.backend_pid
 
     @contextmanager
     def _transaction(self, scope: _Scope, *, check_user: bool = False) -> Iterator[tuple[Connection, Any]]:
-        if getattr(self._local, "in_transaction", False):
+        if getattr(self._in_transaction, "active", False):
             raise RuntimeError("transactions do not nest; pass the open connection down instead")
-        self._local.in_transaction = True
+        self._in_transaction.active = True
         try:
             conn, user_row = self._begin(scope, check_user)
             try:
                 yield conn, user_row
                 conn.commit()
             except psycopg.OperationalError as exc:
-                self.discard()
+                _close_quietly(conn)
                 raise UnavailableError("The database is unavailable") from exc
             except BaseException:
-                if conn.broken or conn.closed:
-                    self.discard()
-                else:
+                if not (conn.broken or conn.closed):
                     conn.rollback()
                 raise
+            finally:
+                self._give_back(conn)
         finally:
-            self._local.in_transaction = False
+            self._in_transaction.active = False
 
     def _begin(self, scope: _Scope, check_user: bool) -> tuple[Connection, Any]:
         statement = scope.statement(self._settings.db_statement_timeout_ms, check_user=check_user)
         for attempt in (1, 2):
-            conn = self._connection()
+            conn = self._take()
             try:
                 cursor = conn.execute(statement)
                 user_row = None
@@ -163,10 +174,13 @@ class Database:
                     user_row = cursor.fetchone()
                 return conn, user_row
             except psycopg.OperationalError as exc:
-                # Nothing ran: safe to reconnect once and try again.
-                self.discard()
+                # Nothing ran: the server dropped this connection. Safe to reconnect once and retry.
+                _close_quietly(conn)
                 if attempt == 2:
                     raise UnavailableError("The database is unavailable") from exc
+            except BaseException:
+                self._give_back(conn)
+                raise
         raise AssertionError("unreachable")
 
     @contextmanager
@@ -196,6 +210,11 @@ class Database:
             _,
         ):
             yield conn
+
+
+def _close_quietly(conn: Connection) -> None:
+    with suppress(psycopg.Error):
+        conn.close()
 
 
 def provision_dev_user(db: Database, principal: Principal) -> None:

@@ -26,7 +26,8 @@ MESSAGE_COLUMNS = (
 )
 
 INSERT_CONVERSATION = f"""
-insert into public.conversations (user_id, title, metadata) values (%s, %s, %s)
+insert into public.conversations (id, user_id, title, metadata)
+values (coalesce(%s, gen_random_uuid()), %s, %s, %s)
 returning {CONVERSATION_COLUMNS}"""
 
 GET_CONVERSATION = f"select {CONVERSATION_COLUMNS} from public.conversations where id = %s"
@@ -57,6 +58,13 @@ where conversation_id = %(conversation_id)s and is_latest and sequence_number > 
 order by sequence_number
 limit %(limit)s"""
 
+# The newest part of the current branch up to a position, newest first (the model's context).
+RECENT_BRANCH = f"""
+select {MESSAGE_COLUMNS} from public.chat_messages
+where conversation_id = %(conversation_id)s and is_latest and sequence_number <= %(up_to)s
+order by sequence_number desc
+limit %(limit)s"""
+
 GET_MESSAGE = f"select {MESSAGE_COLUMNS} from public.chat_messages where conversation_id = %s and id = %s"
 
 BRANCH_TIP = f"""
@@ -82,9 +90,9 @@ where conversation_id = %s and is_latest and sequence_number >= %s"""
 
 INSERT_MESSAGE = f"""
 insert into public.chat_messages (
-  conversation_id, user_id, role, content, model_id, tokens_used, sequence_number, parent_message_id,
+  id, conversation_id, user_id, role, content, model_id, tokens_used, sequence_number, parent_message_id,
   original_message_id, revision_number, revision_type, status, metadata)
-values (%(conversation_id)s, %(user_id)s, %(role)s, %(content)s, %(model_id)s, %(tokens_used)s,
+values (coalesce(%(id)s, gen_random_uuid()), %(conversation_id)s, %(user_id)s, %(role)s, %(content)s, %(model_id)s, %(tokens_used)s,
         %(sequence_number)s, %(parent_message_id)s, %(original_message_id)s, %(revision_number)s,
         %(revision_type)s, %(status)s, %(metadata)s)
 returning {MESSAGE_COLUMNS}"""
@@ -132,10 +140,15 @@ SHARED_SNAPSHOT = "select public.shared_conversation_snapshot(%s) as snapshot"
 
 
 def insert_conversation(
-    conn: Connection, *, user_id: UUID, title: str | None, metadata: dict[str, Any]
+    conn: Connection,
+    *,
+    user_id: UUID,
+    title: str | None,
+    metadata: dict[str, Any],
+    conversation_id: UUID | None = None,
 ) -> Conversation:
     with conn.cursor(row_factory=class_row(Conversation)) as cur:
-        row = cur.execute(INSERT_CONVERSATION, (user_id, title, Jsonb(metadata))).fetchone()
+        row = cur.execute(INSERT_CONVERSATION, (conversation_id, user_id, title, Jsonb(metadata))).fetchone()
     assert row is not None
     return row
 
@@ -196,6 +209,15 @@ def current_branch(
         return MESSAGE_LIST.validate_python(cur.execute(CURRENT_BRANCH, params).fetchall())
 
 
+def recent_branch(conn: Connection, conversation_id: UUID, *, up_to: int, limit: int) -> list[Message]:
+    """The last `limit` messages of the current branch up to position `up_to`, oldest first."""
+    params = {"conversation_id": conversation_id, "up_to": up_to, "limit": limit}
+    with conn.cursor(binary=True) as cur:
+        newest_first = MESSAGE_LIST.validate_python(cur.execute(RECENT_BRANCH, params).fetchall())
+    newest_first.reverse()
+    return newest_first
+
+
 def get_message(conn: Connection, conversation_id: UUID, message_id: UUID) -> Message | None:
     with conn.cursor(row_factory=class_row(Message)) as cur:
         return cur.execute(GET_MESSAGE, (conversation_id, message_id)).fetchone()
@@ -229,6 +251,7 @@ def insert_message_at(
     if revision_number > 0:
         revision_type = "user_edit" if message.role == "user" else "regeneration"
     params = {
+        "id": message.id,
         "conversation_id": conversation_id,
         "user_id": user_id,
         "role": message.role,

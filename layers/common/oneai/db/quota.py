@@ -14,7 +14,9 @@ from pydantic import BaseModel
 from oneai.db.connection import Connection
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
 
-STATE_COLUMNS = "quota_key, used_count, quota_limit, reset_frequency, last_reset_at, next_reset_at, subscription_tier"
+STATE_COLUMNS = (
+    "quota_key, used_count, quota_limit, reset_frequency, last_reset_at, next_reset_at, subscription_tier"
+)
 
 # One conditional UPDATE (a due reset applied, the limit in its WHERE); a refusal is a row too.
 RESERVE_QUOTA = f"select {STATE_COLUMNS}, admitted from oneai_private.reserve_quota(%s, %s)"

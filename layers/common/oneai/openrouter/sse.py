@@ -129,9 +129,8 @@ class SSEDecoder:
         elif name == "id":
             if "\0" not in value:
                 self._last_event_id = value
-        elif name == "retry":
-            if value.isascii() and value.isdigit():
-                self._retry = int(value)
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
         # any other field name is ignored
 
     def _dispatch(self, items: list[SSEItem]) -> None:

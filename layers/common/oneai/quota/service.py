@@ -90,8 +90,8 @@ def reserve(conn: Connection, quota_key: QuotaKey, units: int = 1) -> Reservatio
                 "tier": outcome.subscription_tier,
             },
         )
-    # An admitted reserve always updated a real row: its window and next reset exist.
-    assert outcome.last_reset_at is not None and outcome.next_reset_at is not None
+    if outcome.last_reset_at is None or outcome.next_reset_at is None:  # an admitted reserve updated a row
+        raise RuntimeError("reserve_quota admitted without a quota window")
     return Reservation(
         quota_key=outcome.quota_key,
         units=units,

@@ -54,7 +54,9 @@ TIERS: Final[Mapping[TierName, Tier]] = MappingProxyType(
     {
         "free": Tier(name="free", display_name="Free", price=0, quotas=_quotas(100, 20, 5)),
         "pro": Tier(name="pro", display_name="Pro", price=999, quotas=_quotas(500, 100, 10)),
-        "enterprise": Tier(name="enterprise", display_name="Enterprise", price=None, quotas=_quotas(5000, 1000, 100)),
+        "enterprise": Tier(
+            name="enterprise", display_name="Enterprise", price=None, quotas=_quotas(5000, 1000, 100)
+        ),
     }
 )
 

@@ -1,0 +1,98 @@
+"""The models OneAI offers: each maps to one quota key and the tiers that may use it.
+
+OpenRouter's `/models` supplies the rest (name, context length, prices, modalities); a model offered here
+but missing upstream is not listed (it cannot be served), and upstream models not offered here are not
+shown at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from pydantic import BaseModel
+
+from oneai.errors import ForbiddenError, ValidationError
+from oneai.openrouter.catalog import OpenRouterModel
+from oneai.quota.tiers import TIER_NAMES, QuotaKey, TierName
+
+ALL_TIERS: Final = frozenset(TIER_NAMES)
+PAID_TIERS: Final[frozenset[TierName]] = frozenset({"pro", "enterprise"})
+DEFAULT_CONTEXT_LENGTH: Final = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedModel:
+    model_id: str
+    quota_key: QuotaKey
+    tiers: frozenset[TierName]
+
+
+OFFERED_MODELS: Final[tuple[OfferedModel, ...]] = (
+    OfferedModel("openai/gpt-4o-mini", "small_messages", ALL_TIERS),
+    OfferedModel("google/gemini-2.5-flash", "small_messages", ALL_TIERS),
+    OfferedModel("anthropic/claude-3.5-haiku", "small_messages", ALL_TIERS),
+    OfferedModel("meta-llama/llama-3.3-70b-instruct", "small_messages", ALL_TIERS),
+    OfferedModel("openai/gpt-4o", "large_messages", ALL_TIERS),
+    OfferedModel("anthropic/claude-sonnet-4", "large_messages", PAID_TIERS),
+    OfferedModel("anthropic/claude-opus-4", "large_messages", frozenset({"enterprise"})),
+    OfferedModel("google/gemini-2.5-flash-image-preview", "image_generation", ALL_TIERS),
+    # Served only by the offline stand-in of `make dev` (it is not in OpenRouter's real list).
+    OfferedModel("oneai/offline", "small_messages", ALL_TIERS),
+)
+_BY_ID: Final = {m.model_id: m for m in OFFERED_MODELS}
+
+
+class ModelPrices(BaseModel):
+    prompt: Decimal | None
+    completion: Decimal | None
+
+
+class ModelListing(BaseModel):
+    """One item of `GET /chat/models`."""
+
+    id: str
+    name: str
+    context_length: int | None
+    pricing: ModelPrices
+    modalities: list[str]
+    quota_key: QuotaKey
+    available: bool
+
+
+def offered_model(model_id: str, tier: str) -> OfferedModel:
+    """The offered model, if the tier may use it: unknown is 422, outside the tier is 403."""
+    offered = _BY_ID.get(model_id)
+    if offered is None:
+        raise ValidationError(
+            "This model is not offered",
+            details={"errors": [{"field": "model", "message": f"not an offered model: {model_id}"}]},
+        )
+    if tier not in offered.tiers:
+        raise ForbiddenError(
+            "Your plan does not include this model",
+            details={"model": model_id, "tier": tier, "tiers": sorted(offered.tiers)},
+        )
+    return offered
+
+
+def listings(upstream: list[OpenRouterModel], tier: str) -> list[ModelListing]:
+    by_id = {m.id: m for m in upstream}
+    items = []
+    for offered in OFFERED_MODELS:
+        model = by_id.get(offered.model_id)
+        if model is None:
+            continue
+        items.append(
+            ModelListing(
+                id=model.id,
+                name=model.name,
+                context_length=model.context_length,
+                pricing=ModelPrices(prompt=model.pricing.prompt, completion=model.pricing.completion),
+                modalities=list(model.modalities),
+                quota_key=offered.quota_key,
+                available=tier in offered.tiers,
+            )
+        )
+    return items

@@ -1,0 +1,59 @@
+"""The AI SDK UI message stream (v1) as bytes: `data: {json}\\n\\n` events, then `data: [DONE]`.
+
+The AI SDK client rejects unknown keys in the parts it knows, so every part here carries exactly the
+keys of its type; everything of ours travels in `data-*` parts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+STREAM_HEADERS = {
+    "content-type": "text/event-stream",
+    "x-vercel-ai-ui-message-stream": "v1",
+    "cache-control": "no-cache",
+    "connection": "keep-alive",
+    # proxies (nginx-style) must not buffer the stream
+    "x-accel-buffering": "no",
+}
+TEXT_PART_ID = "t0"
+DONE = b"data: [DONE]\n\n"
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+def _event(part: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(part, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+def start(message_id: str) -> bytes:
+    return _event({"type": "start", "messageId": message_id})
+
+
+def data(name: str, payload: dict[str, Any], *, part_id: str | None = None) -> bytes:
+    """A custom `data-<name>` part; parts with the same id replace each other on the client."""
+    part: dict[str, Any] = {"type": f"data-{name}"}
+    if part_id is not None:
+        part["id"] = part_id
+    part["data"] = payload
+    return _event(part)
+
+
+def text_start(part_id: str = TEXT_PART_ID) -> bytes:
+    return _event({"type": "text-start", "id": part_id})
+
+
+def text_delta(delta: str, part_id: str = TEXT_PART_ID) -> bytes:
+    return _event({"type": "text-delta", "id": part_id, "delta": delta})
+
+
+def text_end(part_id: str = TEXT_PART_ID) -> bytes:
+    return _event({"type": "text-end", "id": part_id})
+
+
+def finish() -> bytes:
+    return _event({"type": "finish"})
+
+
+def error(text: str) -> bytes:
+    return _event({"type": "error", "errorText": text})
