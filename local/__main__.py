@@ -42,6 +42,19 @@ def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
                 os.environ.setdefault(name, value)
 
 
+def prepare_openrouter() -> Any:
+    """Without OPENROUTER_API_KEY, an offline model that speaks OpenRouter's protocol (a handle to keep)."""
+    if os.environ.get("OPENROUTER_API_KEY"):
+        return None
+    from local.fake_openrouter import DEFAULT_DEV_DELAY, OFFLINE_MODEL_ID, FakeOpenRouter
+
+    offline = FakeOpenRouter(delay=DEFAULT_DEV_DELAY).start()
+    # Set before the template's variables are applied, so they do not point at the real API.
+    os.environ["OPENROUTER_BASE_URL"] = offline.base_url
+    os.environ.setdefault("ONEAI_TITLE_MODEL", OFFLINE_MODEL_ID)
+    return offline
+
+
 def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
@@ -113,6 +126,7 @@ def main() -> int:
     logging.getLogger("oneai").setLevel(logging.INFO)
     port = int(os.environ.get("PORT") or DEFAULT_PORT)
     template = load_template()
+    offline = prepare_openrouter()
     apply_dev_environment(port, template)
     database_url, pg_handle = prepare_database()
 
@@ -123,12 +137,19 @@ def main() -> int:
     )
     base_url = f"http://127.0.0.1:{port}"
     print(banner(base_url, database_url, routes, dev_token()), flush=True)
+    if offline is not None:
+        print(
+            f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
+            flush=True,
+        )
     # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it still runs the atexit
     # hooks, and with them the embedded PostgreSQL's stop.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(app, host="127.0.0.1", port=port, lifespan="on", log_level="info")
     finally:
+        if offline is not None:
+            offline.stop()
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

@@ -282,7 +282,8 @@ class RecordedRequest:
 class FakeState:
     delay: float = DEFAULT_DEV_DELAY
     catalog: list[dict[str, Any]] = field(default_factory=default_catalog)
-    scenarios: deque[Scenario] = field(default_factory=deque)
+    # (model, scenario): a scenario for one requested model only, or for any (None).
+    scenarios: deque[tuple[str | None, Scenario]] = field(default_factory=deque)
     models_scenarios: deque[ModelsScenario] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     generations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -290,9 +291,13 @@ class FakeState:
     # Set when the server stops: endless scenarios end their responses so shutdown is quick and quiet.
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    def next_scenario(self) -> Scenario | None:
+    def next_scenario(self, model: str | None = None) -> Scenario | None:
         with self.lock:
-            return self.scenarios.popleft() if self.scenarios else None
+            for index, (for_model, scenario) in enumerate(self.scenarios):
+                if for_model is None or for_model == model:
+                    del self.scenarios[index]
+                    return scenario
+            return None
 
     def next_models_scenario(self) -> ModelsScenario | None:
         with self.lock:
@@ -440,7 +445,7 @@ class FakeOpenRouterApp:
             body: Any = json.loads(raw or b"null")
         except ValueError:
             body = None
-        scenario = self.state.next_scenario()
+        scenario = self.state.next_scenario(_requested_model(body) if isinstance(body, dict) else None)
         stream = isinstance(body, dict) and body.get("stream") is True
         record = self.state.record(
             RecordedRequest(
@@ -909,10 +914,11 @@ class FakeOpenRouter:
 
     # -- scripting ----------------------------------------------------------------------------------
 
-    def script(self, *scenarios: Scenario) -> None:
-        """Queue scenarios for the next chat requests, one per request, in order."""
+    def script(self, *scenarios: Scenario, model: str | None = None) -> None:
+        """Queue scenarios for the next chat requests, one per request, in order; with `model`, only for
+        requests of that model (others, such as title requests, get the default reply)."""
         with self.state.lock:
-            self.state.scenarios.extend(scenarios)
+            self.state.scenarios.extend((model, scenario) for scenario in scenarios)
 
     def script_models(self, *scenarios: ModelsScenario) -> None:
         """Queue answers for the next `GET /models` requests."""

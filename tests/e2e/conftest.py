@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from local.fake_openrouter import FakeOpenRouter
 from tests.conftest import REPO_ROOT, TEST_JWT_SECRET, TEST_SUPABASE_URL
 
 STARTUP_TIMEOUT_SECONDS = 60
@@ -78,8 +79,28 @@ def _wait_until_ready(server: LocalServer) -> None:
     raise TimeoutError(f"the local server did not answer within {STARTUP_TIMEOUT_SECONDS} s")
 
 
+# The chat model the e2e tests script, and the (different) model that writes titles, so that the title
+# request never takes a scenario meant for the reply.
+CHAT_MODEL = "anthropic/claude-3.5-haiku"
+TITLE_MODEL = "openai/gpt-4o-mini"
+UPSTREAM_TIMEOUT_SECONDS = "1.5"
+
+
 @pytest.fixture(scope="session")
-def local_server(database_url: str) -> Iterator[LocalServer]:
+def fake_openrouter_server() -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter(delay=0.0) as fake:
+        yield fake
+
+
+@pytest.fixture
+def openrouter(fake_openrouter_server: FakeOpenRouter) -> FakeOpenRouter:
+    """The fake OpenRouter behind the local server, with no scripts or records left from other tests."""
+    fake_openrouter_server.reset()
+    return fake_openrouter_server
+
+
+@pytest.fixture(scope="session")
+def local_server(database_url: str, fake_openrouter_server: FakeOpenRouter) -> Iterator[LocalServer]:
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
     env.update(
@@ -89,6 +110,11 @@ def local_server(database_url: str) -> Iterator[LocalServer]:
         SUPABASE_URL=TEST_SUPABASE_URL,
         SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
         PYTHONUNBUFFERED="1",
+        OPENROUTER_API_KEY="sk-or-v1-test-key",
+        OPENROUTER_BASE_URL=fake_openrouter_server.base_url,
+        ONEAI_TITLE_MODEL=TITLE_MODEL,
+        OPENROUTER_FIRST_TOKEN_TIMEOUT=UPSTREAM_TIMEOUT_SECONDS,
+        OPENROUTER_IDLE_TIMEOUT=UPSTREAM_TIMEOUT_SECONDS,
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "local"],

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,10 @@ def test_every_route_has_a_sample_event() -> None:
 def test_each_sample_event_answers_through_the_lambda_handler(database_url: str, sample_rows: None) -> None:
     from conversations.handler import lambda_handler
 
+    # As in a fresh Lambda process: the main thread has an event loop for Mangum (an earlier
+    # asyncio.run() in this test process leaves none behind).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     with override_settings(
         database_url=SecretStr(database_url),
         supabase_url=LOCAL_SUPABASE_URL,
@@ -93,6 +98,8 @@ def test_each_sample_event_answers_through_the_lambda_handler(database_url: str,
                     assert json.loads(response["body"]) is not None
         finally:
             get_database().close()
+            asyncio.set_event_loop(None)
+            loop.close()
     with psycopg.connect(database_url) as conn:
         left = conn.execute("select count(*) from public.conversations where id = %s", (SAMPLE_CONVERSATION,))
         assert left.fetchone() == (0,)

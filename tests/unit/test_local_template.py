@@ -27,7 +27,7 @@ from local.apigw import (
     media_type_matches,
 )
 from local.events import EVENTS_DIR, SAMPLE_CONVERSATION_ID, SAMPLE_MESSAGE_ID, event_file_name
-from local.server import CorsPreflight, LambdaContext, LocalApiGateway, RouteTable, load_handler
+from local.server import CorsPreflight, LambdaContext, LocalApiGateway, RouteTable, load_asgi_app, load_handler
 from local.template_routes import (
     REPO_ROOT,
     Function,
@@ -56,6 +56,11 @@ CONVERSATIONS_ROUTES = {
     ("GET", "/shared/{token}", "GetSharedConversation"),
     ("GET", "/chat/history", "SearchChatHistory"),
 }
+CHAT_STREAM_ROUTES = {
+    ("POST", "/chat/stream", "StreamChat"),
+    ("GET", "/chat/models", "ListChatModels"),
+    ("GET", "/chat/openapi.json", "GetChatOpenApi"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +88,33 @@ def routes_for(*specs: tuple[str, str]) -> list[Route]:
 def test_given_the_template_then_every_conversations_route_is_parsed_with_its_function(
     template: dict[str, Any],
 ) -> None:
-    routes = list_routes(template)
+    routes = [r for r in list_routes(template) if r.function_id == "ConversationsFunction"]
     assert {(r.method, r.path, r.event_name) for r in routes} == CONVERSATIONS_ROUTES
     assert len(routes) == len(CONVERSATIONS_ROUTES)
     for route in routes:
-        assert route.function_id == "ConversationsFunction"
         assert route.code_uri == "functions/conversations/"
         assert route.handler == "conversations.handler.lambda_handler"
         assert route.event_type == "Api" and not route.streaming
 
 
+def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app(template: dict[str, Any]) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "ChatStreamFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == CHAT_STREAM_ROUTES
+    for route in routes:
+        assert route.streaming, route.event_name  # ResponseTransferMode: RESPONSE_STREAM
+        assert route.function.asgi_app == "chat_stream.app:app" and route.handler == "run.sh"
+    assert len(list_routes(template)) == len(CONVERSATIONS_ROUTES) + len(CHAT_STREAM_ROUTES)
+
+
 def test_given_the_template_then_globals_merge_into_each_function(template: dict[str, Any]) -> None:
-    (fn,) = list_functions(template)
+    functions = {f.logical_id: f for f in list_functions(template)}
+    fn = functions["ConversationsFunction"]
     assert (fn.memory_mb, fn.timeout_seconds) == (512, 15)
+    # a function's own values win over Globals
+    assert (functions["ChatStreamFunction"].memory_mb, functions["ChatStreamFunction"].timeout_seconds) == (
+        1024,
+        300,
+    )
     # literal values only: parameter-driven ones (and the SSM path) exist in AWS alone
     assert fn.environment["POWERTOOLS_SERVICE_NAME"] == "oneai"
     assert "ONEAI_SSM_PATH" not in fn.environment and "SUPABASE_URL" not in fn.environment
@@ -111,7 +130,9 @@ def test_given_the_template_then_the_api_settings_resolve_parameter_defaults(tem
 
 def test_given_every_function_then_its_handler_imports_from_its_code_uri(template: dict[str, Any]) -> None:
     for fn in list_functions(template):
-        assert callable(load_handler(fn)), fn.logical_id
+        # a Lambda Web Adapter function's handler is run.sh; locally its ASGI app is served instead
+        loaded = load_asgi_app(fn) if fn.asgi_app else load_handler(fn)
+        assert callable(loaded), fn.logical_id
 
 
 def test_given_cloudformation_short_tags_then_the_loader_keeps_them_in_long_form(tmp_path: Path) -> None:

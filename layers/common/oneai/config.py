@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
     openrouter_referer: str = "https://oneai.app"
     openrouter_title: str = "OneAI"
+    openrouter_first_token_timeout_seconds: float = Field(
+        default=30.0, validation_alias="OPENROUTER_FIRST_TOKEN_TIMEOUT"
+    )
+    openrouter_idle_timeout_seconds: float = Field(default=60.0, validation_alias="OPENROUTER_IDLE_TIMEOUT")
+    # The cheap model that names new conversations (outside the user's quota).
+    title_model: str = Field(default="openai/gpt-4o-mini", validation_alias="ONEAI_TITLE_MODEL")
 
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None

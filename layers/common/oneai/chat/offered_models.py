@@ -45,8 +45,14 @@ _BY_ID: Final = {m.model_id: m for m in OFFERED_MODELS}
 
 
 class ModelPrices(BaseModel):
-    prompt: Decimal | None
-    completion: Decimal | None
+    """USD per token as decimal strings, as OpenRouter gives them; null when unknown (router models)."""
+
+    prompt: str | None
+    completion: str | None
+
+
+def _price(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
 
 
 class ModelListing(BaseModel):
@@ -56,7 +62,7 @@ class ModelListing(BaseModel):
     name: str
     context_length: int | None
     pricing: ModelPrices
-    modalities: list[str]
+    modalities: dict[str, list[str]]  # {"input": ["text", "image"], "output": ["text"]}
     quota_key: QuotaKey
     available: bool
 
@@ -89,8 +95,10 @@ def listings(upstream: list[OpenRouterModel], tier: str) -> list[ModelListing]:
                 id=model.id,
                 name=model.name,
                 context_length=model.context_length,
-                pricing=ModelPrices(prompt=model.pricing.prompt, completion=model.pricing.completion),
-                modalities=list(model.modalities),
+                pricing=ModelPrices(
+                    prompt=_price(model.pricing.prompt), completion=_price(model.pricing.completion)
+                ),
+                modalities=model.modalities,
                 quota_key=offered.quota_key,
                 available=tier in offered.tiers,
             )

@@ -40,8 +40,9 @@ class NativeChatRequest(BaseModel):
     def _fields_of_the_action(self) -> NativeChatRequest:
         if self.action in ("send", "edit") and not (self.content or "").strip():
             raise ValueError(f"content is required to {self.action}")
-        if self.action in ("edit", "regenerate") and self.message_id is None:
-            raise ValueError(f"message_id is required to {self.action}")
+        # Regenerating without a message id answers the tip of the branch again.
+        if self.action == "edit" and self.message_id is None:
+            raise ValueError("message_id is required to edit")
         if self.action != "send" and self.conversation_id is None:
             raise ValueError(f"conversation_id is required to {self.action}")
         return self

@@ -90,21 +90,33 @@ def _conversation_for(conn: Connection, principal: Principal, turn: ChatTurn) ->
         raise NotFoundError("Conversation not found") from None
 
 
-def _to_regenerate(conn: Connection, conversation: Conversation, turn: ChatTurn) -> tuple[Message, Message]:
-    """The assistant message to regenerate (given, or the tip of the branch) and the message it answers."""
+def _to_regenerate(conn: Connection, conversation: Conversation, turn: ChatTurn) -> tuple[Message | None, Message]:
+    """What a regeneration answers: (the assistant message it replaces, the user message before it).
+
+    Without a message id it is the tip of the branch. A user message at the tip (its reply failed
+    before the first token) is answered anew, replacing nothing: that is how a client retries.
+    """
     if turn.message_id is not None:
         target = conversation_rows.get_message(conn, conversation.id, turn.message_id)
         if target is None:
             raise NotFoundError("Message not found")
     else:
         target = conversation_rows.branch_tip(conn, conversation.id)
-    if target is None or target.role != "assistant":
+    if target is None:
         raise ValidationError(
-            "Only an assistant reply can be regenerated",
-            details={"errors": [{"field": "message_id", "message": "must be an assistant message"}]},
+            "There is nothing to regenerate",
+            details={"errors": [{"field": "message_id", "message": "empty conversation"}]},
         )
     if not target.is_latest:
         raise ConflictError("Only the latest revision of a message can be regenerated")
+    if target.role == "user":
+        tip = conversation_rows.branch_tip(conn, conversation.id)
+        if tip is None or tip.id != target.id:
+            raise ValidationError(
+                "Only an assistant reply, or an unanswered last message, can be regenerated",
+                details={"errors": [{"field": "message_id", "message": "must be an assistant message"}]},
+            )
+        return None, target
     parent = None
     if target.parent_message_id is not None:
         parent = conversation_rows.get_message(conn, conversation.id, target.parent_message_id)

@@ -1,0 +1,22 @@
+"""The chat app, built by the shared factory; uvicorn serves `app` (run.sh, or `make dev` directly)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from chat_stream.routes import router
+from oneai.runtime import freeze_startup_objects
+from oneai.web import create_app
+
+
+def build_app() -> FastAPI:
+    return create_app(
+        title="OneAI chat",
+        prefix="/chat",
+        description="The streamed chat reply through OpenRouter, and the model list.",
+        routers=[router],
+    )
+
+
+app = build_app()
+freeze_startup_objects()

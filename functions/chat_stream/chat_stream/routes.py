@@ -1,0 +1,86 @@
+"""Routes of the chat_stream function: the streamed reply and the model list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.concurrency import run_in_threadpool
+
+from chat_stream.deps import OpenRouter
+from oneai.chat import parts
+from oneai.chat.context import estimate_tokens, reply_budget
+from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, ModelListing, listings
+from oneai.chat.relay import ChatRelay
+from oneai.chat.requests import parse_chat_body
+from oneai.chat.turn import prepare_turn
+from oneai.db.users import caller_tier
+from oneai.errors import PayloadTooLargeError
+from oneai.openrouter.errors import OpenRouterError
+from oneai.web import CurrentPrincipal, Db
+from oneai.web.errors import ErrorEnvelope
+from oneai.web.streaming import EventStreamResponse
+
+router = APIRouter(prefix="/chat", tags=["chat"])
+
+CHAT_BODY_DOC = (
+    'Native: {"conversation_id": uuid|null, "model": "...", "action": "send"|"edit"|"regenerate", "content": "...",'
+    ' "message_id": uuid|null}. Or the AI SDK transport body: {"id", "messages", "trigger", "messageId", "model"}.'
+)
+
+
+@router.post(
+    "/stream",
+    summary="Send, edit or regenerate, and stream the reply (AI SDK UI message stream v1)",
+    response_class=EventStreamResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "the reply as stream parts"},
+        429: {"model": ErrorEnvelope, "description": "QUOTA_EXCEEDED"},
+        502: {"model": ErrorEnvelope, "description": "the model provider failed before the first token"},
+        504: {"model": ErrorEnvelope, "description": "the model provider did not answer in time"},
+    },
+)
+async def chat_stream(
+    principal: CurrentPrincipal,
+    db: Db,
+    client: OpenRouter,
+    body: Annotated[dict[str, Any], Body(description=CHAT_BODY_DOC)],
+) -> EventStreamResponse:
+    turn = parse_chat_body(body)
+    model = await _model_or_none(client, turn.model)
+    if turn.content is not None:
+        window = (model.context_length if model else None) or DEFAULT_CONTEXT_LENGTH
+        if estimate_tokens(turn.content) > window - reply_budget(window):
+            raise PayloadTooLargeError("The message is too long for this model's context window")
+    prepared = await run_in_threadpool(prepare_turn, db, principal, turn)
+    relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)
+    await relay.open()
+    return EventStreamResponse(relay.events(), headers=parts.STREAM_HEADERS)
+
+
+async def _model_or_none(client: OpenRouter, model_id: str) -> Any:
+    # The catalog only sizes the context; if OpenRouter's list is unreachable the default window is used.
+    try:
+        return await client.get_model(model_id)
+    except OpenRouterError:
+        return None
+
+
+@router.get("/models", summary="The offered models, and whether your tier may use each")
+async def chat_models(principal: CurrentPrincipal, db: Db, client: OpenRouter) -> dict[str, list[ModelListing]]:
+    def tier_of_caller() -> str:
+        with db.user_transaction(principal) as conn:
+            return caller_tier(conn)
+
+    tier = await run_in_threadpool(tier_of_caller)
+    try:
+        upstream = await client.list_models()
+    except OpenRouterError as exc:
+        raise exc.to_api_error() from None
+    return {"items": listings(upstream, tier)}
+
+
+@router.get("/health", include_in_schema=False)
+async def health() -> dict[str, str]:
+    """Readiness check of the Lambda Web Adapter (no auth, no database)."""
+    return {"status": "ok"}

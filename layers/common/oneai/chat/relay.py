@@ -1,0 +1,236 @@
+"""Relay one reply from OpenRouter to the client as AI SDK stream parts, and persist how it ended.
+
+`ChatRelay.open()` starts the upstream request and waits for the first token before any byte goes to
+the client, so a failure up to then is still a plain JSON error (and the reserved unit is refunded).
+After that, `events()` yields the stream; whatever happens next (the reply completes, the model fails,
+the client goes away) the reply is saved, partial ones as `incomplete`, with the usage that is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+
+from oneai.chat import parts
+from oneai.chat.context import build_context
+from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH
+from oneai.chat.turn import FinishedTurn, PreparedTurn, ReplyOutcome, finish_turn, refund_turn, save_title
+from oneai.db.connection import Database
+from oneai.errors import OneAIError
+from oneai.logging import logger
+from oneai.openrouter.catalog import OpenRouterModel, cost_of
+from oneai.openrouter.client import ChatStream, OpenRouterClient
+from oneai.openrouter.errors import IdleTimeoutError, OpenRouterError, PartialStreamError
+from oneai.openrouter.types import KeepAlive, StreamDone, StreamEvent, StreamResult, TextDelta
+
+TITLE_PROMPT = (
+    "Write a title of at most six words for a conversation that starts with the user's message below. "
+    "Answer with the title only: no quotes, no punctuation at the end."
+)
+TITLE_MAX_TOKENS = 24
+TITLE_MAX_CHARS = 80
+TITLE_TIMEOUT_SECONDS = 15.0
+TITLE_GRACE_AFTER_REPLY_SECONDS = 3.0
+MIDSTREAM_ERROR_TEXT = "The model stopped with an error before finishing; the partial reply was kept."
+IDLE_ERROR_TEXT = "The model stopped responding; the partial reply was kept."
+SAVE_ERROR_TEXT = "The reply could not be saved because the conversation changed meanwhile."
+
+
+def clean_title(raw: str) -> str | None:
+    title = re.sub(r"\s+", " ", raw).strip().strip("\"'`*#").strip().rstrip(".!:;")
+    return title[:TITLE_MAX_CHARS].strip() or None
+
+
+class ChatRelay:
+    def __init__(
+        self,
+        db: Database,
+        client: OpenRouterClient,
+        prepared: PreparedTurn,
+        *,
+        model: OpenRouterModel | None,
+        title_model: str,
+    ) -> None:
+        self._db = db
+        self._client = client
+        self._prepared = prepared
+        self._model = model
+        self._title_model = title_model
+        self._stream: ChatStream | None = None
+        self._first: StreamEvent | None = None
+        self._title_task: asyncio.Task[str | None] | None = None
+        self._outcome: ReplyOutcome | None = None
+        self._result: StreamResult | None = None
+
+    async def open(self) -> None:
+        """Start the reply; a failure before its first token refunds the unit and raises the API error."""
+        prepared = self._prepared
+        try:
+            context_length = (self._model.context_length if self._model else None) or DEFAULT_CONTEXT_LENGTH
+            messages = build_context(prepared.history, context_length)
+            if prepared.first_exchange and prepared.user_message is not None:
+                self._title_task = asyncio.create_task(self._generate_title(prepared.user_message.content))
+            self._stream = self._client.stream_chat(
+                prepared.turn.model, messages, user=str(prepared.principal.user_id)
+            )
+            self._first = await self._first_event(self._stream)
+        except BaseException as exc:
+            await self._abandon()
+            if isinstance(exc, OpenRouterError):
+                raise exc.to_api_error() from None
+            raise
+
+    async def _first_event(self, stream: ChatStream) -> StreamEvent:
+        async for event in stream:
+            if not isinstance(event, KeepAlive):
+                return event
+        raise RuntimeError("the upstream stream ended without an event")
+
+    async def _abandon(self) -> None:
+        with anyio.CancelScope(shield=True):
+            if self._stream is not None:
+                await self._stream.aclose()
+            if self._title_task is not None:
+                self._title_task.cancel()
+            await anyio.to_thread.run_sync(refund_turn, self._db, self._prepared)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        prepared, stream = self._prepared, self._stream
+        assert stream is not None
+        yield parts.start(str(prepared.reply_id))
+        yield parts.data(
+            "conversation", self._conversation_part(prepared.conversation.title), part_id="conversation"
+        )
+        yield parts.text_start()
+        error_text: str | None = None
+        try:
+            async for chunk in self._relay(stream):
+                yield chunk
+        except PartialStreamError as exc:
+            self._result = exc.partial
+            error_text = IDLE_ERROR_TEXT if isinstance(exc, IdleTimeoutError) else MIDSTREAM_ERROR_TEXT
+            logger.warning("reply failed mid-stream", extra={"error_type": type(exc).__name__})
+        except BaseException:
+            # The client went away (cancellation) or the relay broke: keep what was received.
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+                await self._save(stream.partial, "incomplete")
+                if self._title_task is not None:
+                    self._title_task.cancel()
+            raise
+        await stream.aclose()
+        async for chunk in self._ending(self._result or stream.partial, error_text):
+            yield chunk
+
+    async def _relay(self, stream: ChatStream) -> AsyncIterator[bytes]:
+        """The reply's text as parts; the stream's result lands in `self._result`."""
+        first = self._first
+        if isinstance(first, StreamDone):
+            self._result = first.result
+            return
+        if isinstance(first, TextDelta):
+            yield parts.text_delta(first.text)
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                yield parts.text_delta(event.text)
+            elif isinstance(event, KeepAlive):
+                yield parts.KEEP_ALIVE
+            elif isinstance(event, StreamDone):
+                self._result = event.result
+
+    async def _ending(self, result: StreamResult, error_text: str | None) -> AsyncIterator[bytes]:
+        finished = await self._save(result, "complete" if error_text is None else "incomplete")
+        yield parts.text_end()
+        if finished is None and error_text is None:
+            error_text = SAVE_ERROR_TEXT
+        if error_text is not None or finished is None or self._outcome is None:
+            yield parts.error(error_text or SAVE_ERROR_TEXT)
+            yield parts.DONE
+            return
+        yield parts.data("usage", self._usage_part(self._outcome, finished))
+        title = await self._title()
+        if title is not None:
+            yield parts.data("conversation", self._conversation_part(title), part_id="conversation")
+        yield parts.finish()
+        yield parts.DONE
+
+    async def _save(self, result: StreamResult, status: Literal["complete", "incomplete"]) -> FinishedTurn | None:
+        served = result.billed_model
+        model = self._model if self._model and self._model.id == served else await self._client.get_model(served)
+        usage = result.usage
+        outcome = ReplyOutcome(
+            text=result.text,
+            status=status,
+            served_model=served,
+            generation_id=result.generation_id,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cost=cost_of(usage, model) if usage else Decimal(0),
+        )
+        self._outcome = outcome
+        try:
+            return await anyio.to_thread.run_sync(finish_turn, self._db, self._prepared, outcome)
+        except OneAIError as exc:
+            logger.warning("reply not saved", extra={"error_code": exc.code})
+            return None
+
+    def _conversation_part(self, title: str | None) -> dict[str, Any]:
+        return {
+            "id": str(self._prepared.conversation.id),
+            "title": title,
+            "user_message_id": str(self._prepared.parent.id),
+        }
+
+    @staticmethod
+    def _usage_part(outcome: ReplyOutcome, finished: FinishedTurn) -> dict[str, Any]:
+        quota = finished.quota
+        return {
+            "model": outcome.served_model,
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.completion_tokens,
+            "cost": float(outcome.cost),
+            "quota": None
+            if quota is None
+            else {
+                "quota_key": quota.quota_key,
+                "used": quota.used,
+                "limit": quota.limit,
+                "remaining": quota.remaining,
+                "resets_at": quota.resets_at.isoformat().replace("+00:00", "Z"),
+            },
+        }
+
+    async def _generate_title(self, first_message: str) -> str | None:
+        """A short title from the first message, with a cheap model, outside the user's quota."""
+        try:
+            with anyio.fail_after(TITLE_TIMEOUT_SECONDS):
+                raw = await self._client.complete(
+                    self._title_model,
+                    [
+                        {"role": "system", "content": TITLE_PROMPT},
+                        {"role": "user", "content": first_message[:2000]},
+                    ],
+                    max_tokens=TITLE_MAX_TOKENS,
+                )
+            title = clean_title(raw)
+            if title is not None:
+                await anyio.to_thread.run_sync(save_title, self._db, self._prepared, title)
+            return title
+        except (OpenRouterError, OneAIError, TimeoutError) as exc:
+            # The conversation keeps its (empty) title; the user can still rename it.
+            logger.info("title not generated", extra={"error_type": type(exc).__name__})
+            return None
+
+    async def _title(self) -> str | None:
+        if self._title_task is None:
+            return None
+        with anyio.move_on_after(TITLE_GRACE_AFTER_REPLY_SECONDS):
+            return await asyncio.shield(self._title_task)
+        self._title_task.cancel()
+        return None
