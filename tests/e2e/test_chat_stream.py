@@ -366,3 +366,17 @@ def test_fifty_simultaneous_requests_with_ten_units_left_admit_exactly_ten(
     assert statuses.count(200) == 10, statuses
     assert statuses.count(429) == 40, statuses
     assert quota_used(database_url, user) == 100
+
+
+def test_fallback_models_from_the_catalog_are_sent_and_the_reply_is_billed_as_served(
+    client: httpx.Client, user: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN a titled conversation (no title request races the reply) and a model with a fallback
+    cid = client.post("/conversations", json={"title": "fallbacks"}, headers=user.headers).json()["id"]
+    openrouter.script(Reply(chunks=["from the fallback"], served_model="google/gemini-2.5-flash"))
+    response = chat(client, user, model="openai/gpt-4o-mini", conversation_id=cid, content="hi")
+    assert response.status_code == 200
+    sent = next(r.body for r in openrouter.chat_requests if r.body and r.body.get("stream"))
+    assert sent["models"] == ["openai/gpt-4o-mini", "google/gemini-2.5-flash"]
+    assert sent["stream"] is True and sent["usage"] == {"include": True}
+    assert messages_of(client, user, cid)[-1]["model_id"] == "google/gemini-2.5-flash"

@@ -27,15 +27,18 @@ class OfferedModel:
     model_id: str
     quota_key: QuotaKey
     tiers: frozenset[TierName]
+    # OpenRouter's `models` fallbacks, tried in order when this one is down: same quota class, any tier
+    # that may use this model may use them. The reply is billed as the model that served it.
+    fallbacks: tuple[str, ...] = ()
 
 
 OFFERED_MODELS: Final[tuple[OfferedModel, ...]] = (
-    OfferedModel("openai/gpt-4o-mini", "small_messages", ALL_TIERS),
-    OfferedModel("google/gemini-2.5-flash", "small_messages", ALL_TIERS),
+    OfferedModel("openai/gpt-4o-mini", "small_messages", ALL_TIERS, fallbacks=("google/gemini-2.5-flash",)),
+    OfferedModel("google/gemini-2.5-flash", "small_messages", ALL_TIERS, fallbacks=("openai/gpt-4o-mini",)),
     OfferedModel("anthropic/claude-3.5-haiku", "small_messages", ALL_TIERS),
     OfferedModel("meta-llama/llama-3.3-70b-instruct", "small_messages", ALL_TIERS),
     OfferedModel("openai/gpt-4o", "large_messages", ALL_TIERS),
-    OfferedModel("anthropic/claude-sonnet-4", "large_messages", PAID_TIERS),
+    OfferedModel("anthropic/claude-sonnet-4", "large_messages", PAID_TIERS, fallbacks=("openai/gpt-4o",)),
     OfferedModel("anthropic/claude-opus-4", "large_messages", frozenset({"enterprise"})),
     OfferedModel("google/gemini-2.5-flash-image-preview", "image_generation", ALL_TIERS),
     # Served only by the offline stand-in of `make dev` (it is not in OpenRouter's real list).

@@ -77,7 +77,10 @@ class ChatRelay:
             if prepared.first_exchange and prepared.user_message is not None:
                 self._title_task = asyncio.create_task(self._generate_title(prepared.user_message.content))
             self._stream = self._client.stream_chat(
-                prepared.turn.model, messages, user=str(prepared.principal.user_id)
+                prepared.turn.model,
+                messages,
+                fallback_models=prepared.offered.fallbacks,
+                user=str(prepared.principal.user_id),
             )
             self._first = await self._first_event(self._stream)
         except BaseException as exc:
