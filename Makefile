@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 SAM_VENV := .oneai/sam-venv
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM := $(SAM_VENV)/bin/sam
+# The real AI SDK client the chat stream is checked with (node), at the versions package-lock.json pins.
+NODE_CLIENT := tests/node
+NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint typecheck validate pytest unit integration e2e bench openapi migrate clean
+.PHONY: dev test lint typecheck validate pytest unit integration e2e bench openapi migrate clean node-client
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -23,6 +26,13 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
 	@touch $@
+
+# `npm ci` installs exactly the lockfile (and wipes node_modules first, so the stamp is written after it).
+$(NODE_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	npm ci --prefix $(NODE_CLIENT) --no-audit --no-fund
+	@touch $@
+
+node-client: $(NODE_STAMP)
 
 dev: $(STAMP)
 	$(PY) -m local
@@ -39,7 +49,7 @@ typecheck: $(STAMP)
 validate: $(SAM_STAMP)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest tests
 
 unit: $(STAMP)
@@ -48,7 +58,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest tests/e2e
 
 bench: $(STAMP)

@@ -411,6 +411,7 @@ def test_the_functions_touch_only_the_callers_rows(db: Database, make_user: Any,
             " where n.nspname = 'oneai_private' and p.proname like '%%quota%%' order by 1"
         ).fetchall()
     assert [(s["proname"], s["args"]) for s in signatures] == [
+        ("claim_quota_warnings", "p_quota_key text"),
         ("current_quotas", ""),
         ("refund_quota", "p_quota_key text, p_units integer, p_window_started_at timestamp with time zone"),
         ("reserve_quota", "p_quota_key text, p_units integer"),

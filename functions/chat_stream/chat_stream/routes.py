@@ -16,7 +16,9 @@ from oneai.chat.requests import parse_chat_body
 from oneai.chat.turn import prepare_turn
 from oneai.db.users import caller_tier
 from oneai.errors import PayloadTooLargeError
+from oneai.events import get_publisher
 from oneai.openrouter.errors import OpenRouterError
+from oneai.quota.warnings import announce_warnings
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
 from oneai.web.streaming import EventStreamResponse
@@ -53,6 +55,8 @@ async def chat_stream(
         if estimate_tokens(turn.content) > window - reply_budget(window):
             raise PayloadTooLargeError("The message is too long for this model's context window")
     prepared = await run_in_threadpool(prepare_turn, db, principal, turn)
+    if prepared.reservation.warnings_crossed:
+        await run_in_threadpool(announce_warnings, get_publisher(), principal.user_id, prepared.reservation)
     relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)
     await relay.open()
     return EventStreamResponse(relay.events(), headers=parts.STREAM_HEADERS)

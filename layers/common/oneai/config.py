@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     razorpay_key_secret: SecretStr | None = None
     razorpay_webhook_secret: SecretStr | None = None
 
+    # EventBridge bus for domain events (quota warnings, payment failures); unset locally: only logged.
+    event_bus_name: str | None = Field(default=None, validation_alias="ONEAI_EVENT_BUS")
+
     port: int = 3000
     # Dev mode provisions an unknown `sub` on first use; never set in AWS.
     dev_mode: bool = Field(default=False, validation_alias="ONEAI_DEV_MODE")

@@ -20,6 +20,7 @@ STATE_COLUMNS = (
 
 # One conditional UPDATE (a due reset applied, the limit in its WHERE); a refusal is a row too.
 RESERVE_QUOTA = f"select {STATE_COLUMNS}, admitted from oneai_private.reserve_quota(%s, %s)"
+CLAIM_WARNINGS = "select oneai_private.claim_quota_warnings(%s) as thresholds"
 REFUND_QUOTA = "select oneai_private.refund_quota(%s, %s, %s) as refunded"
 CURRENT_QUOTAS = f"select {STATE_COLUMNS} from oneai_private.current_quotas() order by quota_key"
 
@@ -56,6 +57,13 @@ def reserve_quota(conn: Connection, quota_key: QuotaKey, units: int) -> ReserveO
     if row is None:  # only without a users row, which a user transaction has already ruled out
         raise LookupError("reserve_quota returned no row: the caller has no users row")
     return row
+
+
+def claim_quota_warnings(conn: Connection, quota_key: QuotaKey) -> list[int]:
+    """The warning thresholds (80, 90, 100) the caller's use of `quota_key` crossed just now, each once
+    per window (see `20261121040000_quota_warnings.sql`)."""
+    row = conn.execute(CLAIM_WARNINGS, (quota_key,)).fetchone()
+    return [int(t) for t in (row["thresholds"] if row else [])]
 
 
 def refund_quota(conn: Connection, quota_key: QuotaKey, units: int, window_started_at: datetime) -> bool:

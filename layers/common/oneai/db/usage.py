@@ -1,9 +1,15 @@
-"""Data layer of usage records: written through `oneai_private.record_usage`, for the caller only."""
+"""Data layer of usage records: written through `oneai_private.record_usage`, for the caller only, and read
+back as grouped sums (`/user/usage`) under the caller's RLS."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
+
+from psycopg.rows import class_row
+from pydantic import BaseModel
 
 from oneai.db.connection import Connection
 
@@ -44,3 +50,49 @@ def record_usage(
     ).fetchone()
     assert row is not None
     return UUID(str(row["id"]))
+
+
+# --- usage statistics (`GET /user/usage`): one grouped query per grouping, over the caller's records ----
+# RLS already narrows the rows to the caller; the explicit `user_id` filter makes the (user_id, created_at)
+# index the plan. `messages` counts records: one per reply.
+_USAGE_SUMS = """
+  count(*)::bigint as messages,
+  coalesce(sum(prompt_tokens), 0)::bigint as prompt_tokens,
+  coalesce(sum(completion_tokens), 0)::bigint as completion_tokens,
+  coalesce(sum(total_tokens), 0)::bigint as total_tokens,
+  coalesce(sum(cost), 0) as cost"""
+_USAGE_RANGE = """
+from public.usage_records
+where user_id = (select auth.uid()) and created_at >= %(start)s and created_at < %(end)s"""
+
+USAGE_BY_MODEL = f"""
+select model_id as "group",{_USAGE_SUMS}{_USAGE_RANGE}
+group by model_id
+order by model_id"""
+
+# Days are UTC days, whatever the session's time zone.
+USAGE_BY_DAY = f"""
+select to_char((created_at at time zone 'UTC')::date, 'YYYY-MM-DD') as "group",{_USAGE_SUMS}{_USAGE_RANGE}
+group by (created_at at time zone 'UTC')::date
+order by (created_at at time zone 'UTC')::date"""
+
+_USAGE_QUERIES = {"model": USAGE_BY_MODEL, "day": USAGE_BY_DAY}
+
+
+class UsageSums(BaseModel):
+    """One group of the caller's usage records: a model id or a UTC day (`YYYY-MM-DD`)."""
+
+    group: str
+    messages: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: Decimal
+
+
+def usage_sums(
+    conn: Connection, *, group_by: Literal["model", "day"], start: datetime, end: datetime
+) -> list[UsageSums]:
+    """The caller's usage in [start, end), grouped and ordered by model id or UTC day, in one query."""
+    with conn.cursor(row_factory=class_row(UsageSums)) as cur:
+        return cur.execute(_USAGE_QUERIES[group_by], {"start": start, "end": end}).fetchall()

@@ -37,6 +37,8 @@ class Reservation(BaseModel):
     limit: int
     resets_at: datetime
     tier: TierName
+    # Warning thresholds (80, 90, 100 %) this reserve crossed: announce each (oneai.quota.warnings).
+    warnings_crossed: tuple[int, ...] = ()
 
     _closed: bool = PrivateAttr(default=False)
 
@@ -56,6 +58,9 @@ class QuotaStatus(BaseModel):
     percentage_used: float
     reset_frequency: ResetFrequency
     tier: TierName
+
+
+WARNING_THRESHOLDS = (80, 90, 100)
 
 
 def iso_utc(moment: datetime | None) -> str | None:
@@ -92,6 +97,9 @@ def reserve(conn: Connection, quota_key: QuotaKey, units: int = 1) -> Reservatio
         )
     if outcome.last_reset_at is None or outcome.next_reset_at is None:  # an admitted reserve updated a row
         raise RuntimeError("reserve_quota admitted without a quota window")
+    crossed: list[int] = []
+    if outcome.used_count * 100 >= outcome.quota_limit * WARNING_THRESHOLDS[0]:
+        crossed = repo.claim_quota_warnings(conn, quota_key)
     return Reservation(
         quota_key=outcome.quota_key,
         units=units,
@@ -100,6 +108,7 @@ def reserve(conn: Connection, quota_key: QuotaKey, units: int = 1) -> Reservatio
         limit=outcome.quota_limit,
         resets_at=outcome.next_reset_at,
         tier=outcome.subscription_tier,
+        warnings_crossed=tuple(crossed),
     )
 
 

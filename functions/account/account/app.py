@@ -1,0 +1,17 @@
+"""The account app, built by the shared factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from account.routes import profile, quota
+from oneai.web import create_app
+
+
+def build_app() -> FastAPI:
+    return create_app(
+        title="OneAI account",
+        prefix="/user",
+        description="Your quotas, a quota check, usage statistics (JSON or CSV) and your profile.",
+        routers=[quota, profile],
+    )
