@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from chat_stream.middleware import RequestLogContext
 from chat_stream.routes import router
 from oneai.runtime import freeze_startup_objects
 from oneai.web import create_app
 
 
 def build_app() -> FastAPI:
-    return create_app(
+    app = create_app(
         title="OneAI chat",
         prefix="/chat",
         description="The streamed chat reply through OpenRouter, and the model list.",
         routers=[router],
     )
+    app.add_middleware(RequestLogContext)
+    return app
 
 
 app = build_app()

@@ -9,6 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 NAMESPACE = "OneAI"
 SERVICE = "oneai"
 
+__all__ = ["MetricUnit", "emit_metric", "metrics", "tracer"]
+
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
 

@@ -24,6 +24,7 @@ from oneai.chat.turn import FinishedTurn, PreparedTurn, ReplyOutcome, finish_tur
 from oneai.db.connection import Database
 from oneai.errors import OneAIError
 from oneai.logging import logger
+from oneai.observability import MetricUnit, emit_metric
 from oneai.openrouter.catalog import OpenRouterModel, cost_of
 from oneai.openrouter.client import ChatStream, OpenRouterClient
 from oneai.openrouter.errors import IdleTimeoutError, OpenRouterError, PartialStreamError
@@ -177,6 +178,8 @@ class ChatRelay:
             cost=cost_of(usage, model) if usage else Decimal(0),
         )
         self._outcome = outcome
+        emit_metric("ReplyTokens", outcome.prompt_tokens + outcome.completion_tokens, model=served, status=status)
+        emit_metric("ReplyCost", float(outcome.cost), MetricUnit.NoUnit, model=served)
         try:
             return await anyio.to_thread.run_sync(finish_turn, self._db, self._prepared, outcome)
         except OneAIError as exc:

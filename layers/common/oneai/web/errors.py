@@ -18,10 +18,12 @@ from oneai.errors import (
     NotFoundError,
     OneAIError,
     PayloadTooLargeError,
+    QuotaExceededError,
     UnauthorizedError,
     ValidationError,
 )
 from oneai.logging import logger
+from oneai.observability import emit_metric
 
 _STATUS_ERRORS: dict[int, type[OneAIError]] = {
     400: BadRequestError,
@@ -72,6 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, OneAIError)
         if exc.status >= 500:
             logger.warning("request failed", extra={"error_code": exc.code, "status": exc.status})
+        if isinstance(exc, QuotaExceededError):
+            emit_metric("QuotaExceeded", 1, quota_key=str(exc.details.get("quota_key", "unknown")))
+        elif exc.code.startswith("UPSTREAM"):
+            emit_metric("UpstreamFailures", 1, code=exc.code)
         return error_response(exc)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
