@@ -57,6 +57,14 @@ SAMPLES: dict[str, Sample] = {
     "ExportConversation": Sample(query="format=markdown"),
     "GetSharedConversation": Sample(public=True),
     "SearchChatHistory": Sample(query="q=tram%2028&model=openai%2Fgpt-4o-mini&limit=20"),
+    "StreamChat": Sample(
+        body={"conversation_id": None, "model": "oneai/offline", "action": "send", "content": "Hello!"}
+    ),
+    "GetChatOpenApi": Sample(public=True),
+    "CheckQuota": Sample(body={"quota_key": "small_messages", "units": 1}),
+    "GetUsage": Sample(query="group_by=model"),
+    "UpdateProfile": Sample(body={"name": "Dev User", "preferences": {"theme": "dark"}}),
+    "GetAccountOpenApi": Sample(public=True),
 }
 
 

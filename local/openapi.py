@@ -16,7 +16,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS_DIR = REPO_ROOT / "docs" / "openapi"
 # Function package -> module holding `build_app()`.
-FASTAPI_FUNCTIONS = {"conversations": "conversations.app", "chat_stream": "chat_stream.app"}
+FASTAPI_FUNCTIONS = {
+    "conversations": "conversations.app",
+    "chat_stream": "chat_stream.app",
+    "account": "account.app",
+}
 
 
 def documents() -> dict[str, dict[str, Any]]:

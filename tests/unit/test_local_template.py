@@ -61,6 +61,14 @@ CHAT_STREAM_ROUTES = {
     ("GET", "/chat/models", "ListChatModels"),
     ("GET", "/chat/openapi.json", "GetChatOpenApi"),
 }
+ACCOUNT_ROUTES = {
+    ("GET", "/user/quota", "GetQuota"),
+    ("POST", "/user/quota/check", "CheckQuota"),
+    ("GET", "/user/usage", "GetUsage"),
+    ("GET", "/user/profile", "GetProfile"),
+    ("PATCH", "/user/profile", "UpdateProfile"),
+    ("GET", "/user/openapi.json", "GetAccountOpenApi"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +111,24 @@ def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app
     for route in routes:
         assert route.streaming, route.event_name  # ResponseTransferMode: RESPONSE_STREAM
         assert route.function.asgi_app == "chat_stream.app:app" and route.handler == "run.sh"
-    assert len(list_routes(template)) == len(CONVERSATIONS_ROUTES) + len(CHAT_STREAM_ROUTES)
+    assert len(list_routes(template)) == len(CONVERSATIONS_ROUTES) + len(CHAT_STREAM_ROUTES) + len(ACCOUNT_ROUTES)
+
+
+def test_given_the_template_then_every_account_route_is_parsed_with_its_function(
+    template: dict[str, Any],
+) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "AccountFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == ACCOUNT_ROUTES
+    assert len(routes) == len(ACCOUNT_ROUTES)
+    for route in routes:
+        assert route.code_uri == "functions/account/"
+        assert route.handler == "account.handler.lambda_handler"
+        assert route.event_type == "Api" and not route.streaming
+        assert route.function.events_dir_name == "account"
+    # every sample event is on disk, with the route's method
+    for method, path, event_name in ACCOUNT_ROUTES:
+        event = json.loads((EVENTS_DIR / "account" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
 
 
 def test_given_the_template_then_globals_merge_into_each_function(template: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from mangum import Mangum
 
 from account.app import build_app
 from oneai.logging import logger
+from oneai.observability import tracer
 from oneai.runtime import freeze_startup_objects
 
 app = build_app()
@@ -18,5 +19,6 @@ freeze_startup_objects()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)  # responses hold user data
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _asgi_handler(event, context)  # type: ignore[no-any-return]

@@ -48,7 +48,9 @@ def check_quota(principal: CurrentPrincipal, db: Db, body: QuotaCheckRequest) ->
     response_model=UsageReport,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def get_usage(principal: CurrentPrincipal, db: Db, query: Annotated[UsageQuery, Query()]) -> UsageReport | Response:
+def get_usage(
+    principal: CurrentPrincipal, db: Db, query: Annotated[UsageQuery, Query()]
+) -> UsageReport | Response:
     with db.user_transaction(principal) as conn:
         report = service.usage_report(conn, query)
     if query.format == "json":

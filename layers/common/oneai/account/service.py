@@ -82,9 +82,18 @@ def check_quota(conn: Connection, request: QuotaCheckRequest) -> QuotaCheckResul
     used, limit = (status.used, status.limit) if status else (0, 0)
     resets_at = iso_utc(status.resets_at) if status else None
     tier = status.tier if status else users_repo.caller_tier(conn)
+    name = request.quota_key.replace("_", " ")
+    left = max(limit - used, 0)
     raise QuotaExceededError(
-        f"Your {request.quota_key.replace('_', ' ')} quota is used up" + (f" until {resets_at}" if resets_at else ""),
-        details={"quota_key": request.quota_key, "used": used, "limit": limit, "resets_at": resets_at, "tier": tier},
+        (f"Your {name} quota has only {left} left" if left else f"Your {name} quota is used up")
+        + (f" until {resets_at}" if resets_at else ""),
+        details={
+            "quota_key": request.quota_key,
+            "used": used,
+            "limit": limit,
+            "resets_at": resets_at,
+            "tier": tier,
+        },
     )
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, PrivateAttr
 from oneai.db import quota as repo
 from oneai.db.connection import Connection
 from oneai.errors import QuotaExceededError, ValidationError
+from oneai.observability import emit_metric
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
 
 
@@ -84,6 +85,7 @@ def reserve(conn: Connection, quota_key: QuotaKey, units: int = 1) -> Reservatio
     _check_units(units)
     outcome = repo.reserve_quota(conn, quota_key, units)
     if not outcome.admitted:
+        emit_metric("QuotaExceeded", 1, quota_key=quota_key)
         raise QuotaExceededError(
             f"Your {quota_key.replace('_', ' ')} quota is used up"
             + (f" until {iso_utc(outcome.next_reset_at)}" if outcome.next_reset_at else ""),

@@ -18,7 +18,6 @@ from oneai.errors import (
     NotFoundError,
     OneAIError,
     PayloadTooLargeError,
-    QuotaExceededError,
     UnauthorizedError,
     ValidationError,
 )
@@ -74,9 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, OneAIError)
         if exc.status >= 500:
             logger.warning("request failed", extra={"error_code": exc.code, "status": exc.status})
-        if isinstance(exc, QuotaExceededError):
-            emit_metric("QuotaExceeded", 1, quota_key=str(exc.details.get("quota_key", "unknown")))
-        elif exc.code.startswith("UPSTREAM"):
+        if exc.code.startswith("UPSTREAM"):
             emit_metric("UpstreamFailures", 1, code=exc.code)
         return error_response(exc)
 
