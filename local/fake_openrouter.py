@@ -863,8 +863,11 @@ class FakeOpenRouter:
         return f"http://{self._host}:{self.port}{self._prefix}"
 
     def start(self) -> FakeOpenRouter:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP and TCP_NODELAY (inherited by accepted connections): without them asyncio leaves
+        # Nagle on, and each first chunk after the headers waits for the client's delayed ACK (~40 ms).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self._host, self._port))
         self._socket = sock
         config = uvicorn.Config(

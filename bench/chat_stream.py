@@ -1,0 +1,427 @@
+"""What the local `POST /chat/stream` adds to a reply's latency, against calling the upstream directly,
+measured in the same run against the same fake OpenRouter.
+
+Setup: a throwaway migrated database; the fake OpenRouter (`local.fake_openrouter`) in a thread of this
+process; the local server (`python -m local`, as the e2e tests start it) as a subprocess pointed at both;
+one user (made through `auth.users`, so the trigger provisions its quotas, then given a large limit) and
+a token minted for it with the server's secret and issuer. Every reply is scripted for the chat model
+only: `CHUNKS` text chunks `CHUNK_DELAY` apart, the first one sent right after the response headers.
+
+Each measured request goes into its own conversation, created with a title through the API beforehand
+(untimed): its history is one message and no title is generated while it streams. Requests run one at a
+time from this process with httpx (a kept-alive connection per target), direct and relay interleaved
+pair by pair (the order alternates) after a warm-up:
+- direct: `POST {fake}/chat/completions` (stream true), as the relay itself calls it;
+- relay: `POST {server}/chat/stream` into the conversation.
+Time to first token (TTFT) runs from the request's start to the first content delta (direct) or the
+first `text-delta` part (relay); gaps are between consecutive content deltas / `text-delta` parts.
+The relay sends its response headers only after the first upstream token (`ChatRelay.open`), so the
+headers cannot separate the server's own work; the fake's receive time of the upstream request (the
+same monotonic clock, same process) does: request start -> upstream request received is the server's
+pre-stream work (auth, catalog lookup, the prepare transaction with the quota reserve and the user
+message insert, building the context, the upstream request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench import REPO_ROOT
+from bench._db import throwaway_database
+from bench._report import ms, summarize, table
+from local.fake_openrouter import FakeOpenRouter, RecordedRequest, Reply
+from oneai.auth import mint_dev_token
+
+PAIRS = 60
+QUICK_PAIRS = 15
+WARMUP_PAIRS = 3
+QUICK_WARMUP_PAIRS = 2
+CHUNKS = 50
+CHUNK_DELAY = 0.010  # seconds between the fake's chunks
+CHUNK_TEXTS = tuple(f"w{index:02d} " for index in range(CHUNKS))
+
+GOAL_TTFT_P50_MS = 10.0
+GOAL_TTFT_P95_MS = 25.0
+GOAL_GAP_P95_MS = 1.0
+
+# The model every measured reply uses, and the (different) model of titles, as in the e2e tests.
+CHAT_MODEL = "anthropic/claude-3.5-haiku"
+TITLE_MODEL = "openai/gpt-4o-mini"
+QUOTA_LIMIT = 1_000_000
+
+JWT_SECRET = "bench-jwt-secret-for-the-oneai-benchmarks-0000"  # noqa: S105 - a local throwaway key
+SUPABASE_URL = "http://127.0.0.1:54321"
+ISSUER = f"{SUPABASE_URL}/auth/v1"
+UPSTREAM_KEY = "sk-or-v1-bench-key"
+
+STARTUP_TIMEOUT_SECONDS = 60
+REQUEST_TIMEOUT_SECONDS = 30
+TOKEN_LINE = re.compile(r"^export ONEAI_TOKEN=(\S+)$")
+# Variables of the developer's shell that would point the server somewhere other than this setup.
+_SCRUBBED_ENV = ("ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "OPENROUTER_API_KEY", "SUPABASE_JWT_ISSUER")
+
+
+# ---------------------------------------------------------------------------------------------- server
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _collect(process: subprocess.Popen[str], output: list[str]) -> None:
+    # Drain the pipe continuously so the server never blocks on a full pipe buffer.
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+
+
+def _wait_until_ready(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the local server exited with {server.process.returncode}:\n{server.log}")
+        # The token line comes after the migrations and before uvicorn starts.
+        if any(TOKEN_LINE.match(line) for line in server.output):
+            try:
+                httpx.get(f"{server.base_url}/conversations", timeout=2)  # any HTTP answer means up
+                return
+            except httpx.TransportError:
+                pass
+        time.sleep(0.1)
+    raise TimeoutError(f"the local server did not answer within {STARTUP_TIMEOUT_SECONDS} s:\n{server.log}")
+
+
+@contextlib.contextmanager
+def local_server(database_url: str, fake: FakeOpenRouter) -> Iterator[Server]:
+    """`python -m local` as a subprocess (its own process group), stopped afterwards whatever happened."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
+    env.update(
+        DATABASE_URL=database_url,
+        PORT=str(port),
+        PYTHONPATH=os.pathsep.join(["layers/common", "."]),
+        SUPABASE_URL=SUPABASE_URL,
+        SUPABASE_JWT_SECRET=JWT_SECRET,
+        PYTHONUNBUFFERED="1",
+        OPENROUTER_API_KEY=UPSTREAM_KEY,
+        OPENROUTER_BASE_URL=fake.base_url,
+        ONEAI_TITLE_MODEL=TITLE_MODEL,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so a kill reaches everything it started
+    )
+    server = Server(base_url=f"http://127.0.0.1:{port}", process=process)
+    threading.Thread(target=_collect, args=(process, server.output), daemon=True).start()
+    try:
+        _wait_until_ready(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def make_user(url: str) -> tuple[uuid.UUID, str]:
+    """A user as Supabase makes one (the trigger provisions users and quotas), with a large limit."""
+    user_id = uuid.uuid4()
+    email = f"bench-chat-{user_id.hex[:10]}@example.test"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, email))
+        admin.execute("update public.usage_quotas set quota_limit = %s where user_id = %s", (QUOTA_LIMIT, user_id))
+    return user_id, mint_dev_token(user_id, secret=JWT_SECRET, issuer=ISSUER, email=email)
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Sample:
+    """One streamed request, times in seconds (time.monotonic) relative to its start."""
+
+    headers: float  # response headers received
+    first: float  # first content delta / text-delta part
+    gaps: list[float]  # between consecutive deltas
+    end: float  # the body fully read
+    upstream_received: float  # the fake had read the (upstream) request
+    text: str
+
+
+@dataclass
+class Pair:
+    direct: Sample
+    relay: Sample
+
+
+def _stream(
+    client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str], delta_of: Any
+) -> tuple[float, float, list[float], float, str]:
+    """POST and read the event stream line by line; `delta_of(event)` is the text of a content delta or
+    None. Returns (headers, first delta, gaps, end) relative to the start, and the text."""
+    times: list[float] = []
+    pieces: list[str] = []
+    started = time.monotonic()
+    with client.stream("POST", url, json=body, headers=headers) as response:
+        got_headers = time.monotonic()
+        if response.status_code != 200:
+            response.read()
+            raise RuntimeError(f"POST {url}: {response.status_code} {response.text[:500]}")
+        for line in response.iter_lines():
+            now = time.monotonic()  # before parsing, so both variants pay their parsing after it
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            delta = delta_of(json.loads(line[6:]))
+            if delta:
+                times.append(now)
+                pieces.append(delta)
+    ended = time.monotonic()
+    if not times:
+        raise RuntimeError(f"POST {url}: no content in the stream")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    return got_headers - started, times[0] - started, gaps, ended - started, "".join(pieces)
+
+
+def _direct_delta(event: dict[str, Any]) -> str | None:
+    choices = event.get("choices") or []
+    return (choices[0].get("delta") or {}).get("content") if choices else None
+
+
+def _relay_delta(event: dict[str, Any]) -> str | None:
+    return event.get("delta") if event.get("type") == "text-delta" else None
+
+
+class Bench:
+    def __init__(self, fake: FakeOpenRouter, server: Server, token: str) -> None:
+        self.fake = fake
+        self.server = server
+        self.auth = {"Authorization": f"Bearer {token}"}
+        timeout = httpx.Timeout(REQUEST_TIMEOUT_SECONDS)
+        self.upstream = httpx.Client(timeout=timeout)
+        self.api = httpx.Client(base_url=server.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self.upstream.close()
+        self.api.close()
+
+    def _upstream_record(self, tag: str) -> RecordedRequest:
+        for record in reversed(self.fake.chat_requests):
+            body = record.body if isinstance(record.body, dict) else {}
+            messages = body.get("messages") or []
+            if messages and messages[-1].get("content") == tag:
+                if record.scenario != "Reply" or body.get("model") != CHAT_MODEL:
+                    raise RuntimeError(f"the upstream request got {record.scenario} for {body.get('model')}")
+                return record
+        raise RuntimeError(f"no upstream request for {tag}")
+
+    def direct(self, tag: str) -> Sample:
+        self.fake.script(Reply(chunks=CHUNK_TEXTS, delay=CHUNK_DELAY), model=CHAT_MODEL)
+        body = {"model": CHAT_MODEL, "stream": True, "messages": [{"role": "user", "content": tag}]}
+        started = time.monotonic()
+        headers, first, gaps, end, text = _stream(
+            self.upstream,
+            f"{self.fake.base_url}/chat/completions",
+            body,
+            {"Authorization": f"Bearer {UPSTREAM_KEY}"},
+            _direct_delta,
+        )
+        received = self._upstream_record(tag).received_at - started
+        return Sample(headers, first, gaps, end, received, text)
+
+    def relay(self, tag: str) -> Sample:
+        created = self.api.post("/conversations", json={"title": "bench"}, headers=self.auth)
+        if created.status_code != 201:
+            raise RuntimeError(f"POST /conversations: {created.status_code} {created.text[:500]}")
+        conversation_id = created.json()["id"]
+        self.fake.script(Reply(chunks=CHUNK_TEXTS, delay=CHUNK_DELAY), model=CHAT_MODEL)
+        body = {"conversation_id": conversation_id, "model": CHAT_MODEL, "content": tag}
+        started = time.monotonic()
+        headers, first, gaps, end, text = _stream(
+            self.api, f"{self.server.base_url}/chat/stream", body, self.auth, _relay_delta
+        )
+        received = self._upstream_record(tag).received_at - started
+        return Sample(headers, first, gaps, end, received, text)
+
+    def pair(self, index: int) -> Pair:
+        tag = uuid.uuid4().hex[:8]
+        if index % 2:
+            relay = self.relay(f"relay {index} {tag}")
+            direct = self.direct(f"direct {index} {tag}")
+        else:
+            direct = self.direct(f"direct {index} {tag}")
+            relay = self.relay(f"relay {index} {tag}")
+        expected = "".join(CHUNK_TEXTS)
+        for name, sample in (("direct", direct), ("relay", relay)):
+            if sample.text != expected or len(sample.gaps) != CHUNKS - 1:
+                raise RuntimeError(f"{name}: the streamed text differs from the scripted reply")
+        return Pair(direct, relay)
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def _pct(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile, as bench._report.summarize does for p95."""
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+def _verdict(value: float, goal: float) -> str:
+    return "PASS" if value <= goal else "MISS"
+
+
+def report(pairs: list[Pair], total: float, warmup: int, load: tuple[float, float, float]) -> None:
+    direct_ttft = [p.direct.first for p in pairs]
+    relay_ttft = [p.relay.first for p in pairs]
+    direct_gaps = [g for p in pairs for g in p.direct.gaps]
+    relay_gaps = [g for p in pairs for g in p.relay.gaps]
+    n = len(pairs)
+    print(
+        f"{n} pairs after {warmup} warm-up pairs, interleaved (order alternating); each reply {CHUNKS} chunks"
+        f" {CHUNK_DELAY * 1000:g} ms apart, the first right after the headers; whole run {total:.1f} s"
+        " (database made, migrated and dropped; server started and stopped);"
+        f" load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min; other work on the machine"
+        " shows up in these figures)"
+    )
+    rows = []
+    for name, ttft, gaps in (("direct", direct_ttft, direct_gaps), ("relay", relay_ttft, relay_gaps)):
+        t, g = summarize(ttft), summarize(gaps)
+        rows.append(
+            [
+                name,
+                ms(t.median),
+                ms(t.p95),
+                ms(max(ttft)),
+                f"{len(gaps):,}",
+                ms(g.median, 3),
+                ms(g.p95, 3),
+                ms(max(gaps), 3),
+            ]
+        )
+    headers = ("variant", "TTFT p50", "TTFT p95", "TTFT max", "gaps", "gap p50", "gap p95", "gap max")
+    print(table(headers, rows))
+    print("  (ms; direct = the fake upstream called from here, relay = the local /chat/stream in front of it)")
+
+    added = [r - d for r, d in zip(relay_ttft, direct_ttft, strict=True)]
+    added_p50, added_p95 = statistics.median(added), _pct(added, 0.95)
+    p50_difference = statistics.median(relay_ttft) - statistics.median(direct_ttft)
+    gap_added = summarize(relay_gaps).p95 - summarize(direct_gaps).p95
+    print("added by the relay (ms):")
+    rows = [
+        ["TTFT, paired differences p50", ms(added_p50), f"<= {GOAL_TTFT_P50_MS:g}", _verdict(added_p50 * 1000, GOAL_TTFT_P50_MS)],
+        ["TTFT, paired differences p95", ms(added_p95), f"<= {GOAL_TTFT_P95_MS:g}", _verdict(added_p95 * 1000, GOAL_TTFT_P95_MS)],
+        ["TTFT, p50 relay - p50 direct", ms(p50_difference), f"<= {GOAL_TTFT_P50_MS:g}", _verdict(p50_difference * 1000, GOAL_TTFT_P50_MS)],
+        ["gap, p95 relay - p95 direct", ms(gap_added, 3), f"<= {GOAL_GAP_P95_MS:g}", _verdict(gap_added * 1000, GOAL_GAP_P95_MS)],
+    ]  # fmt: skip
+    print(table(("", "measured", "goal", ""), rows, align="lrrl"))
+
+    # Where the relay's TTFT goes: its headers wait for the first upstream token (ChatRelay.open), so
+    # the split comes from the fake's receive time of the upstream request.
+    pre = [p.relay.upstream_received for p in pairs]
+    transit = [p.direct.upstream_received for p in pairs]
+    upstream_first = [p.direct.first - p.direct.upstream_received for p in pairs]
+    forward = [
+        p.relay.first - p.relay.upstream_received - (p.direct.first - p.direct.upstream_received) for p in pairs
+    ]
+    headers_to_first = [p.relay.first - p.relay.headers for p in pairs]
+    tail_relay = [p.relay.end - p.relay.first - sum(p.relay.gaps) for p in pairs]
+    tail_direct = [p.direct.end - p.direct.first - sum(p.direct.gaps) for p in pairs]
+    print("where the relay's TTFT goes (ms, per request; the fake's clock is this process's):")
+    rows = []
+    for label, values in (
+        ("relay: request start -> response headers", [p.relay.headers for p in pairs]),
+        ("relay: response headers -> first text-delta", headers_to_first),
+        ("relay: request start -> upstream request received (pre-stream work)", pre),
+        ("  baseline, direct: request start -> request received", transit),
+        ("upstream: request received -> first delta here (direct)", upstream_first),
+        ("relay: first upstream chunk -> first text-delta (estimate*)", forward),
+        ("relay: last text-delta -> end of body (save, usage, finish)", tail_relay),
+        ("  baseline, direct: last delta -> end of body", tail_direct),
+    ):
+        rows.append([label, ms(statistics.median(values)), ms(_pct(values, 0.95)), ms(max(values))])
+    print(table(("", "p50", "p95", "max"), rows))
+    print(
+        "  * relay TTFT - pre-stream work - (direct TTFT - direct transit): the relay's own cost of passing"
+        " the first chunk on, on top of the upstream's time to its first chunk"
+    )
+    pre_stream = statistics.median(pre) - statistics.median(transit)
+    print(
+        f"pre-stream work beyond the direct transit, p50: {ms(pre_stream)} ms of the {ms(added_p50)} ms added"
+        " (p50 of the paired differences)"
+    )
+
+
+def run(*, quick: bool = False) -> None:
+    pairs_wanted = QUICK_PAIRS if quick else PAIRS
+    warmup = QUICK_WARMUP_PAIRS if quick else WARMUP_PAIRS
+    print(
+        "== chat_stream: time to first token and gaps between chunks, local /chat/stream vs the fake"
+        " upstream called directly =="
+    )
+    started = time.perf_counter()
+    load = os.getloadavg()
+    pairs: list[Pair] = []
+    with (
+        throwaway_database() as url,
+        FakeOpenRouter(delay=0.0) as fake,
+        local_server(url, fake) as server,
+    ):
+        _, token = make_user(url)
+        bench = Bench(fake, server, token)
+        try:
+            for index in range(warmup + pairs_wanted):
+                pair = bench.pair(index)
+                if index >= warmup:
+                    pairs.append(pair)
+        except BaseException:
+            print(f"--- local server output ---\n{server.log[-4000:]}", file=sys.stderr)
+            raise
+        finally:
+            bench.close()
+        if fake.pending_scenarios:
+            raise RuntimeError(f"{fake.pending_scenarios} scripted replies were not used")
+    report(pairs, time.perf_counter() - started, warmup, load)
+
+
+if __name__ == "__main__":
+    run()
