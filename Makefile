@@ -14,17 +14,17 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: dev test lint typecheck validate pytest unit integration e2e bench openapi migrate clean node-client
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt
+$(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
-$(SAM_STAMP): requirements-sam.txt
+$(SAM_STAMP): requirements-sam.txt constraints-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt -c constraints-sam.txt
 	@touch $@
 
 # `npm ci` installs exactly the lockfile (and wipes node_modules first, so the stamp is written after it).
