@@ -9,12 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import current_branch, import_time, quota_reserve
+from bench import chat_stream, current_branch, import_time, quota_reserve, quota_sweep
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
+    "chat_stream": chat_stream.run,
     "current_branch": current_branch.run,
     "import_time": import_time.run,
     "quota_reserve": quota_reserve.run,
+    "quota_sweep": quota_sweep.run,
 }
 
 

@@ -1,0 +1,1 @@
+"""The quota-reset function: EventBridge Scheduler -> sweep due quota rows, end expired grace periods."""

@@ -1,0 +1,64 @@
+"""Lambda entry point for the quota-reset schedules (EventBridge Scheduler, one schedule per reset
+frequency, each sending an EventBridge-shaped event with `detail.frequency`). Wiring only: parse the
+event, run the sweep (`oneai.quota.sweep`) and the grace-period expiry (`oneai.billing.grace`) within the
+invocation's remaining time, report them as one log line and three metrics (namespace OneAI, dimension
+`frequency`, through the layer's module-level Powertools `metrics` and `tracer`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from oneai.billing.grace import end_expired_grace_periods
+from oneai.db.connection import get_database
+from oneai.logging import logger
+from oneai.observability import MetricUnit, metrics, tracer
+from oneai.quota.sweep import sweep_due_quotas
+from oneai.quota.tiers import RESET_FREQUENCIES, ResetFrequency
+from oneai.runtime import freeze_startup_objects
+
+freeze_startup_objects()
+
+
+def frequency_of(event: EventBridgeEvent) -> ResetFrequency:
+    """The event's `detail.frequency`, or ValueError (logged) so that the failed invocation is retried
+    and then lands in the dead-letter queue, where someone sees it."""
+    detail = event.get("detail")
+    frequency = detail.get("frequency") if isinstance(detail, dict) else None
+    for known in RESET_FREQUENCIES:
+        if frequency == known:
+            return known
+    logger.error(
+        "unknown reset frequency in the schedule's event",
+        extra={"frequency": frequency, "source": event.get("source"), "detail_type": event.get("detail-type")},
+    )
+    raise ValueError(f"unknown reset frequency {frequency!r}; known: {', '.join(RESET_FREQUENCIES)}")
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    schedule = EventBridgeEvent(event)
+    frequency = frequency_of(schedule)
+
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    database = get_database()
+    report = sweep_due_quotas(database, frequency, time_left=time_left)
+    grace_periods_ended = end_expired_grace_periods(database, time_left=time_left)
+
+    result = {**report.as_dict(), "grace_periods_ended": grace_periods_ended}
+    # the schedule's execution id and scheduled time say which run this was
+    logger.info(
+        "quota reset sweep finished",
+        extra={**result, "execution_id": schedule.get("id"), "scheduled_time": schedule.get("time")},
+    )
+    metrics.add_dimension(name="frequency", value=frequency)
+    metrics.add_metric(name="QuotaRowsReset", unit=MetricUnit.Count, value=report.reset)
+    metrics.add_metric(name="QuotaRowsRemaining", unit=MetricUnit.Count, value=report.remaining)
+    metrics.add_metric(name="GracePeriodsEnded", unit=MetricUnit.Count, value=grace_periods_ended)
+    return result

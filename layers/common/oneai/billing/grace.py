@@ -1,0 +1,71 @@
+"""Ending grace periods that have run out: a `pending` subscription (a renewal payment failed) keeps its
+paid tier until `grace_until`; after that the subscription is `halted` and its user goes back to free
+(`change_tier`, reason `payment_failure`, usage kept under the free limits).
+
+Run by the quota-reset sweep, in batches, each its own short service transaction: the expired
+subscriptions are locked with their users' rows (`FOR UPDATE SKIP LOCKED`: a sweep never waits, so two
+cannot deadlock) and checked again when halted, so two sweeps (or a sweep and a webhook that settles the
+subscription) never end the same grace period twice. A user with
+another active subscription keeps their tier; only the expired subscription is halted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from oneai.billing.tier_change import change_tier
+from oneai.db import quota_sweep as repo
+from oneai.db.connection import Database
+from oneai.logging import logger
+from oneai.quota.sweep import TimeBudget, TimeLeft
+
+DEFAULT_BATCH_SIZE: Final = 100
+DEFAULT_SAFETY_MARGIN: Final = 2.0
+
+
+def end_expired_grace_periods(
+    db: Database,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    time_left: TimeLeft | None = None,
+    safety_margin: float = DEFAULT_SAFETY_MARGIN,
+) -> int:
+    """Halt every pending subscription whose grace period has ended and downgrade its user to free.
+    Returns how many grace periods this call ended."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+    budget = TimeBudget(time_left, safety_margin)
+    ended = 0
+    while budget.allows_another_batch():
+        batch_started = time.monotonic()
+        with db.service_transaction() as conn:
+            expired = repo.lock_expired_grace_periods(conn, batch_size)
+            ended_here = []
+            for subscription in expired:
+                if not repo.halt_subscription(conn, subscription.id):
+                    continue
+                downgraded = not subscription.other_active and change_tier(
+                    conn,
+                    user_id=subscription.user_id,
+                    new_tier="free",
+                    reason="payment_failure",
+                    subscription_id=subscription.id,
+                    subscription_status="halted",
+                    metadata={"grace_until": subscription.grace_until.isoformat(), "by": "quota_reset"},
+                )
+                ended_here.append((subscription, downgraded))
+        budget.record_batch(time.monotonic() - batch_started)
+        for subscription, downgraded in ended_here:  # committed
+            logger.info(
+                "grace period ended",
+                extra={
+                    "subscription_id": str(subscription.id),
+                    "user_id": str(subscription.user_id),
+                    "downgraded_to_free": downgraded,
+                },
+            )
+        ended += len(ended_here)
+        if len(expired) < batch_size:
+            break
+    return ended
