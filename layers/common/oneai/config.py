@@ -26,6 +26,8 @@ SECRET_KEYS = (
     "RAZORPAY_KEY_ID",
     "RAZORPAY_KEY_SECRET",
     "RAZORPAY_WEBHOOK_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET_PREVIOUS",
+    "RAZORPAY_PLAN_IDS",
 )
 SECRETS_MAX_AGE_SECONDS = 300
 
@@ -56,6 +58,14 @@ class Settings(BaseSettings):
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None
     razorpay_webhook_secret: SecretStr | None = None
+    # During a webhook secret rotation, signatures made with the previous secret are accepted too.
+    razorpay_webhook_secret_previous: SecretStr | None = None
+    # Tier -> Razorpay plan id, written `pro=plan_x,enterprise=plan_y` (SSM in AWS, the environment locally).
+    razorpay_plan_ids: str = ""
+    razorpay_api_base_url: str = "https://api.razorpay.com"
+    razorpay_timeout_seconds: float = 8.0
+    # How long a subscription in `pending` (a renewal payment failing) keeps its paid tier.
+    grace_period_days: float = Field(default=3.0, validation_alias="ONEAI_GRACE_PERIOD_DAYS")
 
     # EventBridge bus for domain events (quota warnings, payment failures); unset locally: only logged.
     event_bus_name: str | None = Field(default=None, validation_alias="ONEAI_EVENT_BUS")
@@ -79,6 +89,16 @@ class Settings(BaseSettings):
     @property
     def jwks_url(self) -> str:
         return f"{self.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json"
+
+    def plan_ids(self) -> dict[str, str]:
+        """`razorpay_plan_ids` as {tier: plan id}; malformed entries are a configuration error."""
+        plans: dict[str, str] = {}
+        for entry in filter(None, (part.strip() for part in self.razorpay_plan_ids.split(","))):
+            tier, separator, plan_id = entry.partition("=")
+            if not separator or not tier.strip() or not plan_id.strip():
+                raise ValueError("RAZORPAY_PLAN_IDS must look like pro=plan_x,enterprise=plan_y")
+            plans[tier.strip()] = plan_id.strip()
+        return plans
 
     def require_database_url(self) -> str:
         if self.database_url is None:
