@@ -2,7 +2,8 @@
 
 PostgreSQL is `DATABASE_URL` when set, else an embedded server under `.oneai/pgdata`. Secrets come from
 the environment only (never from SSM: `ONEAI_SSM_PATH` is not set here), with dev defaults for the
-JWT secret and dev mode. Restart after changing code: handlers are imported once, like in a container.
+JWT secret, the Razorpay webhook secret and dev mode. Restart after changing code: handlers are imported
+once, like in a container.
 """
 
 from __future__ import annotations
@@ -28,10 +29,14 @@ _AWS_ONLY_ENV = frozenset({"ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "AWS_LAMBDA_EXEC
 
 def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     """Dev defaults; anything already set in the environment wins."""
+    from local.events import DEV_RAZORPAY_WEBHOOK_SECRET
     from oneai.config import DEV_JWT_SECRET
 
     os.environ.setdefault("ONEAI_DEV_MODE", "1")
     os.environ.setdefault("SUPABASE_JWT_SECRET", DEV_JWT_SECRET)
+    # Dev only: the secret POST /webhooks/razorpay verifies signatures with (events/webhooks/ are signed
+    # with it). Set RAZORPAY_WEBHOOK_SECRET to a Razorpay test-mode webhook's secret to receive real ones.
+    os.environ.setdefault("RAZORPAY_WEBHOOK_SECRET", DEV_RAZORPAY_WEBHOOK_SECRET)
     os.environ.setdefault("SUPABASE_URL", LOCAL_SUPABASE_URL)
     os.environ.setdefault("ONEAI_SHARE_URL_BASE", f"http://127.0.0.1:{port}/shared")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
@@ -53,6 +58,27 @@ def prepare_openrouter() -> Any:
     os.environ["OPENROUTER_BASE_URL"] = offline.base_url
     os.environ.setdefault("ONEAI_TITLE_MODEL", OFFLINE_MODEL_ID)
     return offline
+
+
+def prepare_razorpay() -> Any:
+    """Without RAZORPAY_KEY_ID, the fake Razorpay API (local/fake_razorpay.py, the SDK's mock bodies) with
+    dev-only values: its key pair, RAZORPAY_API_BASE_URL pointing at it and, unless set, dev plan ids. A
+    handle to keep, or None (real keys set, or the fixtures in ../shared are missing: billing answers 503)."""
+    if os.environ.get("RAZORPAY_KEY_ID"):
+        return None
+    from local.fake_razorpay import DEV_KEY_ID, DEV_KEY_SECRET, DEV_PLAN_IDS, FakeRazorpay
+
+    try:
+        fake = FakeRazorpay(key_id=DEV_KEY_ID, key_secret=DEV_KEY_SECRET).start()
+    except FileNotFoundError as exc:
+        print(f"  Razorpay        not configured, billing answers 503 ({exc})", flush=True)
+        return None
+    # Set before the template's variables are applied, so nothing points at the real API.
+    os.environ["RAZORPAY_API_BASE_URL"] = fake.base_url
+    os.environ["RAZORPAY_KEY_ID"] = DEV_KEY_ID
+    os.environ["RAZORPAY_KEY_SECRET"] = DEV_KEY_SECRET
+    os.environ.setdefault("RAZORPAY_PLAN_IDS", DEV_PLAN_IDS)
+    return fake
 
 
 def redact(url: str) -> str:
@@ -127,6 +153,7 @@ def main() -> int:
     port = int(os.environ.get("PORT") or DEFAULT_PORT)
     template = load_template()
     offline = prepare_openrouter()
+    fake_razorpay = prepare_razorpay()
     apply_dev_environment(port, template)
     database_url, pg_handle = prepare_database()
 
@@ -142,6 +169,11 @@ def main() -> int:
             f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
             flush=True,
         )
+    if fake_razorpay is not None:
+        print(
+            f"  Razorpay        fake API at {fake_razorpay.base_url}, dev keys and plans (set RAZORPAY_KEY_ID for the real API)\n",
+            flush=True,
+        )
     # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it still runs the atexit
     # hooks, and with them the embedded PostgreSQL's stop.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -150,6 +182,8 @@ def main() -> int:
     finally:
         if offline is not None:
             offline.stop()
+        if fake_razorpay is not None:
+            fake_razorpay.stop()
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

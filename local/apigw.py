@@ -12,6 +12,15 @@ Fidelity notes (each one is how API Gateway behaves, or says where we differ and
   also when it is not UTF-8 (API Gateway would mangle those bytes; locally we would rather not).
 - A base64 response body is decoded only when the request's `Accept` matches a binary media type; else
   the base64 text is returned as is. That is API Gateway's rule, and the usual surprise when deploying.
+
+Lambda Function URLs (payload format 2.0: `build_function_url_event`, `http_response_from_function_url`):
+- header names are lower-cased and repeated values joined with commas; `Cookie` moves to `cookies`;
+  repeated query values are joined with commas too; maps that would be empty are left out;
+- the body is text when its content type is textual (text/*, JSON, XML, JavaScript, form data) and it is
+  UTF-8, otherwise base64 with `isBase64Encoded`; a handler verifying a signature over the raw bytes
+  must decode it;
+- a result with `statusCode` is a response (`cookies` become Set-Cookie headers, a base64 body is always
+  decoded); any other result is the JSON body of a 200.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +39,16 @@ from urllib.parse import parse_qsl
 
 ACCOUNT_ID = "123456789012"
 LOCAL_API_ID = "oneailocal"
+# A Function URL's id is the first label of its domain (<url-id>.lambda-url.<region>.on.aws).
+LOCAL_FUNCTION_URL_ID = "oneailocalurl"
+_TEXT_MEDIA_TYPES = (
+    "text/*",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/yaml",
+    "application/x-www-form-urlencoded",
+)
 
 
 class InvalidLambdaResponseError(ValueError):
@@ -226,3 +246,105 @@ def http_response_from_lambda(
 
 def _accepts_binary(accept: str, binary_media_types: Sequence[str]) -> bool:
     return any(media_type_matches(part, binary_media_types) for part in accept.split(","))
+
+
+def _is_text_media_type(content_type: str) -> bool:
+    main = content_type.split(";", 1)[0].strip().lower()
+    return media_type_matches(main, _TEXT_MEDIA_TYPES) or main.endswith(("+json", "+xml"))
+
+
+def build_function_url_event(
+    request: HttpRequest,
+    *,
+    request_id: str | None = None,
+    time_epoch_ms: int | None = None,
+    url_id: str = LOCAL_FUNCTION_URL_ID,
+) -> dict[str, Any]:
+    """The event a Lambda Function URL (payload format 2.0) sends to the function for `request`."""
+    request_id = request_id or str(uuid.uuid4())
+    time_epoch_ms = time_epoch_ms if time_epoch_ms is not None else int(time.time() * 1000)
+    grouped: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        grouped.setdefault(name.lower(), []).append(value)
+    cookies = [part.strip() for value in grouped.pop("cookie", []) for part in value.split(";") if part.strip()]
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(request.query_string, keep_blank_values=True):
+        query.setdefault(key, []).append(value)
+
+    content_type = grouped.get("content-type", [""])[-1]
+    body: str | None = None
+    is_base64 = False
+    if request.body:
+        if _is_text_media_type(content_type):
+            body = _utf8_or_none(request.body)
+        if body is None:
+            body, is_base64 = base64.b64encode(request.body).decode("ascii"), True
+
+    host = grouped.get("host", [f"{url_id}.lambda-url.local.on.aws"])[-1]
+    request_time = datetime.fromtimestamp(time_epoch_ms / 1000, tz=UTC)
+    raw_path = request.path.split("?", 1)[0] or "/"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": request.query_string,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    event["headers"] = {name: ",".join(values) for name, values in grouped.items()}
+    if query:
+        event["queryStringParameters"] = {key: ",".join(values) for key, values in query.items()}
+    event["requestContext"] = {
+        "accountId": "anonymous",
+        "apiId": url_id,
+        "domainName": host,
+        "domainPrefix": host.split(":", 1)[0].split(".", 1)[0],
+        "http": {
+            "method": request.method.upper(),
+            "path": raw_path,
+            "protocol": request.protocol,
+            "sourceIp": request.source_ip,
+            "userAgent": grouped.get("user-agent", [""])[-1],
+        },
+        "requestId": request_id,
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": request_time.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "timeEpoch": time_epoch_ms,
+    }
+    if body is not None:
+        event["body"] = body
+    event["isBase64Encoded"] = is_base64
+    return event
+
+
+def http_response_from_function_url(result: Any) -> HttpResponse:
+    """The HTTP response a Function URL sends for the function's result (payload format 2.0)."""
+    if not (isinstance(result, dict) and "statusCode" in result):
+        # Anything else is the body of a 200, as JSON (a string is sent as it is).
+        text = result if isinstance(result, str) else json.dumps(result)
+        return HttpResponse(200, [("content-type", "application/json")], text.encode("utf-8"))
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError):
+        raise InvalidLambdaResponseError("statusCode is not an integer") from None
+    if not 100 <= status <= 599:
+        raise InvalidLambdaResponseError(f"statusCode {status} is out of range")
+    headers = [(name, str(value)) for name, value in _str_map(result.get("headers"), "headers").items()]
+    cookies = result.get("cookies") or []
+    if not isinstance(cookies, list):
+        raise InvalidLambdaResponseError("cookies must be a list")
+    headers.extend(("set-cookie", str(cookie)) for cookie in cookies)
+    raw_body = result.get("body")
+    if raw_body is None:
+        body = b""
+    elif not isinstance(raw_body, str):
+        raise InvalidLambdaResponseError("body must be a string")
+    elif result.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(raw_body, validate=True)
+        except binascii.Error:
+            raise InvalidLambdaResponseError("isBase64Encoded but the body is not base64") from None
+    else:
+        body = raw_body.encode("utf-8")
+    return HttpResponse(status=status, headers=headers, body=body)

@@ -8,11 +8,21 @@ request to `make dev` on port 3000. Everything in them is fixed (ids, times, the
 change only when the template or the samples do. The bearer token is signed with the dev JWT secret
 for the dev user and expires 2099-01-01: it works only against a dev database and a function that
 runs with SUPABASE_JWT_SECRET set to the dev secret.
+
+Routes served by a Function URL (`OneAILocalRoutes`) get Function URL (payload v2) events from
+`local.apigw.build_function_url_event`; the Razorpay webhook route gets one file per sample delivery
+(`events/webhooks/subscription-activated.json`, ...), each body signed with the dev webhook secret
+`DEV_RAZORPAY_WEBHOOK_SECRET` (what `make dev` uses unless RAZORPAY_WEBHOOK_SECRET is set; a function
+invoked with these events needs RAZORPAY_WEBHOOK_SECRET set to it). The subscription's notes name the dev
+user and tier pro, so the activation is adopted and upgrades the dev user; `bad-signature.json` is
+answered 400.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import re
 import sys
@@ -21,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
-from local.apigw import HttpRequest, build_rest_event
+from local.apigw import HttpRequest, build_function_url_event, build_rest_event
 from local.template_routes import REPO_ROOT, Route, list_routes, load_template, path_param, rest_api_settings
 
 EVENTS_DIR = REPO_ROOT / "events"
@@ -65,7 +75,145 @@ SAMPLES: dict[str, Sample] = {
     "GetUsage": Sample(query="group_by=model"),
     "UpdateProfile": Sample(body={"name": "Dev User", "preferences": {"theme": "dark"}}),
     "GetAccountOpenApi": Sample(public=True),
+    "ListPlans": Sample(public=True),
+    "CreateSubscription": Sample(body={"tier": "pro"}),
+    # Signed with the dev key secret of `make dev`'s fake Razorpay (local/fake_razorpay.py) for this pair.
+    "VerifySubscription": Sample(
+        body={
+            "razorpay_payment_id": "pay_29QQoUBi66xm2f",
+            "razorpay_subscription_id": "sub_00000000000001",
+            "razorpay_signature": "8f8a916ca1bfdac918ac1e77dee8190bc1d6c938a557d3f131ef87f080d39301",
+        }
+    ),
+    "CancelSubscription": Sample(body={"at_cycle_end": True}),
+    "UpdateSubscription": Sample(body={"tier": "enterprise"}),
+    "GetBillingOpenApi": Sample(public=True),
 }
+
+
+# Dev only: `make dev` verifies webhooks with it unless RAZORPAY_WEBHOOK_SECRET is set
+# (`local.__main__.apply_dev_environment`). Never a deployed value.
+DEV_RAZORPAY_WEBHOOK_SECRET = "oneai-local-dev-razorpay-webhook-secret-0123"  # noqa: S105 - dev only
+SAMPLE_SUBSCRIPTION_ID = "sub_OneAIDevSample1"
+SAMPLE_CUSTOMER_ID = "cust_OneAIDevSample"
+SAMPLE_PLAN_ID = "plan_OneAIDevPro01"
+PERIOD_START = 1735689600  # 2025-01-01T00:00:00Z
+PERIOD_END = 1738368000  # 2025-02-01T00:00:00Z
+WEBHOOK_TIME = REQUEST_TIME_EPOCH_MS // 1000
+
+
+@dataclass(frozen=True)
+class WebhookSample:
+    event_id: str
+    body: dict[str, object]
+    valid_signature: bool = True
+
+
+def _subscription_entity(status: str, **changes: object) -> dict[str, object]:
+    return {
+        "id": SAMPLE_SUBSCRIPTION_ID,
+        "entity": "subscription",
+        "plan_id": SAMPLE_PLAN_ID,
+        "customer_id": SAMPLE_CUSTOMER_ID,
+        "status": status,
+        "current_start": PERIOD_START,
+        "current_end": PERIOD_END,
+        "ended_at": None,
+        "quantity": 1,
+        "notes": {"user_id": DEV_USER_ID, "tier": "pro", "source": "OneAI – make dev"},
+        "charge_at": PERIOD_END,
+        "start_at": PERIOD_START,
+        "end_at": None,
+        "auth_attempts": 0,
+        "total_count": 120,
+        "paid_count": 1,
+        "customer_notify": True,
+        "created_at": PERIOD_START - 600,
+        **changes,
+    }
+
+
+def _webhook_body(event: str, created_at: int, **payload: object) -> dict[str, object]:
+    return {
+        "entity": "event",
+        "account_id": "acc_OneAIDevAccount",
+        "event": event,
+        "contains": list(payload),
+        "payload": {name: {"entity": entity} for name, entity in payload.items()},
+        "created_at": created_at,
+    }
+
+
+_ACTIVATED = _webhook_body("subscription.activated", WEBHOOK_TIME, subscription=_subscription_entity("active"))
+WEBHOOK_SAMPLES: dict[str, WebhookSample] = {
+    "subscription-activated": WebhookSample("evt_OneAIDevActivated", _ACTIVATED),
+    "subscription-cancelled": WebhookSample(
+        "evt_OneAIDevCancelled",
+        _webhook_body(
+            "subscription.cancelled",
+            WEBHOOK_TIME + 3600,
+            subscription=_subscription_entity("cancelled", ended_at=WEBHOOK_TIME + 3600, charge_at=None),
+        ),
+    ),
+    "payment-failed": WebhookSample(
+        "evt_OneAIDevPaymentFailed",
+        _webhook_body(
+            "payment.failed",
+            WEBHOOK_TIME + 60,
+            payment={
+                "id": "pay_OneAIDevFailed1",
+                "entity": "payment",
+                "amount": 99900,
+                "currency": "INR",
+                "status": "failed",
+                "method": "upi",
+                "captured": False,
+                "customer_id": SAMPLE_CUSTOMER_ID,
+                "notes": [],
+                "error_code": "BAD_REQUEST_ERROR",
+                "error_description": "Payment was unsuccessful as the UPI app declined it",
+                "error_reason": "payment_failed",
+                "created_at": WEBHOOK_TIME + 55,
+            },
+        ),
+    ),
+    "bad-signature": WebhookSample("evt_OneAIDevBadSignature", _ACTIVATED, valid_signature=False),
+}
+# Function URL routes -> their sample deliveries (a route without an entry gets one bare request).
+FUNCTION_URL_SAMPLES: dict[str, dict[str, WebhookSample]] = {"PostWebhooksRazorpay": WEBHOOK_SAMPLES}
+
+
+def webhook_body_bytes(sample: WebhookSample) -> bytes:
+    """The body as sent: UTF-8 JSON, non-ASCII kept (the signature is over these exact bytes)."""
+    return json.dumps(sample.body, ensure_ascii=False).encode("utf-8")
+
+
+def function_url_event(route: Route, name: str, sample: WebhookSample | None) -> dict[str, object]:
+    headers = [
+        ("Host", f"127.0.0.1:{DEFAULT_PORT}"),
+        ("User-Agent", "Razorpay-Webhook/v1"),
+        ("Content-Type", "application/json"),
+        ("Accept-Encoding", "gzip"),
+    ]
+    body = b""
+    if sample is not None:
+        body = webhook_body_bytes(sample)
+        secret = DEV_RAZORPAY_WEBHOOK_SECRET if sample.valid_signature else "not-the-webhook-secret"
+        headers += [
+            ("X-Razorpay-Event-Id", sample.event_id),
+            ("X-Razorpay-Signature", hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()),
+        ]
+    headers += [
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Forwarded-Port", str(DEFAULT_PORT)),
+        ("X-Forwarded-Proto", "http"),
+    ]
+    request = HttpRequest(method=route.method, path=route.path, headers=headers, body=body)
+    return build_function_url_event(
+        request,
+        request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:{route.function_id}:{route.event_name}:{name}")),
+        time_epoch_ms=REQUEST_TIME_EPOCH_MS,
+    )
 
 
 def sample_token() -> str:
@@ -146,6 +294,15 @@ def render_all() -> dict[Path, str]:
     for route in list_routes(template):
         if route.method == "ANY":
             continue  # nothing to sample without a concrete method
+        if route.function_url:
+            folder = EVENTS_DIR / route.function.events_dir_name
+            samples: dict[str, WebhookSample | None] = {event_file_name(route.event_name)[:-5]: None}
+            samples = dict(FUNCTION_URL_SAMPLES.get(route.event_name) or samples)
+            for name, sample in samples.items():
+                files[folder / f"{name}.json"] = (
+                    json.dumps(function_url_event(route, name, sample), indent=2) + "\n"
+                )
+            continue
         path = EVENTS_DIR / route.function.events_dir_name / event_file_name(route.event_name)
         files[path] = json.dumps(sample_event(route, stage=stage, token=token), indent=2) + "\n"
     return files

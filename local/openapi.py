@@ -20,6 +20,7 @@ FASTAPI_FUNCTIONS = {
     "conversations": "conversations.app",
     "chat_stream": "chat_stream.app",
     "account": "account.app",
+    "billing": "billing.app",
 }
 
 

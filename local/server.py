@@ -11,6 +11,10 @@ Handlers are imported once, by adding the function's CodeUri directory to `sys.p
 run one at a time: in AWS a container serves one event at a time and the code relies on that (one lazily
 opened database connection per container, module-level caches).
 
+Function URL functions (`OneAILocalRoutes` in the function's Metadata, e.g. the Razorpay webhooks): the
+listed routes invoke the handler with a Function URL (payload format 2.0) event instead of a REST one, and
+its result is read the way a Function URL reads it.
+
 Streaming functions (extension point): a function whose template Metadata has
 `OneAILocalAsgiApp: "package.module:app"` is not invoked through a Lambda event; its ASGI app receives the
 request directly, so its response streams without buffering (in AWS the Lambda Web Adapter plays that
@@ -40,7 +44,9 @@ from local.apigw import (
     HttpRequest,
     HttpResponse,
     InvalidLambdaResponseError,
+    build_function_url_event,
     build_rest_event,
+    http_response_from_function_url,
     http_response_from_lambda,
 )
 from local.template_routes import Function, Route, path_param, split_path
@@ -377,13 +383,16 @@ class LocalApiGateway:
         handler = self._handler(route.function)
         if handler is None:
             return self._load_error(route)
-        event = build_rest_event(
-            request,
-            resource=route.path,
-            path_parameters=match.path_parameters,
-            stage=self.stage,
-            binary_media_types=self.binary_media_types,
-        )
+        if route.function_url:
+            event = build_function_url_event(request)
+        else:
+            event = build_rest_event(
+                request,
+                resource=route.path,
+                path_parameters=match.path_parameters,
+                stage=self.stage,
+                binary_media_types=self.binary_media_types,
+            )
         fn = route.function
         context = LambdaContext(fn.logical_id, fn.memory_mb, fn.timeout_seconds)
         request_id = event["requestContext"]["requestId"]
@@ -406,7 +415,12 @@ class LocalApiGateway:
             logger.warning("%s took %.1f s, over its %d s timeout", fn.logical_id, elapsed, fn.timeout_seconds)
         accept = next((v for k, v in request.headers if k.lower() == "accept"), None)
         try:
-            response = http_response_from_lambda(result, accept=accept, binary_media_types=self.binary_media_types)
+            if route.function_url:
+                response = http_response_from_function_url(result)
+            else:
+                response = http_response_from_lambda(
+                    result, accept=accept, binary_media_types=self.binary_media_types
+                )
         except InvalidLambdaResponseError as exc:
             logger.error("%s returned a malformed proxy response: %s", fn.logical_id, exc)
             return error_response(502, "INTERNAL_ERROR", "Internal server error")

@@ -2,8 +2,9 @@
 
 Only what the local server needs: for every function, its CodeUri, Handler, memory, timeout and plain-string
 environment (Globals merged under the function's own values), and for every `Api`/`HttpApi` event one
-`Route`. Values that are intrinsic functions (`!Ref`, `!Sub`, ...) are kept as CloudFormation's long form
-(`{"Ref": ...}`) and resolved only where a parameter default makes that safe (`resolve`).
+`Route` (plus one per `OneAILocalRoutes` entry of a function served by its Function URL). Values that are
+intrinsic functions (`!Ref`, `!Sub`, ...) are kept as CloudFormation's long form (`{"Ref": ...}`) and
+resolved only where a parameter default makes that safe (`resolve`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 # instead of invoking a Lambda handler (streaming functions behind the Lambda Web Adapter), e.g.
 # `Metadata: {OneAILocalAsgiApp: "chat_stream.app:app"}`.
 LOCAL_ASGI_METADATA_KEY = "OneAILocalAsgiApp"
+# The function Metadata key that lists the local routes of a function AWS serves behind its Function URL
+# (which has no paths or methods of its own), e.g. `OneAILocalRoutes: ["POST /webhooks/razorpay"]`. The
+# local server invokes the handler with a Function URL (payload v2) event for each.
+LOCAL_ROUTES_METADATA_KEY = "OneAILocalRoutes"
+FUNCTION_URL_EVENT_TYPE = "FunctionUrl"
 
 _API_EVENT_TYPES = frozenset({"Api", "HttpApi"})
 _PARAM_SEGMENT = re.compile(r"^\{([A-Za-z0-9_.-]+)(\+?)\}$")
@@ -105,6 +111,7 @@ class Function:
     # Only literal strings: values that come from parameters, conditions or secrets are AWS-only.
     environment: dict[str, str]
     asgi_app: str | None = None
+    local_routes: tuple[str, ...] = ()  # "METHOD /path" entries of OneAILocalRoutes
 
     @property
     def code_dir(self) -> Path:
@@ -141,6 +148,11 @@ class Route:
     def handler(self) -> str:
         return self.function.handler
 
+    @property
+    def function_url(self) -> bool:
+        """Served behind the function's URL in AWS: the handler gets a Function URL (v2) event."""
+        return self.event_type == FUNCTION_URL_EVENT_TYPE
+
 
 def split_path(path: str) -> tuple[str, ...]:
     """Path segments; a trailing slash is ignored, as API Gateway does."""
@@ -171,6 +183,11 @@ def _function(
     if not isinstance(code_uri, str) or not isinstance(handler, str):
         raise TemplateError(f"{logical_id}: CodeUri and Handler must be plain strings")
     asgi_app = metadata.get(LOCAL_ASGI_METADATA_KEY)
+    local_routes = metadata.get(LOCAL_ROUTES_METADATA_KEY) or []
+    if not isinstance(local_routes, list) or not all(isinstance(r, str) for r in local_routes):
+        raise TemplateError(f"{logical_id}: {LOCAL_ROUTES_METADATA_KEY} must be a list of 'METHOD /path' strings")
+    if local_routes and not isinstance(props.get("FunctionUrlConfig"), dict):
+        raise TemplateError(f"{logical_id}: {LOCAL_ROUTES_METADATA_KEY} needs a FunctionUrlConfig")
     return Function(
         logical_id=logical_id,
         code_uri=code_uri,
@@ -179,6 +196,7 @@ def _function(
         timeout_seconds=int(merged.get("Timeout", 3)),
         environment=env,
         asgi_app=asgi_app if isinstance(asgi_app, str) else None,
+        local_routes=tuple(local_routes),
     )
 
 
@@ -214,7 +232,20 @@ def list_routes(template: Mapping[str, Any]) -> list[Route]:
                     streaming=props.get("ResponseTransferMode") == "RESPONSE_STREAM",
                 )
             )
+        routes.extend(_function_url_route(fn, entry) for entry in fn.local_routes)
     return routes
+
+
+def _function_url_route(function: Function, entry: str) -> Route:
+    """`POST /webhooks/razorpay` -> a route named `PostWebhooksRazorpay` that gets a Function URL event."""
+    method, _, path = entry.strip().partition(" ")
+    path = path.strip()
+    if not method.isalpha() or not path.startswith("/"):
+        raise TemplateError(f"{function.logical_id}: bad {LOCAL_ROUTES_METADATA_KEY} entry {entry!r}")
+    name = "".join(word.capitalize() for word in re.split(r"[^A-Za-z0-9]+", f"{method} {path}") if word)
+    return Route(
+        method=method.upper(), path=path, event_name=name, event_type=FUNCTION_URL_EVENT_TYPE, function=function
+    )
 
 
 @dataclass(frozen=True)

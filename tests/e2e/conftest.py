@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from local.fake_openrouter import FakeOpenRouter
+from local.fake_razorpay import FakeRazorpay
 from tests.conftest import REPO_ROOT, TEST_JWT_SECRET, TEST_SUPABASE_URL
 
 STARTUP_TIMEOUT_SECONDS = 60
@@ -84,6 +85,12 @@ def _wait_until_ready(server: LocalServer) -> None:
 CHAT_MODEL = "anthropic/claude-3.5-haiku"
 TITLE_MODEL = "openai/gpt-4o-mini"
 UPSTREAM_TIMEOUT_SECONDS = "1.5"
+# The billing function's Razorpay: the session's fake, this key pair, a short timeout (test_billing_http.py).
+E2E_RAZORPAY_KEY_ID = "rzp_test_E2EKey0000001"
+E2E_RAZORPAY_KEY_SECRET = "e2e-razorpay-key-secret-never-shown"
+RAZORPAY_TIMEOUT_SECONDS = "1.0"
+E2E_WEBHOOK_SECRET = "e2e-razorpay-webhook-secret-for-the-local-server"
+E2E_PLAN_IDS = "pro=plan_E2EProMonthly,enterprise=plan_E2EEnterprise"
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +107,22 @@ def openrouter(fake_openrouter_server: FakeOpenRouter) -> FakeOpenRouter:
 
 
 @pytest.fixture(scope="session")
-def local_server(database_url: str, fake_openrouter_server: FakeOpenRouter) -> Iterator[LocalServer]:
+def fake_razorpay_server() -> Iterator[FakeRazorpay]:
+    with FakeRazorpay(key_id=E2E_RAZORPAY_KEY_ID, key_secret=E2E_RAZORPAY_KEY_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def razorpay(fake_razorpay_server: FakeRazorpay) -> FakeRazorpay:
+    """The fake Razorpay behind the local server, with no scripts, records or subscriptions left."""
+    fake_razorpay_server.reset()
+    return fake_razorpay_server
+
+
+@pytest.fixture(scope="session")
+def local_server(
+    database_url: str, fake_openrouter_server: FakeOpenRouter, fake_razorpay_server: FakeRazorpay
+) -> Iterator[LocalServer]:
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
     env.update(
@@ -115,6 +137,15 @@ def local_server(database_url: str, fake_openrouter_server: FakeOpenRouter) -> I
         ONEAI_TITLE_MODEL=TITLE_MODEL,
         OPENROUTER_FIRST_TOKEN_TIMEOUT=UPSTREAM_TIMEOUT_SECONDS,
         OPENROUTER_IDLE_TIMEOUT=UPSTREAM_TIMEOUT_SECONDS,
+    )
+    # Razorpay webhooks (test_webhooks_http.py): the secret they are signed with, the plans they name.
+    env.update(RAZORPAY_WEBHOOK_SECRET=E2E_WEBHOOK_SECRET, RAZORPAY_PLAN_IDS=E2E_PLAN_IDS)
+    # Razorpay API calls of the billing function go to the session's fake.
+    env.update(
+        RAZORPAY_KEY_ID=E2E_RAZORPAY_KEY_ID,
+        RAZORPAY_KEY_SECRET=E2E_RAZORPAY_KEY_SECRET,
+        RAZORPAY_API_BASE_URL=fake_razorpay_server.base_url,
+        RAZORPAY_TIMEOUT_SECONDS=RAZORPAY_TIMEOUT_SECONDS,
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "local"],

@@ -131,6 +131,7 @@ def test_each_schedules_event_sweeps_its_frequency_and_reports_it(
         "stopped_early": False,
         "seconds": result["seconds"],
         "grace_periods_ended": 1,
+        "cancellations_ended": 0,
     }
     printed = stdout_json(capsys.readouterr().out)
     # AND logged as one line, with the invocation's context

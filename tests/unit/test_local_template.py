@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -22,16 +24,27 @@ from local import DEV_USER_ID
 from local.apigw import (
     HttpRequest,
     InvalidLambdaResponseError,
+    build_function_url_event,
     build_rest_event,
+    http_response_from_function_url,
     http_response_from_lambda,
     media_type_matches,
 )
-from local.events import EVENTS_DIR, SAMPLE_CONVERSATION_ID, SAMPLE_MESSAGE_ID, event_file_name
+from local.events import (
+    DEV_RAZORPAY_WEBHOOK_SECRET,
+    EVENTS_DIR,
+    SAMPLE_CONVERSATION_ID,
+    SAMPLE_MESSAGE_ID,
+    WEBHOOK_SAMPLES,
+    event_file_name,
+)
 from local.server import CorsPreflight, LambdaContext, LocalApiGateway, RouteTable, load_asgi_app, load_handler
 from local.template_routes import (
+    FUNCTION_URL_EVENT_TYPE,
     REPO_ROOT,
     Function,
     Route,
+    TemplateError,
     list_functions,
     list_routes,
     load_template,
@@ -69,6 +82,18 @@ ACCOUNT_ROUTES = {
     ("PATCH", "/user/profile", "UpdateProfile"),
     ("GET", "/user/openapi.json", "GetAccountOpenApi"),
 }
+BILLING_ROUTES = {
+    ("GET", "/subscription/plans", "ListPlans"),
+    ("POST", "/subscription/create", "CreateSubscription"),
+    ("POST", "/subscription/verify", "VerifySubscription"),
+    ("POST", "/subscription/cancel", "CancelSubscription"),
+    ("POST", "/subscription/update", "UpdateSubscription"),
+    ("GET", "/subscription/invoices", "ListInvoices"),
+    ("GET", "/subscription", "GetSubscription"),
+    ("GET", "/subscription/openapi.json", "GetBillingOpenApi"),
+}
+# Served behind the function's URL in AWS (`OneAILocalRoutes`), with Function URL (v2) events.
+WEBHOOK_ROUTES = {("POST", "/webhooks/razorpay", "PostWebhooksRazorpay")}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +136,13 @@ def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app
     for route in routes:
         assert route.streaming, route.event_name  # ResponseTransferMode: RESPONSE_STREAM
         assert route.function.asgi_app == "chat_stream.app:app" and route.handler == "run.sh"
-    assert len(list_routes(template)) == len(CONVERSATIONS_ROUTES) + len(CHAT_STREAM_ROUTES) + len(ACCOUNT_ROUTES)
+    assert len(list_routes(template)) == (
+        len(CONVERSATIONS_ROUTES)
+        + len(CHAT_STREAM_ROUTES)
+        + len(ACCOUNT_ROUTES)
+        + len(BILLING_ROUTES)
+        + len(WEBHOOK_ROUTES)
+    )
 
 
 def test_given_the_template_then_every_account_route_is_parsed_with_its_function(
@@ -129,6 +160,25 @@ def test_given_the_template_then_every_account_route_is_parsed_with_its_function
     for method, path, event_name in ACCOUNT_ROUTES:
         event = json.loads((EVENTS_DIR / "account" / event_file_name(event_name)).read_text())
         assert (event["httpMethod"], event["resource"]) == (method, path)
+
+
+def test_given_the_template_then_every_billing_route_is_parsed_with_its_function(
+    template: dict[str, Any],
+) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "BillingFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == BILLING_ROUTES
+    assert len(routes) == len(BILLING_ROUTES)
+    for route in routes:
+        assert route.code_uri == "functions/billing/"
+        assert route.handler == "billing.handler.lambda_handler"
+        assert route.event_type == "Api" and not route.streaming
+        assert route.function.events_dir_name == "billing"
+    # every sample event is on disk, with the route's method; only the plans and the document are public
+    for method, path, event_name in BILLING_ROUTES:
+        event = json.loads((EVENTS_DIR / "billing" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        public = event_name in {"ListPlans", "GetBillingOpenApi"}
+        assert ("Authorization" not in (event["headers"] or {})) is public, event_name
 
 
 def test_given_the_template_then_globals_merge_into_each_function(template: dict[str, Any]) -> None:
@@ -570,3 +620,221 @@ def test_given_a_streaming_function_then_its_asgi_app_is_served_directly(tmp_pat
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert "x-amzn-requestid" not in response.headers
+
+
+# ---------------------------------------------------------------- Function URL routes (OneAILocalRoutes)
+
+
+def test_given_the_template_then_the_webhooks_route_gets_function_url_events(template: dict[str, Any]) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "WebhooksFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == WEBHOOK_ROUTES
+    [route] = routes
+    assert route.event_type == FUNCTION_URL_EVENT_TYPE and route.function_url and not route.streaming
+    assert (route.code_uri, route.handler) == ("functions/webhooks/", "webhooks.handler.lambda_handler")
+    props = template["Resources"]["WebhooksFunction"]["Properties"]
+    assert props["FunctionUrlConfig"] == {"AuthType": "NONE"}
+    assert "Events" not in props  # no API Gateway route: Razorpay posts to the function's URL
+    # the sample deliveries are on disk as Function URL events, signed with the dev secret
+    for name, sample in WEBHOOK_SAMPLES.items():
+        event = json.loads((EVENTS_DIR / "webhooks" / f"{name}.json").read_text(encoding="utf-8"))
+        assert (event["version"], event["rawPath"], event["requestContext"]["http"]["method"]) == (
+            "2.0",
+            "/webhooks/razorpay",
+            "POST",
+        )
+        body = event["body"].encode("utf-8")
+        signature = hmac.new(DEV_RAZORPAY_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert (event["headers"]["x-razorpay-signature"] == signature) is sample.valid_signature, name
+        assert event["headers"]["x-razorpay-event-id"] == sample.event_id
+
+
+def test_given_a_request_then_the_function_url_event_is_payload_v2() -> None:
+    request = HttpRequest(
+        "post",
+        "/webhooks/razorpay",
+        query_string="a=1&a=2&b=",
+        headers=[
+            ("Host", "127.0.0.1:3000"),
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("X-Multi", "1"),
+            ("x-multi", "2"),
+            ("Cookie", "a=1; b=2"),
+            ("User-Agent", "Razorpay-Webhook/v1"),
+        ],
+        body='{"note": "h\u00e9"}'.encode(),
+        source_ip="10.0.0.7",
+    )
+    event = build_function_url_event(request, request_id="req-1", time_epoch_ms=1735732800000)
+    assert (event["version"], event["routeKey"], event["rawPath"], event["rawQueryString"]) == (
+        "2.0",
+        "$default",
+        "/webhooks/razorpay",
+        "a=1&a=2&b=",
+    )
+    # names lower-cased, repeats joined with commas, cookies apart
+    assert event["headers"] == {
+        "host": "127.0.0.1:3000",
+        "content-type": "application/json; charset=utf-8",
+        "x-multi": "1,2",
+        "user-agent": "Razorpay-Webhook/v1",
+    }
+    assert event["cookies"] == ["a=1", "b=2"]
+    assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
+    context = event["requestContext"]
+    assert context["http"] == {
+        "method": "POST",
+        "path": "/webhooks/razorpay",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "10.0.0.7",
+        "userAgent": "Razorpay-Webhook/v1",
+    }
+    assert (context["accountId"], context["requestId"], context["timeEpoch"]) == (
+        "anonymous",
+        "req-1",
+        1735732800000,
+    )
+    assert context["time"] == "01/Jan/2025:12:00:00 +0000" and context["domainName"] == "127.0.0.1:3000"
+    assert (event["body"], event["isBase64Encoded"]) == ('{"note": "h\u00e9"}', False)
+    assert "pathParameters" not in event and "stageVariables" not in event
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "base64_expected"),
+    [
+        (b'{"a": 1}', "application/json", False),
+        (b"<a/>", "application/soap+xml", False),
+        (b"plain", "text/plain", False),
+        (b"\x00\xffraw", "application/octet-stream", True),
+        (b"abc", "", True),  # no content type: binary, as a Function URL sends it
+        (b"\xff\xfe", "application/json", True),  # not UTF-8
+    ],
+)
+def test_given_a_body_then_a_function_url_sends_text_or_base64(
+    body: bytes, content_type: str, base64_expected: bool
+) -> None:
+    headers = [("Content-Type", content_type)] if content_type else []
+    event = build_function_url_event(HttpRequest("POST", "/x", headers=headers, body=body))
+    assert event["isBase64Encoded"] is base64_expected
+    assert (base64.b64decode(event["body"]) if base64_expected else event["body"].encode()) == body
+    assert "body" not in build_function_url_event(HttpRequest("GET", "/x"))
+
+
+def test_given_function_url_results_then_they_become_http_responses() -> None:
+    response = http_response_from_function_url(
+        {
+            "statusCode": 201,
+            "headers": {"content-type": "text/plain"},
+            "cookies": ["a=1; Path=/", "b=2"],
+            "body": base64.b64encode(b"\x89PNG").decode(),
+            "isBase64Encoded": True,
+        }
+    )
+    assert response.status == 201 and response.body == b"\x89PNG"  # always decoded, whatever Accept says
+    assert response.headers == [
+        ("content-type", "text/plain"),
+        ("set-cookie", "a=1; Path=/"),
+        ("set-cookie", "b=2"),
+    ]
+    # anything without a statusCode is the JSON body of a 200
+    inferred = http_response_from_function_url({"status": "ok"})
+    assert (inferred.status, json.loads(inferred.body)) == (200, {"status": "ok"})
+    assert ("content-type", "application/json") in inferred.headers
+    for bad in (
+        {"statusCode": "x"},
+        {"statusCode": 99},
+        {"statusCode": 200, "body": 1},
+        {"statusCode": 200, "cookies": "a"},
+    ):
+        with pytest.raises(InvalidLambdaResponseError):
+            http_response_from_function_url(bad)
+
+
+URL_HANDLER = """
+import base64, json
+
+def lambda_handler(event, context):
+    body = base64.b64decode(event["body"]) if event["isBase64Encoded"] else event["body"].encode()
+    return {
+        "statusCode": 202,
+        "headers": {"content-type": "application/json"},
+        "cookies": ["seen=1"],
+        "body": json.dumps({
+            "version": event["version"],
+            "method": event["requestContext"]["http"]["method"],
+            "rawPath": event["rawPath"],
+            "signature": event["headers"].get("x-razorpay-signature"),
+            "forwarded_proto": event["headers"].get("x-forwarded-proto"),
+            "body": body.decode(),
+            "function": context.function_name,
+        }),
+    }
+"""
+
+URL_TEMPLATE = """
+Resources:
+  HooksFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      OneAILocalRoutes: ["POST /hooks/in", "GET /hooks/in"]
+    Properties:
+      CodeUri: {code_uri}
+      Handler: local_gateway_url_echo.handler.lambda_handler
+      FunctionUrlConfig:
+        AuthType: NONE
+"""
+
+
+def test_given_a_function_url_route_then_the_gateway_invokes_it_with_a_v2_event(tmp_path: Path) -> None:
+    # GIVEN a template function served by its URL, with two local routes
+    (tmp_path / "local_gateway_url_echo").mkdir()
+    (tmp_path / "local_gateway_url_echo" / "__init__.py").write_text("")
+    (tmp_path / "local_gateway_url_echo" / "handler.py").write_text(URL_HANDLER)
+    path = tmp_path / "template.yaml"
+    path.write_text(URL_TEMPLATE.format(code_uri=tmp_path))
+    routes = list_routes(load_template(path))
+    assert [(r.method, r.path, r.event_name, r.function_url) for r in routes] == [
+        ("POST", "/hooks/in", "PostHooksIn", True),
+        ("GET", "/hooks/in", "GetHooksIn", True),
+    ]
+    gateway = LocalApiGateway(routes, stage="local")
+    # WHEN it is requested over HTTP
+    response = call(
+        gateway,
+        "POST",
+        "/hooks/in",
+        content='{"x": "é"}'.encode(),
+        headers={"X-Razorpay-Signature": "ab", "Content-Type": "application/json"},
+    )
+    # THEN the handler saw a Function URL event and its v2 result came back
+    assert response.status_code == 202
+    assert response.json() == {
+        "version": "2.0",
+        "method": "POST",
+        "rawPath": "/hooks/in",
+        "signature": "ab",
+        "forwarded_proto": "http",
+        "body": '{"x": "é"}',
+        "function": "HooksFunction",
+    }
+    assert response.headers["set-cookie"] == "seen=1" and response.headers["x-amzn-requestid"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "url_config", "message"),
+    [
+        ('"POST /x"', True, "must be a list"),
+        ('["POST"]', True, "bad OneAILocalRoutes entry"),
+        ('["POST x"]', True, "bad OneAILocalRoutes entry"),
+        ('["POST /x"]', False, "needs a FunctionUrlConfig"),
+    ],
+)
+def test_given_malformed_local_routes_then_the_template_is_refused(
+    tmp_path: Path, metadata: str, url_config: bool, message: str
+) -> None:
+    text = URL_TEMPLATE.format(code_uri=tmp_path).replace('["POST /hooks/in", "GET /hooks/in"]', metadata)
+    if not url_config:
+        text = text.replace("      FunctionUrlConfig:\n        AuthType: NONE\n", "")
+    path = tmp_path / "template.yaml"
+    path.write_text(text)
+    with pytest.raises(TemplateError, match=message):
+        list_routes(load_template(path))

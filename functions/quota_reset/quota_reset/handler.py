@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from oneai.billing.grace import end_expired_grace_periods
+from oneai.billing.period_end import end_finished_cancellations
 from oneai.db.connection import get_database
 from oneai.logging import logger
 from oneai.observability import MetricUnit, metrics, tracer
@@ -52,6 +53,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     grace_periods_ended = end_expired_grace_periods(database, time_left=time_left)
 
     result = {**report.as_dict(), "grace_periods_ended": grace_periods_ended}
+    result["cancellations_ended"] = end_finished_cancellations(database, time_left=time_left)
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",

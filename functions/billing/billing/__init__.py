@@ -1,0 +1,2 @@
+"""The billing function: plans, Razorpay subscriptions for Checkout, cancel, tier changes, invoices under
+/subscription (FastAPI app + Mangum behind the REST API)."""

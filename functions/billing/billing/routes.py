@@ -1,0 +1,114 @@
+"""Routes of the billing function: each calls a service in `oneai.billing.service`, which opens its own
+transactions (Razorpay is called between them, never inside one).
+
+`GET /subscription/plans` is public (no token): a pricing page shows it before anyone signs in, and it
+holds nothing but configuration. Every other route needs the caller's token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from oneai.billing import service
+from oneai.billing.models import (
+    CancelRequest,
+    CancelResult,
+    CheckoutSession,
+    CreateSubscriptionRequest,
+    CurrentSubscription,
+    InvoiceList,
+    PlanList,
+    UpdateRequest,
+    UpdateResult,
+    VerifyRequest,
+    VerifyResult,
+)
+from oneai.billing.razorpay_client import RazorpayClient, get_razorpay_client
+from oneai.config import get_settings
+from oneai.web import CurrentPrincipal, Db
+from oneai.web.errors import ErrorEnvelope
+
+# Resolved after the principal (declared after it), so a request without a token is a 401 even when
+# billing is not configured; without RAZORPAY_KEY_ID / RAZORPAY_KEY_SECRET it is a 503.
+Razorpay = Annotated[RazorpayClient, Depends(get_razorpay_client)]
+
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "BAD_REQUEST: the Checkout signature does not match your subscription",
+        404: "NOT_FOUND: you have no live subscription",
+        409: "CONFLICT: you already have a live subscription, or it already is on that tier",
+        502: "UPSTREAM_ERROR: Razorpay failed or timed out; nothing was recorded",
+        503: "UNAVAILABLE: billing is not configured, or the database is down",
+    }
+    return {status: {"model": ErrorEnvelope, "description": described[status]} for status in statuses}
+
+
+plans = APIRouter(prefix="/subscription", tags=["plans"])
+subscription = APIRouter(prefix="/subscription", tags=["subscription"])
+
+
+@plans.get("/plans", summary="Every tier with price, currency, quotas and features (public, no token)")
+def list_plans() -> PlanList:
+    return service.available_plans(get_settings())
+
+
+@subscription.post(
+    "/create",
+    summary="Create a Razorpay subscription for a tier; answers what Razorpay Checkout needs",
+    responses=_responses(409, 502, 503),
+)
+def create_subscription(
+    principal: CurrentPrincipal, db: Db, razorpay: Razorpay, body: CreateSubscriptionRequest
+) -> CheckoutSession:
+    return service.create_subscription(db, principal, body, razorpay)
+
+
+@subscription.post(
+    "/verify",
+    summary="Check Checkout's signature against your subscription (provisional: webhooks grant the tier)",
+    responses=_responses(400, 503),
+)
+def verify_subscription(
+    principal: CurrentPrincipal, db: Db, razorpay: Razorpay, body: VerifyRequest
+) -> VerifyResult:
+    return service.verify_checkout(db, principal, body, razorpay)
+
+
+@subscription.post(
+    "/cancel",
+    summary="Cancel your subscription at the end of the paid cycle (default) or now",
+    responses=_responses(404, 502, 503),
+)
+def cancel_subscription(
+    principal: CurrentPrincipal,
+    db: Db,
+    razorpay: Razorpay,
+    body: Annotated[CancelRequest | None, Body(description="optional; at_cycle_end defaults to true")] = None,
+) -> CancelResult:
+    return service.cancel_subscription(db, principal, body or CancelRequest(), razorpay)
+
+
+@subscription.post(
+    "/update",
+    summary="Move to another paid tier: the plan is edited at Razorpay, or the subscription replaced",
+    responses=_responses(404, 409, 502, 503),
+)
+def update_subscription(
+    principal: CurrentPrincipal, db: Db, razorpay: Razorpay, body: UpdateRequest
+) -> UpdateResult:
+    return service.update_subscription(db, principal, body, razorpay)
+
+
+@subscription.get(
+    "/invoices", summary="Razorpay's invoices of your subscriptions, newest first", responses=_responses(502, 503)
+)
+def list_invoices(principal: CurrentPrincipal, db: Db, razorpay: Razorpay) -> InvoiceList:
+    return service.invoices(db, principal, razorpay)
+
+
+@subscription.get("", summary="Your current subscription (or null) and your tier history, newest first")
+def get_subscription(principal: CurrentPrincipal, db: Db) -> CurrentSubscription:
+    return service.current_subscription(db, principal)

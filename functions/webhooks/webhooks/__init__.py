@@ -1,0 +1,1 @@
+"""The webhooks function: Razorpay -> Function URL -> verify the signature, apply the event once."""

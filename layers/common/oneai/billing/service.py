@@ -1,0 +1,516 @@
+"""The billing API: plans, Razorpay subscriptions for Checkout, cancel, tier changes, invoices.
+
+What is whose:
+- This service asks Razorpay for things and records what Razorpay answered. It never changes a user's
+  tier: the tier is granted and taken away by Razorpay's webhooks (`subscription.activated`,
+  `subscription.charged`, `subscription.cancelled`, ...), which arrive at least once and in any order.
+  The Checkout signature checked by `verify_checkout` is provisional evidence only.
+- Reads of the caller's own rows run in the caller's transaction (under RLS); writes run in a service
+  transaction, because `authenticated` may only read subscriptions (`oneai.db.subscriptions`).
+- Razorpay is called with no transaction open. A Razorpay failure is an `UpstreamError` (502,
+  `UPSTREAM_ERROR`) raised before anything is written, so our records stay as they were.
+
+Tier changes (`update_subscription`) follow one rule. Razorpay can change the plan of a subscription in
+place (its "update subscription" API, the SDK's `edit`) only while it is `authenticated` or `active`, and
+refuses it for subscriptions paid with UPI, eMandate or cards issued in India. So:
+1. an upgrade asks for the edit with `schedule_change_at="now"`, a downgrade with `"cycle_end"`;
+2. when Razorpay refuses (`BAD_REQUEST_ERROR`), or the subscription is in another status, the change is
+   made by replacement: a new subscription for the new tier is created, then the old one is cancelled,
+   now for an upgrade, at the end of the paid cycle for a downgrade (whose new subscription then starts
+   charging when the old cycle ends). The answer carries the new subscription's Checkout values, like
+   create's, with `checkout_required: true`; the new tier arrives with the new subscription's webhooks.
+   Created first, cancelled second: if the cancel fails, the new subscription is cancelled again
+   (best effort) and nothing was recorded, so the user keeps what they had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+from pydantic import ValidationError as PydanticValidationError
+
+from oneai.auth import Principal
+from oneai.billing.models import (
+    CancelRequest,
+    CancelResult,
+    CheckoutSession,
+    CreateSubscriptionRequest,
+    CurrentSubscription,
+    HistoryEntry,
+    Invoice,
+    InvoiceList,
+    PlanList,
+    ScheduledChange,
+    SubscriptionView,
+    UpdateRequest,
+    UpdateResult,
+    VerifyRequest,
+    VerifyResult,
+)
+from oneai.billing.plans import is_upgrade, list_plans, plan_id_for, tier_for_plan
+from oneai.billing.razorpay_client import (
+    NOT_CONFIGURED_MESSAGE,
+    PROVIDER,
+    RazorpayClient,
+    RazorpayRefusedError,
+    RazorpaySubscription,
+    ScheduleChangeAt,
+    from_epoch,
+)
+from oneai.config import Settings
+from oneai.db import subscriptions as repo
+from oneai.db.connection import Connection, Database
+from oneai.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+    UpstreamError,
+)
+from oneai.logging import logger
+from oneai.quota.tiers import TierName
+
+# Razorpay needs a finite number of billing cycles: ten years of monthly ones.
+TOTAL_BILLING_CYCLES: Final = 120
+# Razorpay edits the plan of a subscription only in these statuses.
+EDITABLE_STATUSES: Final = ("authenticated", "active")
+# Invoices are fetched for this many of the caller's newest subscriptions (one Razorpay call each).
+MAX_INVOICED_SUBSCRIPTIONS: Final = 5
+MAX_HISTORY_ENTRIES: Final = 100
+# The statuses `public.subscriptions.status` accepts (initial migration).
+KNOWN_STATUSES: Final = frozenset(
+    {"created", "authenticated", "active", "pending", "halted", "cancelled", "completed", "expired", "paused"}
+)
+VERIFY_FAILED_MESSAGE: Final = "The checkout could not be verified"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
+def _not_configured() -> UnavailableError:
+    return UnavailableError(NOT_CONFIGURED_MESSAGE, details={"provider": PROVIDER})
+
+
+def _plan_id(settings: Settings, tier: str) -> str:
+    """The tier's Razorpay plan; 422 when it is not on sale, 503 when RAZORPAY_PLAN_IDS is malformed."""
+    try:
+        return plan_id_for(settings, tier)
+    except ValueError:
+        raise _not_configured() from None
+
+
+# ---------------------------------------------------------------- views
+
+
+def _view(row: repo.SubscriptionRow) -> SubscriptionView:
+    verified_at: datetime | None = None
+    raw_verified = row.metadata.get("checkout_verified_at")
+    if isinstance(raw_verified, str):
+        try:
+            verified_at = datetime.fromisoformat(raw_verified)
+        except ValueError:
+            verified_at = None
+    scheduled: ScheduledChange | None = None
+    raw_scheduled = row.metadata.get("scheduled_change")
+    if isinstance(raw_scheduled, Mapping):
+        try:
+            scheduled = ScheduledChange.model_validate(raw_scheduled)
+        except PydanticValidationError:
+            scheduled = None
+    return SubscriptionView(
+        id=row.id,
+        razorpay_subscription_id=row.provider_subscription_id,
+        tier=row.tier,
+        plan_id=row.plan_id,
+        status=row.status,
+        current_period_start=row.current_period_start,
+        current_period_end=row.current_period_end,
+        paid_until=row.paid_until,
+        grace_until=row.grace_until,
+        cancel_at_period_end=row.cancel_at_period_end,
+        canceled_at=row.canceled_at,
+        checkout_verified_at=verified_at,
+        scheduled_change=scheduled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _already_subscribed(row: repo.SubscriptionRow) -> ConflictError:
+    return ConflictError(
+        "You already have a subscription; change it with /subscription/update or cancel it first",
+        details={"subscription_id": row.provider_subscription_id, "status": row.status, "tier": row.tier},
+    )
+
+
+# ---------------------------------------------------------------- plans
+
+
+def available_plans(settings: Settings) -> PlanList:
+    """`GET /subscription/plans`: every tier with price, currency, quotas, features and whether it is on
+    sale (a paid tier with a Razorpay plan configured)."""
+    try:
+        return PlanList(items=list_plans(settings))
+    except ValueError:
+        raise _not_configured() from None
+
+
+# ---------------------------------------------------------------- create
+
+
+def create_subscription(
+    db: Database, principal: Principal, request: CreateSubscriptionRequest, razorpay: RazorpayClient
+) -> CheckoutSession:
+    """`POST /subscription/create`: a Razorpay subscription for the tier's plan, with `notes` carrying the
+    user id and tier (the webhooks read them), stored as `created`. 409 when the caller already has a live
+    subscription (created, authenticated, active or pending)."""
+    plan_id = _plan_id(db.settings, request.tier)
+    with db.user_transaction(principal) as conn:
+        existing = repo.caller_latest_subscription(conn)
+    if existing is not None:
+        raise _already_subscribed(existing)
+
+    notes = {"user_id": str(principal.user_id), "tier": request.tier}
+    created = razorpay.create_subscription(plan_id, total_count=TOTAL_BILLING_CYCLES, notes=notes)
+    _store_created(
+        db, principal.user_id, created, tier=request.tier, plan_id=plan_id, notes=notes, razorpay=razorpay
+    )
+    return CheckoutSession(
+        subscription_id=created.id, razorpay_key_id=razorpay.key_id, short_url=created.short_url
+    )
+
+
+def _store_created(
+    db: Database,
+    user_id: UUID,
+    created: RazorpaySubscription,
+    *,
+    tier: str,
+    plan_id: str,
+    notes: Mapping[str, str],
+    razorpay: RazorpayClient,
+    replaced: tuple[repo.SubscriptionRow, RazorpaySubscription, bool] | None = None,
+) -> repo.SubscriptionRow:
+    """Record a subscription Razorpay has just created (and, for a replacement, the old one's cancel) in
+    one service transaction. If that fails, the Razorpay subscription would be an orphan nobody pays:
+    it is cancelled at Razorpay (best effort, logged) and the error goes on."""
+    metadata: dict[str, Any] = {"notes": dict(notes), "short_url": created.short_url}
+    try:
+        with db.service_transaction() as conn:
+            if not repo.lock_user(conn, user_id):
+                raise UnauthorizedError("Unknown user")
+            # Checked again under the users row lock: a concurrent create may have stored one meanwhile.
+            other = repo.live_subscription_of(conn, user_id, alongside=replaced[0].id if replaced else None)
+            if other is not None:
+                raise _already_subscribed(other)
+            if replaced is not None:
+                old, answer, at_cycle_end = replaced
+                _record_cancel(conn, old, answer, at_cycle_end=at_cycle_end, replaced_by=created.id)
+            row = repo.insert_created_subscription(
+                conn,
+                user_id=user_id,
+                plan_id=plan_id,
+                tier=tier,
+                provider_subscription_id=created.id,
+                metadata=metadata,
+            )
+    except Exception:
+        _cancel_orphan(razorpay, created.id)
+        raise
+    logger.info(
+        "subscription created",
+        extra={"user_id": str(user_id), "subscription_id": str(row.id), "razorpay_subscription_id": created.id},
+    )
+    return row
+
+
+def _cancel_orphan(razorpay: RazorpayClient, razorpay_subscription_id: str) -> None:
+    try:
+        razorpay.cancel_subscription(razorpay_subscription_id, at_cycle_end=False)
+    except UpstreamError:
+        logger.error(
+            "could not cancel a razorpay subscription that was not recorded; cancel it in the dashboard",
+            extra={"razorpay_subscription_id": razorpay_subscription_id},
+        )
+    else:
+        logger.warning(
+            "cancelled a razorpay subscription that could not be recorded",
+            extra={"razorpay_subscription_id": razorpay_subscription_id},
+        )
+
+
+# ---------------------------------------------------------------- verify
+
+
+def verify_checkout(
+    db: Database, principal: Principal, request: VerifyRequest, razorpay: RazorpayClient
+) -> VerifyResult:
+    """`POST /subscription/verify`: Checkout's signature must be the HMAC of `payment_id|subscription_id`
+    for the caller's own newest subscription that is awaiting or through checkout (`created`,
+    `authenticated`, or already `active`/`pending` when the webhooks came first), as we stored it: the id
+    the browser sends back must be that one too. Anything else is 400, with the same
+    message whatever failed. Success marks `metadata.checkout_verified_at`; the tier still comes from the
+    webhooks."""
+    with db.user_transaction(principal) as conn:
+        row = repo.caller_latest_subscription(conn, repo.CHECKOUT_STATUSES)
+    if row is None:
+        raise BadRequestError(VERIFY_FAILED_MESSAGE)
+    stored_id = row.provider_subscription_id
+    signature_ok = razorpay.verify_checkout_signature(
+        request.razorpay_payment_id, stored_id, request.razorpay_signature
+    )
+    if not signature_ok or request.razorpay_subscription_id != stored_id:
+        logger.warning(
+            "checkout verification failed",
+            extra={
+                "user_id": str(principal.user_id),
+                "signature_ok": signature_ok,
+                "subscription_id": str(row.id),
+            },
+        )
+        raise BadRequestError(VERIFY_FAILED_MESSAGE)
+
+    marks = {"checkout_verified_at": _iso(_now()), "checkout_payment_id": request.razorpay_payment_id}
+    with db.service_transaction() as conn:
+        updated = repo.merge_metadata(conn, subscription_id=row.id, user_id=principal.user_id, metadata=marks)
+    if updated is None:  # deleted in between
+        raise BadRequestError(VERIFY_FAILED_MESSAGE)
+    return VerifyResult(subscription_id=stored_id, status=updated.status)
+
+
+# ---------------------------------------------------------------- cancel
+
+
+def _record_cancel(
+    conn: Connection,
+    row: repo.SubscriptionRow,
+    answer: RazorpaySubscription,
+    *,
+    at_cycle_end: bool,
+    replaced_by: str | None = None,
+) -> repo.SubscriptionRow | None:
+    """Record what Razorpay answered to a cancel: `cancelled` now, or its status kept with
+    `cancel_at_period_end`. The tier is left to the webhooks."""
+    cancelled_now = answer.status == "cancelled"
+    metadata: dict[str, Any] = {"cancel_requested_at": _iso(_now()), "cancel_at_cycle_end": at_cycle_end}
+    if replaced_by is not None:
+        metadata["replaced_by"] = replaced_by
+    return repo.record_cancellation(
+        conn,
+        subscription_id=row.id,
+        user_id=row.user_id,
+        status=answer.status if answer.status in KNOWN_STATUSES else None,
+        at_period_end=at_cycle_end and not cancelled_now,
+        canceled_at=(from_epoch(answer.ended_at) or _now()) if cancelled_now else None,
+        metadata=metadata,
+    )
+
+
+def cancel_subscription(
+    db: Database, principal: Principal, request: CancelRequest, razorpay: RazorpayClient
+) -> CancelResult:
+    """`POST /subscription/cancel`: cancel the caller's newest live subscription at Razorpay, at the end of
+    the paid cycle (default) or now. A subscription still `created` (never paid) is cancelled now: it has no
+    cycle to finish. Asking again for a cancel at cycle end that is already scheduled changes nothing.
+    404 without a live subscription."""
+    with db.user_transaction(principal) as conn:
+        row = repo.caller_latest_subscription(conn)
+    if row is None:
+        raise NotFoundError("You have no subscription to cancel")
+    at_cycle_end = request.at_cycle_end and row.status != "created"
+    if at_cycle_end and row.cancel_at_period_end:
+        return CancelResult(subscription=_view(row))
+
+    answer = razorpay.cancel_subscription(row.provider_subscription_id, at_cycle_end=at_cycle_end)
+    with db.service_transaction() as conn:
+        updated = _record_cancel(conn, row, answer, at_cycle_end=at_cycle_end)
+    logger.info(
+        "subscription cancel requested",
+        extra={"subscription_id": str(row.id), "at_cycle_end": at_cycle_end, "razorpay_status": answer.status},
+    )
+    return CancelResult(subscription=_view(updated or row))
+
+
+# ---------------------------------------------------------------- update (tier change)
+
+
+def update_subscription(
+    db: Database, principal: Principal, request: UpdateRequest, razorpay: RazorpayClient
+) -> UpdateResult:
+    """`POST /subscription/update`: move the caller's newest live subscription to another paid tier.
+
+    The rule (see the module docstring): an edit of the plan in place when Razorpay allows it, `now` for
+    an upgrade and at `cycle_end` for a downgrade; otherwise the old subscription is replaced (cancelled
+    now for an upgrade, at cycle end for a downgrade) by a new one that the client pays through Checkout.
+    404 without a live subscription, 409 when it already is on that tier, 422 for a tier not on sale."""
+    settings = db.settings
+    new_tier = request.tier
+    plan_id = _plan_id(settings, new_tier)
+    with db.user_transaction(principal) as conn:
+        current = repo.caller_latest_subscription(conn)
+    if current is None:
+        raise NotFoundError("You have no subscription to change; create one")
+    if current.tier == new_tier:
+        raise ConflictError("Your subscription is already on this tier", details={"tier": new_tier})
+    upgrade = is_upgrade(current.tier, new_tier)
+    schedule: ScheduleChangeAt = "now" if upgrade else "cycle_end"
+
+    if current.status in EDITABLE_STATUSES:
+        try:
+            answer = razorpay.edit_subscription(
+                current.provider_subscription_id, plan_id=plan_id, schedule_change_at=schedule
+            )
+        except RazorpayRefusedError:
+            logger.info(
+                "razorpay refused the plan change; replacing the subscription",
+                extra={"subscription_id": str(current.id), "to_tier": new_tier},
+            )
+        else:
+            return _edited(
+                db,
+                settings,
+                current,
+                answer,
+                new_tier=new_tier,
+                plan_id=plan_id,
+                schedule=schedule,
+                key_id=razorpay.key_id,
+            )
+    return _replace(db, principal, current, new_tier=new_tier, plan_id=plan_id, upgrade=upgrade, razorpay=razorpay)
+
+
+def _edited(
+    db: Database,
+    settings: Settings,
+    current: repo.SubscriptionRow,
+    answer: RazorpaySubscription,
+    *,
+    new_tier: TierName,
+    plan_id: str,
+    schedule: ScheduleChangeAt,
+    key_id: str,
+) -> UpdateResult:
+    # As Razorpay answered: the plan now in force, and a change scheduled for later if it says so.
+    answered_tier = tier_for_plan(settings, answer.plan_id)
+    scheduled: dict[str, Any] | None = None
+    if answer.has_scheduled_changes and answer.plan_id != plan_id:
+        at = from_epoch(answer.change_scheduled_at or answer.current_end)
+        scheduled = {"tier": new_tier, "plan_id": plan_id, "at": _iso(at)}
+    with db.service_transaction() as conn:
+        repo.record_plan_change(
+            conn,
+            subscription_id=current.id,
+            user_id=current.user_id,
+            plan_id=answer.plan_id if answered_tier is not None else None,
+            tier=answered_tier,
+            scheduled_change=scheduled,
+        )
+    logger.info(
+        "subscription plan changed at razorpay",
+        extra={"subscription_id": str(current.id), "to_tier": new_tier, "schedule_change_at": schedule},
+    )
+    return UpdateResult(
+        change="edited",
+        tier=new_tier,
+        schedule_change_at=schedule,
+        checkout_required=False,
+        subscription_id=answer.id,
+        razorpay_key_id=key_id,
+        short_url=answer.short_url,
+    )
+
+
+def _replace(
+    db: Database,
+    principal: Principal,
+    current: repo.SubscriptionRow,
+    *,
+    new_tier: TierName,
+    plan_id: str,
+    upgrade: bool,
+    razorpay: RazorpayClient,
+) -> UpdateResult:
+    # A downgrade keeps the paid cycle: the old subscription ends with it and the new one starts then.
+    at_cycle_end = not upgrade and current.status != "created"
+    start_at: int | None = None
+    period_end = current.current_period_end
+    if at_cycle_end and current.status in EDITABLE_STATUSES and period_end is not None and period_end > _now():
+        start_at = int(period_end.timestamp())
+
+    notes = {"user_id": str(principal.user_id), "tier": new_tier, "replaces": current.provider_subscription_id}
+    created = razorpay.create_subscription(
+        plan_id, total_count=TOTAL_BILLING_CYCLES, notes=notes, start_at=start_at
+    )
+    try:
+        cancelled = razorpay.cancel_subscription(current.provider_subscription_id, at_cycle_end=at_cycle_end)
+    except UpstreamError:
+        _cancel_orphan(razorpay, created.id)
+        raise
+    _store_created(
+        db,
+        principal.user_id,
+        created,
+        tier=new_tier,
+        plan_id=plan_id,
+        notes=notes,
+        razorpay=razorpay,
+        replaced=(current, cancelled, at_cycle_end),
+    )
+    return UpdateResult(
+        change="recreated",
+        tier=new_tier,
+        schedule_change_at="now" if upgrade else "cycle_end",
+        checkout_required=True,
+        subscription_id=created.id,
+        razorpay_key_id=razorpay.key_id,
+        short_url=created.short_url,
+    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def invoices(db: Database, principal: Principal, razorpay: RazorpayClient) -> InvoiceList:
+    """`GET /subscription/invoices`: Razorpay's invoices of the caller's newest subscriptions (those that
+    can have one: not `created` or `expired`), newest first."""
+    with db.user_transaction(principal) as conn:
+        rows = repo.caller_invoiced_subscriptions(conn, MAX_INVOICED_SUBSCRIPTIONS)
+    items: list[Invoice] = []
+    for row in rows:
+        for invoice in razorpay.subscription_invoices(row.provider_subscription_id):
+            if invoice.subscription_id not in (None, row.provider_subscription_id):
+                continue  # Razorpay filtered by subscription; never show another one's
+            items.append(
+                Invoice(
+                    id=invoice.id,
+                    amount=invoice.amount,
+                    currency=invoice.currency,
+                    status=invoice.status,
+                    issued_at=from_epoch(invoice.issued_at),
+                    paid_at=from_epoch(invoice.paid_at),
+                    short_url=invoice.short_url,
+                )
+            )
+    oldest = datetime.min.replace(tzinfo=UTC)
+    items.sort(key=lambda item: (item.issued_at or oldest, item.id), reverse=True)
+    return InvoiceList(items=items)
+
+
+def current_subscription(db: Database, principal: Principal) -> CurrentSubscription:
+    """`GET /subscription`: the newest live subscription (or null) and the tier history, newest first."""
+    with db.user_transaction(principal) as conn:
+        row = repo.caller_latest_subscription(conn)
+        history = repo.caller_history(conn, MAX_HISTORY_ENTRIES)
+    return CurrentSubscription(
+        subscription=_view(row) if row is not None else None,
+        history=[HistoryEntry.model_validate(entry, from_attributes=True) for entry in history],
+    )

@@ -1,0 +1,538 @@
+"""A fake Razorpay API over a real socket (tests and `make dev` without Razorpay keys), answering with the
+mock bodies of Razorpay's own Python SDK test suite (`../shared/fixtures/razorpay/sdk_mocks/`).
+
+Routes (what `oneai.billing.razorpay_client` calls through the SDK):
+- `POST /v1/subscriptions`: create. The answer is `fake_subscription.json` with a fresh `sub_...` id,
+  the request's `plan_id`, `notes`, `total_count`, `customer_notify` (and `start_at`), status `created`,
+  no period yet, and a `short_url`, as the real API answers a create.
+- `GET /v1/subscriptions/{id}`: fetch (the seeded `sub_8kip7ybbcOyc9J` of the mocks, or one created here).
+- `POST /v1/subscriptions/{id}/cancel`: `cancel_at_cycle_end` 0 cancels now (status `cancelled`,
+  `ended_at`), 1 keeps an authenticated/active/pending subscription as it is until its cycle ends.
+- `PATCH /v1/subscriptions/{id}`: edit (`plan_id`, `schedule_change_at` now|cycle_end), only for an
+  `authenticated` or `active` subscription, like the real API.
+- `GET /v1/invoices?subscription_id=...&count=...`: `invoice_collection.json`'s items, marked with the
+  subscription id (an unknown subscription has none; `set_invoices()` replaces them).
+Errors have Razorpay's shape, `{"error": {"code": "BAD_REQUEST_ERROR", "description", "source", "step",
+"reason", "metadata"}}`; an unknown id is a 400, a wrong key a 401 (HTTP Basic auth is checked).
+
+Tests script the next requests: `fake.script(Delay(2.0))` holds the next answer (the client times out),
+`fake.script(Status(500))`, `fake.script(Status(400), method="PATCH")` (only for that method). Every
+request is recorded (method, path, query, headers, JSON body).
+
+    with FakeRazorpay() as fake:   # uvicorn in a background thread on 127.0.0.1:<free port>
+        ... RAZORPAY_API_BASE_URL=fake.base_url, RAZORPAY_KEY_ID=fake.key_id, RAZORPAY_KEY_SECRET=fake.key_secret
+
+The fixtures are found at `<repo>/../shared/fixtures/razorpay` (CI checks `shared/` out beside the
+repository) or at `$ONEAI_RAZORPAY_FIXTURES`. `python -m local.fake_razorpay --port 8090` serves it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import copy
+import json
+import os
+import secrets
+import socket
+import string
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+import anyio
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+FIXTURES_ENV: Final = "ONEAI_RAZORPAY_FIXTURES"
+# Dev only: the key pair `make dev` gives the billing function when it serves this fake.
+DEV_KEY_ID: Final = "rzp_test_oneai_dev"
+DEV_KEY_SECRET: Final = "oneai-dev-razorpay-secret"  # noqa: S105 - a documented dev value
+DEV_PLAN_IDS: Final = "pro=plan_dev_pro,enterprise=plan_dev_enterprise"
+
+EDITABLE_STATUSES: Final = ("authenticated", "active")
+CYCLE_END_CANCELLABLE: Final = ("authenticated", "active", "pending")
+ENDED_STATUSES: Final = ("cancelled", "completed", "expired")
+_ID_ALPHABET: Final = string.ascii_letters + string.digits
+_STOP_POLL_SECONDS: Final = 0.05
+_MONTH_SECONDS: Final = 30 * 24 * 3600
+
+
+def fixtures_dir() -> Path:
+    """Where the Razorpay sample bodies are: `$ONEAI_RAZORPAY_FIXTURES`, else `<repo>/../shared/...`."""
+    configured = os.environ.get(FIXTURES_ENV)
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "fixtures" / "razorpay"
+
+
+def load_fixture(relative: str) -> Any:
+    path = fixtures_dir() / relative
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Razorpay fixture {relative} not found under {fixtures_dir()} (check out shared/ beside the"
+            f" repository, or set {FIXTURES_ENV})"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def new_id(prefix: str) -> str:
+    """A Razorpay-looking id: `sub_` and 14 letters and digits."""
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(14))
+
+
+def error_body(description: str, code: str = "BAD_REQUEST_ERROR") -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "description": description,
+            "source": "NA",
+            "step": "NA",
+            "reason": "NA",
+            "metadata": {},
+        }
+    }
+
+
+def _default_error(status: int) -> dict[str, Any]:
+    if status == 502:
+        return error_body("Gateway error", "GATEWAY_ERROR")
+    if status >= 500:
+        return error_body(
+            "The server encountered an error. The incident has been reported to admins.", "SERVER_ERROR"
+        )
+    return error_body("The request is invalid")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scripted faults
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Hold the answer this long (then answer normally: the work is done even if the client gave up)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answer with this status and body (default: a Razorpay error of the matching code) and do nothing."""
+
+    status: int
+    body: Mapping[str, Any] | str | None = None
+
+
+Fault = Delay | Status
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    fault: str | None = None
+    status: int | None = None
+
+
+@dataclass
+class FakeRazorpayState:
+    key_id: str
+    key_secret: str
+    subscription_template: dict[str, Any]
+    invoice_template: list[dict[str, Any]]
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    faults: deque[tuple[str | None, Fault]] = field(default_factory=deque)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def from_fixtures(cls, key_id: str, key_secret: str) -> FakeRazorpayState:
+        subscription = load_fixture("sdk_mocks/fake_subscription.json")
+        collection = load_fixture("sdk_mocks/invoice_collection.json")
+        state = cls(
+            key_id=key_id,
+            key_secret=key_secret,
+            subscription_template=subscription,
+            invoice_template=list(collection["items"]),
+        )
+        state.seed()
+        return state
+
+    def seed(self) -> None:
+        """The mocks' own subscription, fetchable as the SDK's tests fetch it."""
+        template = copy.deepcopy(self.subscription_template)
+        self.subscriptions = {template["id"]: template}
+        self.invoices = {}
+
+    def next_fault(self, method: str) -> Fault | None:
+        with self.lock:
+            for index, (for_method, fault) in enumerate(self.faults):
+                if for_method is None or for_method == method:
+                    del self.faults[index]
+                    return fault
+            return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# The ASGI app
+
+
+class FakeRazorpayApp:
+    def __init__(self, state: FakeRazorpayState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method = str(scope.get("method", "GET")).upper()
+        path = str(scope.get("path", "")).rstrip("/")
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        raw = await _read_body(receive)
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        fault = self.state.next_fault(method)
+        record = RecordedRequest(method, path, query, headers, body, type(fault).__name__ if fault else None)
+        with self.state.lock:
+            self.state.requests.append(record)
+
+        if isinstance(fault, Delay):
+            await self._sleep(fault.seconds)
+        payload: Any
+        if not self._authorized(headers.get("authorization", "")):
+            status, payload = 401, error_body("Authentication failed")
+        elif isinstance(fault, Status):
+            status, payload = fault.status, fault.body if fault.body is not None else _default_error(fault.status)
+        else:
+            with self.state.lock:
+                status, payload = self._route(method, path, query, body)
+        record.status = status
+        await _send(send, status, payload)
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        key_id, _, key_secret = decoded.partition(":")
+        return secrets.compare_digest(key_id, self.state.key_id) and secrets.compare_digest(
+            key_secret, self.state.key_secret
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self.state.stopping.is_set():  # the server stops: answer at once
+                return
+            await anyio.sleep(min(remaining, _STOP_POLL_SECONDS))
+
+    # -- routing (under the state lock) -------------------------------------------------------------
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["v1", "subscriptions"]:
+            if len(parts) == 2 and method == "POST":
+                return self._create(body)
+            if len(parts) == 3 and method == "GET":
+                return self._with_subscription(parts[2], lambda s: (200, s))
+            if len(parts) == 3 and method == "PATCH":
+                return self._with_subscription(parts[2], lambda s: self._edit(s, body))
+            if len(parts) == 4 and parts[3] == "cancel" and method == "POST":
+                return self._with_subscription(parts[2], lambda s: self._cancel(s, body))
+        if parts == ["v1", "invoices"] and method == "GET":
+            return self._invoices(query)
+        return 400, error_body("The requested URL was not found on the server.")
+
+    def _with_subscription(
+        self, subscription_id: str, action: Callable[[dict[str, Any]], tuple[int, Any]]
+    ) -> tuple[int, Any]:
+        subscription = self.state.subscriptions.get(subscription_id)
+        if subscription is None:
+            return 400, error_body("The id provided does not exist")
+        return action(subscription)
+
+    def _create(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("plan_id"), str) or not body["plan_id"]:
+            return 400, error_body("The plan id field is required.")
+        total_count = body.get("total_count")
+        if isinstance(total_count, bool) or not isinstance(total_count, int) or total_count < 1:
+            return 400, error_body("The total count field is required.")
+        now = int(time.time())
+        start_at = body.get("start_at") if isinstance(body.get("start_at"), int) else None
+        subscription = copy.deepcopy(self.state.subscription_template)
+        subscription.update(
+            {
+                "id": new_id("sub_"),
+                "plan_id": body["plan_id"],
+                "notes": body.get("notes") or [],
+                "total_count": total_count,
+                "customer_notify": bool(body.get("customer_notify", True)),
+                "status": "created",
+                "created_at": now,
+                "current_start": None,
+                "current_end": None,
+                "charge_at": start_at or now,
+                "start_at": start_at or now,
+                "end_at": (start_at or now) + total_count * _MONTH_SECONDS,
+                "ended_at": None,
+                "customer_id": None,
+                "paid_count": 0,
+                "auth_attempts": 0,
+                "short_url": f"https://rzp.io/i/{new_id('')[:8]}",
+                "has_scheduled_changes": False,
+                "change_scheduled_at": None,
+                "remaining_count": total_count,
+            }
+        )
+        self.state.subscriptions[subscription["id"]] = subscription
+        return 200, subscription
+
+    def _cancel(self, subscription: dict[str, Any], body: Any) -> tuple[int, Any]:
+        status = subscription["status"]
+        if status in ENDED_STATUSES:
+            return 400, error_body(f"Subscription is not cancellable in {status} status.")
+        at_cycle_end = isinstance(body, dict) and body.get("cancel_at_cycle_end") in (1, True, "1", "true")
+        if not (at_cycle_end and status in CYCLE_END_CANCELLABLE):
+            subscription.update({"status": "cancelled", "ended_at": int(time.time()), "charge_at": None})
+        return 200, subscription
+
+    def _edit(self, subscription: dict[str, Any], body: Any) -> tuple[int, Any]:
+        status = subscription["status"]
+        if status not in EDITABLE_STATUSES:
+            return 400, error_body(f"Subscription can not be updated when it is in {status} state")
+        if not isinstance(body, dict) or not isinstance(body.get("plan_id"), str) or not body["plan_id"]:
+            return 400, error_body("The plan id field is required.")
+        when = body.get("schedule_change_at", "now")
+        if when == "now":
+            subscription.update(
+                {"plan_id": body["plan_id"], "has_scheduled_changes": False, "change_scheduled_at": None}
+            )
+        elif when == "cycle_end":
+            at = subscription.get("current_end") or int(time.time()) + _MONTH_SECONDS
+            subscription.update({"has_scheduled_changes": True, "change_scheduled_at": at})
+        else:
+            return 400, error_body("The selected schedule change at is invalid.")
+        return 200, subscription
+
+    def _invoices(self, query: dict[str, str]) -> tuple[int, Any]:
+        subscription_id = query.get("subscription_id")
+        if subscription_id is None:
+            items = copy.deepcopy(self.state.invoice_template)
+        elif subscription_id in self.state.invoices:
+            items = copy.deepcopy(self.state.invoices[subscription_id])
+        elif subscription_id in self.state.subscriptions:
+            items = [
+                {**item, "subscription_id": subscription_id} for item in copy.deepcopy(self.state.invoice_template)
+            ]
+        else:
+            items = []
+        count = query.get("count", "10")
+        items = items[: int(count)] if count.isdigit() else items
+        return 200, {"entity": "collection", "count": len(items), "items": items}
+
+
+async def _send(send: Send, status: int, payload: Any) -> None:
+    data = payload.encode() if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False).encode()
+    content_type = b"text/html" if isinstance(payload, str) else b"application/json"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(data)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+# ---------------------------------------------------------------------------------------------------
+# The server in a background thread
+
+
+class FakeRazorpay:
+    """The fake served by uvicorn in a daemon thread on a real socket. Use as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        key_id: str = DEV_KEY_ID,
+        key_secret: str = DEV_KEY_SECRET,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.state = FakeRazorpayState.from_fixtures(key_id, key_secret)
+        self.app = FakeRazorpayApp(self.state)
+        self._host = host
+        self._port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def key_id(self) -> str:
+        return self.state.key_id
+
+    @property
+    def key_secret(self) -> str:
+        return self.state.key_secret
+
+    @property
+    def port(self) -> int:
+        if self._socket is None:
+            raise RuntimeError("the fake Razorpay is not running")
+        port: int = self._socket.getsockname()[1]
+        return port
+
+    @property
+    def base_url(self) -> str:
+        """What RAZORPAY_API_BASE_URL takes (the SDK adds `/v1/...`)."""
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> FakeRazorpay:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        self._socket = sock
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            loop="asyncio",
+            timeout_graceful_shutdown=1,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-razorpay")
+        self._thread = thread
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the fake Razorpay did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        self.state.stopping.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            if self._thread.is_alive() and self._server is not None:
+                self._server.force_exit = True
+                self._thread.join(timeout=5)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = None
+        self._socket = None
+        self.state.stopping.clear()
+
+    def __enter__(self) -> FakeRazorpay:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- scripting and records ----------------------------------------------------------------------
+
+    def script(self, *faults: Fault, method: str | None = None) -> None:
+        """Queue faults for the next requests, one per request, in order; with `method`, only for
+        requests of that HTTP method."""
+        with self.state.lock:
+            self.state.faults.extend((method.upper() if method else None, fault) for fault in faults)
+
+    def reset(self) -> None:
+        """Forget scripts, records and subscriptions (between tests sharing one server)."""
+        with self.state.lock:
+            self.state.faults.clear()
+            self.state.requests.clear()
+            self.state.seed()
+
+    def subscription(self, subscription_id: str) -> dict[str, Any]:
+        with self.state.lock:
+            return copy.deepcopy(self.state.subscriptions[subscription_id])
+
+    def update_subscription(self, subscription_id: str, **fields: Any) -> None:
+        """Change a subscription as Razorpay would on its own (e.g. `status="active"` after Checkout)."""
+        with self.state.lock:
+            self.state.subscriptions[subscription_id].update(fields)
+
+    def set_invoices(self, subscription_id: str, items: Iterable[Mapping[str, Any]]) -> None:
+        with self.state.lock:
+            self.state.invoices[subscription_id] = [dict(item) for item in items]
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self.state.lock:
+            return list(self.state.requests)
+
+    def requests_to(self, method: str, path_part: str = "") -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == method.upper() and path_part in r.path]
+
+    @property
+    def pending_faults(self) -> int:
+        with self.state.lock:
+            return len(self.state.faults)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A fake Razorpay API (the SDK's mock bodies) on a local port.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    args = parser.parse_args(argv)
+    state = FakeRazorpayState.from_fixtures(DEV_KEY_ID, DEV_KEY_SECRET)
+    print(
+        f"Fake Razorpay on http://{args.host}:{args.port} (RAZORPAY_API_BASE_URL);"
+        f" RAZORPAY_KEY_ID={DEV_KEY_ID} RAZORPAY_KEY_SECRET={DEV_KEY_SECRET}"
+    )
+    uvicorn.run(FakeRazorpayApp(state), host=args.host, port=args.port, log_level="info", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()
