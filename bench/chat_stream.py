@@ -29,25 +29,20 @@ import itertools
 import json
 import math
 import os
-import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psycopg
 
-from bench import REPO_ROOT
 from bench._db import throwaway_database
 from bench._report import ms, summarize, table
+from local.dev_process import LocalServerProcess, run_local_server
 from local.fake_openrouter import FakeOpenRouter, RecordedRequest, Reply
 from oneai.auth import mint_dev_token
 
@@ -73,94 +68,25 @@ SUPABASE_URL = "http://127.0.0.1:54321"
 ISSUER = f"{SUPABASE_URL}/auth/v1"
 UPSTREAM_KEY = "sk-or-v1-bench-key"
 
-STARTUP_TIMEOUT_SECONDS = 60
 REQUEST_TIMEOUT_SECONDS = 30
-TOKEN_LINE = re.compile(r"^export ONEAI_TOKEN=(\S+)$")
-# Variables of the developer's shell that would point the server somewhere other than this setup.
-_SCRUBBED_ENV = ("ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "OPENROUTER_API_KEY", "SUPABASE_JWT_ISSUER")
 
 
 # ---------------------------------------------------------------------------------------------- server
 
 
-@dataclass
-class Server:
-    base_url: str
-    process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.output)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _collect(process: subprocess.Popen[str], output: list[str]) -> None:
-    # Drain the pipe continuously so the server never blocks on a full pipe buffer.
-    assert process.stdout is not None
-    for line in process.stdout:
-        output.append(line)
-
-
-def _wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"the local server exited with {server.process.returncode}:\n{server.log}")
-        # The token line comes after the migrations and before uvicorn starts.
-        if any(TOKEN_LINE.match(line) for line in server.output):
-            try:
-                httpx.get(f"{server.base_url}/conversations", timeout=2)  # any HTTP answer means up
-                return
-            except httpx.TransportError:
-                pass
-        time.sleep(0.1)
-    raise TimeoutError(f"the local server did not answer within {STARTUP_TIMEOUT_SECONDS} s:\n{server.log}")
-
-
 @contextlib.contextmanager
-def local_server(database_url: str, fake: FakeOpenRouter) -> Iterator[Server]:
-    """`python -m local` as a subprocess (its own process group), stopped afterwards whatever happened."""
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
-    env.update(
-        DATABASE_URL=database_url,
-        PORT=str(port),
-        PYTHONPATH=os.pathsep.join(["layers/common", "."]),
-        SUPABASE_URL=SUPABASE_URL,
-        SUPABASE_JWT_SECRET=JWT_SECRET,
-        PYTHONUNBUFFERED="1",
-        OPENROUTER_API_KEY=UPSTREAM_KEY,
-        OPENROUTER_BASE_URL=fake.base_url,
-        ONEAI_TITLE_MODEL=TITLE_MODEL,
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, so a kill reaches everything it started
-    )
-    server = Server(base_url=f"http://127.0.0.1:{port}", process=process)
-    threading.Thread(target=_collect, args=(process, server.output), daemon=True).start()
-    try:
-        _wait_until_ready(server)
+def local_server(database_url: str, fake: FakeOpenRouter) -> Iterator[LocalServerProcess]:
+    """`python -m local` as a subprocess against the fake upstream, stopped afterwards whatever happened."""
+    env = {
+        "DATABASE_URL": database_url,
+        "SUPABASE_URL": SUPABASE_URL,
+        "SUPABASE_JWT_SECRET": JWT_SECRET,
+        "OPENROUTER_API_KEY": UPSTREAM_KEY,
+        "OPENROUTER_BASE_URL": fake.base_url,
+        "ONEAI_TITLE_MODEL": TITLE_MODEL,
+    }
+    with run_local_server(env) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def make_user(url: str) -> tuple[uuid.UUID, str]:
@@ -232,7 +158,7 @@ def _relay_delta(event: dict[str, Any]) -> str | None:
 
 
 class Bench:
-    def __init__(self, fake: FakeOpenRouter, server: Server, token: str) -> None:
+    def __init__(self, fake: FakeOpenRouter, server: LocalServerProcess, token: str) -> None:
         self.fake = fake
         self.server = server
         self.auth = {"Authorization": f"Bearer {token}"}

@@ -40,6 +40,7 @@ def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     os.environ.setdefault("SUPABASE_URL", LOCAL_SUPABASE_URL)
     os.environ.setdefault("ONEAI_SHARE_URL_BASE", f"http://127.0.0.1:{port}/shared")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would drown the request log
     # One process hosts every function, so their literal template variables share one environment.
     for function in list_functions(template):
         for name, value in function.environment.items():

@@ -35,7 +35,6 @@ import copy
 import json
 import os
 import secrets
-import socket
 import string
 import threading
 import time
@@ -48,6 +47,8 @@ from urllib.parse import parse_qs
 
 import anyio
 import uvicorn
+
+from local.threaded_server import ThreadedServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -406,10 +407,9 @@ class FakeRazorpay:
         self.state = FakeRazorpayState.from_fixtures(key_id, key_secret)
         self.app = FakeRazorpayApp(self.state)
         self._host = host
-        self._port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._http = ThreadedServer(
+            self.app, host=host, port=port, name="fake-razorpay", stopping=self.state.stopping
+        )
 
     @property
     def key_id(self) -> str:
@@ -421,10 +421,7 @@ class FakeRazorpay:
 
     @property
     def port(self) -> int:
-        if self._socket is None:
-            raise RuntimeError("the fake Razorpay is not running")
-        port: int = self._socket.getsockname()[1]
-        return port
+        return self._http.port
 
     @property
     def base_url(self) -> str:
@@ -432,46 +429,11 @@ class FakeRazorpay:
         return f"http://{self._host}:{self.port}"
 
     def start(self) -> FakeRazorpay:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        self._socket = sock
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            ws="none",
-            loop="asyncio",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-razorpay")
-        self._thread = thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake Razorpay did not start")
-            time.sleep(0.005)
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self.state.stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            if self._thread.is_alive() and self._server is not None:
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = None
-        self._socket = None
-        self.state.stopping.clear()
+        self._http.stop()
 
     def __enter__(self) -> FakeRazorpay:
         return self.start()

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -29,9 +29,11 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
-from oneai.auth import Principal
 from oneai.config import Settings, get_settings
 from oneai.errors import ForbiddenError, UnauthorizedError, UnavailableError
+
+if TYPE_CHECKING:  # only a type here: service-only functions (webhooks, sweeps) need no JWT code
+    from oneai.auth import Principal
 
 Connection = psycopg.Connection[DictRow]
 
