@@ -176,7 +176,7 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError:
             raise UnauthorizedError(MSG_EXPIRED) from None
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            logger.info("Access token rejected: %s", type(exc).__name__)
+            logger.info("authorization rejected", extra={"error_type": type(exc).__name__})
             raise UnauthorizedError(MSG_INVALID) from None
         return _principal(claims)
 
