@@ -44,7 +44,7 @@ from urllib.parse import parse_qs
 import anyio
 import uvicorn
 
-from local.threaded_server import ThreadedServer
+from local.threaded_server import FakeUpstream, ThreadedServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -837,7 +837,7 @@ def create_app(state: FakeState | None = None, *, delay: float = DEFAULT_DEV_DEL
 # The server in a background thread
 
 
-class FakeOpenRouter:
+class FakeOpenRouter(FakeUpstream):
     """The fake served by uvicorn in a daemon thread on a real socket. Use as a context manager."""
 
     def __init__(
@@ -852,25 +852,8 @@ class FakeOpenRouter:
         )
 
     @property
-    def port(self) -> int:
-        return self._http.port
-
-    @property
     def base_url(self) -> str:
         return f"http://{self._host}:{self.port}{self._prefix}"
-
-    def start(self) -> FakeOpenRouter:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> FakeOpenRouter:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- scripting ----------------------------------------------------------------------------------
 

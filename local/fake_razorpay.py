@@ -48,7 +48,7 @@ from urllib.parse import parse_qs
 import anyio
 import uvicorn
 
-from local.threaded_server import ThreadedServer
+from local.threaded_server import FakeUpstream, ThreadedServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -393,7 +393,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 # The server in a background thread
 
 
-class FakeRazorpay:
+class FakeRazorpay(FakeUpstream):
     """The fake served by uvicorn in a daemon thread on a real socket. Use as a context manager."""
 
     def __init__(
@@ -420,26 +420,9 @@ class FakeRazorpay:
         return self.state.key_secret
 
     @property
-    def port(self) -> int:
-        return self._http.port
-
-    @property
     def base_url(self) -> str:
         """What RAZORPAY_API_BASE_URL takes (the SDK adds `/v1/...`)."""
         return f"http://{self._host}:{self.port}"
-
-    def start(self) -> FakeRazorpay:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> FakeRazorpay:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- scripting and records ----------------------------------------------------------------------
 

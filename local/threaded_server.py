@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Self
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -77,3 +78,26 @@ class ThreadedServer:
         self._server = self._thread = None
         self._socket = None
         self._stopping.clear()
+
+
+class FakeUpstream:
+    """`start`/`stop`, `with` and `port` for a fake upstream whose app runs on `self._http`."""
+
+    _http: ThreadedServer
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    def start(self) -> Self:
+        self._http.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -4,7 +4,6 @@ as API.md says."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -12,11 +11,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 
-from local import DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
-from oneai.config import DEV_JWT_SECRET, override_settings
-from oneai.db.connection import get_database
+from local import DEV_USER_EMAIL, DEV_USER_ID
+from tests.lambda_support import FakeLambdaContext, like_a_lambda_process
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "account"
 
@@ -38,16 +35,6 @@ EXPECTED = [
     ("get-profile", 200),
     ("update-profile", 200),
 ]
-
-
-class FakeLambdaContext:
-    function_name = "AccountFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:ap-south-1:123456789012:function:AccountFunction"
-    aws_request_id = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 15_000
 
 
 @pytest.fixture
@@ -82,28 +69,15 @@ def test_each_sample_event_answers_through_the_lambda_handler(
 ) -> None:
     from account.handler import lambda_handler
 
-    # As in a fresh Lambda process: the main thread has an event loop for Mangum (an earlier
-    # asyncio.run() in this test process leaves none behind).
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     answers: dict[str, Any] = {}
     events: dict[str, dict[str, Any]] = {}
-    with override_settings(
-        database_url=SecretStr(database_url),
-        supabase_url=LOCAL_SUPABASE_URL,
-        supabase_jwt_issuer=f"{LOCAL_SUPABASE_URL}/auth/v1",
-        supabase_jwt_secret=SecretStr(DEV_JWT_SECRET),
-    ):
-        try:
-            for name, status in EXPECTED:
-                event = events[name] = with_body(name, json.loads((EVENTS / f"{name}.json").read_text()))
-                response: dict[str, Any] = lambda_handler(event, FakeLambdaContext())
-                assert response["statusCode"] == status, (name, response.get("body"))
-                answers[name] = json.loads(response["body"])
-        finally:
-            get_database().close()
-            asyncio.set_event_loop(None)
-            loop.close()
+    context = FakeLambdaContext(function_name="AccountFunction")
+    with like_a_lambda_process(database_url):
+        for name, status in EXPECTED:
+            event = events[name] = with_body(name, json.loads((EVENTS / f"{name}.json").read_text()))
+            response: dict[str, Any] = lambda_handler(event, context)
+            assert response["statusCode"] == status, (name, response.get("body"))
+            answers[name] = json.loads(response["body"])
 
     assert set(answers["get-account-open-api"]["paths"]) == {
         "/user/quota",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from pydantic import SecretStr
 
-from local import DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
-from oneai.config import DEV_JWT_SECRET, override_settings
-from oneai.db.connection import get_database
+from local import DEV_USER_EMAIL, DEV_USER_ID
+from tests.lambda_support import FakeLambdaContext, like_a_lambda_process
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "conversations"
 SAMPLE_CONVERSATION = "11111111-1111-4111-8111-111111111111"
@@ -39,16 +36,6 @@ EXPECTED = [
     ("revoke-share-link", 204),
     ("delete-conversation", 204),
 ]
-
-
-class FakeLambdaContext:
-    function_name = "ConversationsFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:ap-south-1:123456789012:function:ConversationsFunction"
-    aws_request_id = "7682532f-d42a-59cc-88da-851241566745"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 15_000
 
 
 @pytest.fixture
@@ -79,27 +66,14 @@ def test_every_route_has_a_sample_event() -> None:
 def test_each_sample_event_answers_through_the_lambda_handler(database_url: str, sample_rows: None) -> None:
     from conversations.handler import lambda_handler
 
-    # As in a fresh Lambda process: the main thread has an event loop for Mangum (an earlier
-    # asyncio.run() in this test process leaves none behind).
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    with override_settings(
-        database_url=SecretStr(database_url),
-        supabase_url=LOCAL_SUPABASE_URL,
-        supabase_jwt_issuer=f"{LOCAL_SUPABASE_URL}/auth/v1",
-        supabase_jwt_secret=SecretStr(DEV_JWT_SECRET),
-    ):
-        try:
-            for name, status in EXPECTED:
-                event = json.loads((EVENTS / f"{name}.json").read_text())
-                response: dict[str, Any] = lambda_handler(event, FakeLambdaContext())
-                assert response["statusCode"] == status, (name, response.get("body"))
-                if status != 204 and name != "export-conversation":
-                    assert json.loads(response["body"]) is not None
-        finally:
-            get_database().close()
-            asyncio.set_event_loop(None)
-            loop.close()
+    context = FakeLambdaContext(function_name="ConversationsFunction")
+    with like_a_lambda_process(database_url):
+        for name, status in EXPECTED:
+            event = json.loads((EVENTS / f"{name}.json").read_text())
+            response: dict[str, Any] = lambda_handler(event, context)
+            assert response["statusCode"] == status, (name, response.get("body"))
+            if status != 204 and name != "export-conversation":
+                assert json.loads(response["body"]) is not None
     with psycopg.connect(database_url) as conn:
         left = conn.execute("select count(*) from public.conversations where id = %s", (SAMPLE_CONVERSATION,))
         assert left.fetchone() == (0,)

@@ -11,17 +11,38 @@ another active subscription keeps their tier; only the expired subscription is h
 
 from __future__ import annotations
 
-import time
-from typing import Final
+from functools import partial
 
+from oneai.billing.batches import DEFAULT_BATCH_SIZE, DEFAULT_SAFETY_MARGIN, AfterCommit, run_in_batches
 from oneai.billing.tier_change import change_tier
 from oneai.db import quota_sweep as repo
-from oneai.db.connection import Database
+from oneai.db.connection import Connection, Database
 from oneai.logging import logger
-from oneai.quota.sweep import TimeBudget, TimeLeft
+from oneai.quota.sweep import TimeLeft
 
-DEFAULT_BATCH_SIZE: Final = 100
-DEFAULT_SAFETY_MARGIN: Final = 2.0
+
+def _end_grace_periods(conn: Connection, batch_size: int) -> tuple[int, list[AfterCommit]]:
+    expired = repo.lock_expired_grace_periods(conn, batch_size)
+    ended: list[AfterCommit] = []
+    for subscription in expired:
+        if not repo.halt_subscription(conn, subscription.id):
+            continue
+        downgraded = not subscription.other_active and change_tier(
+            conn,
+            user_id=subscription.user_id,
+            new_tier="free",
+            reason="payment_failure",
+            subscription_id=subscription.id,
+            subscription_status="halted",
+            metadata={"grace_until": subscription.grace_until.isoformat(), "by": "quota_reset"},
+        )
+        extra = {
+            "subscription_id": str(subscription.id),
+            "user_id": str(subscription.user_id),
+            "downgraded_to_free": downgraded,
+        }
+        ended.append(partial(logger.info, "grace period ended", extra=extra))
+    return len(expired), ended
 
 
 def end_expired_grace_periods(
@@ -33,39 +54,6 @@ def end_expired_grace_periods(
 ) -> int:
     """Halt every pending subscription whose grace period has ended and downgrade its user to free.
     Returns how many grace periods this call ended."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
-    budget = TimeBudget(time_left, safety_margin)
-    ended = 0
-    while budget.allows_another_batch():
-        batch_started = time.monotonic()
-        with db.service_transaction() as conn:
-            expired = repo.lock_expired_grace_periods(conn, batch_size)
-            ended_here = []
-            for subscription in expired:
-                if not repo.halt_subscription(conn, subscription.id):
-                    continue
-                downgraded = not subscription.other_active and change_tier(
-                    conn,
-                    user_id=subscription.user_id,
-                    new_tier="free",
-                    reason="payment_failure",
-                    subscription_id=subscription.id,
-                    subscription_status="halted",
-                    metadata={"grace_until": subscription.grace_until.isoformat(), "by": "quota_reset"},
-                )
-                ended_here.append((subscription, downgraded))
-        budget.record_batch(time.monotonic() - batch_started)
-        for subscription, downgraded in ended_here:  # committed
-            logger.info(
-                "grace period ended",
-                extra={
-                    "subscription_id": str(subscription.id),
-                    "user_id": str(subscription.user_id),
-                    "downgraded_to_free": downgraded,
-                },
-            )
-        ended += len(ended_here)
-        if len(expired) < batch_size:
-            break
-    return ended
+    return run_in_batches(
+        db, _end_grace_periods, batch_size=batch_size, time_left=time_left, safety_margin=safety_margin
+    )

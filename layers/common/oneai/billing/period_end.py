@@ -10,18 +10,41 @@ waits, so two cannot deadlock, nor a sweep and a webhook) and checked again on t
 
 from __future__ import annotations
 
-import time
-from typing import Final
+from functools import partial
 
+from oneai.billing.batches import DEFAULT_BATCH_SIZE, DEFAULT_SAFETY_MARGIN, AfterCommit, run_in_batches
 from oneai.billing.tier_change import change_tier
 from oneai.billing.webhooks import decide_tier
 from oneai.db import webhooks as repo
-from oneai.db.connection import Database
+from oneai.db.connection import Connection, Database
 from oneai.logging import logger
-from oneai.quota.sweep import TimeBudget, TimeLeft
+from oneai.quota.sweep import TimeLeft
 
-DEFAULT_BATCH_SIZE: Final = 100
-DEFAULT_SAFETY_MARGIN: Final = 2.0
+
+def _end_paid_periods(conn: Connection, batch_size: int) -> tuple[int, list[AfterCommit]]:
+    finished = repo.lock_finished_cancellations(conn, batch_size)
+    ended: list[AfterCommit] = []
+    for subscription in finished:
+        if not repo.end_access(conn, subscription.id):
+            continue
+        decision = decide_tier(subscription.tier, False, subscription.other_tiers, subscription.user_tier)
+        changed = decision is not None and change_tier(
+            conn,
+            user_id=subscription.user_id,
+            new_tier=decision.tier,
+            reason="cancellation",
+            subscription_id=subscription.id,
+            subscription_status="cancelled" if decision.decides else None,
+            metadata={"paid_until": subscription.paid_until.isoformat(), "by": "quota_reset"},
+        )
+        extra = {
+            "subscription_id": str(subscription.id),
+            "user_id": str(subscription.user_id),
+            "tier": decision.tier if decision is not None else subscription.user_tier,
+            "tier_changed": changed,
+        }
+        ended.append(partial(logger.info, "paid period of a cancelled subscription ended", extra=extra))
+    return len(finished), ended
 
 
 def end_finished_cancellations(
@@ -32,42 +55,6 @@ def end_finished_cancellations(
     safety_margin: float = DEFAULT_SAFETY_MARGIN,
 ) -> int:
     """End every paid period of a subscription cancelled at its end that is over; returns how many."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
-    budget = TimeBudget(time_left, safety_margin)
-    ended = 0
-    while budget.allows_another_batch():
-        batch_started = time.monotonic()
-        with db.service_transaction() as conn:
-            finished = repo.lock_finished_cancellations(conn, batch_size)
-            ended_here = []
-            for subscription in finished:
-                if not repo.end_access(conn, subscription.id):
-                    continue
-                decision = decide_tier(subscription.tier, False, subscription.other_tiers, subscription.user_tier)
-                changed = decision is not None and change_tier(
-                    conn,
-                    user_id=subscription.user_id,
-                    new_tier=decision.tier,
-                    reason="cancellation",
-                    subscription_id=subscription.id,
-                    subscription_status="cancelled" if decision.decides else None,
-                    metadata={"paid_until": subscription.paid_until.isoformat(), "by": "quota_reset"},
-                )
-                tier = decision.tier if decision is not None else subscription.user_tier
-                ended_here.append((subscription, tier, changed))
-        budget.record_batch(time.monotonic() - batch_started)
-        for subscription, tier, changed in ended_here:  # committed
-            logger.info(
-                "paid period of a cancelled subscription ended",
-                extra={
-                    "subscription_id": str(subscription.id),
-                    "user_id": str(subscription.user_id),
-                    "tier": tier,
-                    "tier_changed": changed,
-                },
-            )
-        ended += len(ended_here)
-        if len(finished) < batch_size:
-            break
-    return ended
+    return run_in_batches(
+        db, _end_paid_periods, batch_size=batch_size, time_left=time_left, safety_margin=safety_margin
+    )
