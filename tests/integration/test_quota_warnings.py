@@ -3,15 +3,12 @@ and lands on EventBridge as one event (moto)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 
 from oneai.config import override_settings
 from oneai.db.connection import Database
@@ -19,6 +16,7 @@ from oneai.errors import QuotaExceededError
 from oneai.events import EventPublisher
 from oneai.quota import service as quota
 from oneai.quota.warnings import announce_warnings
+from tests.aws_support import Received, captured_events
 
 BUS = "oneai-test-bus"
 
@@ -63,32 +61,9 @@ def test_a_jump_over_several_thresholds_reports_each(db: Database, make_user: An
 
 
 @pytest.fixture
-def eventbridge(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A moto EventBridge bus with a rule that copies every quota warning into an SQS queue."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "ap-south-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        events, sqs = boto3.client("events"), boto3.client("sqs")
-        events.create_event_bus(Name=BUS)
-        queue_url = sqs.create_queue(QueueName="warnings")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events.put_rule(Name="warnings", EventBusName=BUS, EventPattern=json.dumps({"source": ["oneai.quota"]}))
-        events.put_targets(Rule="warnings", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
-
-        def received() -> list[dict[str, Any]]:
-            messages = []
-            while True:
-                batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-                if not batch:
-                    return messages
-                messages += [json.loads(m["Body"]) for m in batch]
-
+def eventbridge(monkeypatch: pytest.MonkeyPatch) -> Iterator[Received]:
+    """A moto EventBridge bus whose oneai.quota events are read back."""
+    with captured_events(monkeypatch, bus=BUS, source="oneai.quota") as received:
         yield received
 
 

@@ -26,10 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
@@ -49,6 +47,7 @@ from oneai.config import override_settings
 from oneai.db import webhooks as repo
 from oneai.db.connection import Database, get_database
 from oneai.logging import logger
+from tests.aws_support import Received, captured_events
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(os.environ.get("ONEAI_RAZORPAY_FIXTURES") or REPO_ROOT.parent / "shared" / "fixtures" / "razorpay")
@@ -884,32 +883,9 @@ def test_invoice_paid_moves_paid_until_forward_only(
 
 
 @pytest.fixture
-def eventbridge(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """A moto EventBridge bus with a rule that copies every billing event into an SQS queue."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "ap-south-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        events, sqs = boto3.client("events"), boto3.client("sqs")
-        events.create_event_bus(Name=BUS)
-        queue_url = sqs.create_queue(QueueName="billing")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events.put_rule(Name="billing", EventBusName=BUS, EventPattern=json.dumps({"source": ["oneai.billing"]}))
-        events.put_targets(Rule="billing", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
-
-        def received() -> list[dict[str, Any]]:
-            messages = []
-            while True:
-                batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-                if not batch:
-                    return messages
-                messages += [json.loads(m["Body"]) for m in batch]
-
+def eventbridge(monkeypatch: pytest.MonkeyPatch) -> Iterator[Received]:
+    """A moto EventBridge bus whose oneai.billing events are read back."""
+    with captured_events(monkeypatch, bus=BUS, source="oneai.billing") as received:
         yield received
 
 

@@ -1,0 +1,43 @@
+"""AWS in tests, through moto: an EventBridge bus whose events of one source land in an SQS queue, so a
+test can read back exactly what was published."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+Received = Callable[[], list[dict[str, Any]]]
+
+
+@contextmanager
+def captured_events(monkeypatch: pytest.MonkeyPatch, *, bus: str, source: str) -> Iterator[Received]:
+    """Inside: a moto EventBridge bus `bus`; the function yielded returns the events of `source` sent so far."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": "ap-south-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        events.create_event_bus(Name=bus)
+        queue_url = sqs.create_queue(QueueName="captured")["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        events.put_rule(Name="capture", EventBusName=bus, EventPattern=json.dumps({"source": [source]}))
+        events.put_targets(Rule="capture", EventBusName=bus, Targets=[{"Id": "q", "Arn": attributes["QueueArn"]}])
+
+        def received() -> list[dict[str, Any]]:
+            messages: list[dict[str, Any]] = []
+            while True:
+                batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+                if not batch:
+                    return messages
+                messages += [json.loads(m["Body"]) for m in batch]
+
+        yield received
