@@ -74,7 +74,8 @@ class FinishedTurn:
 def _conversation_for(conn: Connection, principal: Principal, turn: ChatTurn) -> Conversation:
     if turn.conversation_id is None:
         return conversation_rows.insert_conversation(conn, user_id=principal.user_id, title=None, metadata={})
-    found = conversation_rows.get_conversation(conn, turn.conversation_id, for_update=True)
+    # Not locked here: the message services lock the conversation row themselves before they write.
+    found = conversation_rows.get_conversation(conn, turn.conversation_id)
     if found is not None:
         return found
     if not turn.create_missing_conversation:
