@@ -21,8 +21,9 @@ import pytest
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
-from local.fake_razorpay import FakeRazorpay
+from local.fake_razorpay import Delay, FakeRazorpay
 from oneai.billing.razorpay_client import RazorpayClient
+from oneai.billing.replacement import sweep_replacements
 from oneai.config import override_settings
 from tests.integration.test_webhooks import SECRET, FakeLambdaContext, sign, url_event
 
@@ -179,3 +180,45 @@ def test_every_order_of_the_replacements_webhooks_twice_ends_in_one_state(
             # the customer had cancelled pro before paying for enterprise: free in between, no cancel asked
             assert reasons == ["new_subscription", "cancellation", "new_subscription"], order
             assert cancels == 0, order
+
+
+def test_a_slow_razorpay_never_delays_the_webhook_past_its_budget_and_the_sweep_settles_the_cancel(
+    deliver: Deliver, razorpay: RazorpayClient, fake_razorpay: FakeRazorpay, database_url: str, db: Any
+) -> None:
+    user_id = new_user(database_url)
+    old = razorpay.create_subscription(PRO_PLAN, total_count=12, notes={"user_id": str(user_id), "tier": "pro"})
+    fake_razorpay.complete_checkout(old.id)
+    assert deliver(fake_razorpay.webhook_body("subscription.activated", old.id), f"evt_a_{old.id}") == 200
+    notes = {"user_id": str(user_id), "tier": "enterprise", "replaces": old.id}
+    new = razorpay.create_subscription(ENTERPRISE_PLAN, total_count=12, notes=notes)
+    fake_razorpay.complete_checkout(new.id)
+    # GIVEN Razorpay takes 3 s to answer the cancel (it does cancel, after the webhook gave up waiting)
+    fake_razorpay.script(Delay(3.0), method="POST")
+    # WHEN the replacement's activation arrives
+    started = time.monotonic()
+    status = deliver(fake_razorpay.webhook_body("subscription.activated", new.id), f"evt_b_{new.id}")
+    elapsed = time.monotonic() - started
+    # THEN it is answered well inside Razorpay's 5 s, with the tier changed and the cancel still owed
+    assert status == 200 and elapsed < 2.5, elapsed
+    user, subscriptions, reasons = rows(database_url, user_id)
+    assert user["subscription_tier"] == "enterprise" and reasons == ["new_subscription", "upgrade"]
+    assert [s["replaced_cancel"] for s in subscriptions] == [None, "now"]
+    deadline = time.monotonic() + 5
+    while fake_razorpay.subscription(old.id)["status"] != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # WHEN the quota-reset sweep runs: Razorpay refuses to cancel what it has cancelled meanwhile, which
+    # counts as done, and the cancel is recorded
+    with override_settings(
+        razorpay_key_id=fake_razorpay.key_id,
+        razorpay_key_secret=SecretStr(fake_razorpay.key_secret),
+        razorpay_api_base_url=fake_razorpay.base_url,
+    ):
+        report = sweep_replacements(db, razorpay=razorpay)
+    assert report.replaced_cancels_settled == 1
+    _, subscriptions, reasons = rows(database_url, user_id)
+    assert [(s["status"], s["replaced_cancel"]) for s in subscriptions] == [
+        ("cancelled", None),
+        ("active", "done"),
+    ]
+    assert reasons == ["new_subscription", "upgrade"]
+    assert sweep_replacements(db, razorpay=razorpay).replaced_cancels_settled == 0

@@ -80,6 +80,9 @@ from oneai.quota.tiers import TierName
 EVENT_SOURCE: Final = "oneai.billing"
 PAYMENT_FAILED_DETAIL_TYPE: Final = "PaymentFailed"
 MAX_EVENT_ID_LENGTH: Final = 200
+# The cancel a replacement's activation owes is made after the commit, within Razorpay's 5 s for the
+# answer: each Razorpay call gets at most this long (what does not finish is left to the sweep).
+REPLACED_CANCEL_TIMEOUT_SECONDS: Final = 1.5
 
 # Breaks ties between events of the same second, in life-cycle order.
 EVENT_RANK: Final[dict[str, int]] = {
@@ -397,7 +400,8 @@ def handle_webhook(
 def _settle_replaced_cancel(db: Database, replacement_id: UUID) -> None:
     """Best effort: the event is applied and Razorpay must get its 200; the sweep retries what fails."""
     try:
-        settle_owed_cancels(db, get_razorpay_client(), replacement_id=replacement_id)
+        razorpay = get_razorpay_client().bounded(REPLACED_CANCEL_TIMEOUT_SECONDS)
+        settle_owed_cancels(db, razorpay, replacement_id=replacement_id)
     except Exception as exc:
         logger.warning(
             "replaced subscription not cancelled now; the sweep will",
