@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -186,3 +187,32 @@ def test_a_downgrade_by_replacement_cancels_the_old_one_at_cycle_end_once_checko
     # AND a duplicate of that webhook asks Razorpay nothing more
     deliver(client, razorpay.webhook_body("subscription.authenticated", new))
     assert len(razorpay.requests_to("POST", f"/{old}/cancel")) == 1
+
+    # WHEN the paid cycle ends (moved into the past here): Razorpay charges the new one and ends the old one
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "update public.subscriptions set current_period_end = now() - interval '1 minute',"
+            " paid_until = now() - interval '1 minute' where provider_subscription_id = %s",
+            (old,),
+        )
+    now = int(time.time())
+    razorpay.update_subscription(
+        new, status="active", current_start=now, current_end=now + 30 * 86_400, paid_count=1
+    )
+    deliver(client, razorpay.webhook_body("subscription.activated", new))
+    # the old one still active until Razorpay's cancel arrives: enterprise, no change yet
+    assert client.get("/user/quota", headers=bob.headers).json()["subscription"]["tier"] == "enterprise"
+    razorpay.update_subscription(old, status="cancelled", ended_at=now)
+    deliver(client, razorpay.webhook_body("subscription.cancelled", old))
+    deliver(client, razorpay.webhook_body("subscription.charged", new))
+    # THEN pro, changed once; the new one is the subscription in force
+    current = client.get("/subscription", headers=bob.headers).json()
+    assert (current["subscription"]["razorpay_subscription_id"], current["replacement"]) == (new, None)
+    assert client.get("/user/quota", headers=bob.headers).json()["subscription"] == {
+        "tier": "pro",
+        "status": "active",
+    }
+    assert [(h["old_tier"], h["new_tier"]) for h in current["history"]] == [
+        ("enterprise", "pro"),
+        ("free", "enterprise"),
+    ]
