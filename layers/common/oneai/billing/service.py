@@ -300,14 +300,11 @@ def _record_cancel(
     answer: RazorpaySubscription,
     *,
     at_cycle_end: bool,
-    replaced_by: str | None = None,
 ) -> repo.SubscriptionRow | None:
     """Record what Razorpay answered to a cancel: `cancelled` now, or its status kept with
     `cancel_at_period_end`. The tier is left to the webhooks."""
     cancelled_now = answer.status == "cancelled"
     metadata: dict[str, Any] = {"cancel_requested_at": _iso(_now()), "cancel_at_cycle_end": at_cycle_end}
-    if replaced_by is not None:
-        metadata["replaced_by"] = replaced_by
     return repo.record_cancellation(
         conn,
         subscription_id=row.id,
