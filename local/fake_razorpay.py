@@ -12,6 +12,10 @@ Routes (what `oneai.billing.razorpay_client` calls through the SDK):
   `authenticated` or `active` subscription, like the real API.
 - `GET /v1/invoices?subscription_id=...&count=...`: `invoice_collection.json`'s items, marked with the
   subscription id (an unknown subscription has none; `set_invoices()` replaces them).
+What Razorpay does on its own, for tests: `complete_checkout(id)` (the customer finished Checkout: the
+subscription is `authenticated` and, unless it starts later, charged at once: `active` with its first
+period paid) and `webhook_body(event, id)` (Razorpay's published sample body of that event carrying the
+subscription as this fake holds it now), to be signed and posted like Razorpay posts them.
 Errors have Razorpay's shape, `{"error": {"code": "BAD_REQUEST_ERROR", "description", "source", "step",
 "reason", "metadata"}}`; an unknown id is a 400, a wrong key a 401 (HTTP Basic auth is checked).
 
@@ -68,6 +72,10 @@ ENDED_STATUSES: Final = ("cancelled", "completed", "expired")
 _ID_ALPHABET: Final = string.ascii_letters + string.digits
 _STOP_POLL_SECONDS: Final = 0.05
 _MONTH_SECONDS: Final = 30 * 24 * 3600
+# The published sample (docs_webhooks/) a webhook body is built from, when not `<event>.json`.
+WEBHOOK_SAMPLES: Final = {
+    "subscription.activated": "subscription.activated__immediate_start_date_upfront_amount_both",
+}
 
 
 def fixtures_dir() -> Path:
@@ -447,6 +455,37 @@ class FakeRazorpay(FakeUpstream):
         """Change a subscription as Razorpay would on its own (e.g. `status="active"` after Checkout)."""
         with self.state.lock:
             self.state.subscriptions[subscription_id].update(fields)
+
+    def complete_checkout(self, subscription_id: str, *, now: int | None = None) -> dict[str, Any]:
+        """The customer completed Checkout: `authenticated` (a card or mandate on file, a customer), and
+        when the subscription starts now (no later `start_at`), its first period charged: `active`."""
+        moment = now if now is not None else int(time.time())
+        with self.state.lock:
+            subscription = self.state.subscriptions[subscription_id]
+            if subscription["status"] != "created":
+                raise ValueError(f"{subscription_id} is {subscription['status']}, not awaiting Checkout")
+            subscription.update(
+                status="authenticated", customer_id=subscription.get("customer_id") or new_id("cust_")
+            )
+            if (subscription.get("start_at") or moment) <= moment:
+                paid = int(subscription.get("paid_count") or 0) + 1
+                subscription.update(
+                    status="active",
+                    current_start=moment,
+                    current_end=moment + _MONTH_SECONDS,
+                    charge_at=moment + _MONTH_SECONDS,
+                    paid_count=paid,
+                    remaining_count=max(int(subscription.get("total_count") or paid) - paid, 0),
+                )
+            return copy.deepcopy(subscription)
+
+    def webhook_body(self, event: str, subscription_id: str, *, created_at: int | None = None) -> bytes:
+        """Razorpay's published body of `event` with this fake's subscription entity as it is now: the
+        exact bytes to sign and post (UTF-8, like Razorpay sends them)."""
+        document = load_fixture(f"docs_webhooks/{WEBHOOK_SAMPLES.get(event, event)}.json")
+        document["created_at"] = created_at if created_at is not None else int(time.time())
+        document["payload"]["subscription"]["entity"] = self.subscription(subscription_id)
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
     def set_invoices(self, subscription_id: str, items: Iterable[Mapping[str, Any]]) -> None:
         with self.state.lock:

@@ -453,6 +453,8 @@ ROUTES = [
     ("GET", "/user/usage", None),
     ("GET", "/user/profile", None),
     ("PATCH", "/user/profile", {"name": "Mallory"}),
+    ("DELETE", "/user", None),
+    ("GET", "/user/export", None),
 ]
 
 

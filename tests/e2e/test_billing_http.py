@@ -490,32 +490,35 @@ def test_update_replaces_the_subscription_when_razorpay_refuses_an_upgrade(
         True,
     )
     assert result["razorpay_key_id"] == E2E_RAZORPAY_KEY_ID and result["short_url"].startswith("https://rzp.io/")
-    # AND Razorpay saw: the refused edit, the new subscription, then the old one cancelled now
+    # AND Razorpay saw: the refused edit, then the new subscription; the paid one is NOT cancelled
     calls = [(r.method, r.path) for r in razorpay.requests]
     assert calls == [
         ("POST", "/v1/subscriptions"),
         ("PATCH", f"/v1/subscriptions/{old}"),
         ("POST", "/v1/subscriptions"),
-        ("POST", f"/v1/subscriptions/{old}/cancel"),
     ]
     create_request = razorpay.requests[2]
     assert create_request.body["plan_id"] == ENTERPRISE_PLAN and "start_at" not in create_request.body
     assert create_request.body["notes"] == {"user_id": str(alice.id), "tier": "enterprise", "replaces": old}
-    assert razorpay.requests[3].body == {"cancel_at_cycle_end": 0}
-    # AND both are recorded as Razorpay answered
+    assert razorpay.subscription(old)["status"] == "active"
+    # AND both are recorded, the new one linked to the one it replaces
     old_row, new_row = subscriptions_of(database_url, alice)
-    assert (old_row["provider_subscription_id"], old_row["status"]) == (old, "cancelled")
-    assert old_row["metadata"]["replaced_by"] == new
+    assert (old_row["provider_subscription_id"], old_row["status"], old_row["cancel_at_period_end"]) == (
+        old,
+        "active",
+        False,
+    )
     assert (new_row["provider_subscription_id"], new_row["status"], new_row["tier"]) == (
         new,
         "created",
         "enterprise",
     )
-    # AND the new one is the current one, which Checkout's signature is verified against
-    assert (
-        client.get("/subscription", headers=alice.headers).json()["subscription"]["razorpay_subscription_id"]
-        == new
-    )
+    assert new_row["replaces_subscription_id"] == old_row["id"]
+    # AND the paid one stays the subscription in force; the new one is shown as the replacement
+    current = client.get("/subscription", headers=alice.headers).json()
+    assert current["subscription"]["razorpay_subscription_id"] == old
+    assert current["replacement"]["razorpay_subscription_id"] == new
+    # AND Checkout's signature is verified against the new one
     body = {
         "razorpay_payment_id": "pay_9",
         "razorpay_subscription_id": new,
@@ -539,9 +542,10 @@ def test_update_replaces_a_refused_downgrade_at_the_end_of_the_paid_cycle(
     create_request = creates(razorpay)[-1]
     assert create_request.body["plan_id"] == PRO_PLAN
     assert create_request.body["start_at"] == int(period_end.timestamp())
-    assert razorpay.requests_to("POST", "/cancel")[0].body == {"cancel_at_cycle_end": 1}
+    # AND nothing is cancelled until Razorpay has the new one authenticated (its webhook)
+    assert razorpay.requests_to("POST", "/cancel") == []
     old_row, new_row = subscriptions_of(database_url, alice)
-    assert (old_row["status"], old_row["cancel_at_period_end"]) == ("active", True)
+    assert (old_row["status"], old_row["cancel_at_period_end"]) == ("active", False)
     assert (new_row["status"], new_row["tier"]) == ("created", "pro")
 
 
@@ -553,8 +557,10 @@ def test_update_of_an_unpaid_subscription_replaces_it_without_an_edit(
     assert response.status_code == 200, response.text
     assert response.json()["change"] == "recreated"
     assert razorpay.requests_to("PATCH") == []
+    # the old one is cancelled only when Razorpay activates the new one
+    assert razorpay.requests_to("POST", "/cancel") == []
     statuses = [(r["provider_subscription_id"], r["status"]) for r in subscriptions_of(database_url, alice)]
-    assert statuses == [(old, "cancelled"), (response.json()["subscription_id"], "created")]
+    assert statuses == [(old, "created"), (response.json()["subscription_id"], "created")]
 
 
 def test_update_refusals(client: httpx.Client, razorpay: FakeRazorpay, alice: AppUser, database_url: str) -> None:
@@ -589,28 +595,30 @@ def test_update_refusals(client: httpx.Client, razorpay: FakeRazorpay, alice: Ap
     assert razorpay.subscription(subscription_id)["plan_id"] == PRO_PLAN
 
 
-def test_a_failed_cancel_of_the_replaced_subscription_cancels_the_new_one_and_records_nothing(
+def test_a_replacement_awaiting_checkout_is_answered_again_and_never_doubled(
     client: httpx.Client, razorpay: FakeRazorpay, alice: AppUser, database_url: str
 ) -> None:
-    # GIVEN alice's active pro subscription, whose plan Razorpay will not change
-    old = create(client, alice)["subscription_id"]
+    # GIVEN alice's active enterprise subscription and a downgrade to pro awaiting Checkout
+    old = create(client, alice, "enterprise")["subscription_id"]
     activate(database_url, razorpay, old)
-    razorpay.script(Status(400, REFUSAL), method="PATCH")
-    # AND Razorpay creates the replacement (the first POST) but fails to cancel the old one (the second)
-    razorpay.script(Delay(0), Status(502), method="POST")
-    # WHEN she upgrades
-    response = client.post("/subscription/update", json={"tier": "enterprise"}, headers=alice.headers)
-    # THEN a 502; the replacement was cancelled again at Razorpay, and nothing was recorded
-    error = error_of(response, 502, "UPSTREAM_ERROR")
-    assert error["details"]["operation"] == "cancel_subscription"
-    created, failed_cancel, cleanup = razorpay.requests_to("POST")[-3:]
-    assert created.path == "/v1/subscriptions" and failed_cancel.status == 502
-    (new,) = made_for(razorpay, alice) - {old}
-    assert cleanup.path == f"/v1/subscriptions/{new}/cancel" and cleanup.body == {"cancel_at_cycle_end": 0}
-    assert razorpay.subscription(new)["status"] == "cancelled"
+    razorpay.script(Status(400, REFUSAL), Status(400, REFUSAL), method="PATCH")
+    first = client.post("/subscription/update", json={"tier": "pro"}, headers=alice.headers).json()
+    creates_before = len(creates(razorpay))
+    # WHEN she asks for pro again (a double click, a reload): the same Checkout, nothing new at Razorpay
+    again = client.post("/subscription/update", json={"tier": "pro"}, headers=alice.headers)
+    assert again.status_code == 200, again.text
+    assert again.json() == first
+    assert len(creates(razorpay)) == creates_before
+    # WHEN she asks for her own tier: a conflict; the pending change stays for the sweep
+    error_of(
+        client.post("/subscription/update", json={"tier": "enterprise"}, headers=alice.headers), 409, "CONFLICT"
+    )
+    assert razorpay.subscription(first["subscription_id"])["status"] == "created"
+    # AND the paid subscription was never touched at Razorpay
+    assert razorpay.requests_to("POST", "/cancel") == []
     assert razorpay.subscription(old)["status"] == "active"
-    (row,) = subscriptions_of(database_url, alice)
-    assert (row["provider_subscription_id"], row["status"], row["tier"]) == (old, "active", "pro")
+    statuses = [(r["provider_subscription_id"], r["status"]) for r in subscriptions_of(database_url, alice)]
+    assert statuses == [(old, "active"), (first["subscription_id"], "created")]
 
 
 # ---------------------------------------------------------------- invoices and the current subscription
@@ -654,7 +662,11 @@ def test_current_subscription_with_its_history_newest_first(
     client: httpx.Client, razorpay: FakeRazorpay, alice: AppUser, db: Database
 ) -> None:
     # GIVEN no subscription yet
-    assert client.get("/subscription", headers=alice.headers).json() == {"subscription": None, "history": []}
+    assert client.get("/subscription", headers=alice.headers).json() == {
+        "subscription": None,
+        "replacement": None,
+        "history": [],
+    }
     # WHEN she subscribes and the webhooks grant pro, then enterprise
     subscription_id = create(client, alice)["subscription_id"]
     response = client.get("/subscription", headers=alice.headers)
@@ -682,7 +694,11 @@ def test_current_subscription_with_its_history_newest_first(
 
 def test_someone_elses_subscription_is_never_shown(client: httpx.Client, alice: AppUser, bob: AppUser) -> None:
     create(client, alice)
-    assert client.get("/subscription", headers=bob.headers).json() == {"subscription": None, "history": []}
+    assert client.get("/subscription", headers=bob.headers).json() == {
+        "subscription": None,
+        "replacement": None,
+        "history": [],
+    }
     error_of(client.post("/subscription/cancel", headers=bob.headers), 404, "NOT_FOUND")
 
 
@@ -698,6 +714,7 @@ def test_someone_elses_subscription_is_never_shown(client: httpx.Client, alice: 
         ("POST", "/subscription/update"),
         ("GET", "/subscription/invoices"),
         ("GET", "/subscription"),
+        ("GET", "/subscription/portal"),
     ],
 )
 def test_every_route_but_the_plans_is_401_without_a_valid_token(
@@ -721,5 +738,6 @@ def test_the_openapi_document_is_served_and_lists_every_route(client: httpx.Clie
         "/subscription/update",
         "/subscription/invoices",
         "/subscription",
+        "/subscription/portal",
     }
     assert "502" in paths["/subscription/create"]["post"]["responses"]

@@ -34,6 +34,9 @@ EXPECTED = [
     ("get-usage", 200),
     ("get-profile", 200),
     ("update-profile", 200),
+    ("export-account", 200),
+    # last: it erases the dev user
+    ("delete-account", 204),
 ]
 
 
@@ -77,14 +80,20 @@ def test_each_sample_event_answers_through_the_lambda_handler(
             event = events[name] = with_body(name, json.loads((EVENTS / f"{name}.json").read_text()))
             response: dict[str, Any] = lambda_handler(event, context)
             assert response["statusCode"] == status, (name, response.get("body"))
-            answers[name] = json.loads(response["body"])
+            answers[name] = json.loads(response["body"]) if response["body"] else None
 
     assert set(answers["get-account-open-api"]["paths"]) == {
         "/user/quota",
         "/user/quota/check",
         "/user/usage",
         "/user/profile",
+        "/user/export",
+        "/user",
     }
+    assert answers["export-account"]["profile"]["id"] == DEV_USER_ID
+    assert answers["delete-account"] is None
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("select count(*) from auth.users where id = %s", (DEV_USER_ID,)).fetchone() == (0,)
     assert answers["get-quota"]["subscription"] == {"tier": "free", "status": "active"}
     assert answers["check-quota"]["allowed"] is True
     usage = answers["get-usage"]

@@ -81,6 +81,8 @@ ACCOUNT_ROUTES = {
     ("GET", "/user/profile", "GetProfile"),
     ("PATCH", "/user/profile", "UpdateProfile"),
     ("GET", "/user/openapi.json", "GetAccountOpenApi"),
+    ("DELETE", "/user", "DeleteAccount"),
+    ("GET", "/user/export", "ExportAccount"),
 }
 BILLING_ROUTES = {
     ("GET", "/subscription/plans", "ListPlans"),
@@ -91,6 +93,7 @@ BILLING_ROUTES = {
     ("GET", "/subscription/invoices", "ListInvoices"),
     ("GET", "/subscription", "GetSubscription"),
     ("GET", "/subscription/openapi.json", "GetBillingOpenApi"),
+    ("GET", "/subscription/portal", "GetPaymentMethodPortal"),
 }
 # Served behind the function's URL in AWS (`OneAILocalRoutes`), with Function URL (v2) events.
 WEBHOOK_ROUTES = {("POST", "/webhooks/razorpay", "PostWebhooksRazorpay")}

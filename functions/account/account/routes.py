@@ -8,6 +8,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Response
 
 from oneai.account import service
+from oneai.account.data_export import account_export_file
+from oneai.account.erasure import erase_account
 from oneai.account.models import (
     Profile,
     ProfileUpdate,
@@ -26,6 +28,7 @@ QUOTA_EXCEEDED: dict[int | str, dict[str, Any]] = {
 
 quota = APIRouter(prefix="/user", tags=["quota and usage"])
 profile = APIRouter(prefix="/user", tags=["profile"])
+account = APIRouter(prefix="/user", tags=["account"])
 
 
 @quota.get("/quota", summary="Your subscription and every quota as it stands now")
@@ -70,3 +73,40 @@ def get_profile(principal: CurrentPrincipal, db: Db) -> Profile:
 def update_profile(principal: CurrentPrincipal, db: Db, body: ProfileUpdate) -> Profile:
     with db.user_transaction(principal) as conn:
         return service.update_profile(conn, body)
+
+
+def _attachment(filename: str) -> str:
+    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@account.delete(
+    "",
+    status_code=204,
+    summary="Erase your account: subscription cancelled at Razorpay first, then every row of yours",
+    responses={
+        502: {
+            "model": ErrorEnvelope,
+            "description": "UPSTREAM_ERROR: Razorpay did not cancel; nothing was erased",
+        },
+        503: {"model": ErrorEnvelope, "description": "UNAVAILABLE: billing or the database is unavailable"},
+    },
+)
+def delete_account(principal: CurrentPrincipal, db: Db) -> Response:
+    erase_account(db, principal.user_id)
+    return Response(status_code=204)
+
+
+@account.get(
+    "/export",
+    summary="Everything OneAI holds about you, as one JSON download",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}, "description": "the export, as an attachment"}},
+)
+def export_account(principal: CurrentPrincipal, db: Db) -> Response:
+    with db.user_transaction(principal) as conn:
+        document = account_export_file(conn, principal.user_id)
+    return Response(
+        document.body,
+        media_type=document.media_type,
+        headers={"content-disposition": _attachment(document.filename)},
+    )

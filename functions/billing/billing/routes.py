@@ -19,6 +19,7 @@ from oneai.billing.models import (
     CreateSubscriptionRequest,
     CurrentSubscription,
     InvoiceList,
+    PaymentMethodPortal,
     PlanList,
     UpdateRequest,
     UpdateResult,
@@ -109,6 +110,18 @@ def list_invoices(principal: CurrentPrincipal, db: Db, razorpay: Razorpay) -> In
     return service.invoices(db, principal, razorpay)
 
 
-@subscription.get("", summary="Your current subscription (or null) and your tier history, newest first")
+@subscription.get(
+    "/portal",
+    summary="Razorpay's page where you change the card or mandate of your live subscription",
+    responses=_responses(404, 502, 503),
+)
+def get_payment_method_portal(principal: CurrentPrincipal, db: Db, razorpay: Razorpay) -> PaymentMethodPortal:
+    return service.payment_method_portal(db, principal, razorpay)
+
+
+@subscription.get(
+    "",
+    summary="The subscription in force (or null), a plan change awaiting activation, and your tier history",
+)
 def get_subscription(principal: CurrentPrincipal, db: Db) -> CurrentSubscription:
     return service.current_subscription(db, principal)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from oneai.billing.grace import end_expired_grace_periods
 from oneai.billing.period_end import end_finished_cancellations
+from oneai.billing.replacement import sweep_replacements
 from oneai.db.connection import get_database
 from oneai.logging import logger
 from oneai.observability import MetricUnit, metrics, tracer
@@ -54,6 +55,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     result = {**report.as_dict(), "grace_periods_ended": grace_periods_ended}
     result["cancellations_ended"] = end_finished_cancellations(database, time_left=time_left)
+    # Plan changes by replacement: owed cancels of replaced subscriptions, abandoned replacements.
+    result |= sweep_replacements(database).as_dict()
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     razorpay_timeout_seconds: float = 8.0
     # How long a subscription in `pending` (a renewal payment failing) keeps its paid tier.
     grace_period_days: float = Field(default=3.0, validation_alias="ONEAI_GRACE_PERIOD_DAYS")
+    # How long a plan change's new subscription may await Checkout before the sweep cancels it.
+    replacement_checkout_hours: float = Field(
+        default=24.0, gt=0, validation_alias="ONEAI_REPLACEMENT_CHECKOUT_HOURS"
+    )
 
     # EventBridge bus for domain events (quota warnings, payment failures); unset locally: only logged.
     event_bus_name: str | None = Field(default=None, validation_alias="ONEAI_EVENT_BUS")

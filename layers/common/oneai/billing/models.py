@@ -84,8 +84,9 @@ class UpdateRequest(BaseModel):
 
 class UpdateResult(BaseModel):
     """A tier change. `change`: `edited` (Razorpay changed the plan of the subscription itself; nothing to
-    pay now) or `recreated` (Razorpay refused the plan change: the old subscription was cancelled and a new
-    one created; open Checkout with `subscription_id` and `razorpay_key_id`, exactly as after create)."""
+    pay now) or `recreated` (Razorpay refused the plan change: a new subscription was created; open
+    Checkout with `subscription_id` and `razorpay_key_id`, exactly as after create). The old subscription
+    keeps running until Razorpay activates the new one; an abandoned Checkout changes nothing."""
 
     change: Literal["edited", "recreated"]
     tier: TierName
@@ -137,10 +138,12 @@ class HistoryEntry(BaseModel):
 
 
 class CurrentSubscription(BaseModel):
-    """Your newest live subscription (created, authenticated, active or pending; null without one) and
-    your tier changes, newest first."""
+    """The subscription in force (your newest live one: created, authenticated, active or pending; null
+    without one), a plan change's new subscription while it awaits Razorpay's activation (`replacement`,
+    else null), and your tier changes, newest first."""
 
     subscription: SubscriptionView | None
+    replacement: SubscriptionView | None
     history: list[HistoryEntry]
 
 
@@ -156,3 +159,9 @@ class Invoice(BaseModel):
 
 class InvoiceList(BaseModel):
     items: list[Invoice]
+
+
+class PaymentMethodPortal(BaseModel):
+    """Razorpay's hosted page of your live subscription, where you authenticate a new card or mandate."""
+
+    url: str

@@ -22,6 +22,7 @@ authenticated with `RAZORPAY_KEY_ID` / `RAZORPAY_KEY_SECRET` against `RAZORPAY_A
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import threading
@@ -142,6 +143,13 @@ class RazorpayClient:
             session=session or requests.Session(), auth=(key_id, key_secret), base_url=base_url.rstrip("/")
         )
         self._sdk.enable_retry(False)
+
+    def bounded(self, timeout_seconds: float) -> RazorpayClient:
+        """This client (the same connection) with each call limited to `timeout_seconds` at most: for calls
+        made where a caller waits on a deadline of its own (a webhook answers Razorpay within 5 s)."""
+        limited = copy.copy(self)
+        limited._timeout = min(self._timeout, timeout_seconds)
+        return limited
 
     def __repr__(self) -> str:  # never the secret
         return f"RazorpayClient(key_id={self.key_id!r}, base_url={self._sdk.base_url!r})"

@@ -73,6 +73,12 @@ class _Entity(BaseModel):
         value = self.notes.get("tier")
         return value if isinstance(value, str) else None
 
+    @property
+    def note_replaces(self) -> str | None:
+        """The Razorpay id of the subscription this one replaces (`notes.replaces`, set by a plan change)."""
+        value = self.notes.get("replaces")
+        return value if isinstance(value, str) and value else None
+
 
 class SubscriptionEntity(_Entity):
     plan_id: str | None = None

@@ -15,12 +15,15 @@ place (its "update subscription" API, the SDK's `edit`) only while it is `authen
 refuses it for subscriptions paid with UPI, eMandate or cards issued in India. So:
 1. an upgrade asks for the edit with `schedule_change_at="now"`, a downgrade with `"cycle_end"`;
 2. when Razorpay refuses (`BAD_REQUEST_ERROR`), or the subscription is in another status, the change is
-   made by replacement: a new subscription for the new tier is created, then the old one is cancelled,
-   now for an upgrade, at the end of the paid cycle for a downgrade (whose new subscription then starts
-   charging when the old cycle ends). The answer carries the new subscription's Checkout values, like
-   create's, with `checkout_required: true`; the new tier arrives with the new subscription's webhooks.
-   Created first, cancelled second: if the cancel fails, the new subscription is cancelled again
-   (best effort) and nothing was recorded, so the user keeps what they had.
+   made by replacement (`oneai.billing.replacement`): a new subscription for the new tier is created, its
+   notes naming the user, the tier and the subscription it replaces, and stored linked to the old one; a
+   downgrade's starts charging when the old paid cycle ends (`start_at`). The old one is NOT cancelled
+   here: it keeps running until Razorpay activates the new one, whose webhook has it cancelled (now for an
+   upgrade, at the end of the paid cycle for a downgrade). An abandoned Checkout changes nothing, and the
+   sweep cancels the replacement later. The answer carries the new subscription's Checkout values, like
+   create's, with `checkout_required: true`.
+   While a replacement awaits activation, asking for its tier again answers the same Checkout (nothing
+   new at Razorpay); asking for another tier is a 409 until it is activated or swept.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from oneai.billing.models import (
     HistoryEntry,
     Invoice,
     InvoiceList,
+    PaymentMethodPortal,
     PlanList,
     ScheduledChange,
     SubscriptionView,
@@ -86,6 +90,8 @@ KNOWN_STATUSES: Final = frozenset(
     {"created", "authenticated", "active", "pending", "halted", "cancelled", "completed", "expired", "paused"}
 )
 VERIFY_FAILED_MESSAGE: Final = "The checkout could not be verified"
+# A subscription whose payment method the customer may change: paid for, or being paid.
+PORTAL_STATUSES: Final = ("authenticated", "active", "pending", "halted")
 
 
 def _now() -> datetime:
@@ -198,23 +204,20 @@ def _store_created(
     plan_id: str,
     notes: Mapping[str, str],
     razorpay: RazorpayClient,
-    replaced: tuple[repo.SubscriptionRow, RazorpaySubscription, bool] | None = None,
+    replaces: repo.SubscriptionRow | None = None,
 ) -> repo.SubscriptionRow:
-    """Record a subscription Razorpay has just created (and, for a replacement, the old one's cancel) in
-    one service transaction. If that fails, the Razorpay subscription would be an orphan nobody pays:
-    it is cancelled at Razorpay (best effort, logged) and the error goes on."""
+    """Record a subscription Razorpay has just created (for a plan change, linked to the one it
+    `replaces`) in one service transaction. If that fails, the Razorpay subscription would be an orphan
+    nobody pays: it is cancelled at Razorpay (best effort, logged) and the error goes on."""
     metadata: dict[str, Any] = {"notes": dict(notes), "short_url": created.short_url}
     try:
         with db.service_transaction() as conn:
             if not repo.lock_user(conn, user_id):
                 raise UnauthorizedError("Unknown user")
             # Checked again under the users row lock: a concurrent create may have stored one meanwhile.
-            other = repo.live_subscription_of(conn, user_id, alongside=replaced[0].id if replaced else None)
+            other = repo.live_subscription_of(conn, user_id, alongside=replaces.id if replaces else None)
             if other is not None:
                 raise _already_subscribed(other)
-            if replaced is not None:
-                old, answer, at_cycle_end = replaced
-                _record_cancel(conn, old, answer, at_cycle_end=at_cycle_end, replaced_by=created.id)
             row = repo.insert_created_subscription(
                 conn,
                 user_id=user_id,
@@ -222,6 +225,7 @@ def _store_created(
                 tier=tier,
                 provider_subscription_id=created.id,
                 metadata=metadata,
+                replaces=replaces.id if replaces else None,
             )
     except Exception:
         _cancel_orphan(razorpay, created.id)
@@ -296,14 +300,11 @@ def _record_cancel(
     answer: RazorpaySubscription,
     *,
     at_cycle_end: bool,
-    replaced_by: str | None = None,
 ) -> repo.SubscriptionRow | None:
     """Record what Razorpay answered to a cancel: `cancelled` now, or its status kept with
     `cancel_at_period_end`. The tier is left to the webhooks."""
     cancelled_now = answer.status == "cancelled"
     metadata: dict[str, Any] = {"cancel_requested_at": _iso(_now()), "cancel_at_cycle_end": at_cycle_end}
-    if replaced_by is not None:
-        metadata["replaced_by"] = replaced_by
     return repo.record_cancellation(
         conn,
         subscription_id=row.id,
@@ -323,7 +324,7 @@ def cancel_subscription(
     cycle to finish. Asking again for a cancel at cycle end that is already scheduled changes nothing.
     404 without a live subscription."""
     with db.user_transaction(principal) as conn:
-        row = repo.caller_latest_subscription(conn)
+        row = repo.caller_subscription_in_force(conn)
     if row is None:
         raise NotFoundError("You have no subscription to cancel")
     at_cycle_end = request.at_cycle_end and row.status != "created"
@@ -356,11 +357,20 @@ def update_subscription(
     new_tier = request.tier
     plan_id = _plan_id(settings, new_tier)
     with db.user_transaction(principal) as conn:
-        current = repo.caller_latest_subscription(conn)
+        current = repo.caller_subscription_in_force(conn)
+        pending = repo.caller_pending_replacement(conn)
     if current is None:
         raise NotFoundError("You have no subscription to change; create one")
     if current.tier == new_tier:
         raise ConflictError("Your subscription is already on this tier", details={"tier": new_tier})
+    if pending is not None:
+        # One plan change at a time: the same one again answers its Checkout again (a double click).
+        if pending.tier == new_tier:
+            return _recreated(pending, upgrade=is_upgrade(current.tier, new_tier), key_id=razorpay.key_id)
+        raise ConflictError(
+            "A plan change awaits checkout",
+            details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
+        )
     upgrade = is_upgrade(current.tier, new_tier)
     schedule: ScheduleChangeAt = "now" if upgrade else "cycle_end"
 
@@ -429,6 +439,26 @@ def _edited(
     )
 
 
+def _recreated(row: repo.SubscriptionRow, *, upgrade: bool, key_id: str) -> UpdateResult:
+    short_url = row.metadata.get("short_url")
+    return UpdateResult(
+        change="recreated",
+        tier=_tier(row.tier),
+        schedule_change_at="now" if upgrade else "cycle_end",
+        checkout_required=True,
+        subscription_id=row.provider_subscription_id,
+        razorpay_key_id=key_id,
+        short_url=short_url if isinstance(short_url, str) else None,
+    )
+
+
+def _tier(value: str) -> TierName:
+    for tier in ("pro", "enterprise", "free"):
+        if tier == value:
+            return tier
+    raise ValueError(f"unknown tier {value!r}")
+
+
 def _replace(
     db: Database,
     principal: Principal,
@@ -439,7 +469,8 @@ def _replace(
     upgrade: bool,
     razorpay: RazorpayClient,
 ) -> UpdateResult:
-    # A downgrade keeps the paid cycle: the old subscription ends with it and the new one starts then.
+    # A downgrade keeps the paid cycle: the new subscription starts charging when it ends (the old one is
+    # cancelled at that cycle's end once Razorpay has the new one authenticated).
     at_cycle_end = not upgrade and current.status != "created"
     start_at: int | None = None
     period_end = current.current_period_end
@@ -450,11 +481,6 @@ def _replace(
     created = razorpay.create_subscription(
         plan_id, total_count=TOTAL_BILLING_CYCLES, notes=notes, start_at=start_at
     )
-    try:
-        cancelled = razorpay.cancel_subscription(current.provider_subscription_id, at_cycle_end=at_cycle_end)
-    except UpstreamError:
-        _cancel_orphan(razorpay, created.id)
-        raise
     _store_created(
         db,
         principal.user_id,
@@ -463,7 +489,11 @@ def _replace(
         plan_id=plan_id,
         notes=notes,
         razorpay=razorpay,
-        replaced=(current, cancelled, at_cycle_end),
+        replaces=current,
+    )
+    logger.info(
+        "plan change by replacement awaits checkout",
+        extra={"subscription_id": str(current.id), "to_tier": new_tier, "razorpay_subscription_id": created.id},
     )
     return UpdateResult(
         change="recreated",
@@ -506,11 +536,34 @@ def invoices(db: Database, principal: Principal, razorpay: RazorpayClient) -> In
 
 
 def current_subscription(db: Database, principal: Principal) -> CurrentSubscription:
-    """`GET /subscription`: the newest live subscription (or null) and the tier history, newest first."""
+    """`GET /subscription`: the subscription in force (or null), a plan change awaiting Razorpay's
+    activation (or null), and the tier history, newest first."""
     with db.user_transaction(principal) as conn:
-        row = repo.caller_latest_subscription(conn)
+        row = repo.caller_subscription_in_force(conn)
+        replacement = repo.caller_pending_replacement(conn)
         history = repo.caller_history(conn, MAX_HISTORY_ENTRIES)
     return CurrentSubscription(
         subscription=_view(row) if row is not None else None,
+        replacement=_view(replacement) if replacement is not None else None,
         history=[HistoryEntry.model_validate(entry, from_attributes=True) for entry in history],
     )
+
+
+# ---------------------------------------------------------------- payment method
+
+
+def payment_method_portal(db: Database, principal: Principal, razorpay: RazorpayClient) -> PaymentMethodPortal:
+    """`GET /subscription/portal`: where the customer changes the card or mandate of the subscription in
+    force. Razorpay has no customer portal API; what it offers is the subscription's hosted page (its
+    `short_url`, the page Razorpay's own payment-failure emails link to), where the customer
+    authenticates a new card or mandate; Razorpay then charges a `pending` subscription's last invoice on
+    it. The subscription is fetched from Razorpay so the link is the one Razorpay holds now. 404 without a
+    subscription that is paid for or being paid (authenticated, active, pending or halted)."""
+    with db.user_transaction(principal) as conn:
+        row = repo.caller_latest_subscription(conn, PORTAL_STATUSES)
+    if row is None:
+        raise NotFoundError("You have no subscription whose payment method can be changed")
+    current = razorpay.fetch_subscription(row.provider_subscription_id)
+    if current.status not in PORTAL_STATUSES or not current.short_url:
+        raise NotFoundError("You have no subscription whose payment method can be changed")
+    return PaymentMethodPortal(url=current.short_url)

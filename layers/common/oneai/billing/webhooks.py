@@ -37,6 +37,11 @@ The user's `subscription_status` follows the subscription that decides their tie
 stored (tier from the plan, else `notes.tier`) and the event applied to it; an unknown subscription that
 is not ours is only recorded.
 
+**Plan changes by replacement** (`oneai.billing.replacement`): when the event takes a subscription that
+replaces another far enough (`active` for an upgrade, `authenticated` for a downgrade), the cancel the old
+one is owed is written on this subscription's row in the same transaction, and made at Razorpay after the
+commit (best effort: the quota-reset sweep makes it when Razorpay fails here).
+
 **Payment failures** publish `oneai.billing` / `PaymentFailed` on EventBridge after the commit (best
 effort: a failure to publish never fails the webhook), with no card data.
 """
@@ -52,6 +57,7 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 from oneai.billing.plans import tier_for_plan
+from oneai.billing.razorpay_client import get_razorpay_client
 from oneai.billing.razorpay_events import (
     INVOICE_PAID,
     PAYMENT_FAILED,
@@ -61,6 +67,7 @@ from oneai.billing.razorpay_events import (
     from_unix,
     parse_event,
 )
+from oneai.billing.replacement import owe_replaced_cancel, settle_owed_cancels
 from oneai.billing.tier_change import TIER_RANK, ChangeReason, UserSubscriptionStatus, change_tier
 from oneai.config import Settings
 from oneai.db import webhooks as repo
@@ -73,6 +80,9 @@ from oneai.quota.tiers import TierName
 EVENT_SOURCE: Final = "oneai.billing"
 PAYMENT_FAILED_DETAIL_TYPE: Final = "PaymentFailed"
 MAX_EVENT_ID_LENGTH: Final = 200
+# The cancel a replacement's activation owes is made after the commit, within Razorpay's 5 s for the
+# answer: each Razorpay call gets at most this long (what does not finish is left to the sweep).
+REPLACED_CANCEL_TIMEOUT_SECONDS: Final = 1.5
 
 # Breaks ties between events of the same second, in life-cycle order.
 EVENT_RANK: Final[dict[str, int]] = {
@@ -348,6 +358,8 @@ class WebhookResult:
     # The PaymentFailed detail to publish once committed.
     notification: dict[str, Any] | None = field(default=None, repr=False)
     published: bool = False
+    # This subscription replaces another, which is now owed a cancel at Razorpay (made after the commit).
+    owed_cancel_of: UUID | None = None
 
     def log_fields(self) -> dict[str, Any]:
         return {
@@ -380,7 +392,21 @@ def handle_webhook(
         result = apply_event(conn, settings, event, identifier)
     if result.notification is not None:
         result = replace(result, published=_publish(publisher, result.notification))
+    if result.owed_cancel_of is not None:
+        _settle_replaced_cancel(db, result.owed_cancel_of)
     return result
+
+
+def _settle_replaced_cancel(db: Database, replacement_id: UUID) -> None:
+    """Best effort: the event is applied and Razorpay must get its 200; the sweep retries what fails."""
+    try:
+        razorpay = get_razorpay_client().bounded(REPLACED_CANCEL_TIMEOUT_SECONDS)
+        settle_owed_cancels(db, razorpay, replacement_id=replacement_id)
+    except Exception as exc:
+        logger.warning(
+            "replaced subscription not cancelled now; the sweep will",
+            extra={"replacement_id": str(replacement_id), "error_type": type(exc).__name__},
+        )
 
 
 def _publish(publisher: EventPublisher | None, detail: dict[str, Any]) -> bool:
@@ -485,6 +511,7 @@ def _adopt(
         tier=tier,
         customer_id=entity.customer_id,
         metadata={"adopted_from_event": result.event_id},
+        replaces=entity.note_replaces,
     )
     return repo.lock_subscription(conn, entity.id)
 
@@ -510,11 +537,19 @@ def _apply_change(
     )
     if after != before:
         repo.save_subscription(conn, locked.id, after.columns())
+    owed_cancel_of: UUID | None = None
+    if locked.replaces_subscription_id is not None and locked.replaced_cancel is None:
+        owes = owe_replaced_cancel(
+            conn, locked.id, locked.replaces_subscription_id, tier=after.tier, status=after.status
+        )
+        owed_cancel_of = locked.id if owes else None
 
     entitled = entitles(after, locked.now)
     decision = decide_tier(after.tier, entitled, locked.other_tiers, locked.user_tier)
     if decision is None:
-        return replace(result, outcome="applied", user_id=locked.user_id, status=after.status)
+        return replace(
+            result, outcome="applied", user_id=locked.user_id, status=after.status, owed_cancel_of=owed_cancel_of
+        )
     user_status = USER_STATUS.get(after.status) if decision.decides else None
     changed = False
     if decision.tier != locked.user_tier:
@@ -548,6 +583,7 @@ def _apply_change(
         status=after.status,
         tier=decision.tier,
         tier_changed=changed,
+        owed_cancel_of=owed_cancel_of,
     )
 
 

@@ -31,6 +31,9 @@ LIVE_STATUSES: Final = ("created", "authenticated", "active", "pending")
 # `active`/`pending`, because Razorpay's webhooks often activate the subscription before the browser's
 # verify arrives.
 CHECKOUT_STATUSES: Final = LIVE_STATUSES
+# A replacement (a plan change by a new subscription) in these statuses awaits Razorpay's activation: the
+# subscription it replaces is still the one in force.
+AWAITING_STATUSES: Final = ("created", "authenticated")
 # Razorpay has no invoice for a subscription that was never authenticated.
 NO_INVOICE_STATUSES: Final = ("created", "expired")
 
@@ -44,6 +47,23 @@ CALLER_LATEST_SUBSCRIPTION = f"""
 select {SUBSCRIPTION_COLUMNS}
 from public.subscriptions
 where user_id = (select auth.uid()) and status = any(%(statuses)s::text[])
+order by created_at desc, id desc
+limit 1"""
+
+# The subscription in force: the newest live one that is not a replacement still awaiting activation.
+CALLER_SUBSCRIPTION_IN_FORCE = f"""
+select {SUBSCRIPTION_COLUMNS}
+from public.subscriptions
+where user_id = (select auth.uid()) and status = any(%(statuses)s::text[])
+  and not (replaces_subscription_id is not null and status = any(%(awaiting)s::text[]))
+order by created_at desc, id desc
+limit 1"""
+
+CALLER_PENDING_REPLACEMENT = f"""
+select {SUBSCRIPTION_COLUMNS}
+from public.subscriptions
+where user_id = (select auth.uid()) and replaces_subscription_id is not null
+  and status = any(%(awaiting)s::text[])
 order by created_at desc, id desc
 limit 1"""
 
@@ -77,10 +97,14 @@ limit 1"""
 
 # A webhook may have stored ("adopted") the subscription first: then its row, with its status, is kept.
 INSERT_SUBSCRIPTION = f"""
-insert into public.subscriptions (user_id, plan_id, tier, status, payment_provider, provider_subscription_id, metadata)
-values (%(user_id)s, %(plan_id)s, %(tier)s, 'created', 'razorpay', %(provider_subscription_id)s, %(metadata)s)
+insert into public.subscriptions
+  (user_id, plan_id, tier, status, payment_provider, provider_subscription_id, metadata, replaces_subscription_id)
+values (%(user_id)s, %(plan_id)s, %(tier)s, 'created', 'razorpay', %(provider_subscription_id)s, %(metadata)s,
+        %(replaces)s)
 on conflict on constraint unique_provider_subscription do update
-  set metadata = excluded.metadata || public.subscriptions.metadata
+  set metadata = excluded.metadata || public.subscriptions.metadata,
+      replaces_subscription_id = coalesce(public.subscriptions.replaces_subscription_id,
+                                          excluded.replaces_subscription_id)
   where public.subscriptions.user_id = excluded.user_id
 returning {SUBSCRIPTION_COLUMNS}"""
 
@@ -149,6 +173,20 @@ def caller_latest_subscription(
         return cur.execute(CALLER_LATEST_SUBSCRIPTION, {"statuses": list(statuses)}).fetchone()
 
 
+def caller_subscription_in_force(conn: Connection) -> SubscriptionRow | None:
+    """The caller's subscription in force: the newest live one, not counting a replacement that awaits
+    Razorpay's activation (user transaction)."""
+    params = {"statuses": list(LIVE_STATUSES), "awaiting": list(AWAITING_STATUSES)}
+    with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
+        return cur.execute(CALLER_SUBSCRIPTION_IN_FORCE, params).fetchone()
+
+
+def caller_pending_replacement(conn: Connection) -> SubscriptionRow | None:
+    """The caller's newest replacement that awaits Razorpay's activation (user transaction)."""
+    with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
+        return cur.execute(CALLER_PENDING_REPLACEMENT, {"awaiting": list(AWAITING_STATUSES)}).fetchone()
+
+
 def caller_invoiced_subscriptions(conn: Connection, limit: int) -> list[SubscriptionRow]:
     """The caller's newest `limit` subscriptions that can have invoices (user transaction)."""
     params = {"excluded": list(NO_INVOICE_STATUSES), "limit": limit}
@@ -187,8 +225,10 @@ def insert_created_subscription(
     tier: str,
     provider_subscription_id: str,
     metadata: dict[str, Any],
+    replaces: UUID | None = None,
 ) -> SubscriptionRow:
     params = {
+        "replaces": replaces,
         "user_id": user_id,
         "plan_id": plan_id,
         "tier": tier,

@@ -66,7 +66,7 @@ for update of s, u"""
 READ_LOCKED_SUBSCRIPTION = f"""
 select s.id, s.user_id, s.plan_id, s.tier, s.status, s.current_period_start, s.current_period_end,
        s.paid_until, s.grace_until, s.last_event_at, s.last_event_rank, s.cancel_at_period_end,
-       s.canceled_at, s.access_ended_at, s.provider_customer_id,
+       s.canceled_at, s.access_ended_at, s.provider_customer_id, s.replaces_subscription_id, s.replaced_cancel,
        u.subscription_tier as user_tier, u.subscription_status as user_status,
        array(
          select o.tier from public.subscriptions o
@@ -84,9 +84,13 @@ where s.id = %(id)s"""
 # not exist; nothing when a concurrent delivery adopted it first (it waits for that one to commit).
 ADOPT_SUBSCRIPTION = """
 insert into public.subscriptions
-  (user_id, plan_id, tier, status, payment_provider, provider_subscription_id, provider_customer_id, metadata)
+  (user_id, plan_id, tier, status, payment_provider, provider_subscription_id, provider_customer_id, metadata,
+   replaces_subscription_id)
 select u.id, %(plan_id)s, %(tier)s, 'created', %(provider)s, %(provider_subscription_id)s, %(customer_id)s,
-       %(metadata)s
+       %(metadata)s,
+       (select r.id from public.subscriptions r
+        where r.user_id = u.id and r.payment_provider = %(provider)s
+          and r.provider_subscription_id = %(replaces)s)
 from public.users u
 where u.id = %(user_id)s
 on conflict (payment_provider, provider_subscription_id) do nothing"""
@@ -167,6 +171,8 @@ class LockedSubscription:
     canceled_at: datetime | None
     access_ended_at: datetime | None
     provider_customer_id: str | None
+    replaces_subscription_id: UUID | None
+    replaced_cancel: str | None
     user_tier: str
     user_status: str
     other_tiers: list[str]
@@ -233,8 +239,10 @@ def adopt_subscription(
     tier: str,
     customer_id: str | None,
     metadata: Mapping[str, Any],
+    replaces: str | None = None,
 ) -> bool:
-    """Insert a subscription for `user_id`; False when the user does not exist or it is stored already."""
+    """Insert a subscription for `user_id` (linked to the one it `replaces`, a Razorpay id of the same user,
+    when its notes say so); False when the user does not exist or it is stored already."""
     cursor = conn.execute(
         ADOPT_SUBSCRIPTION,
         {
@@ -245,6 +253,7 @@ def adopt_subscription(
             "tier": tier,
             "customer_id": customer_id,
             "metadata": Jsonb(dict(metadata)),
+            "replaces": replaces,
         },
     )
     return cursor.rowcount == 1
