@@ -4,7 +4,9 @@ removed, or the tier changes), and every admin write leaves its audit entry in t
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -24,6 +26,9 @@ from oneai.quota import service as quota
 from oneai.quota.sweep import sweep_due_quotas
 from oneai.quota.tiers import TIERS
 from tests.conftest import AppUser, create_user, token_for
+from tests.integration.test_webhooks import Deliver, Scenario
+from tests.integration.test_webhooks import deliver as deliver  # noqa: PLC0414 - the fixture, used here too
+from tests.integration.test_webhooks import scenario as scenario  # noqa: PLC0414 - the fixture, used here too
 
 
 def owner_rows(database_url: str, query: str, params: Any = None) -> list[dict[str, Any]]:
@@ -331,3 +336,30 @@ def test_the_user_list_filters_and_pages(db: Database, admin: Principal, make_us
     # LIKE wildcards in q are literal
     assert service.list_users(db, admin, UserListQuery(q=f"{marker}%")).items == []
     assert [u.id for u in service.list_users(db, admin, UserListQuery(q=str(users[2].id))).items] == [users[2].id]
+
+
+# ---------------------------------------------------------------------------------------- charges (revenue)
+
+
+def test_a_charged_webhook_records_its_payment_once_with_the_subscriptions_tier(
+    deliver: Deliver, database_url: str, scenario: Callable[[], Scenario]
+) -> None:
+    s = scenario()
+    assert deliver(s.body("subscription.activated", at=s.base)).status == 200
+    document = json.loads(s.body("subscription.charged", at=s.base + 10))
+    payment = document["payload"]["payment"]["entity"]
+    payment.update(id=f"pay_{uuid.uuid4().hex[:14]}", amount=999, currency="usd", created_at=s.base + 9)
+    body = json.dumps(document).encode()
+    # WHEN the charge arrives twice under different delivery ids (Razorpay retries with a new event id)
+    assert deliver(body).status == 200
+    assert deliver(body).status == 200
+    # THEN one charge is kept: the subscription's tier, the amount in cents, the payment's time
+    rows = owner_rows(
+        database_url,
+        "select c.tier, c.amount, c.currency, c.charged_at from public.subscription_charges c"
+        " join public.subscriptions s on s.id = c.subscription_id where s.provider_subscription_id = %s",
+        (s.subscription_id,),
+    )
+    assert rows == [
+        {"tier": "pro", "amount": 999, "currency": "USD", "charged_at": datetime.fromtimestamp(s.base + 9, UTC)}
+    ]
