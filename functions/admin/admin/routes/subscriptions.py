@@ -34,4 +34,4 @@ def list_subscriptions(
     responses=UPSTREAM,
 )
 def sync_subscription(admin: AdminPrincipal, db: Db, subscription_id: UUID) -> SyncResult:
-    return service.sync_subscription(db, admin, subscription_id, get_razorpay_client())
+    return service.sync_subscription(db, admin, subscription_id, get_razorpay_client)

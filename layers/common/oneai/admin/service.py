@@ -8,6 +8,7 @@ a real change or an error: suspending a suspended user, or removing an override 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -241,16 +242,17 @@ def _subscription_state(row: repo.SubscriptionRow, user_tier: str | None) -> dic
 
 
 def sync_subscription(
-    db: Database, admin: Principal, subscription_id: UUID, razorpay: RazorpayClient
+    db: Database, admin: Principal, subscription_id: UUID, razorpay: Callable[[], RazorpayClient]
 ) -> models.SyncResult:
     """Fetch the subscription from Razorpay (outside any transaction: no lock is held while waiting on it)
     and apply what it says through the webhooks' rules (`apply_fetched_subscription`), the one place that
-    decides entitlement, with its audit entry in the same transaction."""
+    decides entitlement, with its audit entry in the same transaction. `razorpay` gives the client once the
+    subscription is known to exist (503 when Razorpay is not configured)."""
     with admin_transaction(db, admin) as conn:
         found = repo.get_subscription(conn, subscription_id)
     if found is None:
         raise NotFoundError("No such subscription")
-    fetched = razorpay.fetch_subscription(found.provider_subscription_id)
+    fetched = razorpay().fetch_subscription(found.provider_subscription_id)
     entity = SubscriptionEntity.model_validate(fetched.model_dump())
     with admin_write(db, admin, "subscription.sync", "subscription", subscription_id) as (conn, change):
         before = repo.get_subscription(conn, subscription_id)
