@@ -11,13 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from local.fake_openrouter import FakeOpenRouter, Reply
 from local.fake_razorpay import FakeRazorpay, Status
 from local.template_routes import list_routes, load_template
 from oneai.quota.tiers import TIERS
 from tests.conftest import AppUser, create_user, token_for
-from tests.e2e.conftest import E2E_RAZORPAY_KEY_SECRET, LocalServer
+from tests.e2e.conftest import CHAT_MODEL, E2E_RAZORPAY_KEY_SECRET, LocalServer
 
 FREE_LARGE = TIERS["free"].quotas["large_messages"].limit
 
@@ -296,3 +298,28 @@ def test_analytics_answer_in_the_documented_shape(client: httpx.Client, admin: d
     assert len(body["messages_by_day"]) == 7 and body["messages_by_day"][-1]["day"] == str(today)
     assert isinstance(body["revenue"]["mrr"], str) and isinstance(body["forecast"]["cost_next_30d"], str)
     assert set(body["users"]) == {"total", "new", "active"}
+
+
+def test_a_chat_turn_reserves_against_the_override(
+    client: httpx.Client, admin: dict[str, str], alice: AppUser, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN alice used all 100 small messages of the free tier: a chat turn is refused
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "update public.usage_quotas set used_count = 100 where user_id = %s and quota_key = 'small_messages'",
+            (alice.id,),
+        )
+    turn = {"model": CHAT_MODEL, "content": "one more"}
+    error_of(client.post("/chat/stream", json=turn, headers=alice.headers), 429, "QUOTA_EXCEEDED")
+    # WHEN an admin grants one more
+    put = client.put(
+        f"/admin/users/{alice.id}/quotas/small_messages", json={"limit": 101, "reason": "support"}, headers=admin
+    )
+    assert put.status_code == 200, put.text
+    # THEN one turn streams, reserved against the override, and the next is refused at the new limit
+    openrouter.script(Reply(chunks=["granted"]), model=CHAT_MODEL)
+    granted = client.post("/chat/stream", json=turn, headers=alice.headers)
+    assert granted.status_code == 200, granted.text
+    assert '"limit":101' in granted.text.replace(" ", "")
+    refused = error_of(client.post("/chat/stream", json=turn, headers=alice.headers), 429, "QUOTA_EXCEEDED")
+    assert (refused["details"]["used"], refused["details"]["limit"]) == (101, 101)
