@@ -23,6 +23,7 @@ from oneai.auth import Principal
 from oneai.db import admin as repo
 from oneai.db.connection import Connection, Database
 from oneai.errors import ForbiddenError, UnauthorizedError
+from oneai.logging import logger
 
 TargetType = Literal["user", "subscription"]
 
@@ -66,7 +67,7 @@ def admin_write(
         change = Change()
         yield conn, change
         if change.after is not None or change.before is not None:
-            repo.insert_audit_entry(
+            entry_id = repo.insert_audit_entry(
                 conn,
                 actor_id=admin.user_id,
                 action=action,
@@ -75,4 +76,15 @@ def admin_write(
                 before=change.before,
                 after=change.after,
                 reason=reason,
+            )
+            # Ids only in the log line; the entry itself holds the details.
+            logger.info(
+                "admin write",
+                extra={
+                    "audit_entry_id": str(entry_id),
+                    "action": action,
+                    "target_type": target_type,
+                    "target_id": change.target_id or str(target_id),
+                    "actor_id": str(admin.user_id),
+                },
             )
