@@ -58,7 +58,7 @@ create index idx_users_created on public.users (created_at desc, id desc);
 -- ---------------------------------------------------------------------------------------------
 -- Quota overrides: one per user and quota key, replacing the tier's limit until `expires_at` (null:
 -- until removed). usage_quotas.quota_limit stays the tier's limit; every reader and the reserve take
--- the effective limit from oneai_private.effective_quota_limit, so an override works (and ends on
+-- the limit in force through oneai_private.quota_override_in_force, so an override works (and ends on
 -- expiry) at once, without any sweep. Rule on tier changes: a change of tier ends the user's overrides
 -- (trigger below), because an override is granted against the tier the user had; a paid upgrade must
 -- never leave a customer under the limits they now pay for, and a downgrade must not keep a grant meant
@@ -82,20 +82,23 @@ grant select on public.quota_overrides to authenticated;
 create policy quota_overrides_select_own on public.quota_overrides for select to authenticated
   using (user_id = (select auth.uid()));
 
--- The limit in force for a user's quota at `p_at`: an unexpired override, else the tier's.
-create function oneai_private.effective_quota_limit(
-  p_user_id uuid, p_quota_key text, p_tier_limit integer, p_at timestamptz
-)
+-- The one place the rule lives: the limit of the user's override of a quota in force at `p_at`, null
+-- when there is none (the tier's limit applies). PL/pgSQL so that its one primary-key probe is planned
+-- once per session. Security invoker: as a user, RLS shows only their own overrides.
+create function oneai_private.quota_override_in_force(p_user_id uuid, p_quota_key text, p_at timestamptz)
 returns integer
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select coalesce(
-    (select o.quota_limit from public.quota_overrides o
-     where o.user_id = p_user_id and o.quota_key = p_quota_key
-       and (o.expires_at is null or o.expires_at > p_at)),
-    p_tier_limit)
+declare
+  v_limit integer;
+begin
+  select o.quota_limit into v_limit
+  from public.quota_overrides o
+  where o.user_id = p_user_id and o.quota_key = p_quota_key and (o.expires_at is null or o.expires_at > p_at);
+  return v_limit;
+end
 $$;
 
 -- reserve_quota as before (20261121010000_quota_functions.sql explains it), the limit now the effective one.
@@ -119,6 +122,7 @@ as $$
 declare
   v_caller uuid := auth.uid();
   v_now timestamptz := now();
+  v_override integer;
 begin
   if v_caller is null then
     raise exception 'reserve_quota needs an authenticated caller' using errcode = '42501';
@@ -127,6 +131,9 @@ begin
     raise exception 'reserve_quota: a quota key and units >= 1 are required (got %, %)', p_quota_key, p_units
       using errcode = '22023';
   end if;
+  -- The override in force, read once before the UPDATE (a subquery in it would read the same statement
+  -- snapshot, so nothing is lost): the limit is coalesce(override, the tier's limit).
+  v_override := oneai_private.quota_override_in_force(v_caller, p_quota_key, v_now);
 
   return query
     with reserved as (
@@ -141,9 +148,8 @@ begin
       where q.user_id = v_caller
         and q.quota_key = p_quota_key
         and (case when q.next_reset_at <= v_now then 0 else q.used_count end)::bigint + p_units
-            <= oneai_private.effective_quota_limit(q.user_id, q.quota_key, q.quota_limit, v_now)
-      returning q.quota_key, q.used_count,
-                oneai_private.effective_quota_limit(q.user_id, q.quota_key, q.quota_limit, v_now) as quota_limit,
+            <= coalesce(v_override, q.quota_limit)
+      returning q.quota_key, q.used_count, coalesce(v_override, q.quota_limit) as quota_limit,
                 q.reset_frequency, q.last_reset_at, q.next_reset_at, q.subscription_tier
     )
     select r.quota_key, r.used_count, r.quota_limit, r.reset_frequency, r.last_reset_at, r.next_reset_at,
@@ -156,7 +162,7 @@ begin
   return query
     select q.quota_key,
            case when q.next_reset_at <= v_now then 0 else q.used_count end,
-           oneai_private.effective_quota_limit(q.user_id, q.quota_key, q.quota_limit, v_now),
+           coalesce(v_override, q.quota_limit),
            q.reset_frequency,
            case when q.next_reset_at <= v_now then v_now else q.last_reset_at end,
            case when q.next_reset_at <= v_now
@@ -177,9 +183,9 @@ begin
 end
 $$;
 
--- One user's quotas as they stand now (a due reset applied in the result, the effective limit), for
--- the user's own reads (current_quotas) and the admin's view of a user (as the service role).
--- `tier_limit` is the tier's limit, `override_expires_at` the end of an override in force.
+-- One user's quotas as they stand now (a due reset applied in the result, the limit in force), for the
+-- user's own reads (current_quotas) and the admin's view of a user (as the service role). `tier_limit`
+-- is the tier's limit, `overridden` whether an override is in force.
 create function oneai_private.quotas_of(p_user_id uuid)
 returns table (
   quota_key text,
@@ -187,7 +193,6 @@ returns table (
   quota_limit integer,
   tier_limit integer,
   overridden boolean,
-  override_expires_at timestamptz,
   reset_frequency text,
   last_reset_at timestamptz,
   next_reset_at timestamptz,
@@ -203,7 +208,6 @@ as $$
          coalesce(o.quota_limit, q.quota_limit),
          q.quota_limit,
          o.quota_limit is not null,
-         o.expires_at,
          q.reset_frequency,
          case when q.next_reset_at <= now() then now() else q.last_reset_at end,
          case when q.next_reset_at <= now()
@@ -211,8 +215,9 @@ as $$
               else q.next_reset_at end,
          q.subscription_tier
   from public.usage_quotas q
-  left join public.quota_overrides o
-    on o.user_id = q.user_id and o.quota_key = q.quota_key and (o.expires_at is null or o.expires_at > now())
+  cross join lateral (
+    select oneai_private.quota_override_in_force(q.user_id, q.quota_key, now()) as quota_limit
+  ) o
   where q.user_id = p_user_id
   order by q.quota_key
 $$;
@@ -263,7 +268,8 @@ begin
   if v_caller is null then
     raise exception 'claim_quota_warnings needs an authenticated caller' using errcode = '42501';
   end if;
-  select q.warning_level, oneai_private.effective_quota_limit(q.user_id, q.quota_key, q.quota_limit, now())
+  select q.warning_level,
+         coalesce(oneai_private.quota_override_in_force(q.user_id, q.quota_key, now()), q.quota_limit)
     into v_old, v_limit
   from public.usage_quotas q
   where q.user_id = v_caller and q.quota_key = p_quota_key
@@ -282,9 +288,9 @@ begin
 end
 $$;
 
-revoke all on function oneai_private.effective_quota_limit(uuid, text, integer, timestamptz) from public, anon;
+revoke all on function oneai_private.quota_override_in_force(uuid, text, timestamptz) from public, anon;
 revoke all on function oneai_private.quotas_of(uuid) from public, anon;
-grant execute on function oneai_private.effective_quota_limit(uuid, text, integer, timestamptz)
+grant execute on function oneai_private.quota_override_in_force(uuid, text, timestamptz)
   to authenticated, service_role;
 -- Security invoker: an authenticated caller reads only their own rows through it (RLS).
 grant execute on function oneai_private.quotas_of(uuid) to authenticated, service_role;

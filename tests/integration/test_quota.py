@@ -416,13 +416,10 @@ def test_the_functions_touch_only_the_callers_rows(db: Database, make_user: Any,
     assert [(s["proname"], s["args"]) for s in signatures] == [
         ("claim_quota_warnings", "p_quota_key text"),
         ("current_quotas", ""),
-        # quota overrides (20261122040000_admin.sql): the limit in force, and the end of overrides on a
-        # tier change (a trigger function, not callable)
-        (
-            "effective_quota_limit",
-            "p_user_id uuid, p_quota_key text, p_tier_limit integer, p_at timestamp with time zone",
-        ),
+        # quota overrides (20261122040000_admin.sql): the end of overrides on a tier change (a trigger
+        # function), the override in force, one user's quotas (invoker: RLS applies)
         ("end_quota_overrides_on_tier_change", ""),
+        ("quota_override_in_force", "p_user_id uuid, p_quota_key text, p_at timestamp with time zone"),
         ("quotas_of", "p_user_id uuid"),
         ("refund_quota", "p_quota_key text, p_units integer, p_window_started_at timestamp with time zone"),
         ("reserve_quota", "p_quota_key text, p_units integer"),
