@@ -9,9 +9,19 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chat_stream, current_branch, import_time, plan_change, quota_reserve, quota_sweep, webhooks
+from bench import (
+    admin_analytics,
+    chat_stream,
+    current_branch,
+    import_time,
+    plan_change,
+    quota_reserve,
+    quota_sweep,
+    webhooks,
+)
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
+    "admin_analytics": admin_analytics.run,
     "chat_stream": chat_stream.run,
     "current_branch": current_branch.run,
     "import_time": import_time.run,

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import uvicorn
 
 from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
@@ -112,22 +113,35 @@ def prepare_database() -> tuple[str, Any]:
     return url, handle
 
 
-def dev_token() -> str:
-    from oneai.auth import mint_dev_token
+def dev_token(*, admin: bool = False) -> str:
+    """The dev user's token; with `admin`, carrying the admin claim (`app_metadata.role = "admin"`)."""
+    from oneai.auth import ADMIN_ROLE, mint_dev_token
     from oneai.config import Settings
 
     settings = Settings()
     if settings.supabase_jwt_secret is None:
         raise RuntimeError("SUPABASE_JWT_SECRET is empty")
+    app_metadata = {"provider": "email", "providers": ["email"], "role": ADMIN_ROLE}
     return mint_dev_token(
         DEV_USER_ID,
         secret=settings.supabase_jwt_secret.get_secret_value(),
         issuer=str(settings.supabase_jwt_issuer),
         email=DEV_USER_EMAIL,
+        extra_claims={"app_metadata": app_metadata} if admin else None,
     )
 
 
-def banner(base_url: str, database_url: str, routes: list[Route], token: str) -> str:
+def ensure_dev_user(database_url: str) -> None:
+    """The dev user exists from the start (as on Supabase after a first sign-in), so that its admin token
+    works before any user route has provisioned it."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into auth.users (id, email) values (%s, %s) on conflict (id) do nothing",
+            (DEV_USER_ID, DEV_USER_EMAIL),
+        )
+
+
+def banner(base_url: str, database_url: str, routes: list[Route], token: str, admin_token: str = "") -> str:
     width = max(len(r.method) for r in routes) if routes else 0
     lines = [
         "",
@@ -139,6 +153,14 @@ def banner(base_url: str, database_url: str, routes: list[Route], token: str) ->
         "  token (7 days, signed with SUPABASE_JWT_SECRET):",
         f"export ONEAI_TOKEN={token}",
         f'curl -H "Authorization: Bearer $ONEAI_TOKEN" {base_url}/conversations',
+        *(
+            [
+                "  admin token (the same user with app_metadata.role = admin, for /admin/...):",
+                f"export ONEAI_ADMIN_TOKEN={admin_token}",
+            ]
+            if admin_token
+            else []
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -164,7 +186,9 @@ def main() -> int:
         routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
     )
     base_url = f"http://127.0.0.1:{port}"
-    print(banner(base_url, database_url, routes, dev_token()), flush=True)
+    if not is_supabase_host(database_url):  # never create users in a real project
+        ensure_dev_user(database_url)
+    print(banner(base_url, database_url, routes, dev_token(), dev_token(admin=True)), flush=True)
     if offline is not None:
         print(
             f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",

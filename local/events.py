@@ -42,6 +42,7 @@ SAMPLE_PATH_PARAMETERS = {
     "id": SAMPLE_CONVERSATION_ID,
     "message_id": SAMPLE_MESSAGE_ID,
     "token": SAMPLE_SHARE_TOKEN,
+    "quota_key": "large_messages",
 }
 
 TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
@@ -55,6 +56,7 @@ class Sample:
     query: str = ""
     body: object | None = None  # JSON-encoded into the request body
     public: bool = False  # no Authorization header (a route that needs none)
+    admin: bool = False  # the dev user's token with the admin claim (app_metadata.role = "admin")
 
 
 # Realistic inputs per template event; a route without an entry gets a bare authenticated request.
@@ -88,6 +90,20 @@ SAMPLES: dict[str, Sample] = {
     "CancelSubscription": Sample(body={"at_cycle_end": True}),
     "UpdateSubscription": Sample(body={"tier": "enterprise"}),
     "GetBillingOpenApi": Sample(public=True),
+    "ListUsers": Sample(query="q=example.com&tier=pro&limit=20", admin=True),
+    "GetUser": Sample(admin=True),
+    "SuspendUser": Sample(body={"reason": "Chargeback fraud, ticket 4711"}, admin=True),
+    "UnsuspendUser": Sample(admin=True),
+    "SetQuotaOverride": Sample(
+        body={"limit": 50, "reason": "Outage credit, ticket 4712", "expires_at": "2099-01-01T00:00:00Z"},
+        admin=True,
+    ),
+    "RemoveQuotaOverride": Sample(admin=True),
+    "ListSubscriptions": Sample(query="status=active&limit=20", admin=True),
+    "SyncSubscription": Sample(admin=True),
+    "GetAnalytics": Sample(query="from=2025-01-01&to=2025-01-31", admin=True),
+    "ListAuditLog": Sample(query="target_type=user&limit=20", admin=True),
+    "GetAdminOpenApi": Sample(public=True),
 }
 
 
@@ -216,11 +232,13 @@ def function_url_event(route: Route, name: str, sample: WebhookSample | None) ->
     )
 
 
-def sample_token() -> str:
-    """The dev user's token, identical on every run (fixed times and session id)."""
-    from oneai.auth import mint_dev_token
+def sample_token(*, admin: bool = False) -> str:
+    """The dev user's token, identical on every run (fixed times and session id); with `admin`, it carries
+    the admin claim (`app_metadata.role = "admin"`)."""
+    from oneai.auth import ADMIN_ROLE, mint_dev_token
     from oneai.config import DEV_JWT_SECRET
 
+    admin_claims = {"app_metadata": {"provider": "email", "providers": ["email"], "role": ADMIN_ROLE}}
     return mint_dev_token(
         DEV_USER_ID,
         secret=DEV_JWT_SECRET,
@@ -231,6 +249,7 @@ def sample_token() -> str:
             "exp": TOKEN_EXPIRES_AT,
             "amr": [{"method": "password", "timestamp": TOKEN_ISSUED_AT}],
             "session_id": SAMPLE_SESSION_ID,
+            **(admin_claims if admin else {}),
         },
     )
 
@@ -255,8 +274,9 @@ def sample_path(route: Route) -> tuple[str, dict[str, str]]:
     return "/" + "/".join(parts), params
 
 
-def sample_event(route: Route, *, stage: str, token: str) -> dict[str, object]:
+def sample_event(route: Route, *, stage: str, token: str, admin_token: str = "") -> dict[str, object]:
     sample = SAMPLES.get(route.event_name, Sample())
+    token = admin_token if sample.admin else token
     path, params = sample_path(route)
     headers = [
         ("Host", f"127.0.0.1:{DEFAULT_PORT}"),
@@ -290,6 +310,7 @@ def render_all() -> dict[Path, str]:
     template = load_template()
     stage = rest_api_settings(template).stage
     token = sample_token()
+    admin_token = sample_token(admin=True)
     files: dict[Path, str] = {}
     for route in list_routes(template):
         if route.method == "ANY":
@@ -304,7 +325,9 @@ def render_all() -> dict[Path, str]:
                 )
             continue
         path = EVENTS_DIR / route.function.events_dir_name / event_file_name(route.event_name)
-        files[path] = json.dumps(sample_event(route, stage=stage, token=token), indent=2) + "\n"
+        files[path] = (
+            json.dumps(sample_event(route, stage=stage, token=token, admin_token=admin_token), indent=2) + "\n"
+        )
     return files
 
 

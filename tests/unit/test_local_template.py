@@ -97,6 +97,19 @@ BILLING_ROUTES = {
 }
 # Served behind the function's URL in AWS (`OneAILocalRoutes`), with Function URL (v2) events.
 WEBHOOK_ROUTES = {("POST", "/webhooks/razorpay", "PostWebhooksRazorpay")}
+ADMIN_ROUTES = {
+    ("GET", "/admin/users", "ListUsers"),
+    ("GET", "/admin/users/{id}", "GetUser"),
+    ("POST", "/admin/users/{id}/suspend", "SuspendUser"),
+    ("POST", "/admin/users/{id}/unsuspend", "UnsuspendUser"),
+    ("PUT", "/admin/users/{id}/quotas/{quota_key}", "SetQuotaOverride"),
+    ("DELETE", "/admin/users/{id}/quotas/{quota_key}", "RemoveQuotaOverride"),
+    ("GET", "/admin/subscriptions", "ListSubscriptions"),
+    ("POST", "/admin/subscriptions/{id}/sync", "SyncSubscription"),
+    ("GET", "/admin/analytics", "GetAnalytics"),
+    ("GET", "/admin/audit-log", "ListAuditLog"),
+    ("GET", "/admin/openapi.json", "GetAdminOpenApi"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +158,23 @@ def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app
         + len(ACCOUNT_ROUTES)
         + len(BILLING_ROUTES)
         + len(WEBHOOK_ROUTES)
+        + len(ADMIN_ROUTES)
     )
+
+
+def test_given_the_template_then_every_admin_route_is_parsed_with_its_function(template: dict[str, Any]) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "AdminFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == ADMIN_ROUTES
+    assert len(routes) == len(ADMIN_ROUTES)
+    for route in routes:
+        assert route.code_uri == "functions/admin/"
+        assert route.handler == "admin.handler.lambda_handler"
+        assert route.event_type == "Api" and not route.streaming
+    # every sample event is on disk with its method; all but the document carry a token
+    for method, path, event_name in ADMIN_ROUTES:
+        event = json.loads((EVENTS_DIR / "admin" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        assert ("Authorization" not in (event["headers"] or {})) is (event_name == "GetAdminOpenApi")
 
 
 def test_given_the_template_then_every_account_route_is_parsed_with_its_function(

@@ -71,6 +71,7 @@ from oneai.billing.replacement import owe_replaced_cancel, settle_owed_cancels
 from oneai.billing.tier_change import TIER_RANK, ChangeReason, UserSubscriptionStatus, change_tier
 from oneai.config import Settings
 from oneai.db import webhooks as repo
+from oneai.db.charges import record_charge
 from oneai.db.connection import Connection, Database
 from oneai.errors import BadRequestError, UnavailableError
 from oneai.events import EventPublisher, get_publisher
@@ -115,6 +116,14 @@ SUBSCRIPTION_STATUSES: Final = frozenset(
     {"created", "authenticated", "active", "pending", "halted", "cancelled", "completed", "expired", "paused"}
 )
 TERMINAL_STATUSES: Final = frozenset({"cancelled", "completed"})
+# An admin's sync of a subscription from Razorpay (`apply_fetched_subscription`): its status ranks as the
+# latest event that leads to it.
+SYNC_EVENT: Final = "subscription.sync"
+SUBSCRIPTION_CHARGED: Final = "subscription.charged"
+STATUS_RANK: Final[dict[str, int]] = {
+    status: max(EVENT_RANK[event] for event, leads_to in EVENT_STATUS.items() if leads_to == status)
+    for status in set(EVENT_STATUS.values())
+}
 PAID_TIERS: Final[frozenset[str]] = frozenset({"pro", "enterprise"})
 # The users.subscription_status that a subscription status shows as (others leave it as it is).
 USER_STATUS: Final[dict[str, UserSubscriptionStatus]] = {
@@ -443,13 +452,55 @@ def apply_event(conn: Connection, settings: Settings, event: RazorpayEvent, even
     occurred_at = event.occurred_at or datetime.now(UTC)
     if event.event in SUBSCRIPTION_EVENTS and event.subscription is not None:
         change = subscription_change(settings, event.event, event.subscription, occurred_at)
-        return _apply_change(conn, settings, result, change, adopt_from=event.subscription)
+        applied = _apply_change(conn, settings, result, change, adopt_from=event.subscription)
+        _record_charge(conn, event, occurred_at)
+        return applied
     if event.event == INVOICE_PAID and event.invoice is not None and event.invoice.subscription_id:
         change = SubscriptionChange(event.event, occurred_at, paid_through=from_unix(event.invoice.billing_end))
         return _apply_change(conn, settings, result, change, adopt_from=None)
     if event.event == PAYMENT_FAILED and event.payment is not None:
         return _payment_failed(conn, result, event, occurred_at)
     return result
+
+
+def _record_charge(conn: Connection, event: RazorpayEvent, occurred_at: datetime) -> None:
+    """A `subscription.charged` of one of our subscriptions: its payment is revenue (admin analytics)."""
+    payment, subscription = event.payment, event.subscription
+    if event.event != SUBSCRIPTION_CHARGED or payment is None or subscription is None or payment.amount is None:
+        return
+    record_charge(
+        conn,
+        provider_subscription_id=subscription.id,
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=(payment.currency or "").upper(),
+        charged_at=from_unix(payment.created_at) or occurred_at,
+    )
+
+
+def apply_fetched_subscription(
+    conn: Connection, settings: Settings, entity: SubscriptionEntity, *, fetched_at: datetime, source_id: str
+) -> WebhookResult:
+    """Apply what Razorpay says a subscription is now (an admin's sync) by the same rules as its webhooks:
+    the entity's status as an event at `fetched_at`, ranked like the event that leads to that status; an
+    active subscription is paid through its current period. A status without such an event (`created`,
+    `expired`) changes nothing but the period. Not one of ours: nothing is applied (outcome `recorded`)."""
+    status = entity.status if entity.status in SUBSCRIPTION_STATUSES else None
+    tier = tier_for_plan(settings, entity.plan_id)
+    change = SubscriptionChange(
+        event_type=SYNC_EVENT,
+        occurred_at=fetched_at,
+        rank=STATUS_RANK.get(status or ""),
+        status=status,
+        plan_id=entity.plan_id,
+        tier=tier if tier in PAID_TIERS else None,
+        period_start=from_unix(entity.current_start),
+        period_end=from_unix(entity.current_end),
+        paid_through=from_unix(entity.current_end) if status == "active" else None,
+        customer_id=entity.customer_id,
+    )
+    result = WebhookResult(source_id, SYNC_EVENT, "recorded", entity.id)
+    return _apply_change(conn, settings, result, change, adopt_from=None)
 
 
 def subscription_change(
