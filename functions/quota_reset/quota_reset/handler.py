@@ -18,6 +18,7 @@ from oneai.logging import logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.quota.sweep import sweep_due_quotas
 from oneai.quota.tiers import RESET_FREQUENCIES, ResetFrequency
+from oneai.ratelimit import clear_idle_buckets
 from oneai.runtime import freeze_startup_objects
 
 freeze_startup_objects()
@@ -54,6 +55,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     result = {**report.as_dict(), "grace_periods_ended": grace_periods_ended}
     result["cancellations_ended"] = end_finished_cancellations(database, time_left=time_left)
+    result["rate_limit_buckets_cleared"] = clear_idle_buckets(database)
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",
