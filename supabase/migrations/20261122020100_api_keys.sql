@@ -1,10 +1,10 @@
 -- API keys (API.md "API keys and the OpenAI-compatible API") and the usage they make.
 --
--- A key is `oneai_sk_<prefix><secret>`; only its SHA-256 is stored (the key has 256 bits of entropy, so
+-- A key is `oneai_sk_<prefix><secret>`; only its SHA-256 is stored (the key has 320 random bits, so
 -- a fast hash is enough: nothing can be guessed from it). `prefix` finds the row; the server compares
 -- the hashes in constant time. Users manage their own keys under RLS; a request made with a key finds
--- its user through `oneai_private.api_key_by_prefix` (security definer: the caller is not known yet) and
--- then runs as that user, under RLS, like a request with a JWT.
+-- its user through `oneai_private.api_key_by_prefix` (security definer, called as the service role: the
+-- caller is not known yet) and then runs as that user, under RLS, like a request with a JWT.
 
 create table public.api_keys (
   id uuid primary key default gen_random_uuid(),
@@ -29,8 +29,9 @@ grant update (revoked_at) on public.api_keys to authenticated;
 create policy api_keys_own on public.api_keys for all to authenticated
   using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
 
--- The key row of a prefix, for the server to check the hash, expiry and revocation. No caller yet, so
--- this runs as anon and answers only what the check needs.
+-- The key row of a prefix, for the server to check the hash, expiry and revocation. There is no caller
+-- yet, so the server calls it as the service role (never anon: this schema is not theirs), and it
+-- answers only what the check needs.
 create function oneai_private.api_key_by_prefix(p_prefix text)
 returns table (id uuid, user_id uuid, secret_hash bytea, expires_at timestamptz, revoked_at timestamptz)
 language sql
@@ -43,9 +44,8 @@ as $$
   where k.prefix = p_prefix
 $$;
 
-revoke execute on function oneai_private.api_key_by_prefix(text) from public;
-grant usage on schema oneai_private to anon;
-grant execute on function oneai_private.api_key_by_prefix(text) to anon, service_role;
+revoke execute on function oneai_private.api_key_by_prefix(text) from public, anon, authenticated;
+grant execute on function oneai_private.api_key_by_prefix(text) to service_role;
 
 -- Note a key's use, at most once a minute, so that requests do not each write the key's row.
 create function oneai_private.touch_api_key(p_key_id uuid)

@@ -453,6 +453,9 @@ ROUTES = [
     ("GET", "/user/usage", None),
     ("GET", "/user/profile", None),
     ("PATCH", "/user/profile", {"name": "Mallory"}),
+    ("POST", "/user/api-keys", {"name": "Mallory's key"}),
+    ("GET", "/user/api-keys", None),
+    ("DELETE", "/user/api-keys/{id}", None),
 ]
 
 

@@ -127,7 +127,8 @@ def authenticate_api_key(db: Database, authorization: str | None) -> Principal:
     key = bearer_token(authorization)
     if not _well_formed(key):
         raise UnauthorizedError(MSG_INVALID_KEY)
-    with db.anon_transaction() as conn:
+    # Service work on purpose: finding whose key this is, before there is a caller to scope the query to.
+    with db.service_transaction() as conn:
         found = repo.key_by_prefix(conn, key[: len(KEY_SCHEME) + PREFIX_CHARS])
     matches = hmac.compare_digest(hash_key(key), found.secret_hash if found is not None else _NO_KEY_HASH)
     if found is None or not matches:
