@@ -70,7 +70,9 @@ def test_given_a_key_when_completing_without_streaming_then_the_reply_and_usage_
     server: LocalServerProcess, http: httpx.Client, alice: AppUser, openrouter: FakeOpenRouter
 ) -> None:
     created = new_key(http, alice)
-    openrouter.script(Reply(chunks=["Hel", "lo!"], usage={"prompt_tokens": 12, "completion_tokens": 2, "cost": 0.0001}))
+    openrouter.script(
+        Reply(chunks=["Hel", "lo!"], usage={"prompt_tokens": 12, "completion_tokens": 2, "cost": 0.0001})
+    )
     completion = sdk(server, created["key"]).chat.completions.create(
         model=CHAT_MODEL, messages=MESSAGES, temperature=0.2
     )

@@ -43,7 +43,9 @@ def alice(database_url: str) -> AppUser:
     return create_user(database_url)
 
 
-def simultaneously(count: int, base_url: str, send: Callable[[httpx.Client], httpx.Response]) -> list[httpx.Response]:
+def simultaneously(
+    count: int, base_url: str, send: Callable[[httpx.Client], httpx.Response]
+) -> list[httpx.Response]:
     """`count` requests released at once, each on its own connection (its own client)."""
     clients = [httpx.Client(base_url=base_url, timeout=30) for _ in range(count)]
     barrier = threading.Barrier(count)

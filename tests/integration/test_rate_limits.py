@@ -99,9 +99,8 @@ def test_given_a_refused_request_then_nothing_is_written_and_retry_after_is_whol
     assert admit(db, requesting(user.principal, per_minute=60, burst=2))
     before = bucket_row(database_url, user.id)
     refused = requesting(user.principal, per_minute=60, burst=2)
-    with pytest.raises(RateLimitedError) as raised:
-        with db.user_transaction(refused):
-            pass
+    with pytest.raises(RateLimitedError) as raised, db.user_transaction(refused):
+        pass
     assert bucket_row(database_url, user.id) == before  # same row version: not even locked for update
     assert refused.rate_check is not None and refused.rate_check.outcome is not None
     headers = refused.rate_check.headers()
@@ -124,10 +123,9 @@ def test_given_an_admitted_request_that_fails_then_its_work_is_undone_but_its_to
     db: Database, database_url: str, make_user: Callable[..., AppUser]
 ) -> None:
     user = make_user()
-    with pytest.raises(NotFoundError):
-        with db.user_transaction(requesting(user.principal, burst=2)) as conn:
-            conversation_rows.insert_conversation(conn, user_id=user.id, title="undone", metadata={})
-            raise NotFoundError()
+    with pytest.raises(NotFoundError), db.user_transaction(requesting(user.principal, burst=2)) as conn:
+        conversation_rows.insert_conversation(conn, user_id=user.id, title="undone", metadata={})
+        raise NotFoundError()
     with db.user_transaction(user.principal) as conn:
         row = conn.execute("select count(*) as n from public.conversations").fetchone()
     assert row is not None and row["n"] == 0
@@ -152,9 +150,8 @@ def test_given_an_unknown_or_suspended_caller_then_no_bucket_is_written(
     db: Database, database_url: str, make_user: Callable[..., AppUser]
 ) -> None:
     suspended = make_user(suspended=True)
-    with pytest.raises(ForbiddenError):
-        with db.user_transaction(requesting(suspended.principal)):
-            pass
+    with pytest.raises(ForbiddenError), db.user_transaction(requesting(suspended.principal)):
+        pass
     assert bucket_row(database_url, suspended.id) is None
 
 
