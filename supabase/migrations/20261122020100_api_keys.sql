@@ -21,7 +21,9 @@ create table public.api_keys (
 create index idx_api_keys_user_created on public.api_keys (user_id, created_at);
 
 alter table public.api_keys enable row level security;
--- The hash is never read back by users: only the columns they see are granted.
+-- Supabase grants the API roles everything on new tables by default: take it back, then grant only the
+-- columns users see and set (the hash is never read back by users).
+revoke all on public.api_keys from anon, authenticated;
 grant select (id, user_id, name, prefix, created_at, expires_at, last_used_at, revoked_at) on public.api_keys
   to authenticated;
 grant insert (user_id, name, prefix, secret_hash, expires_at) on public.api_keys to authenticated;
