@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chat_stream, current_branch, import_time, quota_reserve, quota_sweep, webhooks
+from bench import chat_stream, current_branch, import_time, quota_reserve, quota_sweep, rate_limit, webhooks
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
     "chat_stream": chat_stream.run,
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Callable[..., None]] = {
     "import_time": import_time.run,
     "quota_reserve": quota_reserve.run,
     "quota_sweep": quota_sweep.run,
+    "rate_limit": rate_limit.run,
     "webhooks": webhooks.run,
 }
 

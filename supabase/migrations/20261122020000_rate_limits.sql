@@ -16,7 +16,10 @@
 -- Bounded state: at most one row per user and class. Rows whose `tat` has passed hold nothing (a full
 -- bucket is the same as no row); the quota-reset sweep deletes them (oneai.ratelimit.clear_idle_buckets).
 
-create table oneai_private.rate_limits (
+-- Unlogged: bucket state is soft (a crash or a failover empties it, which only gives every caller a full
+-- bucket), and a transaction whose only write is to an unlogged table writes no WAL, so its commit does
+-- not wait for a WAL flush: a read-only request stays as cheap to commit as before its check.
+create unlogged table oneai_private.rate_limits (
   user_id uuid not null references public.users (id) on delete cascade,
   bucket text not null check (bucket in ('all', 'chat')),
   tat timestamptz not null,
