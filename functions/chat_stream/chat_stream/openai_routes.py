@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, Response
 
 from chat_stream.deps import OpenRouter
 from oneai.chat.completions import CompletionRelay, CompletionRequest, model_listing, prepare_completion
-from oneai.chat.offered_models import OFFERED_MODELS
 from oneai.db.users import caller_tier
 from oneai.web.deps import ApiKeyChatPrincipal, ApiKeyPrincipal, Db
 from oneai.web.openai_errors import install_openai_error_handlers
@@ -27,9 +26,7 @@ STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 @router.get("/models", summary="The models your plan may use, in OpenAI's list shape")
 def list_models(principal: ApiKeyPrincipal, db: Db) -> dict[str, Any]:
     with db.user_transaction(principal) as conn:
-        tier = caller_tier(conn)
-    allowed = {m.model_id for m in OFFERED_MODELS if tier in m.tiers}
-    return {"object": "list", "data": [m for m in model_listing() if m["id"] in allowed]}
+        return model_listing(caller_tier(conn))
 
 
 @router.post("/chat/completions", summary="A chat completion, streamed (stream: true) or whole")

@@ -107,12 +107,16 @@ class PreparedCompletion:
         return self.principal.api_key_id
 
 
-def model_listing() -> list[dict[str, Any]]:
-    """`GET /v1/models`: every offered model in OpenAI's list shape."""
-    return [
-        {"id": m.model_id, "object": "model", "created": 0, "owned_by": m.model_id.split("/", 1)[0]}
-        for m in OFFERED_MODELS
-    ]
+def model_listing(tier: str) -> dict[str, Any]:
+    """`GET /v1/models`: the offered models the tier may use, in OpenAI's list shape."""
+    return {
+        "object": "list",
+        "data": [
+            {"id": m.model_id, "object": "model", "created": 0, "owned_by": m.model_id.split("/", 1)[0]}
+            for m in OFFERED_MODELS
+            if tier in m.tiers
+        ],
+    }
 
 
 def prepare_completion(db: Database, principal: Principal, request: CompletionRequest) -> PreparedCompletion:
