@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from local.dev_process import LocalServerProcess
-from local.fake_openrouter import FakeOpenRouter, Reply, Status
+from local.fake_openrouter import FakeOpenRouter, MidStreamError, Reply, Status
 from tests.conftest import AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL
 from tests.e2e.limited_server import limited_server
@@ -229,3 +229,38 @@ def test_given_a_suspended_user_then_their_key_stops_working(
     with pytest.raises(openai.PermissionDeniedError) as raised:
         client.models.list()
     assert raised.value.code == "account_suspended"
+
+
+def usage_statuses(database_url: str, user: AppUser) -> list[str]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "select status from public.usage_records where user_id = %s order by created_at", (user.id,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_given_the_model_fails_mid_stream_then_the_stream_ends_with_an_error_and_the_partial_reply_counts(
+    server: LocalServerProcess, http: httpx.Client, alice: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    client = sdk(server, new_key(http, alice)["key"])
+    openrouter.script(MidStreamError(after_chunks=["Partial ", "answer"], message="provider died"))
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, stream=True):
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "Partial answer"
+    assert raised.value.code == "upstream_error"
+    assert http.get("/user/quota", headers=alice.headers).json()["quotas"]["small_messages"]["used"] == 1
+    assert usage_statuses(database_url, alice) == ["incomplete"]
+
+
+def test_given_the_model_fails_midway_without_streaming_then_502_and_the_unit_is_given_back(
+    server: LocalServerProcess, http: httpx.Client, alice: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    client = sdk(server, new_key(http, alice)["key"])
+    openrouter.script(MidStreamError(after_chunks=["Partial"], message="provider died"))
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+    assert raised.value.status_code == 502
+    assert http.get("/user/quota", headers=alice.headers).json()["quotas"]["small_messages"]["used"] == 0
+    assert usage_statuses(database_url, alice) == ["error"]

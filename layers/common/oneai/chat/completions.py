@@ -60,6 +60,7 @@ PASSTHROUGH_PARAMETERS = frozenset(
     }
 )
 SSE_DONE = b"data: [DONE]\n\n"
+ReplyStatus = Literal["complete", "incomplete", "error"]
 SSE_KEEP_ALIVE = b": keep-alive\n\n"
 
 
@@ -150,9 +151,11 @@ def finish_completion(
     prepared: PreparedCompletion,
     result: StreamResult,
     cost: Decimal,
-    status: Literal["complete", "incomplete"],
+    status: ReplyStatus,
 ) -> None:
-    """Record the usage (tagged with the key) and settle the unit, in one transaction."""
+    """Record the usage (tagged with the key) and settle the unit, in one transaction. A reply that reached
+    the caller (whole, or the streamed part of it) keeps its unit; an `error` (a whole-reply request whose
+    model failed midway, so the caller got nothing) gives it back, its usage still recorded."""
     usage = result.usage
     with db.user_transaction(prepared.principal) as conn:
         key_rows.record_api_usage(
@@ -167,7 +170,7 @@ def finish_completion(
             cost=cost,
             status=status,
         )
-        quota.settle(conn, prepared.reservation, 1)
+        quota.settle(conn, prepared.reservation, 0 if status == "error" else 1)
 
 
 def openai_usage(usage: Usage | None) -> dict[str, int]:
@@ -227,7 +230,7 @@ class CompletionRelay:
     async def complete(self) -> dict[str, Any]:
         """The whole reply as one `chat.completion` (a non-streaming request)."""
         choices: dict[int, dict[str, Any]] = {}
-        async with aclosing(self._chunks()) as chunks:
+        async with aclosing(self._chunks(failed_status="error")) as chunks:
             async for payload in chunks:
                 for choice in payload.get("choices") or []:
                     _merge_choice(choices.setdefault(int(choice.get("index", 0)), _empty_choice(choice)), choice)
@@ -278,12 +281,14 @@ class CompletionRelay:
             "model": model or prepared.request.model,
         }
 
-    async def _chunks(self, *, keep_alives: bool = False) -> AsyncGenerator[dict[str, Any]]:
+    async def _chunks(
+        self, *, keep_alives: bool = False, failed_status: ReplyStatus = "incomplete"
+    ) -> AsyncGenerator[dict[str, Any]]:
         """The upstream chunks in OpenAI's shape (our id, created and the served model); `{}` stands for a
         keep-alive. Settles the reply however the iteration ends."""
         stream = self._stream
         assert stream is not None
-        status: Literal["complete", "incomplete"] = "incomplete"
+        status: ReplyStatus = failed_status
         try:
             event: StreamEvent | None = self._first
             iterator = aiter(stream)
@@ -307,7 +312,7 @@ class CompletionRelay:
                 await stream.aclose()
                 await self._settle(stream.result or stream.partial, status)
 
-    async def _settle(self, result: StreamResult, status: Literal["complete", "incomplete"]) -> None:
+    async def _settle(self, result: StreamResult, status: ReplyStatus) -> None:
         if self._settled:
             return
         self._settled = True
