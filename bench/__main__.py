@@ -17,6 +17,7 @@ from bench import (
     plan_change,
     quota_reserve,
     quota_sweep,
+    rate_limit,
     webhooks,
 )
 
@@ -28,6 +29,7 @@ BENCHMARKS: dict[str, Callable[..., None]] = {
     "plan_change": plan_change.run,
     "quota_reserve": quota_reserve.run,
     "quota_sweep": quota_sweep.run,
+    "rate_limit": rate_limit.run,
     "webhooks": webhooks.run,
 }
 

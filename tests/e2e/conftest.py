@@ -81,6 +81,12 @@ def local_server(
         "RAZORPAY_KEY_SECRET": E2E_RAZORPAY_KEY_SECRET,
         "RAZORPAY_API_BASE_URL": fake_razorpay_server.base_url,
         "RAZORPAY_TIMEOUT_SECONDS": RAZORPAY_TIMEOUT_SECONDS,
+        # Rate limits far above what any test sends: the tests of the limits run a server of their own
+        # with tight ones (tests/e2e/limited_server.py), so no other test is throttled by accident.
+        "ONEAI_RATE_LIMIT_PER_MINUTE": "100000",
+        "ONEAI_RATE_LIMIT_BURST": "100000",
+        "ONEAI_CHAT_RATE_LIMIT_PER_MINUTE": "100000",
+        "ONEAI_CHAT_RATE_LIMIT_BURST": "100000",
     }
     with contextlib.ExitStack() as stack:
         try:

@@ -455,6 +455,9 @@ ROUTES = [
     ("PATCH", "/user/profile", {"name": "Mallory"}),
     ("DELETE", "/user", None),
     ("GET", "/user/export", None),
+    ("POST", "/user/api-keys", {"name": "Mallory's key"}),
+    ("GET", "/user/api-keys", None),
+    ("DELETE", "/user/api-keys/{id}", None),
 ]
 
 

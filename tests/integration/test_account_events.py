@@ -22,6 +22,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events" / "account"
 # one is sent as it is).
 BODIES: dict[str, dict[str, Any]] = {
     "check-quota": {"quota_key": "small_messages", "units": 1},
+    "create-api-key": {"name": "sam local invoke"},
     "update-profile": {
         "name": "Dev User",
         "preferences": {"theme": "dark", "default_model": "openai/gpt-4o-mini"},
@@ -34,6 +35,9 @@ EXPECTED = [
     ("get-usage", 200),
     ("get-profile", 200),
     ("update-profile", 200),
+    ("create-api-key", 201),
+    ("list-api-keys", 200),
+    ("revoke-api-key", 404),  # the sample id names no key of the dev user
     ("export-account", 200),
     # last: it erases the dev user
     ("delete-account", 204),
@@ -89,7 +93,12 @@ def test_each_sample_event_answers_through_the_lambda_handler(
         "/user/profile",
         "/user/export",
         "/user",
+        "/user/api-keys",
+        "/user/api-keys/{id}",
     }
+    assert answers["create-api-key"]["key"].startswith("oneai_sk_")
+    assert [k["name"] for k in answers["list-api-keys"]["items"]] == ["sam local invoke"]
+    assert answers["revoke-api-key"]["error"]["code"] == "NOT_FOUND"
     assert answers["export-account"]["profile"]["id"] == DEV_USER_ID
     assert answers["delete-account"] is None
     with psycopg.connect(database_url) as conn:

@@ -73,6 +73,8 @@ CHAT_STREAM_ROUTES = {
     ("POST", "/chat/stream", "StreamChat"),
     ("GET", "/chat/models", "ListChatModels"),
     ("GET", "/chat/openapi.json", "GetChatOpenApi"),
+    ("POST", "/v1/chat/completions", "V1ChatCompletions"),
+    ("GET", "/v1/models", "V1ListModels"),
 }
 ACCOUNT_ROUTES = {
     ("GET", "/user/quota", "GetQuota"),
@@ -80,6 +82,9 @@ ACCOUNT_ROUTES = {
     ("GET", "/user/usage", "GetUsage"),
     ("GET", "/user/profile", "GetProfile"),
     ("PATCH", "/user/profile", "UpdateProfile"),
+    ("POST", "/user/api-keys", "CreateApiKey"),
+    ("GET", "/user/api-keys", "ListApiKeys"),
+    ("DELETE", "/user/api-keys/{id}", "RevokeApiKey"),
     ("GET", "/user/openapi.json", "GetAccountOpenApi"),
     ("DELETE", "/user", "DeleteAccount"),
     ("GET", "/user/export", "ExportAccount"),

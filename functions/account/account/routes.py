@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 from urllib.parse import quote
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
+from oneai import api_keys as api_key_service
 from oneai.account import service
 from oneai.account.data_export import account_export_file
 from oneai.account.erasure import erase_account
@@ -19,6 +21,7 @@ from oneai.account.models import (
     UsageQuery,
     UsageReport,
 )
+from oneai.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyList
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
 
@@ -110,3 +113,30 @@ def export_account(principal: CurrentPrincipal, db: Db) -> Response:
         media_type=document.media_type,
         headers={"content-disposition": _attachment(document.filename)},
     )
+
+
+api_keys = APIRouter(prefix="/user", tags=["API keys"])
+
+
+@api_keys.post(
+    "/api-keys",
+    status_code=201,
+    summary="Create an API key for the OpenAI-compatible API (/v1); the key is shown only in this answer",
+    responses={409: {"model": ErrorEnvelope, "description": "CONFLICT: too many keys that work"}},
+)
+def create_api_key(principal: CurrentPrincipal, db: Db, body: ApiKeyCreate) -> ApiKeyCreated:
+    with db.user_transaction(principal) as conn:
+        return api_key_service.create_key(conn, body)
+
+
+@api_keys.get("/api-keys", summary="Your API keys, newest first (never the keys themselves)")
+def list_api_keys(principal: CurrentPrincipal, db: Db) -> ApiKeyList:
+    with db.user_transaction(principal) as conn:
+        return api_key_service.list_keys(conn)
+
+
+@api_keys.delete("/api-keys/{id}", status_code=204, summary="Revoke an API key: it stops working at once")
+def revoke_api_key(principal: CurrentPrincipal, db: Db, id: UUID) -> Response:
+    with db.user_transaction(principal) as conn:
+        api_key_service.revoke_key(conn, id)
+    return Response(status_code=204)

@@ -19,7 +19,7 @@ from oneai.errors import PayloadTooLargeError
 from oneai.events import get_publisher
 from oneai.openrouter.errors import OpenRouterError
 from oneai.quota.warnings import announce_warnings
-from oneai.web import CurrentPrincipal, Db
+from oneai.web import ChatPrincipal, CurrentPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
 from oneai.web.streaming import EventStreamResponse
 
@@ -37,13 +37,13 @@ CHAT_BODY_DOC = (
     response_class=EventStreamResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "the reply as stream parts"},
-        429: {"model": ErrorEnvelope, "description": "QUOTA_EXCEEDED"},
+        429: {"model": ErrorEnvelope, "description": "QUOTA_EXCEEDED, or RATE_LIMITED (the chat bucket)"},
         502: {"model": ErrorEnvelope, "description": "the model provider failed before the first token"},
         504: {"model": ErrorEnvelope, "description": "the model provider did not answer in time"},
     },
 )
 async def chat_stream(
-    principal: CurrentPrincipal,
+    principal: ChatPrincipal,
     db: Db,
     client: OpenRouter,
     body: Annotated[dict[str, Any], Body(description=CHAT_BODY_DOC)],

@@ -19,6 +19,7 @@ from oneai.logging import logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.quota.sweep import sweep_due_quotas
 from oneai.quota.tiers import RESET_FREQUENCIES, ResetFrequency
+from oneai.ratelimit import clear_idle_buckets
 from oneai.runtime import freeze_startup_objects
 
 freeze_startup_objects()
@@ -57,6 +58,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result["cancellations_ended"] = end_finished_cancellations(database, time_left=time_left)
     # Plan changes by replacement: owed cancels of replaced subscriptions, abandoned replacements.
     result |= sweep_replacements(database).as_dict()
+    result["rate_limit_buckets_cleared"] = clear_idle_buckets(database)
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",

@@ -17,13 +17,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
 
 from oneai.config import Settings, get_settings
 from oneai.errors import UnauthorizedError
+
+if TYPE_CHECKING:
+    from oneai.ratelimit import RateCheck
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,10 @@ class Principal:
     claims: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
     # The verified token's `app_metadata.role` is "admin".
     is_admin: bool = False
+    # Set when the caller came with an API key (only /v1 accepts them) rather than a Supabase token.
+    api_key_id: uuid.UUID | None = None
+    # This request's rate check, done by its first user transaction (oneai.ratelimit).
+    rate_check: RateCheck | None = field(default=None, repr=False, compare=False, hash=False)
 
     def claims_json(self) -> str:
         """Compact JSON of the verified claims (for `request.jwt.claims` in PostgreSQL)."""

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = 5
     db_statement_timeout_ms: int = 10_000
 
+    # Rate limits per caller (API.md "Rate limits"): `all` for every authenticated request, `chat` for the
+    # requests that start a model reply. Off only for the benchmark's baseline.
+    rate_limit_enabled: bool = Field(default=True, validation_alias="ONEAI_RATE_LIMIT_ENABLED")
+    rate_limit_per_minute: int = Field(default=300, ge=1, validation_alias="ONEAI_RATE_LIMIT_PER_MINUTE")
+    rate_limit_burst: int = Field(default=60, ge=1, validation_alias="ONEAI_RATE_LIMIT_BURST")
+    chat_rate_limit_per_minute: int = Field(default=20, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_PER_MINUTE")
+    chat_rate_limit_burst: int = Field(default=5, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_BURST")
+
     @model_validator(mode="after")
     def _default_issuer(self) -> Settings:
         if self.supabase_jwt_issuer is None:

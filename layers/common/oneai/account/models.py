@@ -26,7 +26,7 @@ from pydantic import (
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
 
 SubscriptionStatus = Literal["active", "pending", "halted", "cancelled", "completed"]
-UsageGrouping = Literal["model", "day"]
+UsageGrouping = Literal["model", "day", "api_key"]
 UsageFormat = Literal["json", "csv"]
 Theme = Literal["light", "dark", "system"]
 
@@ -111,7 +111,9 @@ class UsageQuery(BaseModel):
 
     from_: UtcDateTime | None = Field(default=None, alias="from", description="inclusive; default: to - 30 days")
     to: UtcDateTime | None = Field(default=None, validate_default=True, description="exclusive; default: now")
-    group_by: UsageGrouping = Field(default="model", description="per model id, or per UTC day")
+    group_by: UsageGrouping = Field(
+        default="model", description="per model id, per UTC day, or per API key id (`web` for the web chat)"
+    )
     format: UsageFormat = Field(default="json", description="csv: a download with a header row")
 
     @field_validator("to")

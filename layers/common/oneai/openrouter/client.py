@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections import deque
@@ -55,6 +56,7 @@ from oneai.openrouter.types import (
     ChatChunk,
     ChatCompletion,
     KeepAlive,
+    RawChunk,
     StreamDone,
     StreamEvent,
     StreamResult,
@@ -277,8 +279,11 @@ class OpenRouterClient:
         fallback_models: Sequence[str] = (),
         max_tokens: int | None = None,
         user: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "stream": stream}
+        # `extra`: request parameters passed through as given (tools, temperature...); ours win over them.
+        body: dict[str, Any] = {**(extra or {}), "model": model, "messages": [dict(m) for m in messages]}
+        body["stream"] = stream
         if stream:
             body["usage"] = {"include": True}
         if fallback_models:
@@ -297,12 +302,21 @@ class OpenRouterClient:
         fallback_models: Sequence[str] = (),
         max_tokens: int | None = None,
         user: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        raw: bool = False,
     ) -> ChatStream:
-        """A streamed chat completion. Nothing is sent until the stream is iterated."""
+        """A streamed chat completion. Nothing is sent until the stream is iterated. `raw=True` yields
+        `RawChunk`s (OpenAI's chunks as sent) instead of `TextDelta`s."""
         body = self.chat_body(
-            model, messages, stream=True, fallback_models=fallback_models, max_tokens=max_tokens, user=user
+            model,
+            messages,
+            stream=True,
+            fallback_models=fallback_models,
+            max_tokens=max_tokens,
+            user=user,
+            extra=extra,
         )
-        return ChatStream(self, body, requested_model=model)
+        return ChatStream(self, body, requested_model=model, raw=raw)
 
     async def complete(
         self,
@@ -424,8 +438,12 @@ class ChatStream:
     `StreamResult`. `partial` tells what was received so far at any time (e.g. on a client disconnect);
     `result` is set once the stream ended normally."""
 
-    def __init__(self, client: OpenRouterClient, body: dict[str, Any], *, requested_model: str) -> None:
+    def __init__(
+        self, client: OpenRouterClient, body: dict[str, Any], *, requested_model: str, raw: bool = False
+    ) -> None:
         self._client = client
+        self._raw = raw
+        self._relayed = False  # raw: a chunk with choices was handed out (no retry after that)
         self._body = body
         self._requested_model = requested_model
         self._timeouts = client.timeouts
@@ -567,7 +585,7 @@ class ChatStream:
                 await self._read()
                 return
             except OpenRouterError as exc:
-                if self._text or isinstance(exc, PartialStreamError):
+                if self._text or self._relayed or isinstance(exc, PartialStreamError):
                     raise
                 await self._close_response()
                 self._reset_attempt()
@@ -660,7 +678,7 @@ class ChatStream:
                 else:
                     self._handle_chunk(item.data)
             except PartialStreamError as exc:
-                if any(isinstance(event, TextDelta) for event in self._pending):
+                if any(isinstance(event, TextDelta | RawChunk) for event in self._pending):
                     # Let the caller relay the text that arrived with the error before raising it.
                     self._deferred = exc
                     return
@@ -685,12 +703,29 @@ class ChatStream:
         if chunk.error is not None or finish_reason == "error":
             self._raise_chunk_error(chunk)
         text = chunk.text
-        if text:
+        if self._raw:
+            self._handle_raw(data, chunk)
+        elif text:
             self._token_seen = True
             self._text.append(text)
             self._pending.append(TextDelta(text))
         elif chunk.reasoning:
             self._token_seen = True  # the model is producing (thinking): the first-token wait is over
+
+    def _handle_raw(self, data: str, chunk: ChatChunk) -> None:
+        if not chunk.choices:
+            return  # the usage chunk: kept in the result
+        payload = json.loads(data)
+        if not isinstance(payload, dict):
+            return
+        payload.pop("usage", None)
+        if chunk.text or chunk.reasoning or chunk.finish_reason or _has_tool_calls(payload):
+            # Something the client keeps was produced: no more first-token wait, and no retry after it.
+            self._token_seen = True
+            self._relayed = True
+        if chunk.text:
+            self._text.append(chunk.text)
+        self._pending.append(RawChunk(payload))
 
     def _raise_chunk_error(self, chunk: ChatChunk) -> None:
         error = chunk.error
@@ -730,3 +765,11 @@ class ChatStream:
                 except httpx.HTTPError:
                     pass
         await self._close_response()
+
+
+def _has_tool_calls(payload: Mapping[str, Any]) -> bool:
+    choices = payload.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and isinstance(c.get("delta"), dict) and bool(c["delta"].get("tool_calls"))
+        for c in choices
+    )

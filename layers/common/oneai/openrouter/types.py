@@ -20,6 +20,7 @@ __all__ = [
     "CompletionChoice",
     "CompletionMessage",
     "KeepAlive",
+    "RawChunk",
     "StreamDone",
     "StreamEvent",
     "StreamResult",
@@ -166,4 +167,13 @@ class StreamDone:
     result: StreamResult
 
 
-StreamEvent = TextDelta | KeepAlive | StreamDone
+@dataclass(frozen=True, slots=True)
+class RawChunk:
+    """A chunk with choices, as OpenRouter sent it (a stream opened with `raw=True`, which relays chunks in
+    OpenAI's wire format: tool calls, finish reasons and all). Usage-only chunks are kept back: the
+    stream's result carries the usage."""
+
+    payload: dict[str, Any]
+
+
+StreamEvent = TextDelta | KeepAlive | StreamDone | RawChunk

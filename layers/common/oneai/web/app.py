@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oneai.config import get_settings
 from oneai.errors import PayloadTooLargeError
+from oneai.web.deps import RATE_CHECK_SCOPE_KEY
 from oneai.web.errors import ErrorEnvelope, error_response, install_error_handlers
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -26,6 +27,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found, or not yours",
         413: "Body over the documented limit",
         422: "Invalid fields; details.errors lists them",
+        429: "RATE_LIMITED (Retry-After, RateLimit-Policy and RateLimit headers)",
         503: "Database unavailable; nothing was written",
     }.items()
 }
@@ -63,6 +65,32 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class RateLimitHeaders:
+    """`RateLimit-Policy` and `RateLimit` on every response of a rate-checked request, and `Retry-After`
+    on a refusal (draft-ietf-httpapi-ratelimit-headers-11), from the request's `RateCheck`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            check = scope.get(RATE_CHECK_SCOPE_KEY)
+            if message["type"] == "http.response.start" and check is not None:
+                added = {k.lower().encode(): v.encode() for k, v in check.headers().items()}
+                headers = [
+                    (name, value) for name, value in message.get("headers", []) if name.lower() not in added
+                ]
+                headers.extend(added.items())
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(
     *,
     title: str,
@@ -84,12 +112,13 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["authorization", "content-type"],
-        expose_headers=["content-disposition", "retry-after"],
+        expose_headers=["content-disposition", "retry-after", "ratelimit", "ratelimit-policy"],
         max_age=600,
     )
     return app
