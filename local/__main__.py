@@ -65,7 +65,7 @@ def prepare_openrouter() -> Any:
 def prepare_razorpay() -> Any:
     """Without RAZORPAY_KEY_ID, the fake Razorpay API (local/fake_razorpay.py, the SDK's mock bodies) with
     dev-only values: its key pair, RAZORPAY_API_BASE_URL pointing at it and, unless set, dev plan ids. A
-    handle to keep, or None (real keys set, or the fixtures in ../shared are missing: billing answers 503)."""
+    handle to keep, or None (real keys set, or tests/fixtures/razorpay is missing: billing answers 503)."""
     if os.environ.get("RAZORPAY_KEY_ID"):
         return None
     from local.fake_razorpay import DEV_KEY_ID, DEV_KEY_SECRET, DEV_PLAN_IDS, FakeRazorpay

@@ -1,6 +1,6 @@
 """The sample events of events/account/ drive the deployed entry point (`account.handler.lambda_handler`)
 directly, as `sam local invoke -e events/account/...` would: each is a valid API Gateway event that answers
-as API.md says."""
+as docs/api/account.md says."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The sample events of events/ drive the deployed entry point (`lambda_handler`) directly, as
-`sam local invoke -e events/...` would: each one is a valid API Gateway event that answers as API.md says."""
+`sam local invoke -e events/...` would: each one is a valid API Gateway event that answers as docs/api/ says."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shapes of the account routes (API.md "Quota and usage" and "Profile"): inputs, validated here, and
+"""Shapes of the account routes (docs/api/account.md): inputs, validated here, and
 answers. Times are UTC (`...Z` in JSON); costs are USD as plain decimal strings, exact, like OpenRouter's
 prices (`"0.0015"`, never `1.5E-3`)."""
 

@@ -1,4 +1,4 @@
-"""Shapes of the billing routes (API.md "Billing"): inputs, validated here, and answers. Times are UTC
+"""Shapes of the billing routes (docs/api/billing.md): inputs, validated here, and answers. Times are UTC
 (`...Z` in JSON); amounts are integers in the smallest unit of their currency, as Razorpay sends them.
 `subscription_id` in the Checkout answers is Razorpay's id (`sub_...`), which Checkout needs; `id` in a
 subscription is ours."""

@@ -1,4 +1,4 @@
-"""The two short transactions of a chat turn (DESIGN.md, "Chat stream"); no transaction is held open
+"""The two short transactions of a chat turn (docs/architecture.md, "How requests flow"); no transaction is held open
 while the reply streams.
 
 1. `prepare_turn`: check the model against the tier, find or create the conversation, reserve one unit

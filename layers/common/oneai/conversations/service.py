@@ -1,6 +1,6 @@
 """Conversations: CRUD, the current branch, revisions and branch switching, history search, sharing.
 
-Revision rules (DESIGN.md):
+Revision rules (docs/architecture.md, "Data model"):
 - A new message is always written right after a parent on the current branch and becomes the tip.
 - Editing user message k writes a new revision of position k (same parent as the edited message); the
   messages after k leave the current branch. Regenerating assistant message k does the same for k.

@@ -49,16 +49,33 @@ class BodySizeLimit:
             await self._too_large(scope, receive, send)
             return
         received = 0
+        too_large = False  # the body passed the limit while the app read it
+        started = False  # a response has begun (through this middleware)
+        replaced = False  # the app's own answer is being swapped for the 413
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
+                too_large = True
                 raise PayloadTooLargeError()
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def checked_send(message: Message) -> None:
+            # FastAPI turns a failed body read into its own 400 ("error parsing the body"): a body over
+            # the limit is answered 413 whatever the app makes of it (unless it had already answered).
+            nonlocal started, replaced
+            if message["type"] == "http.response.start":
+                if too_large and not started:
+                    started = replaced = True
+                    await self._too_large(scope, receive, send)
+                    return
+                started = True
+            if not replaced:
+                await send(message)
+
+        await self.app(scope, counting_receive, checked_send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(PayloadTooLargeError(f"The body must be at most {self.max_bytes} bytes"))
