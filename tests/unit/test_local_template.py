@@ -81,6 +81,8 @@ ACCOUNT_ROUTES = {
     ("GET", "/user/profile", "GetProfile"),
     ("PATCH", "/user/profile", "UpdateProfile"),
     ("GET", "/user/openapi.json", "GetAccountOpenApi"),
+    ("GET", "/notifications/unsubscribe", "ShowUnsubscribe"),
+    ("POST", "/notifications/unsubscribe", "Unsubscribe"),
 }
 BILLING_ROUTES = {
     ("GET", "/subscription/plans", "ListPlans"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from account.routes import profile, quota
+from account.routes import notifications, profile, quota
 from oneai.web import create_app
 
 
@@ -12,6 +12,9 @@ def build_app() -> FastAPI:
     return create_app(
         title="OneAI account",
         prefix="/user",
-        description="Your quotas, a quota check, usage statistics (JSON or CSV) and your profile.",
-        routers=[quota, profile],
+        description=(
+            "Your quotas, a quota check, usage statistics (JSON or CSV), your profile, and the public"
+            " one-click unsubscribe link of notification emails."
+        ),
+        routers=[quota, profile, notifications],
     )

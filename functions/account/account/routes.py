@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
 
 from oneai.account import service
 from oneai.account.models import (
@@ -17,6 +19,8 @@ from oneai.account.models import (
     UsageQuery,
     UsageReport,
 )
+from oneai.notifications import unsubscribe
+from oneai.notifications.render import PREFERENCE_LABELS
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
 
@@ -70,3 +74,52 @@ def get_profile(principal: CurrentPrincipal, db: Db) -> Profile:
 def update_profile(principal: CurrentPrincipal, db: Db, body: ProfileUpdate) -> Profile:
     with db.user_transaction(principal) as conn:
         return service.update_profile(conn, body)
+
+
+# ---------------------------------------------------------------- notifications: one-click unsubscribe
+# Public (no login: the signed token is the authority). GET only shows a confirmation with a button, because
+# mail scanners prefetch links; the POST (the button, or a mail client's RFC 8058 one-click POST with the
+# body `List-Unsubscribe=One-Click`, which is not read) turns the switch off.
+notifications = APIRouter(prefix="/notifications", tags=["notifications"])
+LINK_DOC = "the signed token of the email's unsubscribe link"
+HTML_PAGE = (
+    '<!doctype html><html><head><meta charset="utf-8"><meta name="robots" content="noindex">'
+    "<title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+)
+HTML_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "a page for the person who clicked"},
+    400: {"model": ErrorEnvelope, "description": "BAD_REQUEST: the link is not valid"},
+}
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        HTML_PAGE.format(title=html.escape(title), body=body), headers={"cache-control": "no-store"}
+    )
+
+
+@notifications.get(
+    "/unsubscribe",
+    summary="The unsubscribe link's confirmation page (changes nothing)",
+    response_class=HTMLResponse,
+    responses=HTML_RESPONSE,
+)
+def unsubscribe_page(db: Db, token: Annotated[str, Query(max_length=200, description=LINK_DOC)]) -> HTMLResponse:
+    label = PREFERENCE_LABELS[unsubscribe.switch_of(db.settings, token)]
+    button = (
+        f'<form method="post" action="?{html.escape(urlencode({"token": token}))}">'
+        f'<p>Stop {html.escape(label)} emails from OneAI?</p><button type="submit">Unsubscribe</button></form>'
+    )
+    return _page("Unsubscribe", button)
+
+
+@notifications.post(
+    "/unsubscribe",
+    summary="One-click unsubscribe (RFC 8058): turn the link's kind of email off",
+    response_class=HTMLResponse,
+    responses=HTML_RESPONSE,
+)
+def unsubscribe_now(db: Db, token: Annotated[str, Query(max_length=200, description=LINK_DOC)]) -> HTMLResponse:
+    label = PREFERENCE_LABELS[unsubscribe.unsubscribe(db, token)]
+    note = "You can turn them on again in your profile's notification preferences."
+    return _page("Unsubscribed", f"<p>You will get no more {html.escape(label)} emails. {note}</p>")

@@ -27,10 +27,12 @@ from oneai.account.models import (
 )
 from oneai.chat.offered_models import offered_model
 from oneai.conversations.models import Export
+from oneai.db import notifications as notifications_repo
 from oneai.db import usage as usage_repo
 from oneai.db import users as users_repo
 from oneai.db.connection import Connection
 from oneai.errors import ForbiddenError, QuotaExceededError, ValidationError
+from oneai.notifications.kinds import notification_preferences
 from oneai.quota.service import current_quotas, iso_utc
 from oneai.quota.tiers import QUOTA_KEYS
 
@@ -147,7 +149,8 @@ def _profile(row: users_repo.UserProfileRow) -> Profile:
         email=row.email,
         name=row.name,
         picture_url=row.picture_url,
-        preferences=row.preferences,
+        # The notification switches always show, defaults filled in.
+        preferences={**row.preferences, "notifications": notification_preferences(row.preferences)},
         subscription=_subscription(row),
         created_at=row.created_at,
     )
@@ -194,6 +197,15 @@ def update_profile(conn: Connection, update: ProfileUpdate) -> Profile:
         if preferences.default_model is not None:
             _check_default_model(preferences.default_model, users_repo.caller_tier(conn))
         chosen = preferences.model_dump(include=preferences.model_fields_set)
+        if preferences.notifications is not None:  # merged switch by switch (null: back to the default)
+            del chosen["notifications"]
+            switches = preferences.notifications.model_dump(include=preferences.notifications.model_fields_set)
+            notifications_repo.merge_notification_preferences(
+                conn,
+                None,
+                {key: value for key, value in switches.items() if value is not None},
+                sorted(key for key, value in switches.items() if value is None),
+            )
         merge = {key: value for key, value in chosen.items() if value is not None}
         remove = sorted(key for key, value in chosen.items() if value is None)
     row = users_repo.update_caller_profile(

@@ -38,7 +38,11 @@ stored (tier from the plan, else `notes.tier`) and the event applied to it; an u
 is not ours is only recorded.
 
 **Payment failures** publish `oneai.billing` / `PaymentFailed` on EventBridge after the commit (best
-effort: a failure to publish never fails the webhook), with no card data.
+effort: a failure to publish never fails the webhook), with no card data, and with `grace_until`: the end
+of the subscription's grace period when it is in one, else the failure's time + `grace_period_days` (the
+grace period a `subscription.pending` for this failure starts). Likewise `PaymentReceived` for an applied
+`subscription.charged` (amount, currency, the period paid for) and `SubscriptionEnded` when a subscription
+stops granting its tier to its user (`oneai.billing.notices`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from uuid import UUID
 
+from oneai.billing import notices
 from oneai.billing.plans import tier_for_plan
 from oneai.billing.razorpay_events import (
     INVOICE_PAID,
@@ -66,13 +71,14 @@ from oneai.config import Settings
 from oneai.db import webhooks as repo
 from oneai.db.connection import Connection, Database
 from oneai.errors import BadRequestError, UnavailableError
-from oneai.events import EventPublisher, get_publisher
+from oneai.events import DomainEvent, EventPublisher, get_publisher
 from oneai.logging import logger
 from oneai.quota.tiers import TierName
 
 EVENT_SOURCE: Final = "oneai.billing"
 PAYMENT_FAILED_DETAIL_TYPE: Final = "PaymentFailed"
 MAX_EVENT_ID_LENGTH: Final = 200
+SUBSCRIPTION_CHARGED: Final = "subscription.charged"
 
 # Breaks ties between events of the same second, in life-cycle order.
 EVENT_RANK: Final[dict[str, int]] = {
@@ -345,9 +351,13 @@ class WebhookResult:
     status: str | None = None
     tier: str | None = None
     tier_changed: bool = False
+    # Our subscription row the event applied to.
+    subscription_id: UUID | None = None
     # The PaymentFailed detail to publish once committed.
     notification: dict[str, Any] | None = field(default=None, repr=False)
     published: bool = False
+    # Other domain events to publish once committed (PaymentReceived, SubscriptionEnded).
+    events: tuple[DomainEvent, ...] = field(default=(), repr=False)
 
     def log_fields(self) -> dict[str, Any]:
         return {
@@ -380,7 +390,16 @@ def handle_webhook(
         result = apply_event(conn, settings, event, identifier)
     if result.notification is not None:
         result = replace(result, published=_publish(publisher, result.notification))
+    if result.events:
+        _publish_events(publisher, result.events)
     return result
+
+
+def _publish_events(publisher: EventPublisher | None, events: tuple[DomainEvent, ...]) -> None:
+    try:
+        (publisher or get_publisher()).publish_all(events)
+    except Exception as exc:  # best effort, as above
+        logger.warning("billing events not published", extra={"error_type": type(exc).__name__})
 
 
 def _publish(publisher: EventPublisher | None, detail: dict[str, Any]) -> bool:
@@ -417,13 +436,39 @@ def apply_event(conn: Connection, settings: Settings, event: RazorpayEvent, even
     occurred_at = event.occurred_at or datetime.now(UTC)
     if event.event in SUBSCRIPTION_EVENTS and event.subscription is not None:
         change = subscription_change(settings, event.event, event.subscription, occurred_at)
-        return _apply_change(conn, settings, result, change, adopt_from=event.subscription)
+        result = _apply_change(conn, settings, result, change, adopt_from=event.subscription)
+        return _with_receipt(result, event, change)
     if event.event == INVOICE_PAID and event.invoice is not None and event.invoice.subscription_id:
         change = SubscriptionChange(event.event, occurred_at, paid_through=from_unix(event.invoice.billing_end))
         return _apply_change(conn, settings, result, change, adopt_from=None)
     if event.event == PAYMENT_FAILED and event.payment is not None:
-        return _payment_failed(conn, result, event, occurred_at)
+        return _payment_failed(conn, settings, result, event, occurred_at)
     return result
+
+
+def _with_receipt(result: WebhookResult, event: RazorpayEvent, change: SubscriptionChange) -> WebhookResult:
+    """An applied `subscription.charged` with its payment: the receipt's event."""
+    payment = event.payment
+    if (
+        event.event != SUBSCRIPTION_CHARGED
+        or result.outcome != "applied"
+        or result.user_id is None
+        or payment is None
+        or payment.amount is None
+        or not payment.currency
+    ):
+        return result
+    receipt = notices.payment_received(
+        user_id=result.user_id,
+        subscription_id=result.subscription_id,
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+        tier=change.tier or result.tier or "",
+        period_start=change.period_start,
+        period_end=change.period_end,
+    )
+    return replace(result, events=(*result.events, receipt))
 
 
 def subscription_change(
@@ -513,6 +558,16 @@ def _apply_change(
 
     entitled = entitles(after, locked.now)
     decision = decide_tier(after.tier, entitled, locked.other_tiers, locked.user_tier)
+    result = replace(result, subscription_id=locked.id)
+    if entitles(before, locked.now) and not entitled and (decision is None or decision.tier != after.tier):
+        ended = notices.subscription_ended(
+            user_id=locked.user_id,
+            subscription_id=locked.id,
+            tier=after.tier,
+            status=after.status,
+            ended_at=locked.now,
+        )
+        result = replace(result, events=(*result.events, ended))
     if decision is None:
         return replace(result, outcome="applied", user_id=locked.user_id, status=after.status)
     user_status = USER_STATUS.get(after.status) if decision.decides else None
@@ -552,7 +607,7 @@ def _apply_change(
 
 
 def _payment_failed(
-    conn: Connection, result: WebhookResult, event: RazorpayEvent, occurred_at: datetime
+    conn: Connection, settings: Settings, result: WebhookResult, event: RazorpayEvent, occurred_at: datetime
 ) -> WebhookResult:
     payment = event.payment
     assert payment is not None
@@ -567,6 +622,9 @@ def _payment_failed(
     provider_subscription_id = subscription.provider_subscription_id if subscription else None
     if provider_subscription_id and provider_subscription_id != result.provider_subscription_id:
         repo.set_event_subscription(conn, result.event_id, provider_subscription_id)
+    grace_until = repo.grace_until_of(conn, subscription.id) if subscription else None
+    if grace_until is None or grace_until <= occurred_at:
+        grace_until = occurred_at + timedelta(days=settings.grace_period_days)
     detail = {
         "user_id": str(user_id),
         "subscription_id": str(subscription.id) if subscription else None,
@@ -579,6 +637,7 @@ def _payment_failed(
         "error_description": payment.error_description or None,
         "error_reason": payment.error_reason or None,
         "failed_at": occurred_at.isoformat(),
+        "grace_until": grace_until.isoformat(),
         "event_id": result.event_id,
     }
     return replace(
