@@ -31,7 +31,9 @@ from oneai.notifications.summary import BEFORE_EVERY_USER, Month, emit_usage_sum
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.runtime import freeze_startup_objects
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is answered like any other (all of them listed), not raised: each
+# record is retried on its own terms, and records that keep failing reach the dead-letter queue (alarmed).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _notifier: tuple[Any, Notifier] | None = None
 
 freeze_startup_objects()
@@ -48,8 +50,13 @@ def notifier() -> Notifier:
 
 
 def record_handler(record: SQSRecord) -> None:
-    event = json.loads(record.body)
-    delivery = notifier().deliver_event(event)
+    try:
+        delivery = notifier().deliver_event(json.loads(record.body))
+    except Exception as exc:  # reported as this record's failure; the message says what, never a body
+        logger.exception(
+            "notification failed", extra={"message_id": record.message_id, "error_type": type(exc).__name__}
+        )
+        raise
     logger.debug("record done", extra={"message_id": record.message_id, **delivery.log_fields()})
 
 
@@ -75,6 +82,7 @@ def usage_summary_handler(event: dict[str, Any], context: LambdaContext) -> dict
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="NotificationRecords", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
