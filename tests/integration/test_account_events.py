@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from pydantic import SecretStr
 
 from local import DEV_USER_EMAIL, DEV_USER_ID

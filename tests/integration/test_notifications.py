@@ -40,9 +40,9 @@ REGION = "ap-south-1"
 BUS = "oneai-test-notifications-bus"
 SENDER_DOMAIN = "oneai.test"
 SENDER = f"OneAI <no-reply@{SENDER_DOMAIN}>"
-UNSUBSCRIBE_SECRET = "unsubscribe-secret-of-the-notification-tests"  # noqa: S105 - a test value
+UNSUBSCRIBE_SECRET = "unsubscribe-secret-of-the-notification-tests"
 API_URL = "https://api.oneai.test/default"
-WEBHOOK_SECRET = "whsec-notifications-test-0123456789"  # noqa: S105 - a test value
+WEBHOOK_SECRET = "whsec-notifications-test-0123456789"
 
 
 def set_quota(database_url: str, user_id: UUID, *, used: int, limit: int) -> None:
