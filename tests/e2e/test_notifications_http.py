@@ -23,7 +23,6 @@ from tests.e2e.conftest import CHAT_MODEL, E2E_OUTBOX, E2E_PLAN_IDS, E2E_WEBHOOK
 
 pytestmark = pytest.mark.e2e
 PRO_PLAN = dict(entry.split("=") for entry in E2E_PLAN_IDS.split(","))["pro"]
-DEFAULT_SWITCHES = {"quota_warnings": True, "billing": True, "product": True, "usage_summary": True}
 
 
 @pytest.fixture
@@ -135,7 +134,7 @@ def test_a_quota_warning_unsubscribe_and_a_receipt_through_the_outbox(
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<form method="post"' in page.text
     profile = client.get("/user/profile", headers=user.headers).json()
-    assert profile["preferences"]["notifications"] == DEFAULT_SWITCHES
+    assert "notifications" not in profile["preferences"]  # not set: every switch at its default, on
     # WHEN the mail client posts the one-click unsubscribe (no login) THEN quota warnings are off
     clicked = httpx.post(
         link,
@@ -145,7 +144,7 @@ def test_a_quota_warning_unsubscribe_and_a_receipt_through_the_outbox(
     )
     assert clicked.status_code == 200, clicked.text
     profile = client.get("/user/profile", headers=user.headers).json()
-    assert profile["preferences"]["notifications"] == {**DEFAULT_SWITCHES, "quota_warnings": False}
+    assert profile["preferences"]["notifications"] == {"quota_warnings": False}
 
     # WHEN the next threshold (100 %) is crossed, and then Razorpay charges the user's new subscription
     chat_once(client, user, openrouter)
@@ -181,12 +180,12 @@ def test_notification_preferences_are_validated_and_merged(client: httpx.Client,
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     # switches merge one by one, null puts one back to its default, other preferences stay
     steps: list[tuple[dict[str, Any], dict[str, bool]]] = [
-        ({"theme": "dark", "notifications": {"billing": False}}, {**DEFAULT_SWITCHES, "billing": False}),
+        ({"theme": "dark", "notifications": {"billing": False}}, {"billing": False}),
         (
-            {"notifications": {"usage_summary": False}},
-            {**DEFAULT_SWITCHES, "billing": False, "usage_summary": False},
+            {"notifications": {"usage_summary": False, "product": True}},
+            {"billing": False, "usage_summary": False, "product": True},
         ),
-        ({"notifications": {"billing": None}}, {**DEFAULT_SWITCHES, "usage_summary": False}),
+        ({"notifications": {"billing": None}}, {"usage_summary": False, "product": True}),
     ]
     for patch, switches in steps:
         response = client.patch("/user/profile", json={"preferences": patch}, headers=user.headers)

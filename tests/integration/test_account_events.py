@@ -123,8 +123,7 @@ def test_each_sample_event_answers_through_the_lambda_handler(
         key: value for key, value in patch.items() if key != "preferences"
     }
     expected_preferences = {k: v for k, v in patch.get("preferences", {}).items() if v is not None}
-    defaults = {"quota_warnings": True, "billing": True, "product": True, "usage_summary": True}
-    assert updated["preferences"] == {"notifications": defaults, **expected_preferences}
+    assert updated["preferences"] == expected_preferences
     # the page asks; the POST turned quota warnings off for the link's user (the dev user)
     assert "Unsubscribe" in pages["show-unsubscribe"] and "quota warning" in pages["show-unsubscribe"]
     assert "no more quota warning emails" in pages["unsubscribe"]

@@ -32,7 +32,6 @@ from oneai.db import usage as usage_repo
 from oneai.db import users as users_repo
 from oneai.db.connection import Connection
 from oneai.errors import ForbiddenError, QuotaExceededError, ValidationError
-from oneai.notifications.kinds import notification_preferences
 from oneai.quota.service import current_quotas, iso_utc
 from oneai.quota.tiers import QUOTA_KEYS
 
@@ -149,8 +148,7 @@ def _profile(row: users_repo.UserProfileRow) -> Profile:
         email=row.email,
         name=row.name,
         picture_url=row.picture_url,
-        # The notification switches always show, defaults filled in.
-        preferences={**row.preferences, "notifications": notification_preferences(row.preferences)},
+        preferences=row.preferences,
         subscription=_subscription(row),
         created_at=row.created_at,
     )
