@@ -16,6 +16,12 @@ Routes served by a Function URL (`OneAILocalRoutes`) get Function URL (payload v
 invoked with these events needs RAZORPAY_WEBHOOK_SECRET set to it). The subscription's notes name the dev
 user and tier pro, so the activation is adopted and upgrades the dev user; `bad-signature.json` is
 answered 400.
+
+The notifications function gets SQS batches, not HTTP: `events/notifications/<name>.json` are batches of one
+record whose body is a sample domain event as EventBridge delivers it (a quota warning, a payment failure, a
+receipt, all for the dev user), and `usage-summary-sweep.json` is the monthly schedule's event for
+UsageSummaryFunction. The account function's unsubscribe samples carry the dev user's quota-warning link,
+signed with `DEV_UNSUBSCRIBE_SECRET` (what `make dev` uses unless UNSUBSCRIBE_SECRET is set).
 """
 
 from __future__ import annotations

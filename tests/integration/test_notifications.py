@@ -13,7 +13,7 @@ from decimal import Decimal
 from email import message_from_string, policy
 from email.message import EmailMessage
 from typing import Any, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import boto3
 import psycopg
@@ -471,3 +471,104 @@ def test_a_forged_or_altered_unsubscribe_link_changes_nothing(aws: Aws, make_use
             ).fetchall()
         )
     assert rows[user.id] == {"notifications": {"quota_warnings": False}} and rows[other.id] == {}
+
+
+def subscription_body(event: str, user_id: UUID, subscription_id: str, at: int, **payment: Any) -> bytes:
+    status = {
+        "subscription.charged": "active",
+        "subscription.cancelled": "cancelled",
+        "subscription.pending": "pending",
+    }
+    payload: dict[str, Any] = {
+        "subscription": {
+            "entity": {
+                "id": subscription_id,
+                "entity": "subscription",
+                "plan_id": "plan_NotifyPro",
+                "customer_id": f"cust_{subscription_id[4:]}",
+                "status": status[event],
+                "current_start": at,
+                "current_end": at + 30 * 86_400,
+                "notes": {"user_id": str(user_id), "tier": "pro"},
+                "created_at": at - 60,
+            }
+        }
+    }
+    if payment:
+        payload["payment"] = {"entity": {"entity": "payment", "status": "captured", "captured": True, **payment}}
+    document = {"entity": "event", "event": event, "contains": list(payload), "payload": payload, "created_at": at}
+    return json.dumps(document).encode()
+
+
+def webhook(body: bytes) -> Any:
+    return handle_webhook(
+        get_database(),
+        body=body,
+        signature=sign(body, WEBHOOK_SECRET),
+        event_id=f"evt_{uuid4().hex[:16]}",
+        publisher=EventPublisher(BUS),
+    )
+
+
+def test_a_charge_sends_a_receipt_and_an_immediate_cancellation_an_ended_email(
+    aws: Aws, make_user: Any, database_url: str
+) -> None:
+    user = make_user()
+    subscription_id = f"sub_Notify{uuid4().hex[:8]}"
+    now = int(datetime.now(UTC).timestamp())
+    with override_settings(razorpay_plan_ids="pro=plan_NotifyPro"):
+        charged = webhook(
+            subscription_body(
+                "subscription.charged",
+                user.id,
+                subscription_id,
+                now - 120,
+                id="pay_NotifyCharge",
+                amount=99900,
+                currency="INR",
+            )
+        )
+        assert (charged.outcome, charged.tier) == ("applied", "pro")
+        cancelled = webhook(subscription_body("subscription.cancelled", user.id, subscription_id, now - 60))
+        assert cancelled.tier == "free"
+    records = aws.receive()
+    assert sorted(json.loads(r["body"])["detail-type"] for r in records) == [
+        "PaymentReceived",
+        "SubscriptionEnded",
+    ]
+    assert invoke(records) == {"batchItemFailures": []}
+    subjects = sorted(str(e["Subject"]) for e in aws.sent(to=user.principal.email))
+    assert subjects == ["Payment received: INR 999.00", "Your OneAI pro plan has ended"]
+
+
+def test_a_grace_period_that_runs_out_sends_an_ended_email(aws: Aws, make_user: Any, database_url: str) -> None:
+    from oneai.billing.grace import end_expired_grace_periods
+
+    user = make_user()
+    subscription_id = f"sub_Grace{uuid4().hex[:8]}"
+    now = int(datetime.now(UTC).timestamp())
+    with override_settings(razorpay_plan_ids="pro=plan_NotifyPro"):
+        webhook(
+            subscription_body(
+                "subscription.charged",
+                user.id,
+                subscription_id,
+                now - 7200,
+                id="pay_G1",
+                amount=100,
+                currency="INR",
+            )
+        )
+        webhook(subscription_body("subscription.pending", user.id, subscription_id, now - 3600))
+    aws.receive()  # the receipt; pending is not an end (the tier is kept through the grace period)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "update public.subscriptions set grace_until = now() - interval '1 minute' where provider_subscription_id = %s",
+            (subscription_id,),
+        )
+    assert end_expired_grace_periods(get_database()) >= 1
+    ended = [r for r in aws.receive() if json.loads(r["body"])["detail"]["user_id"] == str(user.id)]
+    assert [json.loads(r["body"])["detail"]["status"] for r in ended] == ["halted"]
+    assert invoke(ended) == {"batchItemFailures": []}
+    [email] = [e for e in aws.sent(to=user.principal.email) if "ended" in str(e["Subject"])]
+    assert "Your conversations are kept" in text_of(email)
