@@ -98,9 +98,7 @@ def start_event_bus(template: dict[str, Any]) -> Any:
     function = notifications_function(list_functions(template))
     if function is None:
         return None
-    bus = LocalEventBus(function).start()
-    print(f"  notifications   emails written to {os.environ['ONEAI_MAIL_OUTBOX']} (.eml files)\n", flush=True)
-    return bus
+    return LocalEventBus(function).start()
 
 
 def redact(url: str) -> str:
@@ -192,6 +190,8 @@ def main() -> int:
             f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
             flush=True,
         )
+    if event_bus is not None:
+        print(f"  notifications   emails written to {os.environ['ONEAI_MAIL_OUTBOX']} (.eml files)\n", flush=True)
     if fake_razorpay is not None:
         print(
             f"  Razorpay        fake API at {fake_razorpay.base_url}, dev keys and plans (set RAZORPAY_KEY_ID for the real API)\n",

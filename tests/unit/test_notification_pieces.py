@@ -108,16 +108,23 @@ def test_the_message_has_both_parts_escapes_html_and_carries_rfc_8058_headers() 
             "oneai.billing", "PaymentReceived", payment_id="pay_1", amount=100, currency="INR", tier="<b>pro</b>"
         )
     )
-    link = "https://api.oneai.test/notifications/unsubscribe?token=t"
-    email = render(occasion, name="Ana <script>", unsubscribe_url=link)
+    link = (
+        "https://abcdefghij.execute-api.ap-south-1.amazonaws.com/prod/notifications/unsubscribe?token=" + "t" * 90
+    )
+    email = render(occasion, name="Ana <script> Müller", unsubscribe_url=link)
     message = build_message(
         email, sender="OneAI <no-reply@oneai.test>", to="ana@example.test", unsubscribe_url=link
     )
-    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    raw = message.as_bytes()
+    # the headers as a mail client reads them: one plain line each, CRLF, 7-bit
+    assert f"\r\nList-Unsubscribe: <{link}>\r\n".encode() in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    assert all(byte < 128 for byte in raw)
+    parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["List-Unsubscribe"] == f"<{link}>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed.get_content_type() == "multipart/alternative"
     html = parsed.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
     text = parsed.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "&lt;script&gt;" in html and "<script>" not in html and "&lt;b&gt;pro&lt;/b&gt;" in html
-    assert "Hi Ana <script>," in text and "INR 1.00" in text and link in text
+    assert "Hi Ana <script> Müller," in text and "INR 1.00" in text and link in text

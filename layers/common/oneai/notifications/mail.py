@@ -22,6 +22,10 @@ from oneai.errors import UnavailableError
 from oneai.notifications.render import RenderedEmail
 
 AWS_TIMEOUT_SECONDS: Final = 5
+# CRLF, 7-bit safe (non-ASCII parts become quoted-printable or base64), and lines up to RFC 5322's 998
+# characters: a long List-Unsubscribe URL must stay one plain `<url>`, not be folded into RFC 2047
+# encoded-words, which mail clients do not read as a link.
+MESSAGE_POLICY: Final = SMTP.clone(max_line_length=998, cte_type="7bit")
 
 
 class MailNotConfiguredError(UnavailableError):
@@ -33,7 +37,7 @@ class SendError(Exception):
 
 
 def build_message(email: RenderedEmail, *, sender: str, to: str, unsubscribe_url: str) -> EmailMessage:
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = sender
     message["To"] = to
     message["Subject"] = email.subject
