@@ -72,14 +72,14 @@ class Notifier:
             return self._done(Delivery("opted_out", occasion.kind, occasion.key), occasion)
 
         link = unsubscribe_url(settings, occasion.user_id, PREFERENCE_OF[occasion.kind])
-        email = render(occasion, name=recipient.name, unsubscribe_url=link)
-        message = build_message(email, sender=self._sender, to=recipient.email, unsubscribe_url=link)
 
         with self._db.service_transaction() as conn:
             claimed = repo.claim(conn, occasion.user_id, occasion.kind, occasion.key)
-        if not claimed:
+        if not claimed:  # before rendering: a redelivery costs two short transactions and nothing else
             return self._done(Delivery("duplicate", occasion.kind, occasion.key), occasion)
         try:
+            email = render(occasion, name=recipient.name, unsubscribe_url=link)
+            message = build_message(email, sender=self._sender, to=recipient.email, unsubscribe_url=link)
             message_id = self._mailer.send(message)
         except BaseException:
             with self._db.service_transaction() as conn:
