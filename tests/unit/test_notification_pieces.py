@@ -128,3 +128,11 @@ def test_the_message_has_both_parts_escapes_html_and_carries_rfc_8058_headers() 
     text = parsed.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "&lt;script&gt;" in html and "<script>" not in html and "&lt;b&gt;pro&lt;/b&gt;" in html
     assert "Hi Ana <script> Müller," in text and "INR 1.00" in text and link in text
+
+
+def test_an_ended_email_is_due_only_when_the_user_is_left_lower() -> None:
+    from oneai.billing.notices import loses_tier
+
+    assert loses_tier("pro", "free") and loses_tier("enterprise", "pro")
+    # a plan change by replacement to a higher or the same tier loses nothing
+    assert not loses_tier("pro", "enterprise") and not loses_tier("pro", "pro")

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
+from oneai.billing.tier_change import TIER_RANK
 from oneai.events import DomainEvent, get_publisher
 from oneai.logging import logger
 
@@ -44,6 +45,13 @@ def payment_received(
         "period_end": _iso(period_end),
     }
     return DomainEvent(SOURCE, PAYMENT_RECEIVED, detail)
+
+
+def loses_tier(ended_tier: str, tier_now: str) -> bool:
+    """The user is left on a lower tier than the subscription that stopped granting: an email is due. Not
+    when another subscription keeps them as high or higher (a plan change by replacement, an upgrade)."""
+    ranks = {str(tier): rank for tier, rank in TIER_RANK.items()}
+    return ranks.get(tier_now, 0) < ranks.get(ended_tier, 0)
 
 
 def subscription_ended(

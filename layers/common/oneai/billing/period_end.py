@@ -45,7 +45,7 @@ def _end_paid_periods(conn: Connection, batch_size: int) -> tuple[int, list[Afte
             "tier_changed": changed,
         }
         event: DomainEvent | None = None
-        if changed and decision is not None and decision.tier != subscription.tier:
+        if changed and decision is not None and notices.loses_tier(subscription.tier, decision.tier):
             event = notices.subscription_ended(
                 user_id=subscription.user_id,
                 subscription_id=subscription.id,

@@ -559,7 +559,13 @@ def _apply_change(
     entitled = entitles(after, locked.now)
     decision = decide_tier(after.tier, entitled, locked.other_tiers, locked.user_tier)
     result = replace(result, subscription_id=locked.id)
-    if entitles(before, locked.now) and not entitled and (decision is None or decision.tier != after.tier):
+    # The user lost this subscription's tier (not: a tier that came from elsewhere, or a replacement).
+    if (
+        entitles(before, locked.now)
+        and not entitled
+        and decision is not None
+        and notices.loses_tier(after.tier, decision.tier)
+    ):
         ended = notices.subscription_ended(
             user_id=locked.user_id,
             subscription_id=locked.id,
