@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,11 +27,13 @@ from local.template_routes import Route, list_functions, list_routes, load_templ
 
 # Environment entries of the template that must not leak into the local process: they point at AWS.
 _AWS_ONLY_ENV = frozenset({"ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "AWS_LAMBDA_EXEC_WRAPPER"})
+# Where `make dev` writes the emails it would send (ONEAI_MAIL_OUTBOX wins).
+DEFAULT_OUTBOX = Path(__file__).resolve().parent.parent / ".oneai" / "outbox"
 
 
 def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     """Dev defaults; anything already set in the environment wins."""
-    from local.events import DEV_RAZORPAY_WEBHOOK_SECRET
+    from local.events import DEV_RAZORPAY_WEBHOOK_SECRET, DEV_UNSUBSCRIBE_SECRET
     from oneai.config import DEV_JWT_SECRET
 
     os.environ.setdefault("ONEAI_DEV_MODE", "1")
@@ -40,6 +43,12 @@ def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     os.environ.setdefault("RAZORPAY_WEBHOOK_SECRET", DEV_RAZORPAY_WEBHOOK_SECRET)
     os.environ.setdefault("SUPABASE_URL", LOCAL_SUPABASE_URL)
     os.environ.setdefault("ONEAI_SHARE_URL_BASE", f"http://127.0.0.1:{port}/shared")
+    # Notifications: no email leaves the machine; each is an .eml file in the outbox. Unsubscribe links
+    # are signed with a dev-only secret and point at this server.
+    os.environ.setdefault("ONEAI_MAIL_OUTBOX", str(DEFAULT_OUTBOX))
+    os.environ.setdefault("ONEAI_MAIL_FROM", "OneAI <no-reply@oneai.local>")
+    os.environ.setdefault("UNSUBSCRIBE_SECRET", DEV_UNSUBSCRIBE_SECRET)
+    os.environ.setdefault("ONEAI_PUBLIC_API_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would drown the request log
     # One process hosts every function, so their literal template variables share one environment.
@@ -81,6 +90,16 @@ def prepare_razorpay() -> Any:
     os.environ["RAZORPAY_KEY_SECRET"] = DEV_KEY_SECRET
     os.environ.setdefault("RAZORPAY_PLAN_IDS", DEV_PLAN_IDS)
     return fake
+
+
+def start_event_bus(template: dict[str, Any]) -> Any:
+    """Domain events go to the notifications function in-process (local/event_bus.py); a handle to stop."""
+    from local.event_bus import LocalEventBus, notifications_function
+
+    function = notifications_function(list_functions(template))
+    if function is None:
+        return None
+    return LocalEventBus(function).start()
 
 
 def redact(url: str) -> str:
@@ -182,6 +201,7 @@ def main() -> int:
 
     api = rest_api_settings(template)
     routes = list_routes(template)
+    event_bus = start_event_bus(template)
     app = LocalApiGateway(
         routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
     )
@@ -194,6 +214,8 @@ def main() -> int:
             f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
             flush=True,
         )
+    if event_bus is not None:
+        print(f"  notifications   emails written to {os.environ['ONEAI_MAIL_OUTBOX']} (.eml files)\n", flush=True)
     if fake_razorpay is not None:
         print(
             f"  Razorpay        fake API at {fake_razorpay.base_url}, dev keys and plans (set RAZORPAY_KEY_ID for the real API)\n",
@@ -209,6 +231,8 @@ def main() -> int:
             offline.stop()
         if fake_razorpay is not None:
             fake_razorpay.stop()
+        if event_bus is not None:
+            event_bus.stop()
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

@@ -16,6 +16,12 @@ Routes served by a Function URL (`OneAILocalRoutes`) get Function URL (payload v
 invoked with these events needs RAZORPAY_WEBHOOK_SECRET set to it). The subscription's notes name the dev
 user and tier pro, so the activation is adopted and upgrades the dev user; `bad-signature.json` is
 answered 400.
+
+The notifications function gets SQS batches, not HTTP: `events/notifications/<name>.json` are batches of one
+record whose body is a sample domain event as EventBridge delivers it (a quota warning, a payment failure, a
+receipt, all for the dev user), and `usage-summary-sweep.json` is the monthly schedule's event for
+UsageSummaryFunction. The account function's unsubscribe samples carry the dev user's quota-warning link,
+signed with `DEV_UNSUBSCRIBE_SECRET` (what `make dev` uses unless UNSUBSCRIBE_SECRET is set).
 """
 
 from __future__ import annotations
@@ -32,7 +38,18 @@ from pathlib import Path
 
 from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
 from local.apigw import HttpRequest, build_function_url_event, build_rest_event
-from local.template_routes import REPO_ROOT, Route, list_routes, load_template, path_param, rest_api_settings
+from local.event_bus import NOTIFICATIONS_HANDLER, eventbridge_event, sqs_record
+from local.template_routes import (
+    REPO_ROOT,
+    Route,
+    list_functions,
+    list_routes,
+    load_template,
+    path_param,
+    rest_api_settings,
+)
+from oneai.events import DomainEvent
+from oneai.notifications.unsubscribe import sign_token
 
 EVENTS_DIR = REPO_ROOT / "events"
 SAMPLE_CONVERSATION_ID = "11111111-1111-4111-8111-111111111111"
@@ -58,6 +75,10 @@ class Sample:
     public: bool = False  # no Authorization header (a route that needs none)
     admin: bool = False  # the dev user's token with the admin claim (app_metadata.role = "admin")
 
+
+# Dev only: `make dev` signs unsubscribe links with it unless UNSUBSCRIBE_SECRET is set. Never deployed.
+DEV_UNSUBSCRIBE_SECRET = "oneai-local-dev-unsubscribe-secret-change-me"  # noqa: S105 - dev only
+SAMPLE_UNSUBSCRIBE_TOKEN = sign_token(DEV_UNSUBSCRIBE_SECRET.encode(), uuid.UUID(DEV_USER_ID), "quota_warnings")
 
 # Realistic inputs per template event; a route without an entry gets a bare authenticated request.
 SAMPLES: dict[str, Sample] = {
@@ -104,6 +125,9 @@ SAMPLES: dict[str, Sample] = {
     "GetAnalytics": Sample(query="from=2025-01-01&to=2025-01-31", admin=True),
     "ListAuditLog": Sample(query="target_type=user&limit=20", admin=True),
     "GetAdminOpenApi": Sample(public=True),
+    # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
+    "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
+    "Unsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
 }
 
 
@@ -305,6 +329,84 @@ def sample_event(route: Route, *, stage: str, token: str, admin_token: str = "")
     )
 
 
+# The notifications function's inputs: SQS batches whose bodies are the EventBridge events of the
+# notification rule, and the monthly schedule's event (UsageSummaryFunction, the same package).
+NOTIFICATION_SAMPLES: dict[str, DomainEvent] = {
+    "quota-warning": DomainEvent(
+        "oneai.quota",
+        "QuotaWarning",
+        {
+            "user_id": DEV_USER_ID,
+            "quota_key": "small_messages",
+            "threshold": 80,
+            "used": 16,
+            "limit": 20,
+            "resets_at": "2025-01-02T00:00:00Z",
+            "tier": "free",
+        },
+    ),
+    "payment-failed": DomainEvent(
+        "oneai.billing",
+        "PaymentFailed",
+        {
+            "user_id": DEV_USER_ID,
+            "payment_id": "pay_OneAIDevFailed1",
+            "amount": 49900,
+            "currency": "INR",
+            "failed_at": "2025-01-01T12:00:00+00:00",
+            "grace_until": "2025-01-04T12:00:00+00:00",
+        },
+    ),
+    "payment-received": DomainEvent(
+        "oneai.billing",
+        "PaymentReceived",
+        {
+            "user_id": DEV_USER_ID,
+            "payment_id": "pay_OneAIDevCharged1",
+            "amount": 49900,
+            "currency": "INR",
+            "tier": "pro",
+            "period_start": "2025-01-01T00:00:00+00:00",
+            "period_end": "2025-02-01T00:00:00+00:00",
+        },
+    ),
+}
+USAGE_SUMMARY_SCHEDULE_EVENT: dict[str, object] = {
+    "version": "0",
+    "id": "44444444-4444-4444-8444-444444444444",
+    "detail-type": "UsageSummarySweep",
+    "source": "oneai.scheduler",
+    "account": "123456789012",
+    "time": "2025-02-01T00:00:00Z",
+    "region": "ap-south-1",
+    "resources": [
+        "arn:aws:scheduler:ap-south-1:123456789012:schedule/default/oneai-default-usage-summary-monthly"
+    ],
+    "detail": {"month": "2025-01"},
+}
+
+
+def notification_files(template: dict[str, object]) -> dict[Path, str]:
+    function = next((fn for fn in list_functions(template) if fn.handler == NOTIFICATIONS_HANDLER), None)
+    if function is None:
+        return {}
+    folder = EVENTS_DIR / function.events_dir_name
+    files: dict[Path, str] = {}
+    for name, event in NOTIFICATION_SAMPLES.items():
+        envelope = eventbridge_event(event)
+        envelope.update(id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:event:{name}")), time="2025-01-01T12:00:00Z")
+        record = sqs_record(
+            json.dumps(envelope),
+            receive_count=1,
+            message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:sqs:{name}")),
+        )
+        record["attributes"] = {**record["attributes"], "SentTimestamp": "1735732800000"}
+        record["attributes"]["ApproximateFirstReceiveTimestamp"] = "1735732800000"
+        files[folder / f"{name}.json"] = json.dumps({"Records": [record]}, indent=2) + "\n"
+    files[folder / "usage-summary-sweep.json"] = json.dumps(USAGE_SUMMARY_SCHEDULE_EVENT, indent=2) + "\n"
+    return files
+
+
 def render_all() -> dict[Path, str]:
     """Every events file as it should be on disk, keyed by path."""
     template = load_template()
@@ -328,6 +430,7 @@ def render_all() -> dict[Path, str]:
         files[path] = (
             json.dumps(sample_event(route, stage=stage, token=token, admin_token=admin_token), indent=2) + "\n"
         )
+    files.update(notification_files(template))
     return files
 
 

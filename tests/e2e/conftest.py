@@ -7,6 +7,7 @@ from `tests.conftest.token_for` work against it; `local_server.token` is the dev
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +33,8 @@ E2E_RAZORPAY_KEY_SECRET = "e2e-razorpay-key-secret-never-shown"
 RAZORPAY_TIMEOUT_SECONDS = "1.0"
 E2E_WEBHOOK_SECRET = "e2e-razorpay-webhook-secret-for-the-local-server"
 E2E_PLAN_IDS = "pro=plan_E2EProMonthly,enterprise=plan_E2EEnterprise"
+# Where the local server writes the emails it would send (test_notifications_http.py), emptied per session.
+E2E_OUTBOX = REPO_ROOT / ".oneai" / "e2e-outbox"
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +90,9 @@ def local_server(
         "ONEAI_RATE_LIMIT_BURST": "100000",
         "ONEAI_CHAT_RATE_LIMIT_PER_MINUTE": "100000",
         "ONEAI_CHAT_RATE_LIMIT_BURST": "100000",
+        "ONEAI_MAIL_OUTBOX": str(E2E_OUTBOX),
     }
+    shutil.rmtree(E2E_OUTBOX, ignore_errors=True)
     with contextlib.ExitStack() as stack:
         try:
             server = stack.enter_context(run_local_server(env, log_path=LOG_PATH))

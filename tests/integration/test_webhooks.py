@@ -923,6 +923,8 @@ def test_a_failed_payment_publishes_payment_failed_once_without_card_data(
         "error_description": "Your card was declined.",
         "error_reason": None,
         "failed_at": datetime.fromtimestamp(document["created_at"], tz=UTC).isoformat(),
+        # not in its grace period yet: the one this failure starts (failed_at + ONEAI_GRACE_PERIOD_DAYS)
+        "grace_until": (datetime.fromtimestamp(document["created_at"], tz=UTC) + timedelta(days=3)).isoformat(),
         "event_id": event_id,
     }
     text = json.dumps(event)

@@ -88,6 +88,8 @@ ACCOUNT_ROUTES = {
     ("GET", "/user/openapi.json", "GetAccountOpenApi"),
     ("DELETE", "/user", "DeleteAccount"),
     ("GET", "/user/export", "ExportAccount"),
+    ("GET", "/notifications/unsubscribe", "ShowUnsubscribe"),
+    ("POST", "/notifications/unsubscribe", "Unsubscribe"),
 }
 BILLING_ROUTES = {
     ("GET", "/subscription/plans", "ListPlans"),

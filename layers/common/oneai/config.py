@@ -28,6 +28,7 @@ SECRET_KEYS = (
     "RAZORPAY_WEBHOOK_SECRET",
     "RAZORPAY_WEBHOOK_SECRET_PREVIOUS",
     "RAZORPAY_PLAN_IDS",
+    "UNSUBSCRIBE_SECRET",
 )
 SECRETS_MAX_AGE_SECONDS = 300
 
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
 
     # EventBridge bus for domain events (quota warnings, payment failures); unset locally: only logged.
     event_bus_name: str | None = Field(default=None, validation_alias="ONEAI_EVENT_BUS")
+
+    # Notifications (email through SES v2): the verified sender, an optional configuration set, the key
+    # that signs one-click unsubscribe links, and the public API base those links point at. With
+    # ONEAI_MAIL_OUTBOX set (`make dev`) no email is sent: each is written there as an .eml file.
+    mail_from: str | None = Field(default=None, validation_alias="ONEAI_MAIL_FROM")
+    mail_configuration_set: str | None = Field(default=None, validation_alias="ONEAI_MAIL_CONFIGURATION_SET")
+    mail_outbox: str | None = Field(default=None, validation_alias="ONEAI_MAIL_OUTBOX")
+    unsubscribe_secret: SecretStr | None = None
+    public_api_url: str = Field(default="http://127.0.0.1:3000", validation_alias="ONEAI_PUBLIC_API_URL")
 
     port: int = 3000
     # Dev mode provisions an unknown `sub` on first use; never set in AWS.

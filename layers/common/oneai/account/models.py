@@ -192,6 +192,21 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 PictureUrl = Annotated[HttpUrl, UrlConstraints(max_length=MAX_PICTURE_URL_CHARS, allowed_schemes=["https"])]
 
 
+StrictBool = Annotated[bool, Field(strict=True)]
+
+
+class NotificationPreferences(BaseModel):
+    """`preferences.notifications`: which emails you get (each default true; null puts one back to its
+    default). Payment receipts and payment failures are sent whatever `billing` says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quota_warnings: StrictBool | None = Field(default=None, description="80, 90 and 100 % of a quota")
+    billing: StrictBool | None = Field(default=None, description="subscription ended (receipts always go out)")
+    product: StrictBool | None = Field(default=None, description="welcome and product news")
+    usage_summary: StrictBool | None = Field(default=None, description="the monthly usage summary")
+
+
 class Preferences(BaseModel):
     """The preferences a PATCH may set. Each is optional; null removes the stored value."""
 
@@ -201,6 +216,8 @@ class Preferences(BaseModel):
     theme: Theme | None = None
     language: LanguageTag | None = Field(default=None, description="a BCP 47 language tag, e.g. en or pt-BR")
     send_on_enter: Annotated[bool, Field(strict=True)] | None = None
+    # Merged switch by switch into the stored ones (not replaced as a whole).
+    notifications: NotificationPreferences | None = None
 
 
 class ProfileUpdate(BaseModel):

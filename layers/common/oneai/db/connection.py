@@ -45,7 +45,10 @@ _SCOPE = sql.SQL(
     " set_config('request.jwt.claim.role', {role}, true),"
     " set_config('statement_timeout', {timeout}, true)"
 )
-_USER_STATE = sql.SQL("select suspended_at from public.users where id = {sub}")
+# `welcome_due`: the user's first authenticated request(s), until UserCreated is announced.
+_USER_STATE = sql.SQL(
+    "select suspended_at, welcome_announced_at is null as welcome_due from public.users where id = {sub}"
+)
 # The request's rate check (oneai.ratelimit): one conditional UPDATE in the same round trip, as that user.
 _TAKE_RATE_LIMIT = sql.SQL(
     "select admitted, remaining, reset_seconds, retry_after_seconds"
@@ -99,6 +102,7 @@ class Database:
         settings: Settings,
         *,
         provision_user: Callable[[Database, Principal], None] | None = None,
+        on_new_user: Callable[[Database, UUID], object] | None = None,
         max_idle: int = 4,
     ):
         self._settings = settings
@@ -109,6 +113,8 @@ class Database:
         self._provisioned: set[UUID] = set()
         # Dev mode only: create the users row of an unknown `sub` on first use.
         self._provision_user = provision_user
+        # Called after a new user's request committed (`oneai.notifications.welcome.announce_new_user`).
+        self._on_new_user = on_new_user
 
     @property
     def settings(self) -> Settings:
@@ -225,12 +231,15 @@ class Database:
                 raise UnauthorizedError("Unknown user")
             if user_row.row["suspended_at"] is not None:
                 raise ForbiddenError("This account is suspended")
+            welcome_due = bool(user_row.row.get("welcome_due"))
             if check is None:
                 yield conn
-                return
-            _record_outcome(check, user_row.extra)
-            with _keep_admission(conn):
-                yield conn
+            else:
+                _record_outcome(check, user_row.extra)
+                with _keep_admission(conn):
+                    yield conn
+        if welcome_due and self._on_new_user is not None:  # committed: the user's request succeeded
+            self._on_new_user(self, principal.user_id)
 
     @contextmanager
     def anon_transaction(self) -> Iterator[Connection]:
@@ -330,5 +339,11 @@ def get_database() -> Database:
     if _database is None or _database.settings is not settings:
         if _database is not None:
             _database.close()
-        _database = Database(settings, provision_user=provision_dev_user if settings.dev_mode else None)
+        from oneai.notifications.welcome import announce_new_user
+
+        _database = Database(
+            settings,
+            provision_user=provision_dev_user if settings.dev_mode else None,
+            on_new_user=announce_new_user,
+        )
     return _database
