@@ -9,12 +9,13 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chat_stream, current_branch, import_time, quota_reserve, quota_sweep, webhooks
+from bench import chat_stream, current_branch, import_time, input_guard, quota_reserve, quota_sweep, webhooks
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
     "chat_stream": chat_stream.run,
     "current_branch": current_branch.run,
     "import_time": import_time.run,
+    "input_guard": input_guard.run,
     "quota_reserve": quota_reserve.run,
     "quota_sweep": quota_sweep.run,
     "webhooks": webhooks.run,
