@@ -62,9 +62,10 @@ def prepare_openrouter() -> Any:
     """Without OPENROUTER_API_KEY, an offline model that speaks OpenRouter's protocol (a handle to keep)."""
     if os.environ.get("OPENROUTER_API_KEY"):
         return None
-    from local.fake_openrouter import DEFAULT_DEV_DELAY, OFFLINE_MODEL_ID, FakeOpenRouter
+    from local.fake_openrouter import DEFAULT_DEV_DELAY, OFFLINE_MODEL_ID, FakeOpenRouter, offline_catalog
 
-    offline = FakeOpenRouter(delay=DEFAULT_DEV_DELAY).start()
+    # Every offered model answers offline, so each quota key can be exercised without a key.
+    offline = FakeOpenRouter(delay=DEFAULT_DEV_DELAY, catalog=offline_catalog()).start()
     # Set before the template's variables are applied, so they do not point at the real API.
     os.environ["OPENROUTER_BASE_URL"] = offline.base_url
     os.environ.setdefault("ONEAI_TITLE_MODEL", OFFLINE_MODEL_ID)
@@ -211,7 +212,7 @@ def main() -> int:
     print(banner(base_url, database_url, routes, dev_token(), dev_token(admin=True)), flush=True)
     if offline is not None:
         print(
-            f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
+            f"  OpenRouter      offline: every offered model is a local stand-in at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
             flush=True,
         )
     if event_bus is not None:

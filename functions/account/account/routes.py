@@ -27,10 +27,14 @@ from oneai.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyList
 from oneai.notifications import unsubscribe
 from oneai.notifications.render import PREFERENCE_LABELS
 from oneai.web import CurrentPrincipal, Db
-from oneai.web.errors import ErrorEnvelope
+from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
 
 QUOTA_EXCEEDED: dict[int | str, dict[str, Any]] = {
-    429: {"model": ErrorEnvelope, "description": "QUOTA_EXCEEDED: details quota_key, used, limit, resets_at, tier"}
+    429: {
+        "model": ErrorEnvelope,
+        "description": "QUOTA_EXCEEDED: details quota_key, used, limit, resets_at, tier",
+        "headers": RETRY_AFTER_HEADER,
+    }
 }
 
 quota = APIRouter(prefix="/user", tags=["quota and usage"])

@@ -15,7 +15,7 @@ from oneai.billing.grace import end_expired_grace_periods
 from oneai.billing.period_end import end_finished_cancellations
 from oneai.billing.replacement import sweep_replacements
 from oneai.db.connection import get_database
-from oneai.logging import logger
+from oneai.logging import log_invocation, logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.quota.sweep import sweep_due_quotas
 from oneai.quota.tiers import RESET_FREQUENCIES, ResetFrequency
@@ -42,7 +42,7 @@ def frequency_of(event: EventBridgeEvent) -> ResetFrequency:
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@log_invocation()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     schedule = EventBridgeEvent(event)
     frequency = frequency_of(schedule)

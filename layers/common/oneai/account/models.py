@@ -23,7 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from oneai.money import plain_decimal
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
+from oneai.timestamps import IsoDateTime
 
 SubscriptionStatus = Literal["active", "pending", "halted", "cancelled", "completed"]
 UsageGrouping = Literal["model", "day", "api_key"]
@@ -43,14 +45,6 @@ LANGUAGE_TAG: Final = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
 def as_utc(moment: datetime) -> datetime:
     """Aware datetimes in UTC; a naive one (`from=2026-03-01`) is taken to be UTC already."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def plain_decimal(value: Decimal) -> str:
-    """`0.00150000` -> `"0.0015"`, `10.00000000` -> `"10"`: no exponent, no trailing zeros."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
@@ -109,8 +103,8 @@ class UsageQuery(BaseModel):
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
-    from_: UtcDateTime | None = Field(default=None, alias="from", description="inclusive; default: to - 30 days")
-    to: UtcDateTime | None = Field(default=None, validate_default=True, description="exclusive; default: now")
+    from_: IsoDateTime | None = Field(default=None, alias="from", description="inclusive; default: to - 30 days")
+    to: IsoDateTime | None = Field(default=None, validate_default=True, description="exclusive; default: now")
     group_by: UsageGrouping = Field(
         default="model", description="per model id, per UTC day, or per API key id (`web` for the web chat)"
     )
@@ -225,7 +219,7 @@ class ProfileUpdate(BaseModel):
     `preferences` merges key by key into the stored ones (a null key removes it, `preferences: null`
     removes them all). Tier, status and email are not yours to change: any other field is a 422."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     name: Name | None = None
     picture_url: PictureUrl | None = None

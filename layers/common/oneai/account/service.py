@@ -23,7 +23,6 @@ from oneai.account.models import (
     UsageReport,
     UsageRow,
     UsageTotals,
-    plain_decimal,
 )
 from oneai.chat.offered_models import offered_model
 from oneai.conversations.models import Export
@@ -32,6 +31,7 @@ from oneai.db import usage as usage_repo
 from oneai.db import users as users_repo
 from oneai.db.connection import Connection
 from oneai.errors import ForbiddenError, QuotaExceededError, ValidationError
+from oneai.money import plain_decimal
 from oneai.quota.service import current_quotas, iso_utc
 from oneai.quota.tiers import QUOTA_KEYS
 

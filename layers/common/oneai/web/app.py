@@ -17,6 +17,7 @@ from oneai.config import get_settings
 from oneai.errors import PayloadTooLargeError
 from oneai.web.deps import RATE_CHECK_SCOPE_KEY
 from oneai.web.errors import ErrorEnvelope, error_response, install_error_handlers
+from oneai.web.inputs import InputGuard
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope, "description": description}
@@ -28,6 +29,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "Body over the documented limit",
         422: "Invalid fields; details.errors lists them",
         429: "RATE_LIMITED (Retry-After, RateLimit-Policy and RateLimit headers)",
+        500: "INTERNAL_ERROR: something failed on our side (no trace, no secret)",
         503: "Database unavailable; nothing was written",
     }.items()
 }
@@ -124,10 +126,14 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         responses=ERROR_RESPONSES,
+        # No `/path/` -> `/path` redirect: Starlette builds its Location from the request's Host header,
+        # and API Gateway does not redirect either. A trailing slash is simply another path: 404.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    app.add_middleware(InputGuard)  # inside the size limit: it reads bodies already known to be small
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(

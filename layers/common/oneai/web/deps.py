@@ -12,6 +12,7 @@ import dataclasses
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oneai.api_keys import authenticate_api_key
 from oneai.auth import Principal, authenticate
@@ -21,6 +22,12 @@ from oneai.errors import ForbiddenError
 from oneai.ratelimit import Bucket, RateCheck, new_check
 
 RATE_CHECK_SCOPE_KEY = "oneai.rate_check"
+
+# Declares the bearer scheme on every authenticated operation of the OpenAPI documents. It never refuses
+# on its own (auto_error=False): `authenticate` reads the header and answers 401 in the envelope.
+bearer_scheme = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="A Supabase access token: `Authorization: Bearer <jwt>`"
+)
 
 
 def with_rate_check(request: Request, principal: Principal, bucket: Bucket) -> Principal:
@@ -35,13 +42,17 @@ def with_rate_check(request: Request, principal: Principal, bucket: Bucket) -> P
 
 
 def current_principal(
-    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> Principal:
     return with_rate_check(request, authenticate(authorization), "all")
 
 
 def chat_principal(
-    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> Principal:
     return with_rate_check(request, authenticate(authorization), "chat")
 
