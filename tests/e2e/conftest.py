@@ -37,6 +37,16 @@ E2E_PLAN_IDS = "pro=plan_E2EProMonthly,enterprise=plan_E2EEnterprise"
 E2E_OUTBOX = REPO_ROOT / ".oneai" / "e2e-outbox"
 
 
+# Rate limits far above what any test sends, for every server a test starts: the tests of the limits run a
+# server of their own with tight ones (tests/e2e/limited_server.py), so no other test is throttled by accident.
+GENEROUS_RATE_LIMITS = {
+    "ONEAI_RATE_LIMIT_PER_MINUTE": "100000",
+    "ONEAI_RATE_LIMIT_BURST": "100000",
+    "ONEAI_CHAT_RATE_LIMIT_PER_MINUTE": "100000",
+    "ONEAI_CHAT_RATE_LIMIT_BURST": "100000",
+}
+
+
 @pytest.fixture(scope="session")
 def fake_openrouter_server() -> Iterator[FakeOpenRouter]:
     with FakeOpenRouter(delay=0.0) as fake:
@@ -84,12 +94,7 @@ def local_server(
         "RAZORPAY_KEY_SECRET": E2E_RAZORPAY_KEY_SECRET,
         "RAZORPAY_API_BASE_URL": fake_razorpay_server.base_url,
         "RAZORPAY_TIMEOUT_SECONDS": RAZORPAY_TIMEOUT_SECONDS,
-        # Rate limits far above what any test sends: the tests of the limits run a server of their own
-        # with tight ones (tests/e2e/limited_server.py), so no other test is throttled by accident.
-        "ONEAI_RATE_LIMIT_PER_MINUTE": "100000",
-        "ONEAI_RATE_LIMIT_BURST": "100000",
-        "ONEAI_CHAT_RATE_LIMIT_PER_MINUTE": "100000",
-        "ONEAI_CHAT_RATE_LIMIT_BURST": "100000",
+        **GENEROUS_RATE_LIMITS,
         "ONEAI_MAIL_OUTBOX": str(E2E_OUTBOX),
     }
     shutil.rmtree(E2E_OUTBOX, ignore_errors=True)

@@ -19,7 +19,7 @@ from local.fake_openrouter import FakeOpenRouter, Reply
 from oneai.chat.offered_models import OFFERED_MODELS
 from oneai.quota.tiers import TIERS
 from tests.conftest import TEST_JWT_SECRET, TEST_SUPABASE_URL, AppUser, create_user
-from tests.e2e.conftest import CHAT_MODEL, LocalServer
+from tests.e2e.conftest import CHAT_MODEL, GENEROUS_RATE_LIMITS, LocalServer
 from tests.e2e.test_chat_stream import sse_events
 
 pytestmark = pytest.mark.e2e
@@ -255,6 +255,7 @@ def offline_server(database_url: str) -> Iterator[LocalServer]:
         "SUPABASE_URL": TEST_SUPABASE_URL,
         "SUPABASE_JWT_SECRET": TEST_JWT_SECRET,
         "OPENROUTER_API_KEY": "",
+        **GENEROUS_RATE_LIMITS,
     }
     with run_local_server(env) as server:
         yield server
