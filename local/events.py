@@ -42,6 +42,7 @@ SAMPLE_PATH_PARAMETERS = {
     "id": SAMPLE_CONVERSATION_ID,
     "message_id": SAMPLE_MESSAGE_ID,
     "token": SAMPLE_SHARE_TOKEN,
+    "slug": "getting-started",
 }
 
 TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
@@ -88,6 +89,10 @@ SAMPLES: dict[str, Sample] = {
     "CancelSubscription": Sample(body={"at_cycle_end": True}),
     "UpdateSubscription": Sample(body={"tier": "enterprise"}),
     "GetBillingOpenApi": Sample(public=True),
+    "SearchGuide": Sample(query="q=reset%20my%20quota", public=True),
+    "GetGuidePage": Sample(public=True),
+    "LeaveGuideFeedback": Sample(body={"slug": "quotas-and-resets", "helpful": True, "comment": "Clear, thanks."}),
+    "GetDocsOpenApi": Sample(public=True),
 }
 
 

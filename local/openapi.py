@@ -21,6 +21,7 @@ FASTAPI_FUNCTIONS = {
     "chat_stream": "chat_stream.app",
     "account": "account.app",
     "billing": "billing.app",
+    "docs": "docs.app",
 }
 
 
