@@ -14,6 +14,8 @@ create table public.guide_pages (
   markdown text not null,
   headings text not null default '',
   body text not null default '',
+  -- headings and body in reading order: what search snippets are cut from
+  plain_text text not null default '',
   -- sha256 of title + markdown: a rebuild touches a page (and its updated_at) only when it changed.
   content_sha256 text not null,
   search tsvector generated always as (
@@ -99,7 +101,7 @@ alter table public.guide_feedback enable row level security;
 
 revoke all on public.guide_pages, public.guide_feedback from anon, authenticated;
 grant select on public.guide_pages to anon, authenticated;
-grant insert (page_slug, user_id, helpful, comment) on public.guide_feedback to anon, authenticated;
+grant insert (id, page_slug, user_id, helpful, comment) on public.guide_feedback to anon, authenticated;
 revoke execute on function public.guide_word_trigrams(text), public.guide_word_similarity(text, text),
   public.guide_meaningful_words(text), public.guide_title_similarity(text, text) from public;
 grant execute on function public.guide_word_trigrams(text), public.guide_word_similarity(text, text),

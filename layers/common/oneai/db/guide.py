@@ -17,11 +17,13 @@ from oneai.db.connection import Connection
 INDEX_LOCK = "select pg_advisory_xact_lock(hashtext('oneai.guide.index'))"
 # A page is touched (and its updated_at moves) only when its content or its place changed.
 UPSERT_PAGE = """
-insert into public.guide_pages (slug, title, position, markdown, headings, body, content_sha256)
-values (%(slug)s, %(title)s, %(position)s, %(markdown)s, %(headings)s, %(body)s, %(content_sha256)s)
+insert into public.guide_pages (slug, title, position, markdown, headings, body, plain_text, content_sha256)
+values (%(slug)s, %(title)s, %(position)s, %(markdown)s, %(headings)s, %(body)s, %(plain_text)s,
+        %(content_sha256)s)
 on conflict (slug) do update set
   title = excluded.title, position = excluded.position, markdown = excluded.markdown,
-  headings = excluded.headings, body = excluded.body, content_sha256 = excluded.content_sha256,
+  headings = excluded.headings, body = excluded.body, plain_text = excluded.plain_text,
+  content_sha256 = excluded.content_sha256,
   updated_at = case when guide_pages.content_sha256 = excluded.content_sha256
                     then guide_pages.updated_at else now() end
 where (guide_pages.content_sha256, guide_pages.position)
@@ -36,6 +38,7 @@ class PageWrite(BaseModel):
     markdown: str
     headings: str
     body: str
+    plain_text: str
     content_sha256: str
 
 
@@ -59,17 +62,27 @@ MARK_STOP = "\ue001"
 HEADLINE_OPTIONS = f'StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=35, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "'
 
 # Full text first: title (A) above headings (B) above body (C), `ts_rank`, plus a boost for a title that
-# the words of the query spell out. When full text finds nothing (a misspelt word leaves no match), the
-# titles closest to the query by word trigrams answer instead.
+# the words of the query spell out. Pages with every word of the query (`websearch_to_tsquery`: phrases,
+# `or`, `-word`) when there are any; otherwise pages with any of its words, so that one extra word in a
+# question does not hide the page. When full text finds nothing at all (misspelt words), the titles closest
+# to the query by word trigrams answer instead.
 SEARCH = """
-with query as (select websearch_to_tsquery('english'::regconfig, %(q)s) as tsq),
+with query as (
+  select websearch_to_tsquery('english'::regconfig, %(q)s) as all_words,
+         (select string_agg(quote_literal(lexeme), ' | ')::tsquery
+          from unnest(tsvector_to_array(to_tsvector('english'::regconfig, %(q)s))) as lexeme) as any_word
+),
+chosen as (
+  select case when exists (select 1 from public.guide_pages p where p.search @@ query.all_words)
+              then query.all_words else query.any_word end as tsq
+  from query
+),
 full_text as (
   select p.slug, p.title, p.position,
-         ts_headline('english'::regconfig, p.body, query.tsq,
-                     %(headline_options)s) as snippet,
-         ts_rank(p.search, query.tsq) + 0.5 * public.guide_title_similarity(%(q)s, p.title) as score
-  from public.guide_pages p, query
-  where p.search @@ query.tsq
+         ts_headline('english'::regconfig, p.plain_text, chosen.tsq, %(headline_options)s) as snippet,
+         ts_rank(p.search, chosen.tsq) + 0.5 * public.guide_title_similarity(%(q)s, p.title) as score
+  from public.guide_pages p, chosen
+  where p.search @@ chosen.tsq
 ),
 by_title as (
   select p.slug, p.title, p.position, left(p.body, %(lead_chars)s) as snippet, closeness.score

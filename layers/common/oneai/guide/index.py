@@ -39,6 +39,7 @@ def _write(page: GuidePageSource) -> PageWrite:
         markdown=page.markdown,
         headings=page.headings,
         body=page.body,
+        plain_text=page.text,
         content_sha256=page.content_sha256,
     )
 

@@ -21,9 +21,11 @@ _HEADING = re.compile(r"^(?P<level>#{1,6})\s+(?P<text>.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _IMAGE_OR_LINK = re.compile(r"!?\[(?P<text>[^\]]*)\]\([^)]*\)")
-_INLINE_MARKUP = re.compile(r"[*_`>|]+")
+_INLINE_MARKUP = re.compile(r"[*_`|]+|^\s*>+")  # emphasis, code, table bars, quote marks
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}.*$")
 _SPACES = re.compile(r"[ \t]+")
+# Part of every page's content hash: bump it when the parsing changes, so the next rebuild rewrites every page.
+INDEX_FORMAT = 1
 # Paths of the docs API itself that a page's slug would collide with.
 RESERVED_SLUGS = frozenset({"search", "feedback", "openapi"})
 
@@ -36,10 +38,12 @@ class GuidePageSource:
     markdown: str
     headings: str
     body: str
+    # Title, headings and body in reading order, for snippets.
+    text: str
 
     @property
     def content_sha256(self) -> str:
-        return hashlib.sha256(f"{self.title}\n{self.markdown}".encode()).hexdigest()
+        return hashlib.sha256(f"{INDEX_FORMAT}\n{self.title}\n{self.markdown}".encode()).hexdigest()
 
 
 def default_guide_dir() -> Path:
@@ -70,6 +74,7 @@ def parse_page(file_name: str, markdown: str) -> GuidePageSource:
     title: str | None = None
     headings: list[str] = []
     body: list[str] = []
+    text: list[str] = []
     in_code = False
     for line in _COMMENT.sub("", markdown).splitlines():
         if _FENCE.match(line):
@@ -78,10 +83,13 @@ def parse_page(file_name: str, markdown: str) -> GuidePageSource:
         heading = None if in_code else _HEADING.match(line)
         if heading is not None and len(heading["level"]) == 1 and title is None:
             title = _plain(heading["text"])
+            text.append(title + ".")
         elif heading is not None:
             headings.append(_plain(heading["text"]))
-        elif not _TABLE_RULE.match(line) and (text := _plain(line)):
-            body.append(text)
+            text.append(headings[-1] + ".")
+        elif not _TABLE_RULE.match(line) and (plain := _plain(line)):
+            body.append(plain)
+            text.append(plain)
     if not title:
         raise ValueError(f"{file_name}: a guide page starts with a `# Title` line")
     return GuidePageSource(
@@ -91,6 +99,7 @@ def parse_page(file_name: str, markdown: str) -> GuidePageSource:
         markdown=markdown,
         headings="\n".join(headings),
         body="\n".join(body),
+        text="\n".join(text),
     )
 
 
