@@ -11,19 +11,23 @@ from typing import Any
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
+from oneai.auth import Principal
 from oneai.config import override_settings
 from oneai.db.connection import Database
 from oneai.db.migrate import migrate
-from oneai.errors import NotFoundError
+from oneai.errors import ForbiddenError, NotFoundError
 from oneai.guide import service
 from oneai.guide.index import index_guide
 from oneai.guide.models import FeedbackRequest, SearchQuery, SearchResults
 from oneai.guide.pages import load_pages
 from oneai.quota.tiers import QUOTA_KEYS, TIERS
-from tests.conftest import REPO_ROOT, create_user
+from oneai.web import CurrentPrincipal, create_app
+from oneai.web.guide_feedback_admin import guide_feedback_router
+from tests.conftest import REPO_ROOT, create_user, token_for
 
 GUIDE_DIR = REPO_ROOT / "docs" / "guide"
 
@@ -296,3 +300,40 @@ def test_readers_cannot_read_feedback_or_sign_it_as_someone_else(db: Database, m
         conn.execute(insert, (alice.id,))  # anonymous feedback names nobody
     with pytest.raises(psycopg.errors.InsufficientPrivilege), db.anon_transaction() as conn:
         conn.execute("update public.guide_pages set title = 'defaced'")
+
+
+# --- the admin route, mounted as the admin function will mount it -------------------------------------------
+
+
+def require_admin(principal: CurrentPrincipal) -> Principal:
+    """A stand-in for the admin function's own check (API.md: app_metadata.role = "admin")."""
+    if (principal.claims.get("app_metadata") or {}).get("role") != "admin":
+        raise ForbiddenError()
+    return principal
+
+
+def test_the_admin_route_answers_admins_only_with_the_summary(fresh_db: Database) -> None:
+    url = fresh_db.settings.require_database_url()
+    index_guide(url, GUIDE_DIR)
+    reader, admin = create_user(url), create_user(url)
+    leave(fresh_db, "api-keys-and-openai-compatible-api", False, "Which base URL?", user=reader)
+
+    app = create_app(title="admin", prefix="/admin", routers=[guide_feedback_router(require_admin)])
+    admin_token = token_for(admin.id, extra_claims={"app_metadata": {"role": "admin"}})
+    with TestClient(app) as client:
+        assert client.get("/admin/docs/feedback").status_code == 401
+        assert client.get("/admin/docs/feedback", headers=reader.headers).status_code == 403
+        response = client.get(
+            "/admin/docs/feedback", params={"comments": 1}, headers={"authorization": f"Bearer {admin_token}"}
+        )
+    assert response.status_code == 200, response.text
+    first = response.json()["items"][0]
+    assert (first["slug"], first["helpful"], first["not_helpful"], first["total"]) == (
+        "api-keys-and-openai-compatible-api",
+        0,
+        1,
+        1,
+    )
+    assert [(c["comment"], c["user_id"]) for c in first["latest_comments"]] == [
+        ("Which base URL?", str(reader.id))
+    ]
