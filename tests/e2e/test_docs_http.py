@@ -174,6 +174,17 @@ def test_a_comment_at_the_limit_is_kept_whole(http: httpx.Client, database_url: 
     assert stored["comment"] == comment
 
 
+def test_a_lone_surrogate_is_a_validation_error_not_a_failure(http: httpx.Client, database_url: str) -> None:
+    before = feedback_count(database_url)
+    body = b'{"slug": "getting-started", "helpful": false, "comment": "half \\ud800 a character"}'
+    response = http.post("/docs/feedback", content=body, headers={"content-type": "application/json"})
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert {e["field"] for e in error["details"]["errors"]} == {"comment"}
+    # Bytes that are not UTF-8 in the query string arrive as U+FFFD: still a search, never a failure.
+    assert http.get("/docs/search?q=quota%ED%A0%80").status_code == 200
+    assert feedback_count(database_url) == before
+
+
 def test_malformed_json_is_a_bad_request(http: httpx.Client) -> None:
     response = http.post("/docs/feedback", content=b'{"slug": ', headers={"content-type": "application/json"})
     assert_error(response, 400, "BAD_REQUEST")

@@ -337,3 +337,31 @@ def test_the_admin_route_answers_admins_only_with_the_summary(fresh_db: Database
     assert [(c["comment"], c["user_id"]) for c in first["latest_comments"]] == [
         ("Which base URL?", str(reader.id))
     ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["\\", "'", "o'neil's quota", "quota:*", "foo & bar | !baz", '"unclosed phrase', "-", "or", "a <-> b",
+     "🙂 quota 🙂", "e-mail sign-in", "''''", "(((", "plan -billing", '"reset" or "refill"', "\u200b\ufeff"],
+)  # fmt: skip
+def test_any_text_is_a_query_not_syntax(db: Database, query: str) -> None:
+    # WHEN the query holds tsquery operators, quotes or odd characters THEN it is searched for, never an error
+    results = search(db, query)
+    assert all(item.slug and item.title for item in results.items)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-a-cursor",
+        "eyJvZmZzZXQiOi0xfQ",
+        "eyJvZmZzZXQiOjFlKzMwfQ",
+        "eyJvZmZzZXQiOjk5OTk5OTk5OTk5OTk5OTk5OTk5fQ",
+        "eyJvZmZzZXQiOiIxIn0",
+    ],
+)
+def test_a_forged_cursor_is_a_validation_error(db: Database, cursor: str) -> None:
+    from oneai.errors import ValidationError
+
+    with db.anon_transaction() as conn, pytest.raises(ValidationError):
+        service.search(conn, SearchQuery(q="plan", cursor=cursor))

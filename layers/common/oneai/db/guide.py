@@ -69,8 +69,8 @@ HEADLINE_OPTIONS = f'StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=35, Mi
 SEARCH = """
 with query as (
   select websearch_to_tsquery('english'::regconfig, %(q)s) as all_words,
-         (select string_agg(quote_literal(lexeme), ' | ')::tsquery
-          from unnest(tsvector_to_array(to_tsvector('english'::regconfig, %(q)s))) as lexeme) as any_word
+         -- the same words joined by "or" (PostgreSQL quotes the lexemes in the text it gives)
+         replace(plainto_tsquery('english'::regconfig, %(q)s)::text, ' & ', ' | ')::tsquery as any_word
 ),
 chosen as (
   select case when exists (select 1 from public.guide_pages p where p.search @@ query.all_words)

@@ -15,9 +15,11 @@ MAX_SEARCH_LIMIT = 50
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it as bad input instead of failing on insert.
+    # PostgreSQL text cannot hold NUL, nor UTF-8 a lone surrogate: bad input, not a failure on insert.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise ValueError("must be valid Unicode text (no lone surrogates)")
     return value
 
 

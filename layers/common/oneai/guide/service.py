@@ -28,6 +28,15 @@ MIN_TITLE_SIMILARITY = 0.3
 DEFAULT_COMMENTS_PER_PAGE = 5
 
 
+MAX_OFFSET = 10_000  # far beyond any guide; keeps a forged cursor inside PostgreSQL's integers
+
+
+def _offset(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_OFFSET:
+        raise ValueError("not an offset of this search")
+    return value
+
+
 def _snippet(marked: str) -> str:
     text = " ".join(marked.split())  # one line, as the markdown's line breaks mean nothing here
     if len(marked) >= guide_db.LEAD_CHARS and guide_db.MARK_START not in text:
@@ -38,9 +47,9 @@ def _snippet(marked: str) -> str:
 
 def search(conn: Connection, query: SearchQuery) -> SearchResults:
     """The best matching pages first; an empty list when nothing matches. Cursor: an offset in the ranking."""
-    offset = decode_cursor(query.cursor, {"offset": int})["offset"] if query.cursor else 0
+    offset = decode_cursor(query.cursor, {"offset": _offset})["offset"] if query.cursor else 0
     rows = guide_db.search_pages(
-        conn, query.q, offset=max(offset, 0), limit=query.limit + 1, min_title_similarity=MIN_TITLE_SIMILARITY
+        conn, query.q, offset=offset, limit=query.limit + 1, min_title_similarity=MIN_TITLE_SIMILARITY
     )
     items = [SearchResult(slug=r.slug, title=r.title, snippet=_snippet(r.snippet)) for r in rows[: query.limit]]
     more = len(rows) > query.limit
