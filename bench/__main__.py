@@ -9,11 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chat_stream, current_branch, import_time, quota_reserve, quota_sweep, webhooks
+from bench import chat_stream, current_branch, docs_search, import_time, quota_reserve, quota_sweep, webhooks
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
     "chat_stream": chat_stream.run,
     "current_branch": current_branch.run,
+    "docs_search": docs_search.run,
     "import_time": import_time.run,
     "quota_reserve": quota_reserve.run,
     "quota_sweep": quota_sweep.run,

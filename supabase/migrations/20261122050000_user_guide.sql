@@ -54,61 +54,46 @@ as $$
        generate_series(1, char_length(w.padded) - 2) as i
 $$;
 
--- Shared trigrams over all trigrams of two words (0..1), pg_trgm's `similarity` for single words.
-create function public.guide_word_similarity(a text, b text)
-returns real
-language sql immutable strict parallel safe
-set search_path = ''
-as $$
-  select case when cardinality(x.t || y.t) = 0 then 0::real else
-    (select count(*) from unnest(x.t) as e where e = any (y.t))::real
-    / (select count(distinct e) from unnest(x.t || y.t) as e)::real
-  end
-  from (select public.guide_word_trigrams(a) as t) x, (select public.guide_word_trigrams(b) as t) y
-$$;
-
 -- The words of a phrase that carry meaning: letters and digits, English stop words left out.
 create function public.guide_meaningful_words(phrase text)
 returns text[]
 language sql stable strict parallel safe
 set search_path = ''
 as $$
-  select coalesce(array_agg(w), '{}')
+  select coalesce(array_agg(distinct w), '{}')
   from regexp_split_to_table(lower(phrase), '[^[:alnum:]]+') as w
   where char_length(w) >= 2 and pg_catalog.ts_lexize('pg_catalog.english_stem'::regdictionary, w) <> '{}'
 $$;
 
--- How well a (possibly misspelt) query names a title: for each meaningful query word its best match
--- among the title's words, averaged. 1 is every word spelt as in the title.
-create function public.guide_title_similarity(query text, title text)
-returns real
-language sql stable strict parallel safe
-set search_path = ''
-as $$
-  select coalesce(avg(best), 0)::real
-  from (
-    select max(public.guide_word_similarity(q, t)) as best
-    from unnest(public.guide_meaningful_words(query)) as q,
-         unnest(public.guide_meaningful_words(title)) as t
-    group by q
-  ) per_word
-$$;
+-- Every trigram of every meaningful word of each title, written by the index step beside its page, so a
+-- search compares the query's few trigrams with these by an indexed join instead of computing them per
+-- page. Similarity of two words = shared trigrams / all their distinct trigrams (pg_trgm's measure).
+create table public.guide_title_trigrams (
+  slug text not null references public.guide_pages (slug) on delete cascade,
+  word text not null,
+  trigram text not null,
+  word_trigrams integer not null,  -- how many distinct trigrams `word` has
+  primary key (slug, word, trigram)
+);
+
+create index idx_guide_title_trigrams_trigram on public.guide_title_trigrams (trigram);
 
 -- Privileges and RLS: anyone may read the guide; anyone may leave feedback, as themselves or as nobody;
 -- nobody but the service reads feedback.
 alter table public.guide_pages enable row level security;
 alter table public.guide_feedback enable row level security;
+alter table public.guide_title_trigrams enable row level security;
 
-revoke all on public.guide_pages, public.guide_feedback from anon, authenticated;
-grant select on public.guide_pages to anon, authenticated;
+revoke all on public.guide_pages, public.guide_feedback, public.guide_title_trigrams from anon, authenticated;
+grant select on public.guide_pages, public.guide_title_trigrams to anon, authenticated;
 grant insert (id, page_slug, user_id, helpful, comment) on public.guide_feedback to anon, authenticated;
-revoke execute on function public.guide_word_trigrams(text), public.guide_word_similarity(text, text),
-  public.guide_meaningful_words(text), public.guide_title_similarity(text, text) from public;
-grant execute on function public.guide_word_trigrams(text), public.guide_word_similarity(text, text),
-  public.guide_meaningful_words(text), public.guide_title_similarity(text, text)
+revoke execute on function public.guide_word_trigrams(text), public.guide_meaningful_words(text) from public;
+grant execute on function public.guide_word_trigrams(text), public.guide_meaningful_words(text)
   to anon, authenticated, service_role;
 
 create policy guide_pages_read on public.guide_pages for select to anon, authenticated using (true);
+create policy guide_title_trigrams_read on public.guide_title_trigrams for select to anon, authenticated
+  using (true);
 create policy guide_feedback_insert_anonymous on public.guide_feedback for insert to anon
   with check (user_id is null);
 create policy guide_feedback_insert_own on public.guide_feedback for insert to authenticated

@@ -29,6 +29,14 @@ on conflict (slug) do update set
 where (guide_pages.content_sha256, guide_pages.position)
       is distinct from (excluded.content_sha256, excluded.position)"""
 DELETE_OTHER_PAGES = "delete from public.guide_pages where slug <> all(%(slugs)s::text[])"
+# Recomputed whole at every rebuild (a few hundred rows): always in step with the titles.
+REPLACE_TITLE_TRIGRAMS = """
+delete from public.guide_title_trigrams;
+insert into public.guide_title_trigrams (slug, word, trigram, word_trigrams)
+select p.slug, w, tri, cardinality(public.guide_word_trigrams(w))
+from public.guide_pages p,
+     unnest(public.guide_meaningful_words(p.title)) as w,
+     unnest(public.guide_word_trigrams(w)) as tri"""
 
 
 class PageWrite(BaseModel):
@@ -51,6 +59,7 @@ def replace_pages(conn: Connection, pages: Sequence[PageWrite]) -> tuple[int, in
             cursor.execute(UPSERT_PAGE, page.model_dump())
             written += cursor.rowcount
     removed = conn.execute(DELETE_OTHER_PAGES, {"slugs": [p.slug for p in pages]}).rowcount
+    conn.execute(REPLACE_TITLE_TRIGRAMS)
     return written, removed
 
 
@@ -65,7 +74,9 @@ HEADLINE_OPTIONS = f'StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=35, Mi
 # the words of the query spell out. Pages with every word of the query (`websearch_to_tsquery`: phrases,
 # `or`, `-word`) when there are any; otherwise pages with any of its words, so that one extra word in a
 # question does not hide the page. When full text finds nothing at all (misspelt words), the titles closest
-# to the query by word trigrams answer instead.
+# to the query by word trigrams answer instead. A title's closeness: for each meaningful query word its
+# best trigram similarity among the title's words, averaged over the query words. Snippets are made only
+# for the page of results returned.
 SEARCH = """
 with query as (
   select websearch_to_tsquery('english'::regconfig, %(q)s) as all_words,
@@ -77,24 +88,45 @@ chosen as (
               then query.all_words else query.any_word end as tsq
   from query
 ),
+query_words as (select w from unnest(public.guide_meaningful_words(%(q)s)) as w),
+query_trigrams as (
+  select qw.w as word, tri, count(*) over (partition by qw.w) as word_trigrams
+  from query_words qw, unnest(public.guide_word_trigrams(qw.w)) as tri
+),
+word_pairs as (
+  select t.slug, q.word as query_word, count(*) as shared,
+         max(q.word_trigrams) + max(t.word_trigrams) - count(*) as distinct_trigrams
+  from query_trigrams q join public.guide_title_trigrams t on t.trigram = q.tri
+  group by t.slug, q.word, t.word
+),
+title_match as (
+  select slug, sum(best) / (select count(*) from query_words) as score
+  from (
+    select slug, query_word, max(shared::real / distinct_trigrams) as best from word_pairs group by slug, query_word
+  ) per_word
+  group by slug
+),
 full_text as (
-  select p.slug, p.title, p.position,
-         ts_headline('english'::regconfig, p.plain_text, chosen.tsq, %(headline_options)s) as snippet,
-         ts_rank(p.search, chosen.tsq) + 0.5 * public.guide_title_similarity(%(q)s, p.title) as score
-  from public.guide_pages p, chosen
+  select p.slug, p.position, ts_rank(p.search, chosen.tsq) + 0.5 * coalesce(tm.score, 0) as score,
+         chosen.tsq
+  from public.guide_pages p cross join chosen left join title_match tm on tm.slug = p.slug
   where p.search @@ chosen.tsq
 ),
 by_title as (
-  select p.slug, p.title, p.position, left(p.body, %(lead_chars)s) as snippet, closeness.score
-  from public.guide_pages p,
-       lateral (select public.guide_title_similarity(%(q)s, p.title) as score) closeness
-  where not exists (select 1 from full_text) and closeness.score >= %(min_title_similarity)s
-)
-select slug, title, snippet from (
+  select p.slug, p.position, tm.score, null::tsquery as tsq
+  from title_match tm join public.guide_pages p on p.slug = tm.slug
+  where not exists (select 1 from full_text) and tm.score >= %(min_title_similarity)s
+),
+ranked as (
   select * from full_text union all select * from by_title
-) found
-order by score desc, position, slug
-offset %(offset)s limit %(limit)s"""
+  order by score desc, position, slug
+  offset %(offset)s limit %(limit)s
+)
+select p.slug, p.title,
+       case when r.tsq is null then left(p.body, %(lead_chars)s)
+            else ts_headline('english'::regconfig, p.plain_text, r.tsq, %(headline_options)s) end as snippet
+from ranked r join public.guide_pages p on p.slug = r.slug
+order by r.score desc, r.position, r.slug"""
 
 # A page found by its title alone shows the start of its body (cut at a word by the service).
 LEAD_CHARS = 240
