@@ -130,6 +130,10 @@ def prepare_database() -> tuple[str, Any]:
 
         applied = migrate(url, local_shim=True)
         print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""), flush=True)
+        from oneai.guide.index import index_guide
+
+        guide = index_guide(url)
+        print(f"user guide: {guide.pages} pages indexed ({guide.written} changed)", flush=True)
     return url, handle
 
 

@@ -60,6 +60,7 @@ SAMPLE_PATH_PARAMETERS = {
     "message_id": SAMPLE_MESSAGE_ID,
     "token": SAMPLE_SHARE_TOKEN,
     "quota_key": "large_messages",
+    "slug": "getting-started",
 }
 
 TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
@@ -128,6 +129,10 @@ SAMPLES: dict[str, Sample] = {
     # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
     "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
     "Unsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
+    "SearchGuide": Sample(query="q=reset%20my%20quota", public=True),
+    "GetGuidePage": Sample(public=True),
+    "LeaveGuideFeedback": Sample(body={"slug": "quotas-and-resets", "helpful": True, "comment": "Clear, thanks."}),
+    "GetDocsOpenApi": Sample(public=True),
 }
 
 

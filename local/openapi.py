@@ -22,6 +22,7 @@ FASTAPI_FUNCTIONS = {
     "account": "account.app",
     "billing": "billing.app",
     "admin": "admin.app",
+    "docs": "docs.app",
 }
 
 

@@ -117,6 +117,12 @@ ADMIN_ROUTES = {
     ("GET", "/admin/audit-log", "ListAuditLog"),
     ("GET", "/admin/openapi.json", "GetAdminOpenApi"),
 }
+DOCS_ROUTES = {
+    ("GET", "/docs/search", "SearchGuide"),
+    ("GET", "/docs/{slug}", "GetGuidePage"),
+    ("POST", "/docs/feedback", "LeaveGuideFeedback"),
+    ("GET", "/docs/openapi.json", "GetDocsOpenApi"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +172,7 @@ def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app
         + len(BILLING_ROUTES)
         + len(WEBHOOK_ROUTES)
         + len(ADMIN_ROUTES)
+        + len(DOCS_ROUTES)
     )
 
 
@@ -218,6 +225,19 @@ def test_given_the_template_then_every_billing_route_is_parsed_with_its_function
         assert (event["httpMethod"], event["resource"]) == (method, path)
         public = event_name in {"ListPlans", "GetBillingOpenApi"}
         assert ("Authorization" not in (event["headers"] or {})) is public, event_name
+
+
+def test_given_the_template_then_every_docs_route_is_parsed_with_its_function(template: dict[str, Any]) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "DocsFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == DOCS_ROUTES
+    for route in routes:
+        assert (route.code_uri, route.handler) == ("functions/docs/", "docs.handler.lambda_handler")
+        assert route.event_type == "Api" and not route.streaming
+    # every sample event is on disk; only feedback carries a token (it attributes the feedback)
+    for method, path, event_name in DOCS_ROUTES:
+        event = json.loads((EVENTS_DIR / "docs" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        assert ("Authorization" in (event["headers"] or {})) is (event_name == "LeaveGuideFeedback"), event_name
 
 
 def test_given_the_template_then_globals_merge_into_each_function(template: dict[str, Any]) -> None:

@@ -83,3 +83,13 @@ ChatPrincipal = Annotated[Principal, Depends(chat_principal)]
 ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
 ApiKeyChatPrincipal = Annotated[Principal, Depends(api_key_chat_principal)]
 Db = Annotated[Database, Depends(get_database)]
+
+
+def optional_principal(
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal | None:
+    """For routes open to everyone: no header is anonymous (None); a header must hold a valid token (401)."""
+    return None if authorization is None else authenticate(authorization)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
