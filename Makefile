@@ -1,5 +1,5 @@
 # OneAI backend. `make dev` runs the whole API locally; `make test` runs every check CI runs.
-PYTHON ?= python3
+include lambda_build/python.mk
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -12,17 +12,16 @@ NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint typecheck validate pytest unit integration e2e bench openapi migrate clean node-client
+.PHONY: check-python dev test lint typecheck validate pytest unit integration e2e bench openapi migrate clean node-client
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt lambda_build/python.mk | check-python
+	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
-$(SAM_STAMP): requirements-sam.txt constraints-sam.txt
-	$(PYTHON) -m venv $(SAM_VENV)
+$(SAM_STAMP): requirements-sam.txt constraints-sam.txt lambda_build/python.mk | check-python
+	$(PYTHON) -m venv --clear $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt -c constraints-sam.txt
 	@touch $@

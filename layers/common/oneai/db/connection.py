@@ -246,3 +246,11 @@ def get_database() -> Database:
             _database.close()
         _database = Database(settings, provision_user=provision_dev_user if settings.dev_mode else None)
     return _database
+
+
+def close_database() -> None:
+    """Close and forget the container's database (after a SnapStart restore its sockets are stale)."""
+    global _database
+    database, _database = _database, None
+    if database is not None:
+        database.close()
