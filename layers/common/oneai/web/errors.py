@@ -22,7 +22,7 @@ from oneai.errors import (
     ValidationError,
 )
 from oneai.logging import logger
-from oneai.observability import emit_metric
+from oneai.observability import count_server_error, emit_metric
 
 _STATUS_ERRORS: dict[int, type[OneAIError]] = {
     400: BadRequestError,
@@ -44,6 +44,7 @@ class ErrorEnvelope(BaseModel):
 
 
 def error_response(error: OneAIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    count_server_error(error.status)  # every error answer passes here, the streaming app's too
     body = ErrorEnvelope(error=ErrorBody(code=error.code, message=error.message, details=error.details))
     return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)
 
