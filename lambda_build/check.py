@@ -100,8 +100,8 @@ def _distributions(site: Path) -> dict[str, tuple[str, Path]]:
 
 def _requested_extras(requirements: Path) -> dict[str, set[str]]:
     extras: dict[str, set[str]] = {}
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in requirements.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             requirement = Requirement(line)
             extras.setdefault(canonicalize_name(requirement.name), set()).update(requirement.extras)
@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=sorted(MACHINES), required=True)
     parser.add_argument("--runtime", choices=sorted(RUNTIME_GLIBC), required=True)
     parser.add_argument(
-        "--requirements", type=Path, default=Path(__file__).resolve().parent.parent / "layers/common/requirements.txt"
+        "--requirements",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "layers/common/requirements.txt",
     )
     args = parser.parse_args(argv)
     problems = check_build(args.build_dir, arch=args.arch, runtime=args.runtime, requirements=args.requirements)

@@ -59,7 +59,10 @@ def template_environment(function: Function) -> dict[str, str]:
     parameters = {**parameter_defaults(template), **PARAMETERS, "AWS::Region": REGION}
     variables = {
         **((template["Globals"]["Function"].get("Environment") or {}).get("Variables") or {}),
-        **((template["Resources"][function.logical_id]["Properties"].get("Environment") or {}).get("Variables") or {}),
+        **(
+            (template["Resources"][function.logical_id]["Properties"].get("Environment") or {}).get("Variables")
+            or {}
+        ),
     }
     resolved = {name: resolve(value, parameters) for name, value in variables.items()}
     # The two conditional values, as the template's defaults make them.
@@ -72,9 +75,7 @@ def template_environment(function: Function) -> dict[str, str]:
 
 def built_functions() -> list[Built]:
     functions = list_functions(load_template())
-    return [
-        Built(f, BUILD_DIR / f.logical_id, BUILD_DIR / "CommonLayer" / "python") for f in functions
-    ]
+    return [Built(f, BUILD_DIR / f.logical_id, BUILD_DIR / "CommonLayer" / "python") for f in functions]
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +93,11 @@ def moto_endpoint(database_url: str) -> Iterator[str]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     ssm = boto3.client(
-        "ssm", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        "ssm",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     for name, value in {
         "DATABASE_URL": database_url,
@@ -189,5 +194,3 @@ def invoke_artifact(
         restored=next((line["restored"] for line in ours if "restored" in line), None),
         stderr=done.stderr,
     )
-
-

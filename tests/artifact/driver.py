@@ -39,7 +39,11 @@ def main() -> None:
     handler = getattr(importlib.import_module(module_name), attribute)
     import_ms = (time.perf_counter() - started) * 1000
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore"))
-    print(json.dumps({"import_ms": import_ms, "aws_sdk_at_import": loaded, "file": sys.modules[module_name].__file__}))
+    print(
+        json.dumps(
+            {"import_ms": import_ms, "aws_sdk_at_import": loaded, "file": sys.modules[module_name].__file__}
+        )
+    )
     for index, event in enumerate(job["events"], start=1):
         answer = handler(event, Context(job["function_name"]))
         from oneai.db.connection import get_database  # the layer's, as loaded by the handler

@@ -150,8 +150,9 @@ def get_settings() -> Settings:
     now = _clock()
     stale = now - _loaded_at >= SECRETS_MAX_AGE_SECONDS and has_secret_store(os.environ)
     if _current is None or (stale and not _overridden):
-        refreshing = _current is not None
-        fresh = Settings(**load_secret_values(dict(os.environ), force_fetch=refreshing))
+        # This cache decides when to read; Powertools' own could still hold values from before a reset
+        # (a SnapStart restore), so the stores are always asked.
+        fresh = Settings(**load_secret_values(dict(os.environ), force_fetch=True))
         if fresh != _current:
             _current = fresh
         _loaded_at = now

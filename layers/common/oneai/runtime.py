@@ -34,7 +34,7 @@ def forget_pre_snapshot_state() -> None:
 
 def _register_after_restore(hook: object) -> None:
     try:
-        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found,unused-ignore]
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:  # outside the Lambda runtime: there is no snapshot to restore from
         return
     if not _registered:
