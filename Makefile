@@ -93,4 +93,4 @@ migrate: $(STAMP)
 	$(PY) -m oneai.db.migrate
 
 clean:
-	rm -rf $(VENV) .oneai .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .oneai .aws-sam .pytest_cache .mypy_cache .ruff_cache

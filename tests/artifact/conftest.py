@@ -21,19 +21,15 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from local import LOCAL_SUPABASE_URL
+from lambda_build.layout import REGION, SSM_PATH, functions, lambda_process_environment
 from local.events import DEV_RAZORPAY_WEBHOOK_SECRET
-from local.template_routes import Function, list_functions, load_template, parameter_defaults, resolve
+from local.template_routes import Function
 from oneai.config import DEV_JWT_SECRET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NATIVE_ARCH = "arm64" if platform.machine() == "aarch64" else platform.machine()
 BUILD_DIR = REPO_ROOT / ".oneai" / f"build-{NATIVE_ARCH}" / "build"
 DRIVER = Path(__file__).resolve().parent / "driver.py"
-SSM_PATH = "/oneai/default/"
-REGION = "ap-south-1"
-# The template's parameters without defaults, as `make dev` has them.
-PARAMETERS = {"SupabaseUrl": LOCAL_SUPABASE_URL, "ShareUrlBase": "https://oneai.test/shared"}
 
 
 def bare_python() -> str:
@@ -54,28 +50,8 @@ class Built:
         return self.function.logical_id
 
 
-def template_environment(function: Function) -> dict[str, str]:
-    template = load_template()
-    parameters = {**parameter_defaults(template), **PARAMETERS, "AWS::Region": REGION}
-    variables = {
-        **((template["Globals"]["Function"].get("Environment") or {}).get("Variables") or {}),
-        **(
-            (template["Resources"][function.logical_id]["Properties"].get("Environment") or {}).get("Variables")
-            or {}
-        ),
-    }
-    resolved = {name: resolve(value, parameters) for name, value in variables.items()}
-    # The two conditional values, as the template's defaults make them.
-    resolved["ONEAI_SSM_PATH"] = SSM_PATH
-    resolved["POWERTOOLS_TRACE_DISABLED"] = "false"
-    missing = sorted(name for name, value in resolved.items() if value is None)
-    assert not missing, f"{function.logical_id}: environment values the test cannot resolve: {missing}"
-    return {name: value for name, value in resolved.items() if value is not None}
-
-
 def built_functions() -> list[Built]:
-    functions = list_functions(load_template())
-    return [Built(f, BUILD_DIR / f.logical_id, BUILD_DIR / "CommonLayer" / "python") for f in functions]
+    return [Built(f, BUILD_DIR / f.logical_id, BUILD_DIR / "CommonLayer" / "python") for f in functions()]
 
 
 @pytest.fixture(scope="session")
@@ -127,15 +103,8 @@ def runtime_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lambda_environment(built: Built, endpoint: str, runtime_lib: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "TZ": ":UTC",
-        **template_environment(built.function),
-        "LAMBDA_TASK_ROOT": str(built.code_dir),
+        **lambda_process_environment(built.function, built.code_dir),
         "LAMBDA_RUNTIME_DIR": str(runtime_lib),
-        "AWS_LAMBDA_FUNCTION_NAME": built.name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(built.function.memory_mb),
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
