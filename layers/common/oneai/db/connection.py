@@ -85,10 +85,12 @@ class _Scope:
 
 @dataclass(frozen=True, slots=True)
 class _UserState:
-    """What a user transaction's first round trip read: the users row, and the rate check's row."""
+    """What a user transaction's first round trip read: the users row, the rate check's row, and the row
+    of the statement the caller added to that round trip (`user_transaction_with`)."""
 
     row: Any
     extra: Any
+    tail: Any = None
 
 
 class Database:
@@ -171,13 +173,18 @@ class Database:
 
     @contextmanager
     def _transaction(
-        self, scope: _Scope, *, check_user: bool = False, extra: tuple[sql.Composable, ...] = ()
+        self,
+        scope: _Scope,
+        *,
+        check_user: bool = False,
+        extra: tuple[sql.Composable, ...] = (),
+        tail: sql.Composable | None = None,
     ) -> Iterator[tuple[Connection, Any]]:
         if getattr(self._in_transaction, "active", False):
             raise RuntimeError("transactions do not nest; pass the open connection down instead")
         self._in_transaction.active = True
         try:
-            conn, user_row = self._begin(scope, check_user, extra)
+            conn, user_row = self._begin(scope, check_user, extra, tail)
             try:
                 yield conn, user_row
                 conn.commit()
@@ -193,8 +200,12 @@ class Database:
         finally:
             self._in_transaction.active = False
 
-    def _begin(self, scope: _Scope, check_user: bool, extra: tuple[sql.Composable, ...]) -> tuple[Connection, Any]:
-        statement = scope.statement(self._settings.db_statement_timeout_ms, check_user=check_user, extra=extra)
+    def _begin(
+        self, scope: _Scope, check_user: bool, extra: tuple[sql.Composable, ...], tail: sql.Composable | None
+    ) -> tuple[Connection, Any]:
+        statement = scope.statement(
+            self._settings.db_statement_timeout_ms, check_user=check_user, extra=extra + ((tail,) if tail else ())
+        )
         for attempt in (1, 2):
             conn = self._take()
             try:
@@ -206,6 +217,10 @@ class Database:
                     if extra:  # the first extra statement's row (the rate check, when there is one)
                         cursor.nextset()
                         user_row = _UserState(user_row.row, cursor.fetchone())
+                    if tail is not None:  # the last statement's row
+                        while cursor.nextset():
+                            pass
+                        user_row = _UserState(user_row.row, user_row.extra, cursor.fetchone())
                 return conn, user_row
             except psycopg.OperationalError as exc:
                 # Nothing ran: the server dropped this connection. Safe to reconnect once and retry.
@@ -220,24 +235,36 @@ class Database:
     @contextmanager
     def user_transaction(self, principal: Principal) -> Iterator[Connection]:
         """A transaction as this user, under RLS. Unknown users are 401, suspended ones 403."""
+        with self.user_transaction_with(principal, None) as (conn, _):
+            yield conn
+
+    @contextmanager
+    def user_transaction_with(
+        self, principal: Principal, statement: sql.Composable | None
+    ) -> Iterator[tuple[Connection, Any]]:
+        """`user_transaction`, with `statement` sent in its first round trip (after the scope, the user
+        check and the rate check) and its first row yielded beside the connection: one round trip for
+        work that is one call (the chat turn). The statement runs before the user and rate checks are
+        looked at; when they refuse, the transaction rolls back with it, so it must not raise on its own
+        refusals (it answers them instead) or those checks' errors would be lost."""
         if self._provision_user is not None and principal.user_id not in self._provisioned:
             self._provision_user(self, principal)
             self._provisioned.add(principal.user_id)
         scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
         check = principal.rate_check if principal.rate_check is not None and principal.rate_check.pending else None
         extra = _request_statements(check, principal.api_key_id)
-        with self._transaction(scope, check_user=True, extra=extra) as (conn, user_row):
+        with self._transaction(scope, check_user=True, extra=extra, tail=statement) as (conn, user_row):
             if user_row.row is None:
                 raise UnauthorizedError("Unknown user")
             if user_row.row["suspended_at"] is not None:
                 raise ForbiddenError("This account is suspended")
             welcome_due = bool(user_row.row.get("welcome_due"))
             if check is None:
-                yield conn
+                yield conn, user_row.tail
             else:
                 _record_outcome(check, user_row.extra)
                 with _keep_admission(conn):
-                    yield conn
+                    yield conn, user_row.tail
         if welcome_due and self._on_new_user is not None:  # committed: the user's request succeeded
             self._on_new_user(self, principal.user_id)
 
