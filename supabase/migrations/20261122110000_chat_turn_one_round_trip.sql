@@ -7,11 +7,13 @@
 -- user's conversation or message is simply not found. The quota and usage calls they make are the
 -- existing definer functions, which act on auth.uid() only.
 --
--- Refusals do not raise out of the call: the work runs in an inner block, a refusal raises SQLSTATE
--- OAI01 with a JSON detail, the block's writes are undone (a subtransaction) and the call returns
--- {"error": {"code": ...}}. The round trip therefore always completes, and the request's rate check that
--- ran before it in the same round trip keeps its token (oneai/db/connection.py). Python turns each code
--- into the API error it always was (oneai/chat/turn.py).
+-- The whole round trip is `begin; <scope>; select <call>; commit` (Database.user_call). The call first
+-- does what every user transaction does first (chat_request_checks): the caller's users row (unknown,
+-- suspended) and the request's rate check. Those refusals raise SQLSTATE OAI02 out of the call, which
+-- stops the batch before its commit: nothing is written. The work then runs in an inner block: a refusal
+-- of the turn's rules raises OAI01 with a JSON detail, the block's writes are undone (a subtransaction)
+-- and the call answers {"error": {"code": ...}}, committed, so the request's rate token stays taken, as
+-- with user_transaction. Python turns each code into the API error it always was (oneai/chat/turn.py).
 --
 -- Input and output are JSON so that later steps (attachments) extend them without a new signature.
 
@@ -38,6 +40,40 @@ as $$
   select jsonb_build_object(
     'id', c.id, 'title', c.title, 'created_at', c.created_at, 'updated_at', c.updated_at,
     'last_message_at', c.last_message_at, 'metadata', c.metadata)
+$$;
+
+-- The first checks of a user's request (oneai/db/connection.py does the same for user_transaction):
+-- the users row, then the rate check of `p_rate` ({bucket, per_minute, burst}, null: none).
+create function oneai_private.chat_request_checks(p_rate jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_user record;
+  v_rate record;
+  v_checks jsonb;
+begin
+  select u.suspended_at, u.welcome_announced_at is null as welcome_due into v_user
+    from public.users u where u.id = auth.uid();
+  if not found then
+    raise exception 'user call refused' using errcode = 'OAI02', detail = '{"code": "unknown_user"}';
+  end if;
+  if v_user.suspended_at is not null then
+    raise exception 'user call refused' using errcode = 'OAI02', detail = '{"code": "suspended"}';
+  end if;
+  v_checks := jsonb_build_object('welcome_due', v_user.welcome_due);
+  if p_rate is not null and jsonb_typeof(p_rate) = 'object' then
+    select * into v_rate from oneai_private.take_rate_limit(
+      p_rate->>'bucket', (p_rate->>'per_minute')::integer, (p_rate->>'burst')::integer);
+    if not v_rate.admitted then
+      raise exception 'user call refused' using errcode = 'OAI02',
+        detail = jsonb_build_object('code', 'rate_limited', 'rate', to_jsonb(v_rate))::text;
+    end if;
+    v_checks := v_checks || jsonb_build_object('rate', to_jsonb(v_rate));
+  end if;
+  return v_checks;
+end
 $$;
 
 create function oneai_private.chat_turn_refuse(p_code text, p_details jsonb default '{}'::jsonb)
@@ -284,14 +320,17 @@ language plpgsql
 set search_path = ''
 as $$
 declare
+  v_checks jsonb := oneai_private.chat_request_checks(p_turn->'rate');
   v_detail text;
+  v_result jsonb;
 begin
   begin
-    return oneai_private.chat_prepare_steps(p_turn);
+    v_result := oneai_private.chat_prepare_steps(p_turn);
   exception when sqlstate 'OAI01' then
     get stacked diagnostics v_detail = pg_exception_detail;
-    return jsonb_build_object('error', v_detail::jsonb);
+    v_result := jsonb_build_object('error', v_detail::jsonb);
   end;
+  return v_result || v_checks;
 end
 $$;
 
@@ -359,19 +398,23 @@ language plpgsql
 set search_path = ''
 as $$
 declare
+  v_checks jsonb := oneai_private.chat_request_checks(p_reply->'rate');
   v_detail text;
+  v_result jsonb;
 begin
   begin
-    return oneai_private.chat_finish_steps(p_reply);
+    v_result := oneai_private.chat_finish_steps(p_reply);
   exception when sqlstate 'OAI01' then
     get stacked diagnostics v_detail = pg_exception_detail;
-    return jsonb_build_object('error', v_detail::jsonb);
+    v_result := jsonb_build_object('error', v_detail::jsonb);
   end;
+  return v_result || v_checks;
 end
 $$;
 
 revoke execute on function oneai_private.chat_message_json(public.chat_messages) from public, anon;
 revoke execute on function oneai_private.chat_conversation_json(public.conversations) from public, anon;
+revoke execute on function oneai_private.chat_request_checks(jsonb) from public, anon;
 revoke execute on function oneai_private.chat_turn_refuse(text, jsonb) from public, anon;
 revoke execute on function oneai_private.chat_insert_message_at(uuid, public.chat_messages, jsonb) from public, anon;
 revoke execute on function oneai_private.chat_prepare_steps(jsonb) from public, anon;
@@ -380,6 +423,7 @@ revoke execute on function oneai_private.chat_finish_steps(jsonb) from public, a
 revoke execute on function oneai_private.finish_chat_turn(jsonb) from public, anon;
 grant execute on function oneai_private.chat_message_json(public.chat_messages) to authenticated;
 grant execute on function oneai_private.chat_conversation_json(public.conversations) to authenticated;
+grant execute on function oneai_private.chat_request_checks(jsonb) to authenticated;
 grant execute on function oneai_private.chat_turn_refuse(text, jsonb) to authenticated;
 grant execute on function oneai_private.chat_insert_message_at(uuid, public.chat_messages, jsonb) to authenticated;
 grant execute on function oneai_private.chat_prepare_steps(jsonb) to authenticated;

@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Literal
 
-from psycopg import sql
-from psycopg.types.json import Jsonb
-
 from oneai.auth import Principal
 from oneai.chat.offered_models import OFFERED_MODELS, TIER_DEFAULT_MODELS, OfferedModel, offered_model
 from oneai.chat.requests import ChatTurn
@@ -84,8 +81,6 @@ class FinishedTurn:
 
 # The offered models and defaults as the prepare call takes them (it resolves and checks the model).
 _OFFERED_JSON: Final = {m.model_id: {"quota_key": m.quota_key, "tiers": sorted(m.tiers)} for m in OFFERED_MODELS}
-_PREPARE = sql.SQL("select oneai_private.prepare_chat_turn({}) as result")
-_FINISH = sql.SQL("select oneai_private.finish_chat_turn({}) as result")
 
 
 def _refusal(error: dict[str, Any]) -> OneAIError:
@@ -151,10 +146,9 @@ def prepare_turn(
         "warning_percent": WARNING_THRESHOLDS[0],
         "history_limit": HISTORY_LIMIT,
     }
-    with db.user_transaction_with(principal, _PREPARE.format(sql.Literal(Jsonb(arguments)))) as (_, row):
-        result: dict[str, Any] = row["result"]
-        if "error" in result:
-            raise _refusal(result["error"])
+    result = db.user_call(principal, "prepare_chat_turn", arguments)
+    if "error" in result:
+        raise _refusal(result["error"])
     model = str(result["model"])
     reservation = quota.reservation_of(
         ReserveOutcome.model_validate(result["reserve"]), units=1, crossed=result["warnings"]
@@ -208,11 +202,10 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
         "completion_tokens": outcome.completion_tokens,
         "cost": str(outcome.cost),
     }
-    with db.user_transaction_with(prepared.principal, _FINISH.format(sql.Literal(Jsonb(reply)))) as (conn, row):
-        result: dict[str, Any] = row["result"]
-        if "error" in result:
-            raise _refusal(result["error"])
-        quota.settle(conn, prepared.reservation, 1)  # the whole unit stays: nothing to write
+    result = db.user_call(prepared.principal, "finish_chat_turn", reply)
+    if "error" in result:
+        raise _refusal(result["error"])
+    quota.settled_whole(prepared.reservation)
     statuses = [quota.status_of(QuotaRow.model_validate(q)) for q in result["quotas"]]
     status = next((q for q in statuses if q.quota_key == prepared.offered.quota_key), None)
     return FinishedTurn(message=Message.model_validate(result["message"]), quota=status)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 import psycopg
@@ -85,12 +85,10 @@ class _Scope:
 
 @dataclass(frozen=True, slots=True)
 class _UserState:
-    """What a user transaction's first round trip read: the users row, the rate check's row, and the row
-    of the statement the caller added to that round trip (`user_transaction_with`)."""
+    """What a user transaction's first round trip read: the users row, and the rate check's row."""
 
     row: Any
     extra: Any
-    tail: Any = None
 
 
 class Database:
@@ -173,18 +171,13 @@ class Database:
 
     @contextmanager
     def _transaction(
-        self,
-        scope: _Scope,
-        *,
-        check_user: bool = False,
-        extra: tuple[sql.Composable, ...] = (),
-        tail: sql.Composable | None = None,
+        self, scope: _Scope, *, check_user: bool = False, extra: tuple[sql.Composable, ...] = ()
     ) -> Iterator[tuple[Connection, Any]]:
         if getattr(self._in_transaction, "active", False):
             raise RuntimeError("transactions do not nest; pass the open connection down instead")
         self._in_transaction.active = True
         try:
-            conn, user_row = self._begin(scope, check_user, extra, tail)
+            conn, user_row = self._begin(scope, check_user, extra)
             try:
                 yield conn, user_row
                 conn.commit()
@@ -200,12 +193,8 @@ class Database:
         finally:
             self._in_transaction.active = False
 
-    def _begin(
-        self, scope: _Scope, check_user: bool, extra: tuple[sql.Composable, ...], tail: sql.Composable | None
-    ) -> tuple[Connection, Any]:
-        statement = scope.statement(
-            self._settings.db_statement_timeout_ms, check_user=check_user, extra=extra + ((tail,) if tail else ())
-        )
+    def _begin(self, scope: _Scope, check_user: bool, extra: tuple[sql.Composable, ...]) -> tuple[Connection, Any]:
+        statement = scope.statement(self._settings.db_statement_timeout_ms, check_user=check_user, extra=extra)
         for attempt in (1, 2):
             conn = self._take()
             try:
@@ -217,10 +206,6 @@ class Database:
                     if extra:  # the first extra statement's row (the rate check, when there is one)
                         cursor.nextset()
                         user_row = _UserState(user_row.row, cursor.fetchone())
-                    if tail is not None:  # the last statement's row
-                        while cursor.nextset():
-                            pass
-                        user_row = _UserState(user_row.row, user_row.extra, cursor.fetchone())
                 return conn, user_row
             except psycopg.OperationalError as exc:
                 # Nothing ran: the server dropped this connection. Safe to reconnect once and retry.
@@ -235,38 +220,104 @@ class Database:
     @contextmanager
     def user_transaction(self, principal: Principal) -> Iterator[Connection]:
         """A transaction as this user, under RLS. Unknown users are 401, suspended ones 403."""
-        with self.user_transaction_with(principal, None) as (conn, _):
-            yield conn
-
-    @contextmanager
-    def user_transaction_with(
-        self, principal: Principal, statement: sql.Composable | None
-    ) -> Iterator[tuple[Connection, Any]]:
-        """`user_transaction`, with `statement` sent in its first round trip (after the scope, the user
-        check and the rate check) and its first row yielded beside the connection: one round trip for
-        work that is one call (the chat turn). The statement runs before the user and rate checks are
-        looked at; when they refuse, the transaction rolls back with it, so it must not raise on its own
-        refusals (it answers them instead) or those checks' errors would be lost."""
         if self._provision_user is not None and principal.user_id not in self._provisioned:
             self._provision_user(self, principal)
             self._provisioned.add(principal.user_id)
         scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
         check = principal.rate_check if principal.rate_check is not None and principal.rate_check.pending else None
         extra = _request_statements(check, principal.api_key_id)
-        with self._transaction(scope, check_user=True, extra=extra, tail=statement) as (conn, user_row):
+        with self._transaction(scope, check_user=True, extra=extra) as (conn, user_row):
             if user_row.row is None:
                 raise UnauthorizedError("Unknown user")
             if user_row.row["suspended_at"] is not None:
                 raise ForbiddenError("This account is suspended")
             welcome_due = bool(user_row.row.get("welcome_due"))
             if check is None:
-                yield conn, user_row.tail
+                yield conn
             else:
                 _record_outcome(check, user_row.extra)
                 with _keep_admission(conn):
-                    yield conn, user_row.tail
+                    yield conn
         if welcome_due and self._on_new_user is not None:  # committed: the user's request succeeded
             self._on_new_user(self, principal.user_id)
+
+    def user_call(self, principal: Principal, function: str, argument: dict[str, Any]) -> dict[str, Any]:
+        """One round trip as this user: `begin; <scope>; select oneai_private.<function>(<argument>);
+        commit` sent as one query (psycopg would otherwise spend a round trip on `begin` and one on
+        `commit`). The function takes and answers one JSON value. It does first what `user_transaction`
+        does first, in the same order (`oneai_private.chat_request_checks`: the users row, then the
+        request's rate check, passed in as `rate`) and raises SQLSTATE OAI02 to refuse, which stops the
+        batch before its commit: nothing is written and the error is the one `user_transaction` raises.
+        The chat turn's prepare and finish use it.
+        """
+        if self._provision_user is not None and principal.user_id not in self._provisioned:
+            self._provision_user(self, principal)
+            self._provisioned.add(principal.user_id)
+        if getattr(self._in_transaction, "active", False):
+            raise RuntimeError("transactions do not nest; pass the open connection down instead")
+        scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
+        check = principal.rate_check if principal.rate_check is not None and principal.rate_check.pending else None
+        if check is not None:
+            policy = check.policy
+            argument = argument | {
+                "rate": {"bucket": policy.bucket, "per_minute": policy.per_minute, "burst": policy.burst}
+            }
+        parts: list[sql.Composable] = [
+            sql.SQL("begin"),
+            scope.statement(self._settings.db_statement_timeout_ms, check_user=False),
+        ]
+        if principal.api_key_id is not None:
+            parts.append(_TOUCH_API_KEY.format(key_id=sql.Literal(str(principal.api_key_id))))
+        parts.append(
+            sql.SQL("select oneai_private.{}({}) as result").format(
+                sql.Identifier(function), sql.Literal(Jsonb(argument))
+            )
+        )
+        parts.append(sql.SQL("commit"))
+        statement = sql.SQL("; ").join(parts)
+        self._in_transaction.active = True
+        try:
+            result = self._call_once(statement)
+        finally:
+            self._in_transaction.active = False
+        if isinstance(result, _Refused):
+            _raise_refusal(result.detail, check)
+        if check is not None and "rate" in result:
+            _record_outcome(check, result["rate"])
+        # Committed, and the user's request succeeded (a refusal of the call's own rules is answered as
+        # {"error": ...}, committed only to keep the rate token): as user_transaction does.
+        if result.get("welcome_due") and "error" not in result and self._on_new_user is not None:
+            self._on_new_user(self, principal.user_id)
+        return result
+
+    def _call_once(self, statement: sql.Composed) -> dict[str, Any] | _Refused:
+        for attempt in (1, 2):
+            conn = self._take()
+            conn.autocommit = True  # the statement carries its own begin and commit
+            try:
+                cursor = conn.execute(statement)
+                row = None
+                while True:
+                    if cursor.description is not None:
+                        row = cursor.fetchone()
+                    if not cursor.nextset():
+                        break
+                if row is None:
+                    raise RuntimeError("the user call answered no row")
+                return dict(row["result"])
+            except psycopg.OperationalError as exc:
+                # A dropped pooled connection (idle timeout, failover): reconnect once and send it again.
+                _close_quietly(conn)
+                if attempt == 2:
+                    raise UnavailableError("The database is unavailable") from exc
+            except psycopg.Error as exc:
+                if exc.sqlstate != "OAI02" or exc.diag.message_detail is None:
+                    raise
+                return _Refused(json.loads(exc.diag.message_detail))
+            finally:
+                _end_call(conn)
+                self._give_back(conn)
+        raise AssertionError("unreachable")
 
     @contextmanager
     def anon_transaction(self) -> Iterator[Connection]:
@@ -303,6 +354,24 @@ def _request_statements(check: RateCheck | None, api_key_id: UUID | None) -> tup
     return tuple(statements)
 
 
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A `user_call` refused by its checks (SQLSTATE OAI02): the JSON detail says why."""
+
+    detail: dict[str, Any]
+
+
+def _raise_refusal(detail: dict[str, Any], check: RateCheck | None) -> NoReturn:
+    code = detail.get("code")
+    if code == "unknown_user":
+        raise UnauthorizedError("Unknown user")
+    if code == "suspended":
+        raise ForbiddenError("This account is suspended")
+    if code == "rate_limited" and check is not None:
+        _record_outcome(check, detail["rate"])  # raises RateLimitedError
+    raise RuntimeError(f"unexpected refusal of a user call: {code!r}")
+
+
 def _record_outcome(check: RateCheck, row: Any) -> None:
     from oneai.ratelimit import RateOutcome  # small module; imported here to keep it off service paths
 
@@ -334,6 +403,18 @@ def _keep_admission(conn: Connection) -> Iterator[None]:
             except psycopg.Error:
                 pass  # the transaction rolls back whole (the token with it)
         raise
+
+
+def _end_call(conn: Connection) -> None:
+    """Back to the pool's state: no transaction (a refused call left an aborted one), autocommit off."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("rollback")
+        conn.autocommit = False
+    except psycopg.Error:
+        _close_quietly(conn)
 
 
 def _close_quietly(conn: Connection) -> None:

@@ -125,6 +125,12 @@ def reservation_of(outcome: repo.ReserveOutcome, *, units: int, crossed: Sequenc
     )
 
 
+def settled_whole(reservation: Reservation) -> None:
+    """The reservation was settled in full by the database call that recorded the work (the chat turn's
+    finish): nothing is given back, and a later settle or refund does nothing."""
+    reservation._closed = True
+
+
 def _give_back(conn: Connection, reservation: Reservation, units: int) -> bool:
     return repo.refund_quota(conn, reservation.quota_key, units, reservation.window_started_at)
 
