@@ -86,7 +86,7 @@ class PgRoundTripProxy:
 
     def _upstream(self) -> socket.socket:
         params = conninfo_to_dict(self.upstream_url)
-        host = str(params.get("host") or "/tmp").split(",")[0]
+        host = str(params.get("host") or "127.0.0.1").split(",")[0]
         port = int(str(params.get("port") or 5432).split(",")[0])
         if host.startswith("/"):
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
