@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -73,10 +75,17 @@ async def chat_stream(
         )
     prepared = await run_in_threadpool(prepare_turn, db, principal, turn, too_long_for=too_long_for)
     model = client.known_model(prepared.turn.model_id)
-    if prepared.reservation.warnings_crossed:
-        await run_in_threadpool(announce_warnings, get_publisher(), principal.user_id, prepared.reservation)
     relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)
-    await relay.open()
+    announcing = None
+    if prepared.reservation.warnings_crossed:  # the quota warning goes out while the model is asked
+        announcing = asyncio.create_task(
+            run_in_threadpool(announce_warnings, get_publisher(), principal.user_id, prepared.reservation)
+        )
+    try:
+        await relay.open()
+    finally:
+        if announcing is not None:
+            await announcing
     return EventStreamResponse(relay.events(), headers=parts.STREAM_HEADERS)
 
 
