@@ -12,10 +12,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from oneai.auth import Principal
 from oneai.chat.requests import ChatTurn
 from oneai.chat.turn import ReplyOutcome, finish_turn, prepare_turn
+from oneai.config import override_settings
 from oneai.db.connection import Database
 from oneai.errors import (
     ConflictError,
@@ -25,6 +27,7 @@ from oneai.errors import (
     QuotaExceededError,
     RateLimitedError,
     UnauthorizedError,
+    UnavailableError,
     ValidationError,
 )
 from oneai.ratelimit import RateCheck, RatePolicy
@@ -255,3 +258,28 @@ def test_a_dropped_pooled_connection_is_reopened_for_the_call(
     terminate(database_url, db.backend_pid())
     prepared = prepare_turn(db, user.principal, send("after the drop"))
     assert prepared.user_message is not None and prepared.user_message.content == "after the drop"
+
+
+def test_a_turn_held_up_past_the_statement_timeout_is_a_503_and_writes_nothing(
+    make_user: Any, database_url: str
+) -> None:
+    user = make_user()
+    with override_settings(database_url=SecretStr(database_url), db_statement_timeout_ms=300) as settings:
+        db = Database(settings)
+        try:
+            conversation = prepare_turn(db, user.principal, send("first")).conversation
+            # GIVEN another transaction holding the conversation's row
+            with psycopg.connect(database_url) as other:
+                other.execute("select 1 from public.conversations where id = %s for update", (conversation.id,))
+                # WHEN a turn must lock it THEN it gives up at the statement timeout: 503, not retried
+                with pytest.raises(UnavailableError):
+                    prepare_turn(db, user.principal, send("second", conversation_id=conversation.id))
+                other.rollback()
+            # AND nothing of it stayed, and the next turn works on a fresh connection
+            assert (
+                count(database_url, "select count(*) from public.chat_messages where user_id = %s", user.id) == 1
+            )
+            after = prepare_turn(db, user.principal, send("third", conversation_id=conversation.id))
+            assert [m.content for m in after.history] == ["first", "third"]
+        finally:
+            db.close()

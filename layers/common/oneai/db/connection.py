@@ -306,9 +306,12 @@ class Database:
                     raise RuntimeError("the user call answered no row")
                 return dict(row["result"])
             except psycopg.OperationalError as exc:
-                # A dropped pooled connection (idle timeout, failover): reconnect once and send it again.
+                # A pooled connection the server dropped (idle timeout, failover, pooler restart) fails on
+                # its first use: reconnect once and send the batch again. A statement timeout, or a
+                # connection lost on its second try, is a 503.
+                broken = conn.broken or conn.closed
                 _close_quietly(conn)
-                if attempt == 2:
+                if attempt == 2 or not broken or isinstance(exc, psycopg.errors.QueryCanceled):
                     raise UnavailableError("The database is unavailable") from exc
             except psycopg.Error as exc:
                 if exc.sqlstate != "OAI02" or exc.diag.message_detail is None:
