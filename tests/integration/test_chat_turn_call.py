@@ -283,3 +283,18 @@ def test_a_turn_held_up_past_the_statement_timeout_is_a_503_and_writes_nothing(
             assert [m.content for m in after.history] == ["first", "third"]
         finally:
             db.close()
+
+
+def test_message_text_travels_in_the_call_exactly_as_written(db: Database, make_user: Any) -> None:
+    user = make_user()
+    text = "It's a \"test\" \\ with ünïcödé 🚀, $$dollar$$ quotes and '); drop table public.users; --"
+    prepared = prepare_turn(db, user.principal, send(text))
+    finished = finish_turn(db, prepared, outcome(text[::-1]))
+    assert prepared.user_message is not None and prepared.user_message.content == text
+    assert finished.message.content == text[::-1]
+    with db.user_transaction(user.principal) as conn:
+        rows = conn.execute(
+            "select content from public.chat_messages where conversation_id = %s order by sequence_number",
+            (prepared.conversation.id,),
+        ).fetchall()
+    assert [r["content"] for r in rows] == [text, text[::-1]]
