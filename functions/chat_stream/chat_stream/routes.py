@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -10,13 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from chat_stream.deps import OpenRouter
 from oneai.chat import parts
 from oneai.chat.context import estimate_tokens, reply_budget
-from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, ModelList, listings
+from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, OFFERED_MODELS, ModelList, listings
 from oneai.chat.relay import ChatRelay
 from oneai.chat.requests import CHAT_BODY_OPENAPI, parse_chat_body
-from oneai.chat.turn import default_model_for, prepare_turn
+from oneai.chat.turn import MESSAGE_TOO_LONG, prepare_turn
 from oneai.db.users import caller_tier
 from oneai.errors import PayloadTooLargeError
 from oneai.events import get_publisher
+from oneai.openrouter.catalog import OpenRouterModel
 from oneai.openrouter.errors import OpenRouterError
 from oneai.quota.warnings import announce_warnings
 from oneai.web import ChatPrincipal, CurrentPrincipal, Db
@@ -57,27 +58,40 @@ async def chat_stream(
     request: Request,
 ) -> EventStreamResponse:
     turn = parse_chat_body(await json_body(request))
-    if turn.model is None:
-        turn = turn.model_copy(update={"model": await run_in_threadpool(default_model_for, db, principal)})
-    model = await _model_or_none(client, turn.model_id)
-    if turn.content is not None:
-        window = (model.context_length if model else None) or DEFAULT_CONTEXT_LENGTH
-        if estimate_tokens(turn.content) > window - reply_budget(window):
-            raise PayloadTooLargeError("The message is too long for this model's context window")
-    prepared = await run_in_threadpool(prepare_turn, db, principal, turn)
-    if prepared.reservation.warnings_crossed:
-        await run_in_threadpool(announce_warnings, get_publisher(), principal.user_id, prepared.reservation)
+    # The catalog never waits for OpenRouter: the cached entries (a refresh runs in the background), else
+    # the default window. The message must fit the model's window: a named model is checked here, the
+    # caller's default model (resolved by the prepare call) there, with the models it does not fit.
+    if (
+        turn.model is not None
+        and turn.content is not None
+        and not _fits(turn.content, client.known_model(turn.model))
+    ):
+        raise PayloadTooLargeError(MESSAGE_TOO_LONG)
+    too_long_for = frozenset()
+    if turn.model is None and turn.content is not None:
+        content = turn.content
+        too_long_for = frozenset(
+            m.model_id for m in OFFERED_MODELS if not _fits(content, client.known_model(m.model_id))
+        )
+    prepared = await run_in_threadpool(prepare_turn, db, principal, turn, too_long_for=too_long_for)
+    model = client.known_model(prepared.turn.model_id)
     relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)
-    await relay.open()
+    announcing = None
+    if prepared.reservation.warnings_crossed:  # the quota warning goes out while the model is asked
+        announcing = asyncio.create_task(
+            run_in_threadpool(announce_warnings, get_publisher(), principal.user_id, prepared.reservation)
+        )
+    try:
+        await relay.open()
+    finally:
+        if announcing is not None:
+            await announcing
     return EventStreamResponse(relay.events(), headers=parts.STREAM_HEADERS)
 
 
-async def _model_or_none(client: OpenRouter, model_id: str) -> Any:
-    # The catalog only sizes the context; if OpenRouter's list is unreachable the default window is used.
-    try:
-        return await client.get_model(model_id)
-    except OpenRouterError:
-        return None
+def _fits(content: str, model: OpenRouterModel | None) -> bool:
+    window = (model.context_length if model else None) or DEFAULT_CONTEXT_LENGTH
+    return estimate_tokens(content) <= window - reply_budget(window)
 
 
 @router.get("/models", summary="The offered models, and whether your tier may use each")

@@ -9,6 +9,7 @@ the client goes away) the reply is saved, partial ones as `incomplete`, with the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -167,8 +168,12 @@ class ChatRelay:
 
     async def _save(self, result: StreamResult, status: Literal["complete", "incomplete"]) -> FinishedTurn | None:
         served = result.billed_model
-        model = self._model if self._model and self._model.id == served else await self._client.get_model(served)
+        model = self._model if self._model and self._model.id == served else self._client.known_model(served)
         usage = result.usage
+        if model is None and usage is not None and usage.cost is None:
+            # Only the price fallback needs the catalog; the reply has streamed, so waiting is harmless here.
+            with contextlib.suppress(OpenRouterError):
+                model = await self._client.get_model(served)
         outcome = ReplyOutcome(
             text=result.text,
             status=status,

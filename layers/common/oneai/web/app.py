@@ -77,7 +77,13 @@ class BodySizeLimit:
             if not replaced:
                 await send(message)
 
-        await self.app(scope, counting_receive, checked_send)
+        try:
+            await self.app(scope, counting_receive, checked_send)
+        except PayloadTooLargeError:
+            # A middleware inside (InputGuard buffers JSON bodies) let the read's error through.
+            if started:
+                raise
+            await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(PayloadTooLargeError(f"The body must be at most {self.max_bytes} bytes"))
