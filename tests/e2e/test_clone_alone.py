@@ -230,7 +230,7 @@ def walk_billing(walk: RouteWalk) -> None:
     assert upgraded.json()["change"] in {"edited", "recreated"}
     # A plan change by replacement keeps the paid plan until Razorpay activates the new subscription
     after_change = call("GET", "/subscription").json()
-    assert after_change["subscription"]["provider_subscription_id"] == subscription_id
+    assert after_change["subscription"]["razorpay_subscription_id"] == subscription_id
     assert after_change["subscription"]["status"] == "active"
     if upgraded.json()["change"] == "recreated":
         assert after_change["replacement"]["tier"] == "enterprise"
