@@ -478,6 +478,7 @@ def walk_export_and_erasure(walk: RouteWalk) -> None:
     # The kept API key stops working, and nothing the dev user made is left
     key = {"authorization": f"Bearer {walk.notes['api_key']}"}
     assert walk.http.get("/v1/models", headers=key).status_code == 401
+    # (401 in AWS: the token's user is gone; `make dev` signs an unknown token's user up again, empty: 404)
     assert walk.http.get(f"/conversations/{walk.notes['conversation_id']}", headers=walk.auth).status_code in {
         401,
         404,
