@@ -114,6 +114,7 @@ SAMPLES: dict[str, Sample] = {
     "GetBillingOpenApi": Sample(public=True),
     "ListUsers": Sample(query="q=example.com&tier=pro&limit=20", admin=True),
     "GetUser": Sample(admin=True),
+    "EraseUser": Sample(admin=True),
     "SuspendUser": Sample(body={"reason": "Chargeback fraud, ticket 4711"}, admin=True),
     "UnsuspendUser": Sample(admin=True),
     "SetQuotaOverride": Sample(

@@ -107,6 +107,7 @@ WEBHOOK_ROUTES = {("POST", "/webhooks/razorpay", "PostWebhooksRazorpay")}
 ADMIN_ROUTES = {
     ("GET", "/admin/users", "ListUsers"),
     ("GET", "/admin/users/{id}", "GetUser"),
+    ("DELETE", "/admin/users/{id}", "EraseUser"),
     ("POST", "/admin/users/{id}/suspend", "SuspendUser"),
     ("POST", "/admin/users/{id}/unsuspend", "UnsuspendUser"),
     ("PUT", "/admin/users/{id}/quotas/{quota_key}", "SetQuotaOverride"),

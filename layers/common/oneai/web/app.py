@@ -80,8 +80,9 @@ class BodySizeLimit:
         try:
             await self.app(scope, counting_receive, checked_send)
         except PayloadTooLargeError:
-            # A middleware inside (InputGuard buffers JSON bodies) let the read's error through.
-            if started:
+            # A reader that does not turn the failed read into an answer (InputGuard buffers the body
+            # before FastAPI sees it) lets the error through: still a 413, unless an answer had begun.
+            if not too_large or started:
                 raise
             await self._too_large(scope, receive, send)
 
