@@ -455,9 +455,33 @@ def walk_admin(walk: RouteWalk) -> None:
     assert bea_email not in audit.text
 
 
+def walk_docs(walk: RouteWalk) -> None:
+    """The user guide, indexed from the clone's own markdown: search (a misspelt title too), a page, and
+    feedback, anonymous and signed in."""
+    found = walk.call("GET", "/docs/search", "/docs/search?q=reset%20my%20quota", public=True)
+    assert found.status_code == 200, found.text
+    assert found.json()["items"][0]["slug"] == "quotas-and-resets"
+    assert "<mark>" in found.json()["items"][0]["snippet"]
+    misspelt = walk.call("GET", "/docs/search", "/docs/search?q=quotas%20and%20resetz", public=True).json()
+    assert misspelt["items"][0]["slug"] == "quotas-and-resets"
+    assert walk.call("GET", "/docs/search", "/docs/search?q=zzxqv", public=True).json()["items"] == []
+    page = walk.call("GET", "/docs/{slug}", "/docs/quotas-and-resets", public=True)
+    assert page.status_code == 200 and page.json()["title"] == "Quotas and resets"
+    assert "Messages to large models" in page.json()["markdown"]  # the generated tier table
+    assert walk.call("GET", "/docs/{slug}", "/docs/no-such-page", public=True).status_code == 404
+    anonymous = walk.call(
+        "POST", "/docs/feedback", json={"slug": "quotas-and-resets", "helpful": True}, public=True
+    )
+    assert anonymous.status_code == 201 and anonymous.json()["signed_in"] is False, anonymous.text
+    signed = walk.call(
+        "POST", "/docs/feedback", json={"slug": "getting-started", "helpful": False, "comment": "More!"}
+    )
+    assert signed.status_code == 201 and signed.json()["signed_in"] is True, signed.text
+
+
 def walk_openapi(walk: RouteWalk) -> None:
     """Each function's OpenAPI document."""
-    for prefix in ("conversations", "chat", "user", "subscription", "admin"):
+    for prefix in ("conversations", "chat", "user", "subscription", "admin", "docs"):
         document = walk.call("GET", f"/{prefix}/openapi.json", public=True)
         assert document.status_code == 200 and document.json()["paths"], prefix
 
@@ -493,6 +517,7 @@ AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_api_keys_and_v1,
     walk_notifications,
     walk_admin,
+    walk_docs,
     walk_openapi,
     walk_export_and_erasure,
 )
