@@ -11,7 +11,8 @@
 -- source), so neither the table nor a dump of it holds an IP address, and without the key nobody can
 -- test a guessed address against it. The key never leaves the database: only the security definer
 -- function below reads it. The application sends the source already digested (sha256 of the address),
--- so the statement text (which a server log may quote) carries no address either.
+-- so the statement text (which a server log may quote) carries no address in clear either (an unkeyed
+-- digest of an IPv4 address can be reversed by trying them all: that is why the stored key is keyed).
 
 -- The random key of the source hash: one row. Logged (unlike the buckets): losing it would only reset
 -- every anonymous bucket, but there is no reason to.

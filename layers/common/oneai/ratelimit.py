@@ -13,8 +13,9 @@ Anonymous requests that write (`POST /docs/feedback`) count in a bucket of their
 (`oneai_private.take_source_rate_limit`, migration `20261122170000_source_rate_limits.sql`, the same GCRA),
 taken in the anonymous transaction's first round trip. The source is the address API Gateway saw
 (`requestContext.identity.sourceIp`, which Mangum gives as the request's client), never a header the
-caller writes. It leaves this process only as a sha256 digest, and the database keys its bucket by a
-keyed hash of that digest (the key never leaves the database), so no address is stored anywhere.
+caller writes. It leaves this process only as a sha256 digest (no address in clear in a statement log),
+and the database keys its bucket by a keyed hash of that digest (the key never leaves the database), so
+no address, nor anything a guessed address can be checked against, is stored.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class RateOutcome:
 
 
 class RateCheck:
-    """The rate check of one request: done by the request's first user transaction, once."""
+    """The rate check of one request: done by the request's first user (or anonymous) transaction, once."""
 
     __slots__ = ("outcome", "policy", "source_digest")
 
