@@ -74,9 +74,18 @@ revoke execute on function oneai_private.gcra_next_tat(timestamptz, timestamptz,
 revoke execute on function oneai_private.gcra_outcome(boolean, timestamptz, timestamptz, interval, interval)
   from public;
 
+-- What anonymous callers may call, and nothing else: `anon` gets no usage on oneai_private (its tables and
+-- functions stay out of reach); this schema holds only the function below, which reaches them as its owner.
+-- Like oneai_private it is not one of the schemas Supabase's Data API exposes, so only our functions call it.
+create schema oneai_anon;
+
+revoke all on schema oneai_anon from public;
+grant usage on schema oneai_anon to anon;
+alter default privileges in schema oneai_anon revoke execute on functions from public;
+
 -- Take one request from the bucket `p_bucket` of the source whose sha256 digest is `p_source_digest`
 -- (64 hex digits). Always one row, as oneai_private.take_rate_limit.
-create function oneai_private.take_source_rate_limit(
+create function oneai_anon.take_source_rate_limit(
   p_source_digest text, p_bucket text, p_per_minute integer, p_burst integer
 )
 returns table (admitted boolean, remaining integer, reset_seconds double precision, retry_after_seconds double precision)
@@ -134,10 +143,8 @@ begin
 end
 $$;
 
-revoke execute on function oneai_private.take_source_rate_limit(text, text, integer, integer) from public;
--- Anonymous requests call it as `anon`, which needs the schema (only this function in it is theirs).
-grant usage on schema oneai_private to anon;
-grant execute on function oneai_private.take_source_rate_limit(text, text, integer, integer) to anon;
+revoke execute on function oneai_anon.take_source_rate_limit(text, text, integer, integer) from public;
+grant execute on function oneai_anon.take_source_rate_limit(text, text, integer, integer) to anon;
 
 -- The sweep's share for these buckets (oneai.ratelimit.clear_idle_buckets): as clear_idle_rate_limits.
 create function oneai_private.clear_idle_source_rate_limits(p_limit integer)

@@ -1,5 +1,5 @@
 """Rate limits of guide feedback on the real database: anonymous readers count in a bucket of their source
-address (`oneai_private.take_source_rate_limit`, taken in the anonymous transaction's first round trip),
+address (`oneai_anon.take_source_rate_limit`, taken in the anonymous transaction's first round trip),
 signed-in readers in their own `all` bucket. Many connections at once, another address, a refused
 request, the stored key (never the address) and the sweep."""
 
@@ -154,6 +154,20 @@ def test_the_bucket_is_keyed_by_a_keyed_hash_never_by_the_address(db: Database, 
         conn.execute("set local role anon")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select key from oneai_private.source_hash_key")
+
+
+def test_anonymous_callers_reach_the_check_and_nothing_else_of_the_private_schemas(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        schemas = conn.execute(
+            "select nspname, has_schema_privilege('anon', oid, 'usage') from pg_namespace"
+            " where nspname in ('oneai_private', 'oneai_anon') order by nspname"
+        ).fetchall()
+        callable_by_anon = conn.execute(
+            "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+            " where n.nspname in ('oneai_private', 'oneai_anon') and has_function_privilege('anon', p.oid, 'execute')"
+        ).fetchall()
+    assert schemas == [("oneai_anon", True), ("oneai_private", False)]
+    assert callable_by_anon == [("oneai_anon.take_source_rate_limit(text,text,integer,integer)",)]
 
 
 def test_given_source_buckets_that_are_full_again_then_the_sweep_clears_them(

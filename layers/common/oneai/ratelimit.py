@@ -10,7 +10,7 @@ requests and refills in `w` seconds) and `RateLimit: "all";r=59;t=1` (`r` reques
 full again in `t` seconds); a refusal adds `Retry-After` (whole seconds, at least 1).
 
 Anonymous requests that write (`POST /docs/feedback`) count in a bucket of their source instead
-(`oneai_private.take_source_rate_limit`, migration `20261122170000_source_rate_limits.sql`, the same GCRA),
+(`oneai_anon.take_source_rate_limit`, migration `20261122170000_source_rate_limits.sql`, same GCRA),
 taken in the anonymous transaction's first round trip. The source is the address API Gateway saw
 (`requestContext.identity.sourceIp`, which Mangum gives as the request's client), never a header the
 caller writes. It leaves this process only as a sha256 digest (no address in clear in a statement log),

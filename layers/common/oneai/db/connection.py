@@ -58,7 +58,7 @@ _TAKE_RATE_LIMIT = sql.SQL(
 # An anonymous request's check (oneai.ratelimit): the bucket of its source, the same GCRA, as `anon`.
 _TAKE_SOURCE_RATE_LIMIT = sql.SQL(
     "select admitted, remaining, reset_seconds, retry_after_seconds"
-    " from oneai_private.take_source_rate_limit({source}, {bucket}, {per_minute}, {burst})"
+    " from oneai_anon.take_source_rate_limit({source}, {bucket}, {per_minute}, {burst})"
 )
 # A request with an API key notes the key's use (written at most once a minute).
 _TOUCH_API_KEY = sql.SQL("select oneai_private.touch_api_key({key_id})")
