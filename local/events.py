@@ -126,6 +126,7 @@ SAMPLES: dict[str, Sample] = {
     "SyncSubscription": Sample(admin=True),
     "GetAnalytics": Sample(query="from=2025-01-01&to=2025-01-31", admin=True),
     "ListAuditLog": Sample(query="target_type=user&limit=20", admin=True),
+    "GetGuideFeedbackSummary": Sample(query="comments=3", admin=True),
     "GetAdminOpenApi": Sample(public=True),
     # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
     "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),

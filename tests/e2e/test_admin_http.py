@@ -85,6 +85,7 @@ def test_the_template_routes_all_admin_routes_of_api_md() -> None:
             ("POST", "/admin/subscriptions/{id}/sync"),
             ("GET", "/admin/analytics"),
             ("GET", "/admin/audit-log"),
+            ("GET", "/admin/docs/feedback"),
             ("GET", "/admin/openapi.json"),
         ]
     )

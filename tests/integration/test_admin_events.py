@@ -28,6 +28,7 @@ EXPECTED = {
     "sync-subscription": 404,
     "get-analytics": 200,
     "list-audit-log": 200,
+    "get-guide-feedback-summary": 200,
 }
 
 

@@ -116,6 +116,7 @@ ADMIN_ROUTES = {
     ("POST", "/admin/subscriptions/{id}/sync", "SyncSubscription"),
     ("GET", "/admin/analytics", "GetAnalytics"),
     ("GET", "/admin/audit-log", "ListAuditLog"),
+    ("GET", "/admin/docs/feedback", "GetGuideFeedbackSummary"),
     ("GET", "/admin/openapi.json", "GetAdminOpenApi"),
 }
 DOCS_ROUTES = {

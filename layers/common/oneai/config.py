@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=60, ge=1, validation_alias="ONEAI_RATE_LIMIT_BURST")
     chat_rate_limit_per_minute: int = Field(default=20, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_PER_MINUTE")
     chat_rate_limit_burst: int = Field(default=5, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_BURST")
+    # Anonymous feedback on the user guide, per source address (signed-in feedback counts in `all`).
+    feedback_rate_limit_per_minute: int = Field(
+        default=6, ge=1, validation_alias="ONEAI_FEEDBACK_RATE_LIMIT_PER_MINUTE"
+    )
+    feedback_rate_limit_burst: int = Field(default=10, ge=1, validation_alias="ONEAI_FEEDBACK_RATE_LIMIT_BURST")
 
     @model_validator(mode="after")
     def _default_issuer(self) -> Settings:

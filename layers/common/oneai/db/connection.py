@@ -3,7 +3,8 @@
 Every unit of work is a transaction with an explicit scope:
 - `user_transaction(principal)`: role `authenticated` and the JWT claims set transaction-locally, so the
   Row Level Security policies apply to our own queries exactly as they do to Supabase's API;
-- `anon_transaction()`: role `anon`, for public reads (shared links);
+- `anon_transaction()`: role `anon`, for public reads (shared links) and anonymous writes (guide
+  feedback, with the rate check of the caller's source);
 - `service_transaction()`: role `service_role`, which bypasses RLS, for webhooks, sweeps and provisioning.
 
 The scope is set by the transaction's first statement, which also proves the connection is alive: if the
@@ -53,6 +54,11 @@ _USER_STATE = sql.SQL(
 _TAKE_RATE_LIMIT = sql.SQL(
     "select admitted, remaining, reset_seconds, retry_after_seconds"
     " from oneai_private.take_rate_limit({bucket}, {per_minute}, {burst})"
+)
+# An anonymous request's check (oneai.ratelimit): the bucket of its source, the same GCRA, as `anon`.
+_TAKE_SOURCE_RATE_LIMIT = sql.SQL(
+    "select admitted, remaining, reset_seconds, retry_after_seconds"
+    " from oneai_anon.take_source_rate_limit({source}, {bucket}, {per_minute}, {burst})"
 )
 # A request with an API key notes the key's use (written at most once a minute).
 _TOUCH_API_KEY = sql.SQL("select oneai_private.touch_api_key({key_id})")
@@ -203,9 +209,9 @@ class Database:
                 if check_user:
                     cursor.nextset()
                     user_row = _UserState(cursor.fetchone(), None)
-                    if extra:  # the first extra statement's row (the rate check, when there is one)
-                        cursor.nextset()
-                        user_row = _UserState(user_row.row, cursor.fetchone())
+                if extra:  # the first extra statement's row (the rate check, when there is one)
+                    cursor.nextset()
+                    user_row = _UserState(user_row.row if user_row else None, cursor.fetchone())
                 return conn, user_row
             except psycopg.OperationalError as exc:
                 # Nothing ran: the server dropped this connection. Safe to reconnect once and retry.
@@ -323,9 +329,21 @@ class Database:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def anon_transaction(self) -> Iterator[Connection]:
-        with self._transaction(_Scope(role="anon", claims=json.dumps({"role": "anon"}))) as (conn, _):
-            yield conn
+    def anon_transaction(self, rate_check: RateCheck | None = None) -> Iterator[Connection]:
+        """A transaction as `anon`. With a pending `rate_check` (an anonymous write), its source's bucket
+        is taken in the same round trip as the scope: refused is 429 and nothing is written."""
+        check = rate_check if rate_check is not None and rate_check.pending else None
+        extra = _request_statements(check, None)
+        with self._transaction(_Scope(role="anon", claims=json.dumps({"role": "anon"})), extra=extra) as (
+            conn,
+            state,
+        ):
+            if check is None:
+                yield conn
+            else:
+                _record_outcome(check, state.extra)
+                with _keep_admission(conn):
+                    yield conn
 
     @contextmanager
     def service_transaction(self) -> Iterator[Connection]:
@@ -343,13 +361,15 @@ def _request_statements(check: RateCheck | None, api_key_id: UUID | None) -> tup
     statements: list[sql.Composable] = []
     if check is not None:
         policy = check.policy
-        statements.append(
-            _TAKE_RATE_LIMIT.format(
-                bucket=sql.Literal(policy.bucket),
-                per_minute=sql.Literal(policy.per_minute),
-                burst=sql.Literal(policy.burst),
-            )
-        )
+        values = {
+            "bucket": sql.Literal(policy.bucket),
+            "per_minute": sql.Literal(policy.per_minute),
+            "burst": sql.Literal(policy.burst),
+        }
+        if check.source_digest is None:
+            statements.append(_TAKE_RATE_LIMIT.format(**values))
+        else:
+            statements.append(_TAKE_SOURCE_RATE_LIMIT.format(source=sql.Literal(check.source_digest), **values))
     if api_key_id is not None:
         statements.append(_TOUCH_API_KEY.format(key_id=sql.Literal(str(api_key_id))))
     if check is not None:
