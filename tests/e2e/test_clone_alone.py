@@ -477,6 +477,8 @@ def walk_docs(walk: RouteWalk) -> None:
         "POST", "/docs/feedback", json={"slug": "getting-started", "helpful": False, "comment": "More!"}
     )
     assert signed.status_code == 201 and signed.json()["signed_in"] is True, signed.text
+    summary = {p["slug"]: p for p in walk.as_admin("GET", "/admin/docs/feedback").json()["items"]}
+    assert summary["quotas-and-resets"]["helpful"] >= 1 and summary["getting-started"]["not_helpful"] >= 1
 
 
 def walk_openapi(walk: RouteWalk) -> None:
