@@ -5,6 +5,8 @@ server against the fake OpenRouter (real sockets, real SSE, real PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,12 +17,15 @@ import psycopg
 import pytest
 
 from local.fake_openrouter import FakeOpenRouter, Infinite, Reply
-from tests.conftest import AppUser, create_user
+from tests.conftest import REPO_ROOT, AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL, LocalServer
+from tests.e2e.test_ai_sdk_client import NODE_CLIENT_DIR, NODE_TIMEOUT_SECONDS, node
 from tests.e2e.test_chat_stream import sse_events
 
 pytestmark = pytest.mark.e2e
 WORDS = [f"w{i} " for i in range(30)]
+RESUME_SCRIPT = NODE_CLIENT_DIR / "resume_chat_stream.mjs"
+__all__ = ["node"]  # the fixture, shared with test_ai_sdk_client.py
 
 
 @pytest.fixture
@@ -120,27 +125,29 @@ def test_several_readers_follow_one_reply_and_all_get_the_same_message(
     openrouter.script(Reply(chunks=WORDS, delay=0.04), model=CHAT_MODEL)
 
     async def scenario() -> list[list[Any]]:
-        async with httpx.AsyncClient(base_url=local_server.base_url, timeout=30) as http:
-            async with http.stream(
+        async with (
+            httpx.AsyncClient(base_url=local_server.base_url, timeout=30) as http,
+            http.stream(
                 "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "count"}, headers=user.headers
-            ) as response:
-                chunks = response.aiter_text()
-                received = await read_until(chunks, 3)
-                conversation_id = whole_events(received)[1]["data"]["id"]
+            ) as response,
+        ):
+            chunks = response.aiter_text()
+            received = await read_until(chunks, 3)
+            conversation_id = whole_events(received)[1]["data"]["id"]
 
-                async def resume() -> list[Any]:
-                    answer = await http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers)
-                    assert answer.status_code == 200
-                    return sse_events(answer.text)
+            async def resume() -> list[Any]:
+                answer = await http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers)
+                assert answer.status_code == 200
+                return sse_events(answer.text)
 
-                # WHEN three more readers join while the first keeps reading
-                async def keep_reading() -> list[Any]:
-                    rest = received
-                    async for text in chunks:
-                        rest += text
-                    return sse_events(rest)
+            # WHEN three more readers join while the first keeps reading
+            async def keep_reading() -> list[Any]:
+                rest = received
+                async for text in chunks:
+                    rest += text
+                return sse_events(rest)
 
-                return list(await asyncio.gather(keep_reading(), resume(), resume(), resume()))
+            return list(await asyncio.gather(keep_reading(), resume(), resume(), resume()))
 
     streams = asyncio.run(scenario())
     # THEN every reader got the same message: same id, same text, same ending
@@ -159,24 +166,26 @@ def test_stop_ends_every_stream_with_finish_and_keeps_the_text_so_far(
     openrouter.script(Infinite(chunk="more ", interval=0.05), model=CHAT_MODEL)
 
     async def scenario() -> tuple[list[Any], list[Any], float, int]:
-        async with httpx.AsyncClient(base_url=local_server.base_url, timeout=30) as http:
-            async with http.stream(
+        async with (
+            httpx.AsyncClient(base_url=local_server.base_url, timeout=30) as http,
+            http.stream(
                 "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "go"}, headers=user.headers
-            ) as response:
-                chunks = response.aiter_text()
-                received = await read_until(chunks, 3)
-                conversation_id = whole_events(received)[1]["data"]["id"]
-                follower = asyncio.create_task(
-                    http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers)
-                )
-                await asyncio.sleep(0.5)
-                # WHEN the user presses stop (a separate request)
-                stopped_at = time.monotonic()
-                stop = await http.post(f"/chat/stream/{conversation_id}/stop", headers=user.headers)
-                async for text in chunks:
-                    received += text
-                resumed = await follower
-                return sse_events(received), sse_events(resumed.text), stopped_at, stop.status_code
+            ) as response,
+        ):
+            chunks = response.aiter_text()
+            received = await read_until(chunks, 3)
+            conversation_id = whole_events(received)[1]["data"]["id"]
+            follower = asyncio.create_task(
+                http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers)
+            )
+            await asyncio.sleep(0.5)
+            # WHEN the user presses stop (a separate request)
+            stopped_at = time.monotonic()
+            stop = await http.post(f"/chat/stream/{conversation_id}/stop", headers=user.headers)
+            async for text in chunks:
+                received += text
+            resumed = await follower
+            return sse_events(received), sse_events(resumed.text), stopped_at, stop.status_code
 
     original, followed, stopped_at, stop_status = asyncio.run(scenario())
     assert stop_status == 204
@@ -236,3 +245,28 @@ def test_resume_and_stop_answer_only_for_the_callers_own_conversations(
             (user.id,),
         ).fetchone()
     assert row is not None and row[0] == "complete"
+
+
+def test_the_ai_sdk_resume_stream_rebuilds_the_same_message_as_the_original_stream(
+    node: str, local_server: LocalServer, user: AppUser, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN a reply slow enough to reload in the middle of it
+    openrouter.script(Reply(chunks=WORDS, delay=0.04), model=CHAT_MODEL)
+    # WHEN one AI SDK Chat sends and reads, and a fresh Chat with the same id calls resumeStream() meanwhile
+    completed = subprocess.run(
+        [node, str(RESUME_SCRIPT), local_server.base_url, user.token, CHAT_MODEL, "count for me"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[:4000]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    # THEN the resumed Chat rebuilt the same message: id, whole text, data parts (conversation, usage)
+    original, resumed = result["original"], result["resumed"]
+    assert original["text"] == "".join(WORDS)
+    assert resumed == original
+    assert {p["type"] for p in resumed["dataParts"]} == {"data-conversation", "data-usage"}
+    # AND resuming after the end finds nothing (204): the Chat stays ready, with only the resumed message
+    assert result["afterEnd"] == {"status": "ready", "messages": 1}
