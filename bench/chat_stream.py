@@ -12,7 +12,12 @@ Each measured request goes into its own conversation, created with a title throu
 time from this process with httpx (a kept-alive connection per target), direct and relay interleaved
 pair by pair (the order alternates) after a warm-up:
 - direct: `POST {fake}/chat/completions` (stream true), as the relay itself calls it;
-- relay: `POST {server}/chat/stream` into the conversation.
+- relay: `POST {server}/chat/stream` into the conversation;
+- unpersisted: the same against a second local server started with `ONEAI_REPLY_PERSISTENCE=false` (the
+  reply's parts are not written to PostgreSQL: no resume, no stop), the same-run baseline of what keeping
+  the parts (issue 16) costs the first reader. The three run in a rotating order.
+After each persisted reply its `reply_streams.flushes` tells the database writes it made (flushes, plus one
+for the fold at the end).
 Time to first token (TTFT) runs from the request's start to the first content delta (direct) or the
 first `text-delta` part (relay); gaps are between consecutive content deltas / `text-delta` parts.
 The relay sends its response headers only after the first upstream token (`ChatRelay.open`), so the
@@ -45,6 +50,7 @@ from bench._report import ms, summarize, table
 from local.dev_process import LocalServerProcess, run_local_server
 from local.fake_openrouter import FakeOpenRouter, RecordedRequest, Reply
 from oneai.auth import mint_dev_token
+from oneai.chat.resumable import FLUSH_INTERVAL_SECONDS
 
 PAIRS = 60
 QUICK_PAIRS = 15
@@ -75,9 +81,10 @@ REQUEST_TIMEOUT_SECONDS = 30
 
 
 @contextlib.contextmanager
-def local_server(database_url: str, fake: FakeOpenRouter) -> Iterator[LocalServerProcess]:
+def local_server(database_url: str, fake: FakeOpenRouter, *, persist: bool = True) -> Iterator[LocalServerProcess]:
     """`python -m local` as a subprocess against the fake upstream, stopped afterwards whatever happened."""
     env = {
+        "ONEAI_REPLY_PERSISTENCE": "true" if persist else "false",
         "DATABASE_URL": database_url,
         "SUPABASE_URL": SUPABASE_URL,
         "SUPABASE_JWT_SECRET": JWT_SECRET,
@@ -118,6 +125,8 @@ class Sample:
 class Pair:
     direct: Sample
     relay: Sample
+    unpersisted: Sample
+    writes: int  # database writes of the persisted reply (flushes and the fold)
 
 
 def _stream(
@@ -158,17 +167,32 @@ def _relay_delta(event: dict[str, Any]) -> str | None:
 
 
 class Bench:
-    def __init__(self, fake: FakeOpenRouter, server: LocalServerProcess, token: str) -> None:
+    def __init__(
+        self, fake: FakeOpenRouter, server: LocalServerProcess, plain: LocalServerProcess, token: str, url: str
+    ) -> None:
         self.fake = fake
         self.server = server
+        self.url = url
         self.auth = {"Authorization": f"Bearer {token}"}
         timeout = httpx.Timeout(REQUEST_TIMEOUT_SECONDS)
         self.upstream = httpx.Client(timeout=timeout)
         self.api = httpx.Client(base_url=server.base_url, timeout=timeout)
+        self.plain = httpx.Client(base_url=plain.base_url, timeout=timeout)
 
     def close(self) -> None:
         self.upstream.close()
         self.api.close()
+        self.plain.close()
+
+    def writes_of(self, conversation_id: str) -> int:
+        """The persisted reply's database writes: its flushes, and the fold (which ended it)."""
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(
+                "select flushes, status from public.reply_streams where conversation_id = %s", (conversation_id,)
+            ).fetchone()
+        if row is None or row[1] == "streaming":
+            raise RuntimeError("the persisted reply was not folded")
+        return int(row[0]) + 1
 
     def _upstream_record(self, tag: str) -> RecordedRequest:
         for record in reversed(self.fake.chat_requests):
@@ -194,33 +218,38 @@ class Bench:
         received = self._upstream_record(tag).received_at - started
         return Sample(headers, first, gaps, end, received, text)
 
-    def relay(self, tag: str) -> Sample:
-        created = self.api.post("/conversations", json={"title": "bench"}, headers=self.auth)
+    def relay(self, tag: str, client: httpx.Client | None = None) -> tuple[Sample, str]:
+        api = client or self.api
+        created = api.post("/conversations", json={"title": "bench"}, headers=self.auth)
         if created.status_code != 201:
             raise RuntimeError(f"POST /conversations: {created.status_code} {created.text[:500]}")
         conversation_id = created.json()["id"]
         self.fake.script(Reply(chunks=CHUNK_TEXTS, delay=CHUNK_DELAY), model=CHAT_MODEL)
         body = {"conversation_id": conversation_id, "model": CHAT_MODEL, "content": tag}
         started = time.monotonic()
-        headers, first, gaps, end, text = _stream(
-            self.api, f"{self.server.base_url}/chat/stream", body, self.auth, _relay_delta
-        )
+        headers, first, gaps, end, text = _stream(api, "/chat/stream", body, self.auth, _relay_delta)
         received = self._upstream_record(tag).received_at - started
-        return Sample(headers, first, gaps, end, received, text)
+        return Sample(headers, first, gaps, end, received, text), conversation_id
 
     def pair(self, index: int) -> Pair:
         tag = uuid.uuid4().hex[:8]
-        if index % 2:
-            relay = self.relay(f"relay {index} {tag}")
-            direct = self.direct(f"direct {index} {tag}")
-        else:
-            direct = self.direct(f"direct {index} {tag}")
-            relay = self.relay(f"relay {index} {tag}")
+        samples: dict[str, Sample] = {}
+        persisted_conversation = ""
+        order = ("direct", "relay", "unpersisted")
+        for name in order[index % 3 :] + order[: index % 3]:
+            if name == "direct":
+                samples[name] = self.direct(f"direct {index} {tag}")
+            elif name == "relay":
+                samples[name], persisted_conversation = self.relay(f"relay {index} {tag}")
+            else:
+                samples[name], _ = self.relay(f"unpersisted {index} {tag}", self.plain)
         expected = "".join(CHUNK_TEXTS)
-        for name, sample in (("direct", direct), ("relay", relay)):
+        for name, sample in samples.items():
             if sample.text != expected or len(sample.gaps) != CHUNKS - 1:
                 raise RuntimeError(f"{name}: the streamed text differs from the scripted reply")
-        return Pair(direct, relay)
+        return Pair(
+            samples["direct"], samples["relay"], samples["unpersisted"], self.writes_of(persisted_conversation)
+        )
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -249,8 +278,14 @@ def report(pairs: list[Pair], total: float, warmup: int, load: tuple[float, floa
         f" load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min; other work on the machine"
         " shows up in these figures)"
     )
+    plain_ttft = [p.unpersisted.first for p in pairs]
+    plain_gaps = [g for p in pairs for g in p.unpersisted.gaps]
     rows = []
-    for name, ttft, gaps in (("direct", direct_ttft, direct_gaps), ("relay", relay_ttft, relay_gaps)):
+    for name, ttft, gaps in (
+        ("direct", direct_ttft, direct_gaps),
+        ("relay", relay_ttft, relay_gaps),
+        ("unpersisted", plain_ttft, plain_gaps),
+    ):
         t, g = summarize(ttft), summarize(gaps)
         rows.append(
             [
@@ -266,7 +301,27 @@ def report(pairs: list[Pair], total: float, warmup: int, load: tuple[float, floa
         )
     headers = ("variant", "TTFT p50", "TTFT p95", "TTFT max", "gaps", "gap p50", "gap p95", "gap max")
     print(table(headers, rows))
-    print("  (ms; direct = the fake upstream called from here, relay = the local /chat/stream in front of it)")
+    print(
+        "  (ms; direct = the fake upstream called from here, relay = the local /chat/stream in front of it,"
+        " unpersisted = the same relay without keeping the reply's parts in PostgreSQL)"
+    )
+    by_persistence = [r - u for r, u in zip(relay_ttft, plain_ttft, strict=True)]
+    writes = [p.writes for p in pairs]
+    durations = [p.relay.end for p in pairs]
+    print("added by keeping the parts (relay - unpersisted, same run):")
+    rows = [
+        ["TTFT, paired differences p50", ms(statistics.median(by_persistence))],
+        ["TTFT, paired differences p95", ms(_pct(by_persistence, 0.95))],
+        ["TTFT, p50 relay - p50 unpersisted", ms(statistics.median(relay_ttft) - statistics.median(plain_ttft))],
+        ["gap, p95 relay - p95 unpersisted", ms(summarize(relay_gaps).p95 - summarize(plain_gaps).p95, 3)],
+    ]
+    print(table(("", "ms"), rows, align="lr"))
+    print(
+        f"database writes per persisted reply ({CHUNKS} parts of text over ~{ms(statistics.median(durations))} ms):"
+        f" p50 {statistics.median(writes):g}, max {max(writes)}, min {min(writes)}"
+        f" (one write per flush, a flush every {FLUSH_INTERVAL_SECONDS:g} s at most, plus the fold;"
+        f" {CHUNKS + 5} parts would be {CHUNKS + 5} writes one per part)"
+    )
 
     added = [r - d for r, d in zip(relay_ttft, direct_ttft, strict=True)]
     added_p50, added_p95 = statistics.median(added), _pct(added, 0.95)
@@ -331,9 +386,10 @@ def run(*, quick: bool = False) -> None:
         throwaway_database() as url,
         FakeOpenRouter(delay=0.0) as fake,
         local_server(url, fake) as server,
+        local_server(url, fake, persist=False) as plain,
     ):
         _, token = make_user(url)
-        bench = Bench(fake, server, token)
+        bench = Bench(fake, server, plain, token, url)
         try:
             for index in range(warmup + pairs_wanted):
                 pair = bench.pair(index)

@@ -13,8 +13,9 @@ create table public.reply_streams (
   user_id uuid not null,
   conversation_id uuid not null,
   status text not null default 'streaming' check (status in ('streaming', 'complete', 'incomplete')),
-  -- the seq of the last batch written (0: none yet)
+  -- the seq of the last batch written (0: none yet), and the flushes so far (each one write)
   last_seq integer not null default 0,
+  flushes integer not null default 1,
   -- the whole reply as parts, consecutive text deltas merged; set when it ends
   folded jsonb,
   stop_requested_at timestamptz,

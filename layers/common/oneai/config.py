@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     openrouter_idle_timeout_seconds: float = Field(default=60.0, validation_alias="OPENROUTER_IDLE_TIMEOUT")
     # The cheap model that names new conversations (outside the user's quota).
     title_model: str = Field(default="openai/gpt-4o-mini", validation_alias="ONEAI_TITLE_MODEL")
+    # Issue 16: keep replies' parts in PostgreSQL for resume and stop; off only as bench/chat_stream.py's baseline.
+    reply_persistence: bool = Field(default=True, validation_alias="ONEAI_REPLY_PERSISTENCE")
 
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None

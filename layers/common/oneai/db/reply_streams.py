@@ -21,7 +21,8 @@ FLUSH = """
 with reply as (
   insert into public.reply_streams (id, user_id, conversation_id, last_seq)
   values (%(id)s, (select auth.uid()), %(conversation_id)s, %(seq)s)
-  on conflict (id) do update set heartbeat_at = now(), last_seq = greatest(reply_streams.last_seq, excluded.last_seq)
+  on conflict (id) do update set heartbeat_at = now(), flushes = reply_streams.flushes + 1,
+    last_seq = greatest(reply_streams.last_seq, excluded.last_seq)
   returning stop_requested_at
 ), batch as (
   insert into public.reply_stream_parts (reply_id, seq, user_id, parts)
@@ -33,8 +34,8 @@ select stop_requested_at is not null as stop from reply"""
 # older than a minute go too (no reader can still be following them).
 FOLD = """
 with reply as (
-  insert into public.reply_streams (id, user_id, conversation_id, status, folded, finished_at)
-  values (%(id)s, (select auth.uid()), %(conversation_id)s, %(status)s, %(folded)s, now())
+  insert into public.reply_streams (id, user_id, conversation_id, status, folded, finished_at, flushes)
+  values (%(id)s, (select auth.uid()), %(conversation_id)s, %(status)s, %(folded)s, now(), 0)
   on conflict (id) do update set status = excluded.status, folded = excluded.folded, finished_at = now(),
     heartbeat_at = now()
   returning id
