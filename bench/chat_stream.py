@@ -185,14 +185,19 @@ class Bench:
         self.plain.close()
 
     def writes_of(self, conversation_id: str) -> int:
-        """The persisted reply's database writes: its flushes, and the fold (which ended it)."""
-        with psycopg.connect(self.url) as conn:
-            row = conn.execute(
-                "select flushes, status from public.reply_streams where conversation_id = %s", (conversation_id,)
-            ).fetchone()
-        if row is None or row[1] == "streaming":
-            raise RuntimeError("the persisted reply was not folded")
-        return int(row[0]) + 1
+        """The persisted reply's database writes: its flushes, and the fold that ends it (which runs just
+        after the last byte of the body was sent, so it is waited for here, untimed)."""
+        deadline = time.monotonic() + 5
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "select flushes, status from public.reply_streams where conversation_id = %s",
+                    (conversation_id,),
+                ).fetchone()
+                if row is not None and row[1] != "streaming":
+                    return int(row[0]) + 1
+                time.sleep(0.01)
+        raise RuntimeError("the persisted reply was not folded")
 
     def _upstream_record(self, tag: str) -> RecordedRequest:
         for record in reversed(self.fake.chat_requests):
