@@ -85,6 +85,11 @@ def local_server(database_url: str, fake: FakeOpenRouter, *, persist: bool = Tru
     """`python -m local` as a subprocess against the fake upstream, stopped afterwards whatever happened."""
     env = {
         "ONEAI_REPLY_PERSISTENCE": "true" if persist else "false",
+        # one user sends three replies a pair: far above the chat bucket's per-minute default
+        "ONEAI_CHAT_RATE_LIMIT_PER_MINUTE": "100000",
+        "ONEAI_CHAT_RATE_LIMIT_BURST": "100000",
+        "ONEAI_RATE_LIMIT_PER_MINUTE": "100000",
+        "ONEAI_RATE_LIMIT_BURST": "100000",
         "DATABASE_URL": database_url,
         "SUPABASE_URL": SUPABASE_URL,
         "SUPABASE_JWT_SECRET": JWT_SECRET,
