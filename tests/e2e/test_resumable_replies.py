@@ -18,7 +18,8 @@ import pytest
 
 from local.fake_openrouter import FakeOpenRouter, Infinite, Reply
 from tests.conftest import REPO_ROOT, AppUser, create_user
-from tests.e2e.conftest import CHAT_MODEL, LocalServer
+from tests.e2e.conftest import CHAT_MODEL, GENEROUS_RATE_LIMITS, LocalServer
+from tests.e2e.limited_server import limited_server
 from tests.e2e.test_ai_sdk_client import NODE_CLIENT_DIR, NODE_TIMEOUT_SECONDS, node
 from tests.e2e.test_chat_stream import sse_events
 
@@ -270,3 +271,46 @@ def test_the_ai_sdk_resume_stream_rebuilds_the_same_message_as_the_original_stre
     assert {p["type"] for p in resumed["dataParts"]} == {"data-conversation", "data-usage"}
     # AND resuming after the end finds nothing (204): the Chat stays ready, with only the resumed message
     assert result["afterEnd"] == {"status": "ready", "messages": 1}
+
+
+def test_a_reply_nobody_reads_runs_until_the_time_limit_and_is_saved_incomplete(
+    user: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN a server whose replies may read the model for 1.5 s (in AWS: 280 s of the function's 300 s)
+    limits = {**GENEROUS_RATE_LIMITS, "ONEAI_REPLY_TIME_LIMIT": "1.5"}
+    openrouter.script(Infinite(chunk="on ", interval=0.05), model=CHAT_MODEL)
+    with limited_server("reply-time-limit", database_url, openrouter, limits) as server:
+
+        async def start_and_leave() -> str:
+            async with (
+                httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
+                http.stream(
+                    "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "go"}, headers=user.headers
+                ) as response,
+            ):
+                return str(whole_events(await read_until(response.aiter_text(), 2))[1]["data"]["id"])
+
+        # WHEN the client leaves at once and nobody resumes
+        conversation_id = asyncio.run(start_and_leave())
+        left_at = time.monotonic()
+        deadline = left_at + 10
+        saved = None
+        while time.monotonic() < deadline and saved is None:
+            time.sleep(0.05)
+            saved = saved_reply(database_url, conversation_id)
+        # THEN the reply kept being generated after the client left, until the limit, and was saved incomplete
+        assert saved is not None and saved[2] == "incomplete"
+        assert saved[1].count("on ") > 10
+        stream_request = next(r for r in openrouter.chat_requests if r.body and r.body.get("stream"))
+        assert stream_request.disconnected_at is not None and stream_request.disconnected_at - left_at > 0.5
+        # AND it is over: the resume address answers 204 once the reply is folded
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            statuses = []
+            for _ in range(40):
+                statuses.append(
+                    http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers).status_code
+                )
+                if statuses[-1] == 204:
+                    break
+                time.sleep(0.05)
+        assert statuses[-1] == 204

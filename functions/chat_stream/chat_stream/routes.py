@@ -71,7 +71,15 @@ async def chat_stream(
     relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)
     await relay.open()
     # From here the reply is generated to its end whoever reads it (oneai.chat.resumable).
-    reply = LiveReply(db, relay, principal, reply_id=prepared.reply_id, conversation_id=prepared.conversation.id)
+    reply = LiveReply(
+        db,
+        relay,
+        principal,
+        reply_id=prepared.reply_id,
+        conversation_id=prepared.conversation.id,
+        persist=db.settings.reply_persistence,
+        time_limit=db.settings.reply_time_limit_seconds,
+    )
     reply.start()
     return ReplyStreamResponse(reply, headers=parts.STREAM_HEADERS)
 

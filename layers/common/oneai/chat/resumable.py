@@ -36,7 +36,8 @@ FLUSH_INTERVAL_SECONDS = 0.3
 # A follower's polling period, and how often it sends a comment to keep idle connections open.
 POLL_INTERVAL_SECONDS = 0.25
 FOLLOWER_KEEP_ALIVE_SECONDS = 10.0
-# The chat function's Timeout is 300 s (template.yaml): reading stops before it, leaving time to save.
+# The chat function's Timeout is 300 s (template.yaml): reading stops before it, leaving time to save
+# (the route passes `ONEAI_REPLY_TIME_LIMIT`, whose default this is).
 REPLY_TIME_LIMIT_SECONDS = 280.0
 INTERRUPTED_TEXT = "The reply was interrupted before it finished; what was saved is in the conversation."
 
