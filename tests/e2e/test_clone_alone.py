@@ -221,6 +221,10 @@ def test_make_dev_from_a_lone_clone_serves_every_route_billing_included(
     conversation_id = next(
         p["data"]["id"] for p in parts if isinstance(p, dict) and p["type"] == "data-conversation"
     )
+    # Resumable replies (issue 16): that reply is over, so there is nothing to resume or stop
+    resume_at = f"/chat/stream/{conversation_id}"
+    assert call("GET", "/chat/stream/{conversation_id}/stream", f"{resume_at}/stream").status_code == 204
+    assert call("POST", "/chat/stream/{conversation_id}/stop", f"{resume_at}/stop").status_code == 204
     usage = call("GET", "/user/usage", params={"group_by": "model"})
     assert usage.status_code == 200, usage.text
     assert "oneai/offline" in json.dumps(usage.json())

@@ -314,3 +314,19 @@ def test_a_reply_nobody_reads_runs_until_the_time_limit_and_is_saved_incomplete(
                     break
                 time.sleep(0.05)
         assert statuses[-1] == 204
+
+
+def test_a_client_that_reloads_right_after_done_finds_nothing_to_resume(
+    local_server: LocalServer, user: AppUser, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN a reply read to its `[DONE]`
+    openrouter.script(Reply(chunks=WORDS[:5], delay=0.01), model=CHAT_MODEL)
+    with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
+        events = sse_events(
+            http.post("/chat/stream", json={"model": CHAT_MODEL, "content": "count"}, headers=user.headers).text
+        )
+        assert events[-1] == "[DONE]"
+        # WHEN the page reloads at once (the AI SDK asks the resume address on load)
+        resumed = http.get(f"/chat/stream/{events[1]['data']['id']}/stream", headers=user.headers)
+    # THEN there is nothing being generated any more
+    assert resumed.status_code == 204

@@ -131,6 +131,7 @@ class LiveReply:
         self._seq = 0
         self._changed = asyncio.Event()
         self._ended = asyncio.Event()
+        self._settled = asyncio.Event()  # ended and folded: the resume address answers 204 from now on
         self._task: asyncio.Task[None] | None = None
         self.writes = 0  # database writes of this reply (flushes and the fold)
 
@@ -157,6 +158,7 @@ class LiveReply:
             if self._persist:
                 with anyio.CancelScope(shield=True):
                     await self._fold()
+            self._settled.set()
 
     async def _persist_loop(self) -> None:
         while not self._ended.is_set():
@@ -212,6 +214,10 @@ class LiveReply:
         sent = 0
         while True:
             while sent < len(self._chunks):
+                if self._chunks[sent] == parts.DONE:
+                    # `[DONE]` only once the reply is folded, so that a client that reloads right after
+                    # it finds nothing to resume (the message, with `finish`, is already complete)
+                    await self._settled.wait()
                 yield self._chunks[sent]
                 sent += 1
             if self._ended.is_set():
