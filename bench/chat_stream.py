@@ -23,7 +23,12 @@ Each measured request goes into its own conversation, created with a title throu
 time from this process with httpx (a kept-alive connection per target), direct and relay interleaved
 pair by pair (the order alternates) after a warm-up:
 - direct: `POST {fake}/chat/completions` (stream true), as the relay itself calls it;
-- relay: `POST {server}/chat/stream` into the conversation.
+- relay: `POST {server}/chat/stream` into the conversation;
+- unpersisted: the same against a second local server started with `ONEAI_REPLY_PERSISTENCE=false` (the
+  reply's parts are not written to PostgreSQL: no resume, no stop), the same-run baseline of what keeping
+  the parts (issue 16) costs the first reader. The three run in a rotating order.
+After each persisted reply its `reply_streams.flushes` tells the database writes it made (flushes, plus one
+for the fold at the end).
 Time to first token (TTFT) runs from the request's start to the first content delta (direct) or the
 first `text-delta` part (relay); gaps are between consecutive content deltas / `text-delta` parts.
 The relay sends its response headers only after the first upstream token (`ChatRelay.open`), so the
@@ -61,6 +66,7 @@ from local.dev_process import LocalServerProcess, run_local_server
 from local.fake_openrouter import FakeOpenRouter, RecordedRequest, Reply
 from local.pg_proxy import PgRoundTripProxy
 from oneai.auth import mint_dev_token
+from oneai.chat.resumable import FLUSH_INTERVAL_SECONDS
 
 PAIRS = 60
 QUICK_PAIRS = 15
@@ -97,9 +103,10 @@ DB_DELAYS_MS = tuple(float(v) for v in os.environ.get("BENCH_DB_DELAYS_MS", "0,5
 
 
 @contextlib.contextmanager
-def local_server(database_url: str, fake: FakeOpenRouter) -> Iterator[LocalServerProcess]:
+def local_server(database_url: str, fake: FakeOpenRouter, *, persist: bool = True) -> Iterator[LocalServerProcess]:
     """`python -m local` as a subprocess against the fake upstream, stopped afterwards whatever happened."""
     env = {
+        "ONEAI_REPLY_PERSISTENCE": "true" if persist else "false",
         "DATABASE_URL": database_url,
         "SUPABASE_URL": SUPABASE_URL,
         "SUPABASE_JWT_SECRET": JWT_SECRET,
@@ -203,6 +210,8 @@ class Sample:
 class Pair:
     direct: Sample
     relay: Sample
+    unpersisted: Sample
+    writes: int  # database writes of the persisted reply (flushes and the fold)
     litellm: Sample | None = None
 
 
@@ -245,19 +254,44 @@ def _relay_delta(event: dict[str, Any]) -> str | None:
 
 class Bench:
     def __init__(
-        self, fake: FakeOpenRouter, server: LocalServerProcess, token: str, litellm_url: str | None = None
+        self,
+        fake: FakeOpenRouter,
+        server: LocalServerProcess,
+        plain: LocalServerProcess,
+        token: str,
+        *,
+        url: str,
+        litellm_url: str | None = None,
     ) -> None:
         self.fake = fake
         self.server = server
+        self.url = url
         self.litellm_url = litellm_url
         self.auth = {"Authorization": f"Bearer {token}"}
         timeout = httpx.Timeout(REQUEST_TIMEOUT_SECONDS)
         self.upstream = httpx.Client(timeout=timeout)
         self.api = httpx.Client(base_url=server.base_url, timeout=timeout)
+        self.plain = httpx.Client(base_url=plain.base_url, timeout=timeout)
 
     def close(self) -> None:
         self.upstream.close()
         self.api.close()
+        self.plain.close()
+
+    def writes_of(self, conversation_id: str) -> int:
+        """The persisted reply's database writes: its flushes, and the fold that ends it (which runs just
+        after the last byte of the body was sent, so it is waited for here, untimed)."""
+        deadline = time.monotonic() + 5
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "select flushes, status from public.reply_streams where conversation_id = %s",
+                    (conversation_id,),
+                ).fetchone()
+                if row is not None and row[1] != "streaming":
+                    return int(row[0]) + 1
+                time.sleep(0.01)
+        raise RuntimeError("the persisted reply was not folded")
 
     def _upstream_record(self, tag: str) -> RecordedRequest:
         for record in reversed(self.fake.chat_requests):
@@ -298,33 +332,46 @@ class Bench:
         received = self._upstream_record(tag).received_at - started
         return Sample(headers, first, gaps, end, received, text)
 
-    def relay(self, tag: str) -> Sample:
-        created = self.api.post("/conversations", json={"title": "bench"}, headers=self.auth)
+    def relay(self, tag: str, client: httpx.Client | None = None) -> tuple[Sample, str]:
+        api = client or self.api
+        created = api.post("/conversations", json={"title": "bench"}, headers=self.auth)
         if created.status_code != 201:
             raise RuntimeError(f"POST /conversations: {created.status_code} {created.text[:500]}")
         conversation_id = created.json()["id"]
         self.fake.script(Reply(chunks=CHUNK_TEXTS, delay=CHUNK_DELAY), model=CHAT_MODEL)
         body = {"conversation_id": conversation_id, "model": CHAT_MODEL, "content": tag}
         started = time.monotonic()
-        headers, first, gaps, end, text = _stream(
-            self.api, f"{self.server.base_url}/chat/stream", body, self.auth, _relay_delta
-        )
+        headers, first, gaps, end, text = _stream(api, "/chat/stream", body, self.auth, _relay_delta)
         received = self._upstream_record(tag).received_at - started
-        return Sample(headers, first, gaps, end, received, text)
+        return Sample(headers, first, gaps, end, received, text), conversation_id
 
     def pair(self, index: int) -> Pair:
         tag = uuid.uuid4().hex[:8]
-        variants = ["direct", "relay"] + (["litellm"] if self.litellm_url else [])
+        variants = ["direct", "relay", "unpersisted"] + (["litellm"] if self.litellm_url else [])
         shift = index % len(variants)  # the order rotates, so no variant always goes first
-        samples = {
-            name: getattr(self, name)(f"{name} {index} {tag}") for name in variants[shift:] + variants[:shift]
-        }
-        direct, relay = samples["direct"], samples["relay"]
+        samples: dict[str, Sample] = {}
+        persisted_conversation = ""
+        for name in variants[shift:] + variants[:shift]:
+            tagged = f"{name} {index} {tag}"
+            if name == "direct":
+                samples[name] = self.direct(tagged)
+            elif name == "litellm":
+                samples[name] = self.litellm(tagged)
+            elif name == "relay":
+                samples[name], persisted_conversation = self.relay(tagged)
+            else:
+                samples[name], _ = self.relay(tagged, self.plain)
         expected = "".join(CHUNK_TEXTS)
         for name, sample in samples.items():
             if sample.text != expected or len(sample.gaps) != CHUNKS - 1:
                 raise RuntimeError(f"{name}: the streamed text differs from the scripted reply")
-        return Pair(direct, relay, samples.get("litellm"))
+        return Pair(
+            samples["direct"],
+            samples["relay"],
+            samples["unpersisted"],
+            self.writes_of(persisted_conversation),
+            samples.get("litellm"),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -340,51 +387,8 @@ def _verdict(value: float, goal: float) -> str:
     return "PASS" if value <= goal else "MISS"
 
 
-def report(pairs: list[Pair], total: float, warmup: int, load: tuple[float, float, float]) -> None:
-    direct_ttft = [p.direct.first for p in pairs]
-    relay_ttft = [p.relay.first for p in pairs]
-    direct_gaps = [g for p in pairs for g in p.direct.gaps]
-    relay_gaps = [g for p in pairs for g in p.relay.gaps]
-    n = len(pairs)
-    print(
-        f"{n} pairs after {warmup} warm-up pairs, interleaved (order alternating); each reply {CHUNKS} chunks"
-        f" {CHUNK_DELAY * 1000:g} ms apart, the first right after the headers; whole run {total:.1f} s"
-        " (database made, migrated and dropped; server started and stopped);"
-        f" load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min; other work on the machine"
-        " shows up in these figures)"
-    )
-    rows = []
-    for name, ttft, gaps in (("direct", direct_ttft, direct_gaps), ("relay", relay_ttft, relay_gaps)):
-        t, g = summarize(ttft), summarize(gaps)
-        rows.append(
-            [
-                name,
-                ms(t.median),
-                ms(t.p95),
-                ms(max(ttft)),
-                f"{len(gaps):,}",
-                ms(g.median, 3),
-                ms(g.p95, 3),
-                ms(max(gaps), 3),
-            ]
-        )
-    headers = ("variant", "TTFT p50", "TTFT p95", "TTFT max", "gaps", "gap p50", "gap p95", "gap max")
-    print(table(headers, rows))
-    print("  (ms; direct = the fake upstream called from here, relay = the local /chat/stream in front of it)")
-
-    added = [r - d for r, d in zip(relay_ttft, direct_ttft, strict=True)]
-    added_p50, added_p95 = statistics.median(added), _pct(added, 0.95)
-    p50_difference = statistics.median(relay_ttft) - statistics.median(direct_ttft)
-    gap_added = summarize(relay_gaps).p95 - summarize(direct_gaps).p95
-    print("added by the relay (ms):")
-    rows = [
-        ["TTFT, paired differences p50", ms(added_p50), f"<= {GOAL_TTFT_P50_MS:g}", _verdict(added_p50 * 1000, GOAL_TTFT_P50_MS)],
-        ["TTFT, paired differences p95", ms(added_p95), f"<= {GOAL_TTFT_P95_MS:g}", _verdict(added_p95 * 1000, GOAL_TTFT_P95_MS)],
-        ["TTFT, p50 relay - p50 direct", ms(p50_difference), f"<= {GOAL_TTFT_P50_MS:g}", _verdict(p50_difference * 1000, GOAL_TTFT_P50_MS)],
-        ["gap, p95 relay - p95 direct", ms(gap_added, 3), f"<= {GOAL_GAP_P95_MS:g}", _verdict(gap_added * 1000, GOAL_GAP_P95_MS)],
-    ]  # fmt: skip
-    print(table(("", "measured", "goal", ""), rows, align="lrrl"))
-
+def _report_litellm(pairs: list[Pair]) -> None:
+    """Our added time to first token against LiteLLM proxy's, both over the direct call (paired)."""
     litellm_pairs = [p for p in pairs if p.litellm is not None]
     if litellm_pairs:
         litellm_ttft = [p.litellm.first for p in litellm_pairs if p.litellm]
@@ -401,6 +405,80 @@ def report(pairs: list[Pair], total: float, warmup: int, load: tuple[float, floa
             f" with auth, rate limit, reserve and message write; goal <= {GOAL_LITELLM_RATIO_P50:g})"
             f" {_verdict(ratio, GOAL_LITELLM_RATIO_P50)}"
         )
+
+
+def report(pairs: list[Pair], total: float, warmup: int, load: tuple[float, float, float]) -> None:
+    direct_ttft = [p.direct.first for p in pairs]
+    relay_ttft = [p.relay.first for p in pairs]
+    direct_gaps = [g for p in pairs for g in p.direct.gaps]
+    relay_gaps = [g for p in pairs for g in p.relay.gaps]
+    n = len(pairs)
+    print(
+        f"{n} pairs after {warmup} warm-up pairs, interleaved (order alternating); each reply {CHUNKS} chunks"
+        f" {CHUNK_DELAY * 1000:g} ms apart, the first right after the headers; whole run {total:.1f} s"
+        " (database made, migrated and dropped; server started and stopped);"
+        f" load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min; other work on the machine"
+        " shows up in these figures)"
+    )
+    plain_ttft = [p.unpersisted.first for p in pairs]
+    plain_gaps = [g for p in pairs for g in p.unpersisted.gaps]
+    rows = []
+    for name, ttft, gaps in (
+        ("direct", direct_ttft, direct_gaps),
+        ("relay", relay_ttft, relay_gaps),
+        ("unpersisted", plain_ttft, plain_gaps),
+    ):
+        t, g = summarize(ttft), summarize(gaps)
+        rows.append(
+            [
+                name,
+                ms(t.median),
+                ms(t.p95),
+                ms(max(ttft)),
+                f"{len(gaps):,}",
+                ms(g.median, 3),
+                ms(g.p95, 3),
+                ms(max(gaps), 3),
+            ]
+        )
+    headers = ("variant", "TTFT p50", "TTFT p95", "TTFT max", "gaps", "gap p50", "gap p95", "gap max")
+    print(table(headers, rows))
+    print(
+        "  (ms; direct = the fake upstream called from here, relay = the local /chat/stream in front of it,"
+        " unpersisted = the same relay without keeping the reply's parts in PostgreSQL)"
+    )
+    by_persistence = [r - u for r, u in zip(relay_ttft, plain_ttft, strict=True)]
+    writes = [p.writes for p in pairs]
+    durations = [p.relay.end for p in pairs]
+    print("added by keeping the parts (relay - unpersisted, same run):")
+    rows = [
+        ["TTFT, paired differences p50", ms(statistics.median(by_persistence))],
+        ["TTFT, paired differences p95", ms(_pct(by_persistence, 0.95))],
+        ["TTFT, p50 relay - p50 unpersisted", ms(statistics.median(relay_ttft) - statistics.median(plain_ttft))],
+        ["gap, p95 relay - p95 unpersisted", ms(summarize(relay_gaps).p95 - summarize(plain_gaps).p95, 3)],
+    ]
+    print(table(("", "ms"), rows, align="lr"))
+    print(
+        f"database writes per persisted reply ({CHUNKS} parts of text over ~{ms(statistics.median(durations))} ms):"
+        f" p50 {statistics.median(writes):g}, max {max(writes)}, min {min(writes)}"
+        f" (one write per flush, a flush every {FLUSH_INTERVAL_SECONDS:g} s at most, plus the fold;"
+        f" {CHUNKS + 5} parts would be {CHUNKS + 5} writes one per part)"
+    )
+
+    added = [r - d for r, d in zip(relay_ttft, direct_ttft, strict=True)]
+    added_p50, added_p95 = statistics.median(added), _pct(added, 0.95)
+    p50_difference = statistics.median(relay_ttft) - statistics.median(direct_ttft)
+    gap_added = summarize(relay_gaps).p95 - summarize(direct_gaps).p95
+    print("added by the relay (ms):")
+    rows = [
+        ["TTFT, paired differences p50", ms(added_p50), f"<= {GOAL_TTFT_P50_MS:g}", _verdict(added_p50 * 1000, GOAL_TTFT_P50_MS)],
+        ["TTFT, paired differences p95", ms(added_p95), f"<= {GOAL_TTFT_P95_MS:g}", _verdict(added_p95 * 1000, GOAL_TTFT_P95_MS)],
+        ["TTFT, p50 relay - p50 direct", ms(p50_difference), f"<= {GOAL_TTFT_P50_MS:g}", _verdict(p50_difference * 1000, GOAL_TTFT_P50_MS)],
+        ["gap, p95 relay - p95 direct", ms(gap_added, 3), f"<= {GOAL_GAP_P95_MS:g}", _verdict(gap_added * 1000, GOAL_GAP_P95_MS)],
+    ]  # fmt: skip
+    print(table(("", "measured", "goal", ""), rows, align="lrrl"))
+
+    _report_litellm(pairs)
 
     # Where the relay's TTFT goes: its headers wait for the first upstream token (ChatRelay.open), so
     # the split comes from the fake's receive time of the upstream request.
@@ -458,9 +536,10 @@ def run(*, quick: bool = False) -> None:
             with (
                 PgRoundTripProxy(url, delay_seconds=delay_ms / 1000) as proxy,
                 local_server(proxy.url, fake) as server,
+                local_server(proxy.url, fake, persist=False) as plain,
             ):
                 _, token = make_user(url)
-                bench = Bench(fake, server, token, litellm_url)
+                bench = Bench(fake, server, plain, token, url=url, litellm_url=litellm_url)
                 try:
                     for index in range(warmup + pairs_wanted):
                         pair = bench.pair(index)

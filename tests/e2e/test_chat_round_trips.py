@@ -5,6 +5,10 @@ counts round trips (a client burst after the server answered). The fake OpenRout
 upstream request arrived, on the same clock: the round trips from the request's start until then are what
 the user waits for before the model is even asked. The measured turn is the second of its conversation
 (its connection is warm and no title is generated), as most turns are.
+
+The server keeps no parts for resuming (ONEAI_REPLY_PERSISTENCE=false): those are the resumable reply's own
+writes (issue 16: a batch every 0.3 s at most, in the background of the stream, never before the first
+token), counted per reply by bench/chat_stream.py; what is counted here is the turn's own prepare and finish.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def proxy(database_url: str) -> Iterator[PgRoundTripProxy]:
 def counted_server(
     proxy: PgRoundTripProxy, fake_openrouter_server: FakeOpenRouter
 ) -> Iterator[LocalServerProcess]:
-    with limited_server("round-trips", proxy.url, fake_openrouter_server, GENEROUS_RATE_LIMITS) as server:
+    env = {**GENEROUS_RATE_LIMITS, "ONEAI_REPLY_PERSISTENCE": "false"}
+    with limited_server("round-trips", proxy.url, fake_openrouter_server, env) as server:
         yield server
 
 

@@ -273,6 +273,12 @@ def walk_chat(walk: RouteWalk) -> None:
     walk.notes["conversation_id"] = next(
         p["data"]["id"] for p in parts if isinstance(p, dict) and p["type"] == "data-conversation"
     )
+    # Resumable replies (issue 16): that reply is over, so there is nothing to resume or stop
+    resume_at = f"/chat/stream/{walk.notes['conversation_id']}"
+    resumed = call("GET", "/chat/stream/{conversation_id}/stream", f"{resume_at}/stream")
+    assert resumed.status_code == 204, resumed.text
+    stopped = call("POST", "/chat/stream/{conversation_id}/stop", f"{resume_at}/stop")
+    assert stopped.status_code == 204, stopped.text
     usage = call("GET", "/user/usage", params={"group_by": "model"})
     assert usage.status_code == 200, usage.text
     assert "oneai/offline" in json.dumps(usage.json())

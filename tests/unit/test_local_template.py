@@ -75,6 +75,8 @@ CHAT_STREAM_ROUTES = {
     ("GET", "/chat/openapi.json", "GetChatOpenApi"),
     ("POST", "/v1/chat/completions", "V1ChatCompletions"),
     ("GET", "/v1/models", "V1ListModels"),
+    ("GET", "/chat/stream/{conversation_id}/stream", "ResumeChatStream"),
+    ("POST", "/chat/stream/{conversation_id}/stop", "StopChatStream"),
 }
 ACCOUNT_ROUTES = {
     ("GET", "/user/quota", "GetQuota"),

@@ -1,18 +1,20 @@
-"""Routes of the chat_stream function: the streamed reply and the model list."""
+"""Routes of the chat_stream function: the streamed reply, its resume and stop, and the model list."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from chat_stream.deps import OpenRouter
-from oneai.chat import parts
+from oneai.chat import parts, resumable
 from oneai.chat.context import estimate_tokens, reply_budget
 from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, OFFERED_MODELS, ModelList, listings
 from oneai.chat.relay import ChatRelay
 from oneai.chat.requests import CHAT_BODY_OPENAPI, parse_chat_body
+from oneai.chat.resumable import LiveReply, ReplyStreamResponse
 from oneai.chat.turn import MESSAGE_TOO_LONG, prepare_turn
 from oneai.db.users import caller_tier
 from oneai.errors import PayloadTooLargeError
@@ -86,7 +88,56 @@ async def chat_stream(
     finally:
         if announcing is not None:
             await announcing
-    return EventStreamResponse(relay.events(), headers=parts.STREAM_HEADERS)
+    # From here the reply is generated to its end whoever reads it (oneai.chat.resumable).
+    reply = LiveReply(
+        db,
+        relay,
+        principal,
+        reply_id=prepared.reply_id,
+        conversation_id=prepared.conversation.id,
+        persist=db.settings.reply_persistence,
+        time_limit=db.settings.reply_time_limit_seconds,
+    )
+    reply.start()
+    return ReplyStreamResponse(reply, headers=parts.STREAM_HEADERS)
+
+
+@router.get(
+    "/stream/{conversation_id}/stream",
+    summary="Resume the reply being generated in a conversation (the AI SDK's reconnect address)",
+    response_class=EventStreamResponse,
+    status_code=200,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "the reply from its `start`, then live"},
+        204: {"description": "no reply is being generated in this conversation"},
+        404: {"model": ErrorEnvelope, "description": "no such conversation of yours"},
+    },
+)
+async def resume_chat_stream(
+    conversation_id: Annotated[str, Path(min_length=1, max_length=128, description="id or AI SDK chat id")],
+    principal: CurrentPrincipal,
+    db: Db,
+) -> Response:
+    reply_id = await run_in_threadpool(resumable.active_reply, db, principal, conversation_id)
+    if reply_id is None:
+        return Response(status_code=204)
+    return EventStreamResponse(resumable.follow(db, principal, reply_id), headers=parts.STREAM_HEADERS)
+
+
+@router.post(
+    "/stream/{conversation_id}/stop",
+    summary="Stop the reply being generated in a conversation; its text so far is kept as incomplete",
+    status_code=204,
+    response_class=Response,
+    responses={404: {"model": ErrorEnvelope, "description": "no such conversation of yours"}},
+)
+async def stop_chat_stream(
+    conversation_id: Annotated[str, Path(min_length=1, max_length=128, description="id or AI SDK chat id")],
+    principal: CurrentPrincipal,
+    db: Db,
+) -> Response:
+    await run_in_threadpool(resumable.request_stop, db, principal, conversation_id)
+    return Response(status_code=204)
 
 
 def _fits(content: str, model: OpenRouterModel | None) -> bool:

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     openrouter_idle_timeout_seconds: float = Field(default=60.0, validation_alias="OPENROUTER_IDLE_TIMEOUT")
     # The cheap model that names new conversations (outside the user's quota).
     title_model: str = Field(default="openai/gpt-4o-mini", validation_alias="ONEAI_TITLE_MODEL")
+    # Issue 16: keep replies' parts in PostgreSQL for resume and stop; off only as bench/chat_stream.py's baseline.
+    reply_persistence: bool = Field(default=True, validation_alias="ONEAI_REPLY_PERSISTENCE")
+    # How long a reply may read the model: before the chat function's Timeout (300 s), leaving time to save.
+    reply_time_limit_seconds: float = Field(default=280.0, gt=0, validation_alias="ONEAI_REPLY_TIME_LIMIT")
 
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None
