@@ -9,7 +9,9 @@ from local import LOCAL_SUPABASE_URL
 from local.template_routes import Function, list_functions, load_template, parameter_defaults, resolve
 
 REGION = "ap-south-1"
-SSM_PATH = "/oneai/default/"
+STAGE = "default"
+SSM_PATH = f"/oneai/{STAGE}/"
+REST_API_ID = "0neai0test"  # the id API Gateway would give OneAIApi (what the notification links point at)
 # The template's parameters without defaults, as `make dev` has them.
 PARAMETERS = {"SupabaseUrl": LOCAL_SUPABASE_URL, "ShareUrlBase": "https://oneai.test/shared"}
 
@@ -37,9 +39,11 @@ def template_environment(function: Function, *, tracing: bool = True) -> dict[st
         **((resource["Properties"].get("Environment") or {}).get("Variables") or {}),
     }
     resolved = {name: resolve(value, parameters) for name, value in variables.items()}
-    # The two conditional values, as the template's defaults (or tracing off) make them.
+    # The conditional values, as the template's defaults (or tracing off) make them.
     resolved["ONEAI_SSM_PATH"] = SSM_PATH
     resolved["POWERTOOLS_TRACE_DISABLED"] = "false" if tracing else "true"
+    if "ONEAI_PUBLIC_API_URL" in resolved:  # no PublicApiUrl: the stage's execute-api URL
+        resolved["ONEAI_PUBLIC_API_URL"] = f"https://{REST_API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
     missing = sorted(name for name, value in resolved.items() if value is None)
     if missing:
         raise ValueError(f"{function.logical_id}: environment values that cannot be resolved: {missing}")
