@@ -39,6 +39,7 @@ def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     os.environ.setdefault("RAZORPAY_WEBHOOK_SECRET", DEV_RAZORPAY_WEBHOOK_SECRET)
     os.environ.setdefault("SUPABASE_URL", LOCAL_SUPABASE_URL)
     os.environ.setdefault("ONEAI_SHARE_URL_BASE", f"http://127.0.0.1:{port}/shared")
+    os.environ.setdefault("ONEAI_API_BASE_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would drown the request log
     # One process hosts every function, so their literal template variables share one environment.
@@ -80,6 +81,21 @@ def prepare_razorpay() -> Any:
     os.environ["RAZORPAY_KEY_SECRET"] = DEV_KEY_SECRET
     os.environ.setdefault("RAZORPAY_PLAN_IDS", DEV_PLAN_IDS)
     return fake
+
+
+def prepare_s3() -> Any:
+    """Without ONEAI_S3_ENDPOINT_URL, moto's S3 server on this machine (local/s3_server.py) with the
+    attachments bucket created; the process's AWS credentials become the local S3's own (nothing here
+    talks to AWS). A handle to keep, or None (an S3 endpoint was given: it is used as it is)."""
+    if os.environ.get("ONEAI_S3_ENDPOINT_URL"):
+        return None
+    from local.s3_server import DEFAULT_BUCKET, LocalS3
+
+    s3 = LocalS3(port=int(os.environ.get("ONEAI_LOCAL_S3_PORT") or 0)).start()
+    bucket = os.environ.get("ONEAI_ATTACHMENTS_BUCKET") or DEFAULT_BUCKET
+    s3.create_bucket(bucket)
+    os.environ.update(s3.environment(bucket))
+    return s3
 
 
 def redact(url: str) -> str:
@@ -155,6 +171,7 @@ def main() -> int:
     template = load_template()
     offline = prepare_openrouter()
     fake_razorpay = prepare_razorpay()
+    local_s3 = prepare_s3()
     apply_dev_environment(port, template)
     database_url, pg_handle = prepare_database()
 
@@ -168,6 +185,12 @@ def main() -> int:
     if offline is not None:
         print(
             f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
+            flush=True,
+        )
+    if local_s3 is not None:
+        print(
+            f"  S3              moto's server at {local_s3.endpoint_url}, bucket {os.environ['ONEAI_ATTACHMENTS_BUCKET']}"
+            " (in memory; set ONEAI_S3_ENDPOINT_URL to use another)\n",
             flush=True,
         )
     if fake_razorpay is not None:
@@ -185,6 +208,8 @@ def main() -> int:
             offline.stop()
         if fake_razorpay is not None:
             fake_razorpay.stop()
+        if local_s3 is not None:
+            local_s3.stop()
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     # EventBridge bus for domain events (quota warnings, payment failures); unset locally: only logged.
     event_bus_name: str | None = Field(default=None, validation_alias="ONEAI_EVENT_BUS")
 
+    # Attachments (issue 12): the private S3 bucket, where its API is (only set locally: moto's server under
+    # `make dev`; in AWS the default endpoint), and the public base of attachment URLs.
+    attachments_bucket: str | None = Field(default=None, validation_alias="ONEAI_ATTACHMENTS_BUCKET")
+    s3_endpoint_url: str | None = Field(default=None, validation_alias="ONEAI_S3_ENDPOINT_URL")
+    max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, validation_alias="ONEAI_MAX_ATTACHMENT_BYTES"
+    )
+    # Lifetimes of the presigned upload (POST) and of the presigned GET a content route redirects to.
+    attachment_upload_seconds: int = Field(default=900, gt=0, le=3600, validation_alias="ONEAI_UPLOAD_URL_SECONDS")
+    attachment_url_seconds: int = Field(
+        default=300, gt=0, le=3600, validation_alias="ONEAI_ATTACHMENT_URL_SECONDS"
+    )
+    api_base_url: str = Field(default="http://127.0.0.1:3000", validation_alias="ONEAI_API_BASE_URL")
+
     port: int = 3000
     # Dev mode provisions an unknown `sub` on first use; never set in AWS.
     dev_mode: bool = Field(default=False, validation_alias="ONEAI_DEV_MODE")

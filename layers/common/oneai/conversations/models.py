@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from oneai.attachments.models import AttachmentRef
+
 MAX_TITLE_CHARS = 200
 MAX_METADATA_BYTES = 16 * 1024
 MAX_MESSAGE_CHARS = 100_000
@@ -45,6 +47,7 @@ class Message(BaseModel):
     is_latest: bool
     status: MessageStatus
     created_at: datetime
+    attachments: list[AttachmentRef] = Field(default_factory=list)
 
 
 class ConversationWithMessages(Conversation):

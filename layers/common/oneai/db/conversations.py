@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
 
 from oneai.conversations.models import Conversation, HistoryHit, Message, NewMessage
+from oneai.db.attachments import MESSAGE_ATTACHMENTS_COLUMN
 from oneai.db.connection import Connection
 
 MESSAGE_LIST = TypeAdapter(list[Message])
@@ -22,7 +23,8 @@ MESSAGE_LIST = TypeAdapter(list[Message])
 CONVERSATION_COLUMNS = "id, title, created_at, updated_at, last_message_at, metadata"
 MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, model_id, tokens_used, sequence_number, revision_number,"
-    " revision_type, original_message_id, parent_message_id, is_latest, status, created_at"
+    " revision_type, original_message_id, parent_message_id, is_latest, status, created_at, "
+    + MESSAGE_ATTACHMENTS_COLUMN
 )
 
 INSERT_CONVERSATION = f"""

@@ -1,0 +1,137 @@
+"""Attachments: the upload (a presigned POST S3 enforces), the record, and the short-lived links.
+
+An attachment is `pending` from `POST /attachments` until its object is seen in S3; the first read
+checks with a HEAD and records it `uploaded` (with the size S3 holds). An object that S3 holds but that
+breaks the rules the presigned POST set (another type, too big: only possible if S3 did not enforce
+them) is deleted with its record, and the attachment stays not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from oneai.attachments import storage
+from oneai.attachments.models import (
+    Attachment,
+    AttachmentCreate,
+    AttachmentRow,
+    AttachmentUpload,
+    PresignedPost,
+    attachment_url,
+    object_key,
+    user_prefix,
+)
+from oneai.config import get_settings
+from oneai.db import attachments as repo
+from oneai.db.connection import Connection, Database
+from oneai.errors import NotFoundError, ValidationError
+from oneai.logging import logger
+
+NOT_FOUND_MESSAGE = "Attachment not found"
+
+
+def _too_large(size: int, limit: int) -> ValidationError:
+    return ValidationError(
+        f"An attachment may be at most {limit} bytes",
+        details={"errors": [{"field": "size", "message": f"must be at most {limit} bytes, got {size}"}]},
+    )
+
+
+def create_upload(
+    conn: Connection, store: storage.ObjectStore, user_id: UUID, body: AttachmentCreate
+) -> AttachmentUpload:
+    """Record a pending attachment and sign the upload of its object (S3 enforces type and size)."""
+    settings = get_settings()
+    if body.size > settings.max_attachment_bytes:
+        raise _too_large(body.size, settings.max_attachment_bytes)
+    attachment_id = uuid.uuid4()
+    key = object_key(user_id, attachment_id)
+    url, fields = store.presigned_post(
+        key, media_type=body.media_type, max_bytes=body.size, expires_in=settings.attachment_upload_seconds
+    )
+    repo.insert_attachment(
+        conn,
+        attachment_id=attachment_id,
+        user_id=user_id,
+        filename=body.filename,
+        media_type=body.media_type,
+        size=body.size,
+        s3_key=key,
+    )
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.attachment_upload_seconds)
+    return AttachmentUpload(
+        id=attachment_id,
+        url=attachment_url(attachment_id),
+        upload=PresignedPost(url=url, fields=fields),
+        expires_at=expires_at,
+    )
+
+
+def confirm_uploaded(conn: Connection, store: storage.ObjectStore, row: AttachmentRow) -> AttachmentRow | None:
+    """`row` once its object is in S3 (HEAD on the first read, recorded); None while it is not there."""
+    if row.status == "uploaded":
+        return row
+    found = store.head(row.s3_key)
+    if found is None:
+        return None
+    if found.media_type != row.media_type or found.size > min(row.size, get_settings().max_attachment_bytes):
+        # S3 enforces both conditions of the presigned POST; this is the belt to its braces.
+        logger.warning("uploaded object broke its upload rules; deleted", extra={"attachment_id": str(row.id)})
+        store.delete([row.s3_key])
+        repo.delete_attachment(conn, row.id)
+        return None
+    return repo.mark_uploaded(conn, row.id, size=found.size) or row
+
+
+def uploaded_attachment(conn: Connection, store: storage.ObjectStore, attachment_id: UUID) -> AttachmentRow:
+    """The caller's uploaded attachment, or 404 (someone else's, unknown, or not uploaded yet)."""
+    row = repo.get_attachment(conn, attachment_id)
+    confirmed = None if row is None else confirm_uploaded(conn, store, row)
+    if confirmed is None:
+        raise NotFoundError(NOT_FOUND_MESSAGE)
+    return confirmed
+
+
+def get_attachment(conn: Connection, store: storage.ObjectStore, attachment_id: UUID) -> Attachment:
+    return Attachment.of(uploaded_attachment(conn, store, attachment_id))
+
+
+def content_url(store: storage.ObjectStore, row: AttachmentRow) -> str:
+    """A presigned GET of the object that expires after ONEAI_ATTACHMENT_URL_SECONDS."""
+    return store.presigned_get(
+        row.s3_key,
+        media_type=row.media_type,
+        filename=row.filename,
+        expires_in=get_settings().attachment_url_seconds,
+    )
+
+
+def shared_content_url(conn: Connection, store: storage.ObjectStore, token: str, attachment_id: UUID) -> str:
+    """The link of a shared conversation's attachment, while the share link is active; 404 otherwise."""
+    row = repo.shared_attachment(conn, token, attachment_id) if len(token) <= 128 else None
+    if row is None:
+        raise NotFoundError(NOT_FOUND_MESSAGE)
+    return content_url(store, row)
+
+
+def delete_objects_after_commit(keys: list[str]) -> None:
+    """Delete a deleted conversation's objects. Runs after its transaction committed: a failure here
+    leaves orphans (logged), which the bucket's lifecycle rule cannot see (they are tagged attached);
+    erasing the account deletes everything under the user's prefix, orphans included."""
+    if not keys:
+        return
+    try:
+        storage.get_object_store().delete(keys)
+    except Exception:  # the conversation is gone either way; say so and move on
+        logger.exception("attachment objects left behind after a conversation delete", extra={"count": len(keys)})
+
+
+def erase_user_objects(db: Database, user_id: UUID) -> None:
+    """Account erasure's storage step: every object under `users/<user_id>/` (idempotent)."""
+    del db  # the objects are found by prefix, not through the rows
+    if not get_settings().attachments_bucket:
+        return  # no bucket configured: nothing can have been stored
+    deleted = storage.get_object_store().delete_prefix(user_prefix(user_id))
+    logger.info("account objects deleted", extra={"user_id": str(user_id), "objects": deleted})
