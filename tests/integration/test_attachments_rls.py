@@ -89,7 +89,8 @@ def test_anon_reaches_a_shared_attachment_only_while_the_link_is_active_and_list
         conversation = service.create_conversation(conn, alice.id, ConversationCreate(title="pics"))
         for attachment_id in (listed, unlisted):
             conn.execute(
-                "update public.attachments set conversation_id = %s where id = %s", (conversation.id, attachment_id)
+                "update public.attachments set conversation_id = %s where id = %s",
+                (conversation.id, attachment_id),
             )
     token = f"tok-{uuid.uuid4().hex}"
     snapshot = {"title": "pics", "messages": [{"attachments": [{"id": str(listed)}]}]}
