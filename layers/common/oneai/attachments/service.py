@@ -8,11 +8,16 @@ them) is deleted with its record, and the attachment stays not found.
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from oneai.attachments import storage
+from oneai.attachments.images import InlineImage
 from oneai.attachments.models import (
     Attachment,
     AttachmentCreate,
@@ -26,7 +31,7 @@ from oneai.attachments.models import (
 from oneai.config import get_settings
 from oneai.db import attachments as repo
 from oneai.db.connection import Connection, Database
-from oneai.errors import NotFoundError, ValidationError
+from oneai.errors import ConflictError, NotFoundError, ValidationError
 from oneai.logging import logger
 
 NOT_FOUND_MESSAGE = "Attachment not found"
@@ -135,3 +140,93 @@ def erase_user_objects(db: Database, user_id: UUID) -> None:
         return  # no bucket configured: nothing can have been stored
     deleted = storage.get_object_store().delete_prefix(user_prefix(user_id))
     logger.info("account objects deleted", extra={"user_id": str(user_id), "objects": deleted})
+
+
+# --- chat turns -------------------------------------------------------------------------------------
+
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+_ATTACHMENT_PATH = re.compile(r"/attachments/(?P<id>[0-9a-fA-F-]{36})/content$")
+
+
+def attachment_id_in_url(url: str) -> UUID | None:
+    """The id in an attachment's `url` (`<API base>/attachments/<id>/content`), or None."""
+    match = _ATTACHMENT_PATH.search(urlsplit(url).path)
+    if match is None:
+        return None
+    try:
+        return UUID(match.group("id"))
+    except ValueError:
+        return None
+
+
+def turn_attachments(
+    conn: Connection, store: storage.ObjectStore, attachment_ids: Sequence[UUID]
+) -> list[AttachmentRow]:
+    """The caller's attachments a new message takes, in the order given: 404 for an id that is not the
+    caller's, 409 for one whose upload was never made or that another message has already."""
+    wanted = list(dict.fromkeys(attachment_ids))
+    rows = {row.id: row for row in repo.get_attachments(conn, wanted)}
+    missing = [str(i) for i in wanted if i not in rows]
+    if missing:
+        raise NotFoundError(NOT_FOUND_MESSAGE, details={"attachment_ids": missing})
+    taken: list[AttachmentRow] = []
+    for attachment_id in wanted:
+        row = confirm_uploaded(conn, store, rows[attachment_id])
+        if row is None:
+            raise ConflictError(
+                "The file of this attachment was never uploaded", details={"attachment_id": str(attachment_id)}
+            )
+        if row.message_id is not None:
+            raise ConflictError(
+                "This attachment belongs to another message already", details={"attachment_id": str(attachment_id)}
+            )
+        taken.append(row)
+    return taken
+
+
+def put_inline_image(store: storage.ObjectStore, user_id: UUID, image: InlineImage) -> tuple[UUID, str]:
+    """Store an image a chat body carried as a `data:` URL (before the turn's transaction; it stays
+    unattached, and so expires, unless the turn commits). Returns its new attachment id and key."""
+    attachment_id = uuid.uuid4()
+    key = object_key(user_id, attachment_id)
+    store.put(key, image.data, media_type=image.media_type, attached=False)
+    return attachment_id, key
+
+
+def record_inline_image(
+    conn: Connection, user_id: UUID, attachment_id: UUID, image: InlineImage, *, filename: str
+) -> AttachmentRow:
+    return repo.insert_attachment(
+        conn,
+        attachment_id=attachment_id,
+        user_id=user_id,
+        filename=filename,
+        media_type=image.media_type,
+        size=len(image.data),
+        s3_key=object_key(user_id, attachment_id),
+        status="uploaded",
+    )
+
+
+def mark_attached_after_commit(store: storage.ObjectStore, keys: Sequence[str]) -> None:
+    """Keep a message's files past the lifecycle rule. After the commit, best effort: a failure is
+    logged (the file would expire after a day while its message still lists it)."""
+    for key in keys:
+        try:
+            store.mark_attached(key)
+        except Exception:
+            logger.exception("attachment not marked attached; it will expire", extra={"key_count": len(keys)})
+            return
+
+
+def model_image_part(
+    store: storage.ObjectStore, user_id: UUID, attachment_id: UUID, media_type: str
+) -> dict[str, Any]:
+    """An OpenRouter image content part: a presigned GET the provider fetches during the request."""
+    url = store.presigned_get(
+        object_key(user_id, attachment_id),
+        media_type=media_type,
+        filename=str(attachment_id),
+        expires_in=get_settings().attachment_url_seconds,
+    )
+    return {"type": "image_url", "image_url": {"url": url}}

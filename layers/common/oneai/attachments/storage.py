@@ -114,8 +114,9 @@ class ObjectStore:
             return None
         return StoredObject(size=int(answer["ContentLength"]), media_type=str(answer.get("ContentType", "")))
 
-    def put(self, key: str, body: bytes, *, media_type: str) -> None:
-        """Write an object the server made itself (a generated image, a `data:` URL): attached at once."""
+    def put(self, key: str, body: bytes, *, media_type: str, attached: bool) -> None:
+        """Write an object the server has the bytes of: a generated image (attached at once: its message
+        is being written) or a chat body's `data:` URL (unattached until its turn commits)."""
         self._call(
             "put_object",
             Bucket=self.bucket,
@@ -123,7 +124,7 @@ class ObjectStore:
             Body=body,
             ContentType=media_type,
             ServerSideEncryption="AES256",
-            Tagging=f"{ATTACHED_TAG}=true",
+            Tagging=f"{ATTACHED_TAG}={'true' if attached else 'false'}",
         )
 
     def get(self, key: str) -> bytes | None:

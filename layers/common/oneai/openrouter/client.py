@@ -54,6 +54,7 @@ from oneai.openrouter.sse import SSEComment, SSEDecoder, SSEItem
 from oneai.openrouter.types import (
     ChatChunk,
     ChatCompletion,
+    ImageDelta,
     KeepAlive,
     StreamDone,
     StreamEvent,
@@ -277,8 +278,11 @@ class OpenRouterClient:
         fallback_models: Sequence[str] = (),
         max_tokens: int | None = None,
         user: str | None = None,
+        modalities: Sequence[str] = (),
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "stream": stream}
+        if modalities:  # e.g. ["image", "text"]: an image model is asked for images too
+            body["modalities"] = list(modalities)
         if stream:
             body["usage"] = {"include": True}
         if fallback_models:
@@ -297,10 +301,17 @@ class OpenRouterClient:
         fallback_models: Sequence[str] = (),
         max_tokens: int | None = None,
         user: str | None = None,
+        modalities: Sequence[str] = (),
     ) -> ChatStream:
         """A streamed chat completion. Nothing is sent until the stream is iterated."""
         body = self.chat_body(
-            model, messages, stream=True, fallback_models=fallback_models, max_tokens=max_tokens, user=user
+            model,
+            messages,
+            stream=True,
+            fallback_models=fallback_models,
+            max_tokens=max_tokens,
+            user=user,
+            modalities=modalities,
         )
         return ChatStream(self, body, requested_model=model)
 
@@ -438,6 +449,7 @@ class ChatStream:
         self._pending: deque[StreamEvent] = deque()
         self._deferred: OpenRouterError | None = None
         self._text: list[str] = []
+        self._images: list[str] = []  # data URLs of the images the model made (image output models)
         self._token_seen = False
         self._model: str | None = None
         self._header_generation_id: str | None = None
@@ -506,8 +518,12 @@ class ChatStream:
 
     @property
     def text_started(self) -> bool:
-        """Whether any text was received (after that, failures are no longer retried)."""
-        return bool(self._text)
+        """Whether any text (or image) was received (after that, failures are no longer retried)."""
+        return self._produced
+
+    @property
+    def _produced(self) -> bool:
+        return bool(self._text or self._images)
 
     @property
     def attempts(self) -> int:
@@ -518,6 +534,7 @@ class ChatStream:
     def _snapshot(self, *, complete: bool) -> StreamResult:
         return StreamResult(
             text="".join(self._text),
+            images=tuple(self._images),
             requested_model=self._requested_model,
             model=self._model,
             generation_id=self._header_generation_id or self._chunk_id,
@@ -567,7 +584,7 @@ class ChatStream:
                 await self._read()
                 return
             except OpenRouterError as exc:
-                if self._text or isinstance(exc, PartialStreamError):
+                if self._produced or isinstance(exc, PartialStreamError):
                     raise
                 await self._close_response()
                 self._reset_attempt()
@@ -640,7 +657,7 @@ class ChatStream:
                 f"No token from the model within {self._timeouts.first_token:g} s"
             ) from None
         except httpx.TransportError as exc:
-            if self._text:
+            if self._produced:
                 raise MidStreamError(
                     f"The model stream broke off ({type(exc).__name__})", partial=self.partial
                 ) from exc
@@ -660,7 +677,7 @@ class ChatStream:
                 else:
                     self._handle_chunk(item.data)
             except PartialStreamError as exc:
-                if any(isinstance(event, TextDelta) for event in self._pending):
+                if any(isinstance(event, TextDelta | ImageDelta) for event in self._pending):
                     # Let the caller relay the text that arrived with the error before raising it.
                     self._deferred = exc
                     return
@@ -670,7 +687,7 @@ class ChatStream:
         try:
             chunk = ChatChunk.model_validate_json(data)
         except (ValidationError, ValueError):
-            if self._text:
+            if self._produced:
                 raise MidStreamError("OpenRouter sent a malformed chunk", partial=self.partial) from None
             raise BadGatewayError("OpenRouter sent a malformed chunk") from None
         if chunk.model:
@@ -689,7 +706,11 @@ class ChatStream:
             self._token_seen = True
             self._text.append(text)
             self._pending.append(TextDelta(text))
-        elif chunk.reasoning:
+        for url in chunk.image_urls:
+            self._token_seen = True
+            self._images.append(url)
+            self._pending.append(ImageDelta(url))
+        if not text and chunk.reasoning:
             self._token_seen = True  # the model is producing (thinking): the first-token wait is over
 
     def _raise_chunk_error(self, chunk: ChatChunk) -> None:
@@ -701,7 +722,7 @@ class ChatStream:
         if text:  # text in the very chunk that reports the error still belongs to the reply
             self._text.append(text)
             self._pending.append(TextDelta(text))
-        if self._text:
+        if self._produced:
             raise MidStreamError(
                 message, partial=self.partial, status=status_for_code(code), code=code, metadata=metadata
             )
@@ -712,7 +733,7 @@ class ChatStream:
         if self._finish_reason is not None and self._finish_reason != "error":
             await self._finish()  # the model finished; only the terminator was missing
             return
-        if self._text:
+        if self._produced:
             raise MidStreamError("The model stream ended before it finished", partial=self.partial)
         raise BadGatewayError("The model stream ended before any token")
 
