@@ -9,12 +9,22 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chat_stream, current_branch, import_time, plan_change, quota_reserve, quota_sweep, webhooks
+from bench import (
+    chat_stream,
+    current_branch,
+    import_time,
+    message_attachments,
+    plan_change,
+    quota_reserve,
+    quota_sweep,
+    webhooks,
+)
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
     "chat_stream": chat_stream.run,
     "current_branch": current_branch.run,
     "import_time": import_time.run,
+    "message_attachments": message_attachments.run,
     "plan_change": plan_change.run,
     "quota_reserve": quota_reserve.run,
     "quota_sweep": quota_sweep.run,

@@ -261,6 +261,13 @@ def default_catalog() -> list[dict[str, Any]]:
             outputs=("image", "text"),
             image="0.001238",
         ),
+        _model(
+            "meta-llama/llama-3.3-70b-instruct",
+            "Meta: Llama 3.3 70B Instruct",
+            context=131_072,
+            prompt="0.00000013",
+            completion="0.0000004",
+        ),
         _model("openrouter/auto", "Auto Router", context=2_000_000, prompt="-1", completion="-1"),
     ]
 

@@ -49,6 +49,11 @@ class Message(BaseModel):
     created_at: datetime
     attachments: list[AttachmentRef] = Field(default_factory=list)
 
+    @field_validator("attachments", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
+
 
 class ConversationWithMessages(Conversation):
     messages: list[Message]

@@ -25,6 +25,15 @@ MESSAGE_ATTACHMENTS_COLUMN = """(
   from public.attachments a where a.message_id = chat_messages.id
 ) as attachments"""
 
+# The attachments of a conversation's messages, one row per message (`%(conversation_id)s`).
+CONVERSATION_ATTACHMENTS = """
+select a.message_id,
+       jsonb_agg(jsonb_build_object('id', a.id, 'media_type', a.media_type, 'size', a.size)
+                 order by a.created_at, a.id) as attachments
+from public.attachments a
+where a.conversation_id = %(conversation_id)s and a.message_id is not null
+group by a.message_id"""
+
 INSERT_ATTACHMENT = f"""
 insert into public.attachments (id, user_id, conversation_id, message_id, filename, media_type, size, s3_key, status)
 values (%(id)s, %(user_id)s, %(conversation_id)s, %(message_id)s, %(filename)s, %(media_type)s, %(size)s,
