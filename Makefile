@@ -12,7 +12,7 @@ NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint typecheck validate pytest unit integration e2e bench openapi migrate clean node-client
+.PHONY: dev test lint typecheck validate pytest coverage unit integration e2e bench openapi migrate clean node-client
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -49,8 +49,20 @@ typecheck: $(STAMP)
 validate: $(SAM_STAMP)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
 
+# The whole suite under coverage, in every Python process it starts (the local server of the e2e tests
+# included: pyproject.toml [tool.coverage]); the per-package figures, and a failure under the floor.
 pytest: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest tests
+	rm -rf .oneai/coverage
+	$(PY) -m coverage run -m pytest tests
+	$(PY) -m coverage combine --quiet
+	$(PY) -m tests.coverage_report
+
+# The same run, with coverage's per-file report (missing lines) before the per-package table.
+coverage: $(STAMP) $(NODE_STAMP)
+	rm -rf .oneai/coverage
+	$(PY) -m coverage run -m pytest tests
+	$(PY) -m coverage combine --quiet
+	$(PY) -m tests.coverage_report --files
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -10,24 +10,34 @@ import time
 from collections.abc import Callable
 
 from bench import (
+    admin_analytics,
     chat_stream,
     current_branch,
+    docs_search,
     import_time,
+    input_guard,
     message_attachments,
+    notifications,
     plan_change,
     quota_reserve,
     quota_sweep,
+    rate_limit,
     webhooks,
 )
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
+    "admin_analytics": admin_analytics.run,
     "chat_stream": chat_stream.run,
     "current_branch": current_branch.run,
+    "docs_search": docs_search.run,
     "import_time": import_time.run,
     "message_attachments": message_attachments.run,
     "plan_change": plan_change.run,
+    "notifications": notifications.run,
+    "input_guard": input_guard.run,
     "quota_reserve": quota_reserve.run,
     "quota_sweep": quota_sweep.run,
+    "rate_limit": rate_limit.run,
     "webhooks": webhooks.run,
 }
 

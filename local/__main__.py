@@ -13,10 +13,12 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import uvicorn
 
 from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
@@ -25,11 +27,13 @@ from local.template_routes import Route, list_functions, list_routes, load_templ
 
 # Environment entries of the template that must not leak into the local process: they point at AWS.
 _AWS_ONLY_ENV = frozenset({"ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "AWS_LAMBDA_EXEC_WRAPPER"})
+# Where `make dev` writes the emails it would send (ONEAI_MAIL_OUTBOX wins).
+DEFAULT_OUTBOX = Path(__file__).resolve().parent.parent / ".oneai" / "outbox"
 
 
 def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     """Dev defaults; anything already set in the environment wins."""
-    from local.events import DEV_RAZORPAY_WEBHOOK_SECRET
+    from local.events import DEV_RAZORPAY_WEBHOOK_SECRET, DEV_UNSUBSCRIBE_SECRET
     from oneai.config import DEV_JWT_SECRET
 
     os.environ.setdefault("ONEAI_DEV_MODE", "1")
@@ -39,7 +43,12 @@ def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     os.environ.setdefault("RAZORPAY_WEBHOOK_SECRET", DEV_RAZORPAY_WEBHOOK_SECRET)
     os.environ.setdefault("SUPABASE_URL", LOCAL_SUPABASE_URL)
     os.environ.setdefault("ONEAI_SHARE_URL_BASE", f"http://127.0.0.1:{port}/shared")
-    os.environ.setdefault("ONEAI_API_BASE_URL", f"http://127.0.0.1:{port}")
+    # Notifications: no email leaves the machine; each is an .eml file in the outbox. Unsubscribe links
+    # are signed with a dev-only secret and point at this server.
+    os.environ.setdefault("ONEAI_MAIL_OUTBOX", str(DEFAULT_OUTBOX))
+    os.environ.setdefault("ONEAI_MAIL_FROM", "OneAI <no-reply@oneai.local>")
+    os.environ.setdefault("UNSUBSCRIBE_SECRET", DEV_UNSUBSCRIBE_SECRET)
+    os.environ.setdefault("ONEAI_PUBLIC_API_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would drown the request log
     # One process hosts every function, so their literal template variables share one environment.
@@ -53,9 +62,10 @@ def prepare_openrouter() -> Any:
     """Without OPENROUTER_API_KEY, an offline model that speaks OpenRouter's protocol (a handle to keep)."""
     if os.environ.get("OPENROUTER_API_KEY"):
         return None
-    from local.fake_openrouter import DEFAULT_DEV_DELAY, OFFLINE_MODEL_ID, FakeOpenRouter
+    from local.fake_openrouter import DEFAULT_DEV_DELAY, OFFLINE_MODEL_ID, FakeOpenRouter, offline_catalog
 
-    offline = FakeOpenRouter(delay=DEFAULT_DEV_DELAY).start()
+    # Every offered model answers offline, so each quota key can be exercised without a key.
+    offline = FakeOpenRouter(delay=DEFAULT_DEV_DELAY, catalog=offline_catalog()).start()
     # Set before the template's variables are applied, so they do not point at the real API.
     os.environ["OPENROUTER_BASE_URL"] = offline.base_url
     os.environ.setdefault("ONEAI_TITLE_MODEL", OFFLINE_MODEL_ID)
@@ -65,7 +75,7 @@ def prepare_openrouter() -> Any:
 def prepare_razorpay() -> Any:
     """Without RAZORPAY_KEY_ID, the fake Razorpay API (local/fake_razorpay.py, the SDK's mock bodies) with
     dev-only values: its key pair, RAZORPAY_API_BASE_URL pointing at it and, unless set, dev plan ids. A
-    handle to keep, or None (real keys set, or the fixtures in ../shared are missing: billing answers 503)."""
+    handle to keep, or None (real keys set, or tests/fixtures/razorpay is missing: billing answers 503)."""
     if os.environ.get("RAZORPAY_KEY_ID"):
         return None
     from local.fake_razorpay import DEV_KEY_ID, DEV_KEY_SECRET, DEV_PLAN_IDS, FakeRazorpay
@@ -98,6 +108,16 @@ def prepare_s3() -> Any:
     return s3
 
 
+def start_event_bus(template: dict[str, Any]) -> Any:
+    """Domain events go to the notifications function in-process (local/event_bus.py); a handle to stop."""
+    from local.event_bus import LocalEventBus, notifications_function
+
+    function = notifications_function(list_functions(template))
+    if function is None:
+        return None
+    return LocalEventBus(function).start()
+
+
 def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
@@ -125,25 +145,42 @@ def prepare_database() -> tuple[str, Any]:
 
         applied = migrate(url, local_shim=True)
         print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""), flush=True)
+        from oneai.guide.index import index_guide
+
+        guide = index_guide(url)
+        print(f"user guide: {guide.pages} pages indexed ({guide.written} changed)", flush=True)
     return url, handle
 
 
-def dev_token() -> str:
-    from oneai.auth import mint_dev_token
+def dev_token(*, admin: bool = False) -> str:
+    """The dev user's token; with `admin`, carrying the admin claim (`app_metadata.role = "admin"`)."""
+    from oneai.auth import ADMIN_ROLE, mint_dev_token
     from oneai.config import Settings
 
     settings = Settings()
     if settings.supabase_jwt_secret is None:
         raise RuntimeError("SUPABASE_JWT_SECRET is empty")
+    app_metadata = {"provider": "email", "providers": ["email"], "role": ADMIN_ROLE}
     return mint_dev_token(
         DEV_USER_ID,
         secret=settings.supabase_jwt_secret.get_secret_value(),
         issuer=str(settings.supabase_jwt_issuer),
         email=DEV_USER_EMAIL,
+        extra_claims={"app_metadata": app_metadata} if admin else None,
     )
 
 
-def banner(base_url: str, database_url: str, routes: list[Route], token: str) -> str:
+def ensure_dev_user(database_url: str) -> None:
+    """The dev user exists from the start (as on Supabase after a first sign-in), so that its admin token
+    works before any user route has provisioned it."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into auth.users (id, email) values (%s, %s) on conflict (id) do nothing",
+            (DEV_USER_ID, DEV_USER_EMAIL),
+        )
+
+
+def banner(base_url: str, database_url: str, routes: list[Route], token: str, admin_token: str = "") -> str:
     width = max(len(r.method) for r in routes) if routes else 0
     lines = [
         "",
@@ -155,6 +192,14 @@ def banner(base_url: str, database_url: str, routes: list[Route], token: str) ->
         "  token (7 days, signed with SUPABASE_JWT_SECRET):",
         f"export ONEAI_TOKEN={token}",
         f'curl -H "Authorization: Bearer $ONEAI_TOKEN" {base_url}/conversations',
+        *(
+            [
+                "  admin token (the same user with app_metadata.role = admin, for /admin/...):",
+                f"export ONEAI_ADMIN_TOKEN={admin_token}",
+            ]
+            if admin_token
+            else []
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -177,14 +222,17 @@ def main() -> int:
 
     api = rest_api_settings(template)
     routes = list_routes(template)
+    event_bus = start_event_bus(template)
     app = LocalApiGateway(
         routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
     )
     base_url = f"http://127.0.0.1:{port}"
-    print(banner(base_url, database_url, routes, dev_token()), flush=True)
+    if not is_supabase_host(database_url):  # never create users in a real project
+        ensure_dev_user(database_url)
+    print(banner(base_url, database_url, routes, dev_token(), dev_token(admin=True)), flush=True)
     if offline is not None:
         print(
-            f"  OpenRouter      offline model `oneai/offline` at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
+            f"  OpenRouter      offline: every offered model is a local stand-in at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
             flush=True,
         )
     if local_s3 is not None:
@@ -193,6 +241,8 @@ def main() -> int:
             " (in memory; set ONEAI_S3_ENDPOINT_URL to use another)\n",
             flush=True,
         )
+    if event_bus is not None:
+        print(f"  notifications   emails written to {os.environ['ONEAI_MAIL_OUTBOX']} (.eml files)\n", flush=True)
     if fake_razorpay is not None:
         print(
             f"  Razorpay        fake API at {fake_razorpay.base_url}, dev keys and plans (set RAZORPAY_KEY_ID for the real API)\n",
@@ -210,6 +260,8 @@ def main() -> int:
             fake_razorpay.stop()
         if local_s3 is not None:
             local_s3.stop()
+        if event_bus is not None:
+            event_bus.stop()
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,18 +81,25 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 @contextlib.contextmanager
 def run_local_server(
-    env: Mapping[str, str], *, timeout: float = STARTUP_TIMEOUT_SECONDS, log_path: Path | None = None
+    env: Mapping[str, str],
+    *,
+    timeout: float = STARTUP_TIMEOUT_SECONDS,
+    log_path: Path | None = None,
+    repo_root: Path = REPO_ROOT,
+    scrub: Iterable[str] = (),
 ) -> Iterator[LocalServerProcess]:
-    """Start the server with `env` over this process's environment (a free PORT unless given); raise
-    RuntimeError/TimeoutError with its output if it does not come up; stop it afterwards."""
+    """Start the server of the repository at `repo_root` with `env` over this process's environment (less
+    `scrub`; a free PORT unless given); raise RuntimeError/TimeoutError with its output if it does not come
+    up; stop it afterwards."""
     port = int(env.get("PORT") or free_port())
-    full_env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
+    scrubbed = {*SCRUBBED_ENV, *scrub}
+    full_env = {key: value for key, value in os.environ.items() if key not in scrubbed}
     full_env.update(
         PORT=str(port), PYTHONPATH=os.pathsep.join(["layers/common", "."]), PYTHONUNBUFFERED="1", **env
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "local"],
-        cwd=REPO_ROOT,
+        cwd=repo_root,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -16,6 +16,12 @@ Routes served by a Function URL (`OneAILocalRoutes`) get Function URL (payload v
 invoked with these events needs RAZORPAY_WEBHOOK_SECRET set to it). The subscription's notes name the dev
 user and tier pro, so the activation is adopted and upgrades the dev user; `bad-signature.json` is
 answered 400.
+
+The notifications function gets SQS batches, not HTTP: `events/notifications/<name>.json` are batches of one
+record whose body is a sample domain event as EventBridge delivers it (a quota warning, a payment failure, a
+receipt, all for the dev user), and `usage-summary-sweep.json` is the monthly schedule's event for
+UsageSummaryFunction. The account function's unsubscribe samples carry the dev user's quota-warning link,
+signed with `DEV_UNSUBSCRIBE_SECRET` (what `make dev` uses unless UNSUBSCRIBE_SECRET is set).
 """
 
 from __future__ import annotations
@@ -32,7 +38,18 @@ from pathlib import Path
 
 from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
 from local.apigw import HttpRequest, build_function_url_event, build_rest_event
-from local.template_routes import REPO_ROOT, Route, list_routes, load_template, path_param, rest_api_settings
+from local.event_bus import NOTIFICATIONS_HANDLER, eventbridge_event, sqs_record
+from local.template_routes import (
+    REPO_ROOT,
+    Route,
+    list_functions,
+    list_routes,
+    load_template,
+    path_param,
+    rest_api_settings,
+)
+from oneai.events import DomainEvent
+from oneai.notifications.unsubscribe import sign_token
 
 EVENTS_DIR = REPO_ROOT / "events"
 SAMPLE_CONVERSATION_ID = "11111111-1111-4111-8111-111111111111"
@@ -42,6 +59,8 @@ SAMPLE_PATH_PARAMETERS = {
     "id": SAMPLE_CONVERSATION_ID,
     "message_id": SAMPLE_MESSAGE_ID,
     "token": SAMPLE_SHARE_TOKEN,
+    "quota_key": "large_messages",
+    "slug": "getting-started",
 }
 
 TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
@@ -55,7 +74,12 @@ class Sample:
     query: str = ""
     body: object | None = None  # JSON-encoded into the request body
     public: bool = False  # no Authorization header (a route that needs none)
+    admin: bool = False  # the dev user's token with the admin claim (app_metadata.role = "admin")
 
+
+# Dev only: `make dev` signs unsubscribe links with it unless UNSUBSCRIBE_SECRET is set. Never deployed.
+DEV_UNSUBSCRIBE_SECRET = "oneai-local-dev-unsubscribe-secret-change-me"  # noqa: S105 - dev only
+SAMPLE_UNSUBSCRIBE_TOKEN = sign_token(DEV_UNSUBSCRIBE_SECRET.encode(), uuid.UUID(DEV_USER_ID), "quota_warnings")
 
 # Realistic inputs per template event; a route without an entry gets a bare authenticated request.
 SAMPLES: dict[str, Sample] = {
@@ -89,6 +113,27 @@ SAMPLES: dict[str, Sample] = {
     "CancelSubscription": Sample(body={"at_cycle_end": True}),
     "UpdateSubscription": Sample(body={"tier": "enterprise"}),
     "GetBillingOpenApi": Sample(public=True),
+    "ListUsers": Sample(query="q=example.com&tier=pro&limit=20", admin=True),
+    "GetUser": Sample(admin=True),
+    "SuspendUser": Sample(body={"reason": "Chargeback fraud, ticket 4711"}, admin=True),
+    "UnsuspendUser": Sample(admin=True),
+    "SetQuotaOverride": Sample(
+        body={"limit": 50, "reason": "Outage credit, ticket 4712", "expires_at": "2099-01-01T00:00:00Z"},
+        admin=True,
+    ),
+    "RemoveQuotaOverride": Sample(admin=True),
+    "ListSubscriptions": Sample(query="status=active&limit=20", admin=True),
+    "SyncSubscription": Sample(admin=True),
+    "GetAnalytics": Sample(query="from=2025-01-01&to=2025-01-31", admin=True),
+    "ListAuditLog": Sample(query="target_type=user&limit=20", admin=True),
+    "GetAdminOpenApi": Sample(public=True),
+    # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
+    "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
+    "Unsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
+    "SearchGuide": Sample(query="q=reset%20my%20quota", public=True),
+    "GetGuidePage": Sample(public=True),
+    "LeaveGuideFeedback": Sample(body={"slug": "quotas-and-resets", "helpful": True, "comment": "Clear, thanks."}),
+    "GetDocsOpenApi": Sample(public=True),
 }
 
 
@@ -217,11 +262,13 @@ def function_url_event(route: Route, name: str, sample: WebhookSample | None) ->
     )
 
 
-def sample_token() -> str:
-    """The dev user's token, identical on every run (fixed times and session id)."""
-    from oneai.auth import mint_dev_token
+def sample_token(*, admin: bool = False) -> str:
+    """The dev user's token, identical on every run (fixed times and session id); with `admin`, it carries
+    the admin claim (`app_metadata.role = "admin"`)."""
+    from oneai.auth import ADMIN_ROLE, mint_dev_token
     from oneai.config import DEV_JWT_SECRET
 
+    admin_claims = {"app_metadata": {"provider": "email", "providers": ["email"], "role": ADMIN_ROLE}}
     return mint_dev_token(
         DEV_USER_ID,
         secret=DEV_JWT_SECRET,
@@ -232,6 +279,7 @@ def sample_token() -> str:
             "exp": TOKEN_EXPIRES_AT,
             "amr": [{"method": "password", "timestamp": TOKEN_ISSUED_AT}],
             "session_id": SAMPLE_SESSION_ID,
+            **(admin_claims if admin else {}),
         },
     )
 
@@ -256,8 +304,9 @@ def sample_path(route: Route) -> tuple[str, dict[str, str]]:
     return "/" + "/".join(parts), params
 
 
-def sample_event(route: Route, *, stage: str, token: str) -> dict[str, object]:
+def sample_event(route: Route, *, stage: str, token: str, admin_token: str = "") -> dict[str, object]:
     sample = SAMPLES.get(route.event_name, Sample())
+    token = admin_token if sample.admin else token
     path, params = sample_path(route)
     headers = [
         ("Host", f"127.0.0.1:{DEFAULT_PORT}"),
@@ -286,11 +335,90 @@ def sample_event(route: Route, *, stage: str, token: str) -> dict[str, object]:
     )
 
 
+# The notifications function's inputs: SQS batches whose bodies are the EventBridge events of the
+# notification rule, and the monthly schedule's event (UsageSummaryFunction, the same package).
+NOTIFICATION_SAMPLES: dict[str, DomainEvent] = {
+    "quota-warning": DomainEvent(
+        "oneai.quota",
+        "QuotaWarning",
+        {
+            "user_id": DEV_USER_ID,
+            "quota_key": "small_messages",
+            "threshold": 80,
+            "used": 16,
+            "limit": 20,
+            "resets_at": "2025-01-02T00:00:00Z",
+            "tier": "free",
+        },
+    ),
+    "payment-failed": DomainEvent(
+        "oneai.billing",
+        "PaymentFailed",
+        {
+            "user_id": DEV_USER_ID,
+            "payment_id": "pay_OneAIDevFailed1",
+            "amount": 49900,
+            "currency": "INR",
+            "failed_at": "2025-01-01T12:00:00+00:00",
+            "grace_until": "2025-01-04T12:00:00+00:00",
+        },
+    ),
+    "payment-received": DomainEvent(
+        "oneai.billing",
+        "PaymentReceived",
+        {
+            "user_id": DEV_USER_ID,
+            "payment_id": "pay_OneAIDevCharged1",
+            "amount": 49900,
+            "currency": "INR",
+            "tier": "pro",
+            "period_start": "2025-01-01T00:00:00+00:00",
+            "period_end": "2025-02-01T00:00:00+00:00",
+        },
+    ),
+}
+USAGE_SUMMARY_SCHEDULE_EVENT: dict[str, object] = {
+    "version": "0",
+    "id": "44444444-4444-4444-8444-444444444444",
+    "detail-type": "UsageSummarySweep",
+    "source": "oneai.scheduler",
+    "account": "123456789012",
+    "time": "2025-02-01T00:00:00Z",
+    "region": "ap-south-1",
+    "resources": [
+        "arn:aws:scheduler:ap-south-1:123456789012:schedule/default/oneai-default-usage-summary-monthly"
+    ],
+    "detail": {"month": "2025-01"},
+}
+
+
+def notification_files(template: dict[str, object]) -> dict[Path, str]:
+    function = next((fn for fn in list_functions(template) if fn.handler == NOTIFICATIONS_HANDLER), None)
+    if function is None:
+        return {}
+    folder = EVENTS_DIR / function.events_dir_name
+    files: dict[Path, str] = {}
+    for name, event in NOTIFICATION_SAMPLES.items():
+        envelope = eventbridge_event(event)
+        envelope.update(id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:event:{name}")), time="2025-01-01T12:00:00Z")
+        record = sqs_record(
+            json.dumps(envelope),
+            receive_count=1,
+            message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:sqs:{name}")),
+        )
+        record["attributes"] = {**record["attributes"], "SentTimestamp": "1735732800000"}
+        record["attributes"]["ApproximateFirstReceiveTimestamp"] = "1735732800000"
+        files[folder / f"{name}.json"] = json.dumps({"Records": [record]}, indent=2) + "\n"
+    files[folder / "usage-summary-sweep.json"] = json.dumps(USAGE_SUMMARY_SCHEDULE_EVENT, indent=2) + "\n"
+    return files
+
+
 def render_all() -> dict[Path, str]:
     """Every events file as it should be on disk, keyed by path."""
     template = load_template()
     stage = rest_api_settings(template).stage
     token = sample_token()
+    admin_token = sample_token(admin=True)
     files: dict[Path, str] = {}
     for route in list_routes(template):
         if route.method == "ANY":
@@ -305,7 +433,10 @@ def render_all() -> dict[Path, str]:
                 )
             continue
         path = EVENTS_DIR / route.function.events_dir_name / event_file_name(route.event_name)
-        files[path] = json.dumps(sample_event(route, stage=stage, token=token), indent=2) + "\n"
+        files[path] = (
+            json.dumps(sample_event(route, stage=stage, token=token, admin_token=admin_token), indent=2) + "\n"
+        )
+    files.update(notification_files(template))
     return files
 
 

@@ -272,6 +272,39 @@ def default_catalog() -> list[dict[str, Any]]:
     ]
 
 
+OFFLINE_STAND_IN = " (offline stand-in)"
+
+
+def offline_catalog() -> list[dict[str, Any]]:
+    """What `make dev` offers without an OpenRouter key: every model OneAI offers, each answered locally
+    with the offline reply and named as an offline stand-in (the realistic catalog's prices and windows
+    where it has the model, so costs and quotas behave as they would), so every quota key can be used."""
+    from oneai.chat.offered_models import OFFERED_MODELS  # the layer; local/ runs with it on the path
+
+    known = {entry["id"]: entry for entry in default_catalog()}
+    catalog = []
+    for offered in OFFERED_MODELS:
+        entry = known.get(offered.model_id)
+        if entry is None:
+            image_model = offered.quota_key == "image_generation"
+            entry = _model(
+                offered.model_id,
+                offered.model_id,
+                context=128_000,
+                prompt="0.000001",
+                completion="0.000002",
+                inputs=("text", "image") if image_model else ("text",),
+                outputs=("image", "text") if image_model else ("text",),
+            )
+        else:
+            entry = json.loads(json.dumps(entry))  # a copy: the default catalog stays as it is
+        if entry["id"] != OFFLINE_MODEL_ID:
+            entry["name"] = f"{entry['name']}{OFFLINE_STAND_IN}"
+            entry["description"] = f"Offline stand-in for {offered.model_id}: deterministic local replies."
+        catalog.append(entry)
+    return catalog
+
+
 # ---------------------------------------------------------------------------------------------------
 # Records and shared state (the app runs in the server thread; tests read from theirs)
 
@@ -956,9 +989,15 @@ class FakeOpenRouter(FakeUpstream):
     """The fake served by uvicorn in a daemon thread on a real socket. Use as a context manager."""
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0, prefix: str = "/api/v1"
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay: float = 0.0,
+        prefix: str = "/api/v1",
+        catalog: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.state = FakeState(delay=delay)
+        self.state = FakeState(delay=delay, catalog=catalog if catalog is not None else default_catalog())
         self.app = create_app(self.state)
         self._host = host
         self._prefix = prefix

@@ -1,5 +1,5 @@
 """A fake Razorpay API over a real socket (tests and `make dev` without Razorpay keys), answering with the
-mock bodies of Razorpay's own Python SDK test suite (`../shared/fixtures/razorpay/sdk_mocks/`).
+mock bodies of Razorpay's own Python SDK test suite (`tests/fixtures/razorpay/sdk_mocks/`).
 
 Routes (what `oneai.billing.razorpay_client` calls through the SDK):
 - `POST /v1/subscriptions`: create. The answer is `fake_subscription.json` with a fresh `sub_...` id,
@@ -26,8 +26,8 @@ request is recorded (method, path, query, headers, JSON body).
     with FakeRazorpay() as fake:   # uvicorn in a background thread on 127.0.0.1:<free port>
         ... RAZORPAY_API_BASE_URL=fake.base_url, RAZORPAY_KEY_ID=fake.key_id, RAZORPAY_KEY_SECRET=fake.key_secret
 
-The fixtures are found at `<repo>/../shared/fixtures/razorpay` (CI checks `shared/` out beside the
-repository) or at `$ONEAI_RAZORPAY_FIXTURES`. `python -m local.fake_razorpay --port 8090` serves it alone.
+The fixtures are the repository's own copy, `tests/fixtures/razorpay/` (byte for byte, see its README).
+`python -m local.fake_razorpay --port 8090` serves it alone.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import base64
 import binascii
 import copy
 import json
-import os
 import secrets
 import string
 import threading
@@ -60,7 +59,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
-FIXTURES_ENV: Final = "ONEAI_RAZORPAY_FIXTURES"
+# Razorpay's sample bodies and SDK mocks, kept in the repository byte for byte (signatures are over bytes).
+FIXTURES_DIR: Final = REPO_ROOT / "tests" / "fixtures" / "razorpay"
 # Dev only: the key pair `make dev` gives the billing function when it serves this fake.
 DEV_KEY_ID: Final = "rzp_test_oneai_dev"
 DEV_KEY_SECRET: Final = "oneai-dev-razorpay-secret"  # noqa: S105 - a documented dev value
@@ -78,19 +78,10 @@ WEBHOOK_SAMPLES: Final = {
 }
 
 
-def fixtures_dir() -> Path:
-    """Where the Razorpay sample bodies are: `$ONEAI_RAZORPAY_FIXTURES`, else `<repo>/../shared/...`."""
-    configured = os.environ.get(FIXTURES_ENV)
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "fixtures" / "razorpay"
-
-
 def load_fixture(relative: str) -> Any:
-    path = fixtures_dir() / relative
+    path = FIXTURES_DIR / relative
     if not path.is_file():
-        raise FileNotFoundError(
-            f"Razorpay fixture {relative} not found under {fixtures_dir()} (check out shared/ beside the"
-            f" repository, or set {FIXTURES_ENV})"
-        )
+        raise FileNotFoundError(f"Razorpay fixture {relative} not found under {FIXTURES_DIR}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

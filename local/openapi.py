@@ -21,6 +21,8 @@ FASTAPI_FUNCTIONS = {
     "chat_stream": "chat_stream.app",
     "account": "account.app",
     "billing": "billing.app",
+    "admin": "admin.app",
+    "docs": "docs.app",
 }
 
 

@@ -372,7 +372,7 @@ class LocalApiGateway:
         if app is None:
             await _send_response(send, self._load_error(route))
             return
-        await app(scope, receive, send)
+        await app(_with_adapter_headers(scope, route.function), receive, send)
 
     def _load_error(self, route: Route) -> HttpResponse:
         detail = self._load_errors.get(route.function_id, "not loaded")
@@ -425,6 +425,31 @@ class LocalApiGateway:
             logger.error("%s returned a malformed proxy response: %s", fn.logical_id, exc)
             return error_response(502, "INTERNAL_ERROR", "Internal server error")
         return _finish_headers(response, request_id)
+
+
+def _with_adapter_headers(scope: Scope, function: Function) -> Scope:
+    """The request as the Lambda Web Adapter hands it to the app: API Gateway's request context and the
+    invocation's Lambda context as JSON headers, each request with its own ids."""
+    request_id = str(uuid.uuid4())
+    context = LambdaContext(function.logical_id, function.memory_mb, function.timeout_seconds)
+    request_context = {"requestId": request_id, "stage": "local", "httpMethod": scope.get("method")}
+    lambda_context = {
+        "request_id": context.aws_request_id,
+        "deadline": int((time.time() + function.timeout_seconds) * 1000),
+        "invoked_function_arn": context.invoked_function_arn,
+        "env_config": {
+            "function_name": function.logical_id,
+            "memory": function.memory_mb,
+            "version": "$LATEST",
+            "log_group": context.log_group_name,
+            "log_stream": context.log_stream_name,
+        },
+    }
+    names = {b"x-amzn-request-context", b"x-amzn-lambda-context"}
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in names]
+    headers.append((b"x-amzn-request-context", json.dumps(request_context).encode()))
+    headers.append((b"x-amzn-lambda-context", json.dumps(lambda_context).encode()))
+    return {**scope, "headers": headers}
 
 
 def _give_thread_an_event_loop() -> None:

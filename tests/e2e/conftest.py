@@ -7,6 +7,7 @@ from `tests.conftest.token_for` work against it; `local_server.token` is the dev
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -35,6 +36,18 @@ E2E_WEBHOOK_SECRET = "e2e-razorpay-webhook-secret-for-the-local-server"
 E2E_PLAN_IDS = "pro=plan_E2EProMonthly,enterprise=plan_E2EEnterprise"
 # The attachments bucket in the session's local S3 (moto's server, as under `make dev`).
 E2E_BUCKET = "oneai-attachments-e2e"
+# Where the local server writes the emails it would send (test_notifications_http.py), emptied per session.
+E2E_OUTBOX = REPO_ROOT / ".oneai" / "e2e-outbox"
+
+
+# Rate limits far above what any test sends, for every server a test starts: the tests of the limits run a
+# server of their own with tight ones (tests/e2e/limited_server.py), so no other test is throttled by accident.
+GENEROUS_RATE_LIMITS = {
+    "ONEAI_RATE_LIMIT_PER_MINUTE": "100000",
+    "ONEAI_RATE_LIMIT_BURST": "100000",
+    "ONEAI_CHAT_RATE_LIMIT_PER_MINUTE": "100000",
+    "ONEAI_CHAT_RATE_LIMIT_BURST": "100000",
+}
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +110,10 @@ def local_server(
         "RAZORPAY_TIMEOUT_SECONDS": RAZORPAY_TIMEOUT_SECONDS,
         # Attachments: the session's local S3 and its bucket.
         **local_s3.environment(E2E_BUCKET),
+        **GENEROUS_RATE_LIMITS,
+        "ONEAI_MAIL_OUTBOX": str(E2E_OUTBOX),
     }
+    shutil.rmtree(E2E_OUTBOX, ignore_errors=True)
     with contextlib.ExitStack() as stack:
         try:
             server = stack.enter_context(run_local_server(env, log_path=LOG_PATH))

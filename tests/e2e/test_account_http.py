@@ -455,6 +455,9 @@ ROUTES = [
     ("PATCH", "/user/profile", {"name": "Mallory"}),
     ("DELETE", "/user", None),
     ("GET", "/user/export", None),
+    ("POST", "/user/api-keys", {"name": "Mallory's key"}),
+    ("GET", "/user/api-keys", None),
+    ("DELETE", "/user/api-keys/{id}", None),
 ]
 
 
@@ -479,6 +482,7 @@ def test_the_openapi_document_is_served_and_lists_every_route(client: httpx.Clie
     response = client.get("/user/openapi.json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    assert {(m.upper(), p) for p, ops in paths.items() for m in ops} == {(m, p) for m, p, _ in ROUTES}
+    public = {("GET", "/notifications/unsubscribe"), ("POST", "/notifications/unsubscribe")}  # no token: a link
+    assert {(m.upper(), p) for p, ops in paths.items() for m in ops} == {(m, p) for m, p, _ in ROUTES} | public
     assert "text/csv" in paths["/user/usage"]["get"]["responses"]["200"]["content"]
     assert "429" in paths["/user/quota/check"]["post"]["responses"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from typing import Any
 
 import httpx
@@ -45,10 +46,20 @@ def user(database_url: str) -> AppUser:
     return create_user(database_url)
 
 
-def read_with_the_sdk(node: str, server: LocalServer, user: AppUser, text: str) -> dict[str, Any]:
-    """Run the SDK client on one message; its one JSON line of output, or a failure with its stderr."""
+def read_with_the_sdk(
+    node: str,
+    server: LocalServer,
+    user: AppUser,
+    text: str,
+    *,
+    model: str = CHAT_MODEL,
+    chat_id: str | None = None,
+) -> dict[str, Any]:
+    """Run the SDK client on one message; its one JSON line of output, or a failure with its stderr.
+    `model="-"` leaves the transport at its defaults (no model sent); `chat_id="generate"` has the SDK
+    make the chat id (`generateId()`)."""
     completed = subprocess.run(
-        [node, str(SCRIPT), server.base_url, user.token, CHAT_MODEL, text],
+        [node, str(SCRIPT), server.base_url, user.token, model, text, *([chat_id] if chat_id else [])],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -133,3 +144,39 @@ def test_the_ai_sdk_shows_a_mid_stream_error_after_the_partial_reply(
     assert [(m["id"], m["content"], m["status"]) for m in saved["messages"][1:]] == [
         (result["messageId"], "Part", "incomplete")
     ]
+
+
+def test_the_ai_sdk_at_its_defaults_chats_without_a_model_under_its_own_chat_id(
+    node: str, local_server: LocalServer, user: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN the transport left at its defaults (no body, so no model) and a chat id made by the SDK
+    # (the first turn's title is asked of the same default model, concurrently: both get the same reply)
+    first_turn = Reply(chunks=["First answer"], usage=USAGE)
+    openrouter.script(first_turn, first_turn, Reply(chunks=["Second answer"]))
+    first = read_with_the_sdk(node, local_server, user, "Hello", model="-", chat_id="generate")
+    chat_id = first["chatId"]
+    assert isinstance(chat_id, str) and chat_id
+    with pytest.raises(ValueError):
+        uuid.UUID(chat_id)  # the SDK's own ids are not UUIDs
+    # THEN the plan's default model answered, and the cost is a decimal string
+    [usage_part] = parts_of(first, "data-usage")
+    assert usage_part["data"]["model"] == "openai/gpt-4o-mini"
+    assert usage_part["data"]["cost"] == "0.0001"
+    # WHEN the same chat sends again under the same SDK chat id
+    second = read_with_the_sdk(node, local_server, user, "And again", model="-", chat_id=chat_id)
+    assert second["text"] == "Second answer"
+    # THEN both turns are one conversation of the user's
+    conversation_id = parts_of(first, "data-conversation")[0]["data"]["id"]
+    assert parts_of(second, "data-conversation")[0]["data"]["id"] == conversation_id
+    saved = saved_conversation(local_server, user, conversation_id)
+    assert [(m["role"], m["content"]) for m in saved["messages"]] == [
+        ("user", "Hello"),
+        ("assistant", "First answer"),
+        ("user", "And again"),
+        ("assistant", "Second answer"),
+    ]
+    # AND another user's SDK with the same chat id talks in a conversation of their own
+    other = create_user(database_url)
+    openrouter.script(Reply(chunks=["Theirs"]))
+    theirs = read_with_the_sdk(node, local_server, other, "Mine", model="-", chat_id=chat_id)
+    assert parts_of(theirs, "data-conversation")[0]["data"]["id"] != conversation_id

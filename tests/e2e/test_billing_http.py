@@ -630,7 +630,7 @@ def test_invoices_come_from_razorpay_for_the_callers_subscriptions(
     # GIVEN alice's subscription that was never paid: no invoices, no call
     subscription_id = create(client, alice)["subscription_id"]
     empty = client.get("/subscription/invoices", headers=alice.headers)
-    assert empty.status_code == 200 and empty.json() == {"items": []}
+    assert empty.status_code == 200 and empty.json() == {"items": [], "next_cursor": None}
     assert razorpay.requests_to("GET", "/v1/invoices") == []
     # WHEN it is active and Razorpay has its invoices (the SDK's mock invoices)
     activate(database_url, razorpay, subscription_id)
@@ -651,8 +651,19 @@ def test_invoices_come_from_razorpay_for_the_callers_subscriptions(
     ]
     (request,) = razorpay.requests_to("GET", "/v1/invoices")
     assert request.query["subscription_id"] == subscription_id
+    # AND a page at a time, the cursors walk the same list, the last page's cursor being null
+    walked, cursor = [], None
+    for _ in range(len(MOCK_INVOICES) + 1):
+        params: dict[str, str | int] = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/subscription/invoices", params=params, headers=alice.headers).json()
+        assert len(page["items"]) <= 1
+        walked += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert walked == [item["id"] for item in response.json()["items"]] and cursor is None
     # AND bob, without subscriptions, sees none of them
-    assert client.get("/subscription/invoices", headers=bob.headers).json() == {"items": []}
+    assert client.get("/subscription/invoices", headers=bob.headers).json() == {"items": [], "next_cursor": None}
     # AND a Razorpay failure is a 502
     razorpay.script(Status(500))
     error_of(client.get("/subscription/invoices", headers=alice.headers), 502, "UPSTREAM_ERROR")

@@ -20,13 +20,13 @@ import httpx
 import psycopg
 import pytest
 
-from local.fake_razorpay import FakeRazorpay
-from tests.conftest import REPO_ROOT, AppUser, create_user
+from local.fake_razorpay import FIXTURES_DIR, FakeRazorpay
+from tests.conftest import AppUser, create_user
 from tests.e2e.conftest import E2E_PLAN_IDS, E2E_RAZORPAY_KEY_SECRET, E2E_WEBHOOK_SECRET, LocalServer
 
 pytestmark = pytest.mark.e2e
 
-SAMPLES = REPO_ROOT.parent / "shared" / "fixtures" / "razorpay" / "docs_webhooks"
+SAMPLES = FIXTURES_DIR / "docs_webhooks"
 PRO_PLAN = dict(entry.split("=") for entry in E2E_PLAN_IDS.split(","))["pro"]
 DAY = 86_400
 SAMPLE_FILES = {"subscription.activated": "subscription.activated__immediate_start_date_upfront_amount_both"}

@@ -77,7 +77,7 @@ def test_a_reply_streams_as_ai_sdk_parts_and_is_saved_with_its_usage(
     openrouter.script(Reply(chunks=["Hel", "lo ", "world"], usage=USAGE, keepalives_before=2), model=CHAT_MODEL)
     # WHEN the user sends a first message
     response = chat(client, user, content="Say hello")
-    # THEN the stream is the AI SDK UI message stream v1, in API.md's order
+    # THEN the stream is the AI SDK UI message stream v1, in the order of docs/api/chat.md
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
@@ -93,7 +93,7 @@ def test_a_reply_streams_as_ai_sdk_parts_and_is_saved_with_its_usage(
     conversation = events[1]["data"]
     usage = next(e["data"] for e in events if isinstance(e, dict) and e["type"] == "data-usage")
     assert usage["model"] == CHAT_MODEL
-    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["cost"]) == (12, 3, 0.00042)
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["cost"]) == (12, 3, "0.00042")
     assert usage["quota"] == {
         "quota_key": "small_messages", "used": 1, "limit": 100, "remaining": 99,
         "resets_at": usage["quota"]["resets_at"],

@@ -10,27 +10,25 @@ import hmac
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from tests.conftest import REPO_ROOT, create_user
+from local.fake_razorpay import FIXTURES_DIR
+from tests.conftest import create_user
 from tests.e2e.conftest import E2E_PLAN_IDS, E2E_WEBHOOK_SECRET, LocalServer
 
 pytestmark = pytest.mark.e2e
 
-CHARGED = REPO_ROOT.parent / "shared" / "fixtures" / "razorpay" / "docs_webhooks" / "subscription.charged.json"
+CHARGED = FIXTURES_DIR / "docs_webhooks" / "subscription.charged.json"
 PRO_PLAN = dict(entry.split("=") for entry in E2E_PLAN_IDS.split(","))["pro"]
 
 
 def signed_charge(user_id: uuid.UUID, subscription_id: str) -> bytes:
     """Razorpay's published subscription.charged sample, for our user's new subscription."""
-    path = Path(CHARGED)
-    assert path.is_file(), f"Razorpay sample bodies are expected at {path.parent} (shared/ beside the repo)"
-    document: dict[str, Any] = copy.deepcopy(json.loads(path.read_bytes()))
+    document: dict[str, Any] = copy.deepcopy(json.loads(CHARGED.read_bytes()))
     now = int(time.time())
     document["created_at"] = now
     entity = document["payload"]["subscription"]["entity"]

@@ -1,6 +1,6 @@
 """The sample events of events/account/ drive the deployed entry point (`account.handler.lambda_handler`)
 directly, as `sam local invoke -e events/account/...` would: each is a valid API Gateway event that answers
-as API.md says."""
+as docs/api/account.md says."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from local import DEV_USER_EMAIL, DEV_USER_ID
+from local.events import DEV_UNSUBSCRIBE_SECRET
+from oneai.config import override_settings
 from tests.lambda_support import FakeLambdaContext, like_a_lambda_process
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "account"
@@ -22,6 +25,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events" / "account"
 # one is sent as it is).
 BODIES: dict[str, dict[str, Any]] = {
     "check-quota": {"quota_key": "small_messages", "units": 1},
+    "create-api-key": {"name": "sam local invoke"},
     "update-profile": {
         "name": "Dev User",
         "preferences": {"theme": "dark", "default_model": "openai/gpt-4o-mini"},
@@ -34,6 +38,12 @@ EXPECTED = [
     ("get-usage", 200),
     ("get-profile", 200),
     ("update-profile", 200),
+    # The dev user's quota-warning unsubscribe link: the page (HTML, changes nothing), then the one-click POST.
+    ("show-unsubscribe", 200),
+    ("unsubscribe", 200),
+    ("create-api-key", 201),
+    ("list-api-keys", 200),
+    ("revoke-api-key", 404),  # the sample id names no key of the dev user
     ("export-account", 200),
     # last: it erases the dev user
     ("delete-account", 204),
@@ -75,12 +85,24 @@ def test_each_sample_event_answers_through_the_lambda_handler(
     answers: dict[str, Any] = {}
     events: dict[str, dict[str, Any]] = {}
     context = FakeLambdaContext(function_name="AccountFunction")
-    with like_a_lambda_process(database_url):
+    pages: dict[str, str] = {}
+    with (
+        like_a_lambda_process(database_url),
+        override_settings(unsubscribe_secret=SecretStr(DEV_UNSUBSCRIBE_SECRET)),
+    ):
         for name, status in EXPECTED:
             event = events[name] = with_body(name, json.loads((EVENTS / f"{name}.json").read_text()))
             response: dict[str, Any] = lambda_handler(event, context)
             assert response["statusCode"] == status, (name, response.get("body"))
-            answers[name] = json.loads(response["body"]) if response["body"] else None
+            if response.get("headers", {}).get("content-type", "").startswith("text/html"):
+                pages[name] = response["body"]
+            else:
+                answers[name] = json.loads(response["body"]) if response["body"] else None
+            if name == "unsubscribe":  # read before the erasure at the end removes the user
+                with psycopg.connect(database_url) as conn:
+                    stored = conn.execute(
+                        "select preferences from public.users where id = %s", (DEV_USER_ID,)
+                    ).fetchone()
 
     assert set(answers["get-account-open-api"]["paths"]) == {
         "/user/quota",
@@ -89,7 +111,13 @@ def test_each_sample_event_answers_through_the_lambda_handler(
         "/user/profile",
         "/user/export",
         "/user",
+        "/user/api-keys",
+        "/user/api-keys/{id}",
+        "/notifications/unsubscribe",
     }
+    assert answers["create-api-key"]["key"].startswith("oneai_sk_")
+    assert [k["name"] for k in answers["list-api-keys"]["items"]] == ["sam local invoke"]
+    assert answers["revoke-api-key"]["error"]["code"] == "NOT_FOUND"
     assert answers["export-account"]["profile"]["id"] == DEV_USER_ID
     assert answers["delete-account"] is None
     with psycopg.connect(database_url) as conn:
@@ -115,4 +143,9 @@ def test_each_sample_event_answers_through_the_lambda_handler(
     assert {key: updated[key] for key in patch if key != "preferences"} == {
         key: value for key, value in patch.items() if key != "preferences"
     }
-    assert updated["preferences"] == {k: v for k, v in patch.get("preferences", {}).items() if v is not None}
+    expected_preferences = {k: v for k, v in patch.get("preferences", {}).items() if v is not None}
+    assert updated["preferences"] == expected_preferences
+    # the page asks; the POST turned quota warnings off for the link's user (the dev user)
+    assert "Unsubscribe" in pages["show-unsubscribe"] and "quota warning" in pages["show-unsubscribe"]
+    assert "no more quota warning emails" in pages["unsubscribe"]
+    assert stored is not None and stored[0]["notifications"] == {"quota_warnings": False}

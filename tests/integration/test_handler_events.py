@@ -1,5 +1,5 @@
 """The sample events of events/ drive the deployed entry point (`lambda_handler`) directly, as
-`sam local invoke -e events/...` would: each one is a valid API Gateway event that answers as API.md says."""
+`sam local invoke -e events/...` would: each one is a valid API Gateway event that answers as docs/api/ says."""
 
 from __future__ import annotations
 
@@ -69,7 +69,12 @@ def sample_rows(database_url: str) -> None:
             " s3_key, status) values (%s, %s, %s, %s, 'sample.png', 'image/png', 8, %s, 'uploaded')",
             (SAMPLE_ATTACHMENT, DEV_USER_ID, SAMPLE_CONVERSATION, SAMPLE_MESSAGE, SAMPLE_KEY),
         )
-        shared = {"title": "Sample", "messages": [{"attachments": [{"id": SAMPLE_ATTACHMENT}]}]}
+        shared_message = {
+            "role": "user", "content": "Hello sample", "model_id": "openai/gpt-4o-mini", "sequence_number": 1,
+            "created_at": "2026-11-22T12:00:00Z",
+            "attachments": [{"id": SAMPLE_ATTACHMENT, "media_type": "image/png", "size": 8}],
+        }  # fmt: skip
+        shared = {"title": "Sample", "messages": [shared_message]}
         conn.execute(
             "insert into public.share_links (conversation_id, user_id, token, snapshot) values (%s, %s, %s, %s)",
             (SAMPLE_CONVERSATION, DEV_USER_ID, SAMPLE_SHARE_TOKEN, Jsonb(shared)),

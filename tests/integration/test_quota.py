@@ -398,6 +398,9 @@ def test_the_functions_touch_only_the_callers_rows(db: Database, make_user: Any,
         ).fetchone()
         bob_reserved = quota.reserve(conn, "small_messages")
         bob_sees = [(s.quota_key, s.used) for s in quota.current_quotas(conn)]
+        # the admin's reader takes a user id, but runs as its caller: RLS shows Bob only his own rows
+        alice_to_bob = conn.execute("select * from oneai_private.quotas_of(%s)", (alice.id,)).fetchall()
+    assert alice_to_bob == []
     # THEN only Bob's own row moved
     assert refunded == {"r": True}
     assert bob_reserved.used == 1
@@ -413,6 +416,11 @@ def test_the_functions_touch_only_the_callers_rows(db: Database, make_user: Any,
     assert [(s["proname"], s["args"]) for s in signatures] == [
         ("claim_quota_warnings", "p_quota_key text"),
         ("current_quotas", ""),
+        # quota overrides (20261122040000_admin.sql): the end of overrides on a tier change (a trigger
+        # function), the override in force, one user's quotas (invoker: RLS applies)
+        ("end_quota_overrides_on_tier_change", ""),
+        ("quota_override_in_force", "p_user_id uuid, p_quota_key text, p_at timestamp with time zone"),
+        ("quotas_of", "p_user_id uuid"),
         ("refund_quota", "p_quota_key text, p_units integer, p_window_started_at timestamp with time zone"),
         ("reserve_quota", "p_quota_key text, p_units integer"),
     ]

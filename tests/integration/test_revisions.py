@@ -10,6 +10,7 @@ from oneai.conversations import service
 from oneai.conversations.models import ConversationCreate, NewMessage
 from oneai.db.connection import Database
 from oneai.errors import ConflictError, NotFoundError, ValidationError
+from oneai.pagination import PageRequest
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -59,8 +60,8 @@ def test_the_plans_revision_example_gives_the_expected_branch(db: Database, conv
     assert new_reply.revision_type == "regeneration" and new_reply.parent_message_id == edited.id
     # AND each position lists its revisions in order
     with db.user_transaction(user.principal) as conn:
-        position_1 = service.list_revisions(conn, cid, edited.id)
-        position_2 = service.list_revisions(conn, cid, new_reply.id)
+        position_1 = service.list_revisions(conn, cid, edited.id, PageRequest()).items
+        position_2 = service.list_revisions(conn, cid, new_reply.id, PageRequest()).items
     assert [(m.revision_number, m.content, m.is_latest) for m in position_1] == [
         (0, "Hello", False),
         (1, "Hello there", True),
@@ -91,7 +92,7 @@ def test_activating_an_older_revision_restores_its_branch_with_later_messages(
     assert [m.content for m in restored.messages] == ["one", "two", "three", "four"]
     # AND activating a revision deep in the other branch brings its ancestors back too
     with db.user_transaction(user.principal) as conn:
-        other = service.list_revisions(conn, cid, m2.id)
+        other = service.list_revisions(conn, cid, m2.id, PageRequest()).items
         dos = next(m for m in other if m.content == "dos")
         again = service.activate_revision(conn, cid, dos.id)
     assert [m.content for m in again.messages] == ["uno", "dos"]
@@ -147,7 +148,7 @@ def test_another_users_conversation_is_not_found_for_every_service(
         lambda c: service.get_conversation(c, cid),
         lambda c: service.append_message(c, stranger.id, cid, user_msg("x")),
         lambda c: service.edit_message(c, stranger.id, cid, m1.id, content="x", model_id=MODEL),
-        lambda c: service.list_revisions(c, cid, m1.id),
+        lambda c: service.list_revisions(c, cid, m1.id, PageRequest()),
         lambda c: service.activate_revision(c, cid, m1.id),
         lambda c: service.delete_conversation(c, cid),
     ]

@@ -2,8 +2,8 @@
 local server's own builder) against the test database: signatures, exactly-once effects, order
 independence, adoption, the tier rules with their sweeps, and PaymentFailed on EventBridge (moto).
 
-Bodies come from Razorpay's published samples (`../shared/fixtures/razorpay/docs_webhooks/`, or
-`ONEAI_RAZORPAY_FIXTURES`), signed here with HMAC-SHA256 over their exact bytes. Scenario bodies are
+Bodies come from Razorpay's published samples (`tests/fixtures/razorpay/docs_webhooks/`, the
+repository's byte-for-byte copy), signed here with HMAC-SHA256 over their exact bytes. Scenario bodies are
 those samples with a fresh subscription id per test, our notes (`user_id`, `tier`) and chosen times.
 """
 
@@ -16,7 +16,6 @@ import hmac
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from psycopg.rows import dict_row
 from pydantic import SecretStr
 
 from local.apigw import HttpRequest, build_function_url_event
+from local.fake_razorpay import FIXTURES_DIR
 from oneai.billing.grace import end_expired_grace_periods
 from oneai.billing.period_end import end_finished_cancellations
 from oneai.billing.razorpay_events import parse_event
@@ -48,11 +48,11 @@ from oneai.db import webhooks as repo
 from oneai.db.connection import Database, get_database
 from oneai.logging import logger
 from tests.aws_support import Received, captured_events
+from tests.conftest import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("ONEAI_RAZORPAY_FIXTURES") or REPO_ROOT.parent / "shared" / "fixtures" / "razorpay")
-DOCS_WEBHOOKS = FIXTURES / "docs_webhooks"
-FIXTURE_FILES = sorted(DOCS_WEBHOOKS.glob("*.json")) if DOCS_WEBHOOKS.is_dir() else []
+DOCS_WEBHOOKS = FIXTURES_DIR / "docs_webhooks"
+FIXTURE_FILES = sorted(DOCS_WEBHOOKS.glob("*.json"))
+assert FIXTURE_FILES, f"Razorpay's sample webhook bodies are missing from {DOCS_WEBHOOKS}"
 
 SECRET = "whsec-test-current-0123456789"
 PREVIOUS_SECRET = "whsec-test-previous-9876543210"
@@ -217,7 +217,7 @@ def quota(database_url: str, user_id: uuid.UUID, key: str = "small_messages") ->
 
 def fixture_json(name: str) -> dict[str, Any]:
     path = DOCS_WEBHOOKS / name
-    assert path.is_file(), f"Razorpay sample bodies are expected at {DOCS_WEBHOOKS} (shared/ beside the repo)"
+    assert path.is_file(), f"Razorpay sample body {name} is missing from {DOCS_WEBHOOKS}"
     document: dict[str, Any] = json.loads(path.read_bytes())
     return document
 
@@ -318,7 +318,7 @@ def test_every_published_body_without_a_signature_is_400_and_writes_nothing(
 def test_during_a_rotation_the_previous_secret_is_accepted_and_an_unrelated_one_is_not(
     deliver: Deliver, database_url: str
 ) -> None:
-    body = (DOCS_WEBHOOKS / "subscription.charged.json").read_bytes() if FIXTURE_FILES else b'{"event":"x"}'
+    body = (DOCS_WEBHOOKS / "subscription.charged.json").read_bytes()
     # before the rotation only the current secret works
     assert deliver(body, secret=PREVIOUS_SECRET).status == 400
     with override_settings(razorpay_webhook_secret_previous=SecretStr(PREVIOUS_SECRET)):
@@ -923,6 +923,8 @@ def test_a_failed_payment_publishes_payment_failed_once_without_card_data(
         "error_description": "Your card was declined.",
         "error_reason": None,
         "failed_at": datetime.fromtimestamp(document["created_at"], tz=UTC).isoformat(),
+        # not in its grace period yet: the one this failure starts (failed_at + ONEAI_GRACE_PERIOD_DAYS)
+        "grace_until": (datetime.fromtimestamp(document["created_at"], tz=UTC) + timedelta(days=3)).isoformat(),
         "event_id": event_id,
     }
     text = json.dumps(event)

@@ -2,16 +2,19 @@
 //
 //   node read_chat_stream.mjs <base_url> <bearer_token> <model> <text> [chat_id]
 //
+// `model` "-": the transport is left at its defaults (no `body` option, so the request names no model).
+// `chat_id` "generate": a chat id from the SDK's own `generateId()`, as `useChat` makes one.
+//
 // `DefaultChatTransport.sendMessages` posts the AI SDK body (`{model, id?, messages, trigger, messageId}`)
 // and parses the response into UI message chunks with the SDK's own schema; `readUIMessageStream` rebuilds
 // the assistant message from them. The chunk stream is teed so the chunks themselves are seen as well.
 //
-// Prints one JSON line: {messageId, role, text, dataParts: [{type, id, data}], fileParts: [{mediaType, url}],
-// chunkTypes, error}.
+// Prints one JSON line: {chatId, messageId, role, text, dataParts: [{type, id, data}],
+// fileParts: [{mediaType, url}], chunkTypes, error}.
 // `error` is the text of an `error` chunk as the SDK surfaced it (null when none). Anything else that goes
 // wrong (HTTP error, a chunk the SDK rejects, a chunk it cannot apply to the message) exits non-zero.
 import { randomUUID } from 'node:crypto';
-import { DefaultChatTransport, readUIMessageStream } from 'ai';
+import { DefaultChatTransport, generateId, readUIMessageStream } from 'ai';
 
 const TIMEOUT_MS = 45_000;
 
@@ -36,12 +39,13 @@ async function main(argv) {
   if (argv.length < 4 || argv.length > 5) {
     throw new Error('usage: node read_chat_stream.mjs <base_url> <bearer_token> <model> <text> [chat_id]');
   }
-  const [baseUrl, token, model, text, chatId] = argv;
-  const transport = new DefaultChatTransport({
+  const [baseUrl, token, model, text, chatIdArg] = argv;
+  const chatId = chatIdArg === 'generate' ? generateId() : chatIdArg;
+  const options = {
     api: `${baseUrl.replace(/\/+$/, '')}/chat/stream`,
     headers: { Authorization: `Bearer ${token}` },
-    body: { model },
-  });
+  };
+  const transport = new DefaultChatTransport(model === '-' ? options : { ...options, body: { model } });
   const stream = await transport.sendMessages({
     chatId: chatId || undefined, // no chat id: the body has no `id` and the server starts a conversation
     messages: [{ id: randomUUID(), role: 'user', parts: [{ type: 'text', text }] }],
@@ -67,6 +71,7 @@ async function main(argv) {
 
   const parts = message.parts ?? [];
   return {
+    chatId: chatId ?? null,
     messageId: message.id,
     role: message.role,
     text: parts

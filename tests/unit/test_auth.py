@@ -256,6 +256,28 @@ def test_given_mint_dev_token_then_it_looks_like_a_supabase_access_token(setting
     assert c["exp"] - c["iat"] == 7 * 24 * 3600
 
 
+@pytest.mark.parametrize(
+    ("extra", "is_admin"),
+    [
+        ({"app_metadata": {"provider": "google", "role": "admin"}}, True),
+        ({}, False),
+        ({"app_metadata": {"provider": "google", "role": "Admin"}}, False),
+        ({"app_metadata": {"role": ["admin"]}}, False),
+        ({"app_metadata": "admin"}, False),
+        # user_metadata is the user's own to edit: it never makes an admin
+        ({"user_metadata": {"role": "admin"}}, False),
+        ({"role": "admin"}, False),  # the database role claim is not the app role either
+    ],
+)
+def test_given_app_metadata_role_admin_then_the_principal_is_an_admin(
+    settings: Settings, extra: dict[str, Any], is_admin: bool
+) -> None:
+    token = mint_dev_token(
+        USER_ID, secret=SECRET, issuer=str(settings.supabase_jwt_issuer), email=EMAIL, extra_claims=extra
+    )
+    assert authenticate(f"Bearer {token}").is_admin is is_admin
+
+
 # ---------------------------------------------------------------- claims
 
 

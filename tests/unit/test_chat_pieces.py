@@ -64,12 +64,22 @@ def test_the_native_body_becomes_a_turn_and_its_rules_are_422() -> None:
         {"model": "m/x", "action": "regenerate"},
         {"model": "", "content": "x"},
         {"model": "m/x", "content": "x", "unknown": 1},
-        {"model": "m/x", "content": "x" * 100_001},
         ["not", "an", "object"],
     ):
         with pytest.raises(ValidationError) as raised:
             parse_chat_body(bad)
         assert raised.value.status == 422 and raised.value.details["errors"]
+
+
+def test_a_message_over_the_limit_is_413_in_either_body() -> None:
+    long_text = "x" * 100_001
+    ai_sdk = {"messages": [{"id": "a", "role": "user", "parts": [{"type": "text", "text": long_text}]}]}
+    for body in ({"model": "m/x", "content": long_text}, ai_sdk):
+        with pytest.raises(PayloadTooLargeError) as raised:
+            parse_chat_body(body)
+        assert (raised.value.status, raised.value.code) == (413, "PAYLOAD_TOO_LARGE")
+    # AND one character less is a message like any other
+    assert parse_chat_body({"model": "m/x", "content": long_text[:-1]}).content == long_text[:-1]
 
 
 def test_the_ai_sdk_body_takes_the_last_user_text_and_the_trigger() -> None:
@@ -100,6 +110,20 @@ def test_the_ai_sdk_body_takes_the_last_user_text_and_the_trigger() -> None:
     assert (regenerate.action, regenerate.content) == ("regenerate", None)
     with pytest.raises(ValidationError):
         parse_chat_body(body | {"messages": [{"id": "x", "role": "user", "parts": [{"type": "file"}]}]})
+
+
+def test_the_ai_sdk_body_needs_no_model_and_takes_the_sdks_own_chat_ids() -> None:
+    messages = [{"id": "a", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]
+    # the AI SDK's generateId(): 16 alphanumerics, not a UUID
+    turn = parse_chat_body({"id": "Xk3vQ9mZp2LwT7rB", "messages": messages})
+    assert (turn.model, turn.conversation_id, turn.client_chat_id) == (None, None, "Xk3vQ9mZp2LwT7rB")
+    cid = uuid.uuid4()
+    by_uuid = parse_chat_body({"id": str(cid), "messages": messages})
+    assert (by_uuid.conversation_id, by_uuid.client_chat_id) == (cid, None)
+    for bad_id in ("", "x" * 129):
+        with pytest.raises(ValidationError) as raised:
+            parse_chat_body({"id": bad_id, "messages": messages})
+        assert raised.value.details["errors"][0]["field"] == "id"
 
 
 def message(seq: int, role: str, content: str) -> Message:

@@ -36,7 +36,7 @@ def test_json_export_carries_metadata_and_every_message() -> None:
     exported = export_conversation(conversation("Café ☕ plans"), "json", now=NOW)
     document = json.loads(exported.body)
     assert exported.filename == "cafe-plans.json" and exported.media_type == "application/json"
-    assert document["format_version"] == 1 and document["exported_at"] == NOW.isoformat()
+    assert document["format_version"] == 1 and document["exported_at"] == "2026-11-21T10:30:00Z"
     assert document["conversation"]["metadata"] == {"tag": "x"}
     assert [m["content"] for m in document["messages"]] == ["Namaste 🙏", "Hello!"]
 

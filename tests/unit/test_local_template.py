@@ -77,6 +77,8 @@ CHAT_STREAM_ROUTES = {
     ("POST", "/chat/stream", "StreamChat"),
     ("GET", "/chat/models", "ListChatModels"),
     ("GET", "/chat/openapi.json", "GetChatOpenApi"),
+    ("POST", "/v1/chat/completions", "V1ChatCompletions"),
+    ("GET", "/v1/models", "V1ListModels"),
 }
 ACCOUNT_ROUTES = {
     ("GET", "/user/quota", "GetQuota"),
@@ -84,9 +86,14 @@ ACCOUNT_ROUTES = {
     ("GET", "/user/usage", "GetUsage"),
     ("GET", "/user/profile", "GetProfile"),
     ("PATCH", "/user/profile", "UpdateProfile"),
+    ("POST", "/user/api-keys", "CreateApiKey"),
+    ("GET", "/user/api-keys", "ListApiKeys"),
+    ("DELETE", "/user/api-keys/{id}", "RevokeApiKey"),
     ("GET", "/user/openapi.json", "GetAccountOpenApi"),
     ("DELETE", "/user", "DeleteAccount"),
     ("GET", "/user/export", "ExportAccount"),
+    ("GET", "/notifications/unsubscribe", "ShowUnsubscribe"),
+    ("POST", "/notifications/unsubscribe", "Unsubscribe"),
 }
 BILLING_ROUTES = {
     ("GET", "/subscription/plans", "ListPlans"),
@@ -101,6 +108,25 @@ BILLING_ROUTES = {
 }
 # Served behind the function's URL in AWS (`OneAILocalRoutes`), with Function URL (v2) events.
 WEBHOOK_ROUTES = {("POST", "/webhooks/razorpay", "PostWebhooksRazorpay")}
+ADMIN_ROUTES = {
+    ("GET", "/admin/users", "ListUsers"),
+    ("GET", "/admin/users/{id}", "GetUser"),
+    ("POST", "/admin/users/{id}/suspend", "SuspendUser"),
+    ("POST", "/admin/users/{id}/unsuspend", "UnsuspendUser"),
+    ("PUT", "/admin/users/{id}/quotas/{quota_key}", "SetQuotaOverride"),
+    ("DELETE", "/admin/users/{id}/quotas/{quota_key}", "RemoveQuotaOverride"),
+    ("GET", "/admin/subscriptions", "ListSubscriptions"),
+    ("POST", "/admin/subscriptions/{id}/sync", "SyncSubscription"),
+    ("GET", "/admin/analytics", "GetAnalytics"),
+    ("GET", "/admin/audit-log", "ListAuditLog"),
+    ("GET", "/admin/openapi.json", "GetAdminOpenApi"),
+}
+DOCS_ROUTES = {
+    ("GET", "/docs/search", "SearchGuide"),
+    ("GET", "/docs/{slug}", "GetGuidePage"),
+    ("POST", "/docs/feedback", "LeaveGuideFeedback"),
+    ("GET", "/docs/openapi.json", "GetDocsOpenApi"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +175,24 @@ def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app
         + len(ACCOUNT_ROUTES)
         + len(BILLING_ROUTES)
         + len(WEBHOOK_ROUTES)
+        + len(ADMIN_ROUTES)
+        + len(DOCS_ROUTES)
     )
+
+
+def test_given_the_template_then_every_admin_route_is_parsed_with_its_function(template: dict[str, Any]) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "AdminFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == ADMIN_ROUTES
+    assert len(routes) == len(ADMIN_ROUTES)
+    for route in routes:
+        assert route.code_uri == "functions/admin/"
+        assert route.handler == "admin.handler.lambda_handler"
+        assert route.event_type == "Api" and not route.streaming
+    # every sample event is on disk with its method; all but the document carry a token
+    for method, path, event_name in ADMIN_ROUTES:
+        event = json.loads((EVENTS_DIR / "admin" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        assert ("Authorization" not in (event["headers"] or {})) is (event_name == "GetAdminOpenApi")
 
 
 def test_given_the_template_then_every_account_route_is_parsed_with_its_function(
@@ -186,6 +229,19 @@ def test_given_the_template_then_every_billing_route_is_parsed_with_its_function
         assert (event["httpMethod"], event["resource"]) == (method, path)
         public = event_name in {"ListPlans", "GetBillingOpenApi"}
         assert ("Authorization" not in (event["headers"] or {})) is public, event_name
+
+
+def test_given_the_template_then_every_docs_route_is_parsed_with_its_function(template: dict[str, Any]) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "DocsFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == DOCS_ROUTES
+    for route in routes:
+        assert (route.code_uri, route.handler) == ("functions/docs/", "docs.handler.lambda_handler")
+        assert route.event_type == "Api" and not route.streaming
+    # every sample event is on disk; only feedback carries a token (it attributes the feedback)
+    for method, path, event_name in DOCS_ROUTES:
+        event = json.loads((EVENTS_DIR / "docs" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        assert ("Authorization" in (event["headers"] or {})) is (event_name == "LeaveGuideFeedback"), event_name
 
 
 def test_given_the_template_then_globals_merge_into_each_function(template: dict[str, Any]) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
 
+from oneai import api_keys as api_key_service
 from oneai.account import service
 from oneai.account.data_export import account_export_file
 from oneai.account.erasure import erase_account
@@ -19,11 +23,18 @@ from oneai.account.models import (
     UsageQuery,
     UsageReport,
 )
+from oneai.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyList
+from oneai.notifications import unsubscribe
+from oneai.notifications.render import PREFERENCE_LABELS
 from oneai.web import CurrentPrincipal, Db
-from oneai.web.errors import ErrorEnvelope
+from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
 
 QUOTA_EXCEEDED: dict[int | str, dict[str, Any]] = {
-    429: {"model": ErrorEnvelope, "description": "QUOTA_EXCEEDED: details quota_key, used, limit, resets_at, tier"}
+    429: {
+        "model": ErrorEnvelope,
+        "description": "QUOTA_EXCEEDED: details quota_key, used, limit, resets_at, tier",
+        "headers": RETRY_AFTER_HEADER,
+    }
 }
 
 quota = APIRouter(prefix="/user", tags=["quota and usage"])
@@ -110,3 +121,79 @@ def export_account(principal: CurrentPrincipal, db: Db) -> Response:
         media_type=document.media_type,
         headers={"content-disposition": _attachment(document.filename)},
     )
+
+
+api_keys = APIRouter(prefix="/user", tags=["API keys"])
+
+
+@api_keys.post(
+    "/api-keys",
+    status_code=201,
+    summary="Create an API key for the OpenAI-compatible API (/v1); the key is shown only in this answer",
+    responses={409: {"model": ErrorEnvelope, "description": "CONFLICT: too many keys that work"}},
+)
+def create_api_key(principal: CurrentPrincipal, db: Db, body: ApiKeyCreate) -> ApiKeyCreated:
+    with db.user_transaction(principal) as conn:
+        return api_key_service.create_key(conn, body)
+
+
+@api_keys.get("/api-keys", summary="Your API keys, newest first (never the keys themselves)")
+def list_api_keys(principal: CurrentPrincipal, db: Db) -> ApiKeyList:
+    with db.user_transaction(principal) as conn:
+        return api_key_service.list_keys(conn)
+
+
+@api_keys.delete("/api-keys/{id}", status_code=204, summary="Revoke an API key: it stops working at once")
+def revoke_api_key(principal: CurrentPrincipal, db: Db, id: UUID) -> Response:
+    with db.user_transaction(principal) as conn:
+        api_key_service.revoke_key(conn, id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- notifications: one-click unsubscribe
+# Public (no login: the signed token is the authority). GET only shows a confirmation with a button, because
+# mail scanners prefetch links; the POST (the button, or a mail client's RFC 8058 one-click POST with the
+# body `List-Unsubscribe=One-Click`, which is not read) turns the switch off.
+notifications = APIRouter(prefix="/notifications", tags=["notifications"])
+LINK_DOC = "the signed token of the email's unsubscribe link"
+HTML_PAGE = (
+    '<!doctype html><html><head><meta charset="utf-8"><meta name="robots" content="noindex">'
+    "<title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+)
+HTML_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "a page for the person who clicked"},
+    400: {"model": ErrorEnvelope, "description": "BAD_REQUEST: the link is not valid"},
+}
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        HTML_PAGE.format(title=html.escape(title), body=body), headers={"cache-control": "no-store"}
+    )
+
+
+@notifications.get(
+    "/unsubscribe",
+    summary="The unsubscribe link's confirmation page (changes nothing)",
+    response_class=HTMLResponse,
+    responses=HTML_RESPONSE,
+)
+def unsubscribe_page(db: Db, token: Annotated[str, Query(max_length=200, description=LINK_DOC)]) -> HTMLResponse:
+    label = PREFERENCE_LABELS[unsubscribe.switch_of(db.settings, token)]
+    button = (
+        f'<form method="post" action="?{html.escape(urlencode({"token": token}))}">'
+        f'<p>Stop {html.escape(label)} emails from OneAI?</p><button type="submit">Unsubscribe</button></form>'
+    )
+    return _page("Unsubscribe", button)
+
+
+@notifications.post(
+    "/unsubscribe",
+    summary="One-click unsubscribe (RFC 8058): turn the link's kind of email off",
+    response_class=HTMLResponse,
+    responses=HTML_RESPONSE,
+)
+def unsubscribe_now(db: Db, token: Annotated[str, Query(max_length=200, description=LINK_DOC)]) -> HTMLResponse:
+    label = PREFERENCE_LABELS[unsubscribe.unsubscribe(db, token)]
+    note = "You can turn them on again in your profile's notification preferences."
+    return _page("Unsubscribed", f"<p>You will get no more {html.escape(label)} emails. {note}</p>")

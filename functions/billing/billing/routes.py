@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Query
 
 from oneai.billing import service
 from oneai.billing.models import (
@@ -28,6 +28,7 @@ from oneai.billing.models import (
 )
 from oneai.billing.razorpay_client import RazorpayClient, get_razorpay_client
 from oneai.config import get_settings
+from oneai.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
 
@@ -106,8 +107,14 @@ def update_subscription(
 @subscription.get(
     "/invoices", summary="Razorpay's invoices of your subscriptions, newest first", responses=_responses(502, 503)
 )
-def list_invoices(principal: CurrentPrincipal, db: Db, razorpay: Razorpay) -> InvoiceList:
-    return service.invoices(db, principal, razorpay)
+def list_invoices(
+    principal: CurrentPrincipal,
+    db: Db,
+    razorpay: Razorpay,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
+) -> InvoiceList:
+    return service.invoices(db, principal, razorpay, PageRequest(limit=limit, cursor=cursor))
 
 
 @subscription.get(

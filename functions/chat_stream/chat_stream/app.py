@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chat_stream.middleware import RequestLogContext
+from chat_stream.openai_routes import build_v1_app
 from chat_stream.routes import router
 from oneai.runtime import freeze_startup_objects
 from oneai.web import create_app
@@ -17,6 +18,8 @@ def build_app() -> FastAPI:
         description="The streamed chat reply through OpenRouter, and the model list.",
         routers=[router],
     )
+    # The OpenAI-compatible API (API keys, OpenAI's error bodies); here because its replies stream.
+    app.mount("/v1", build_v1_app())
     app.add_middleware(RequestLogContext)
     return app
 

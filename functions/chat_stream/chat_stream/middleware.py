@@ -1,14 +1,18 @@
 """Per-request log context for the streaming app, which runs under uvicorn rather than a decorated
-Lambda handler: the Lambda Web Adapter forwards the invocation's context in `x-amzn-request-context`."""
+Lambda handler: the Lambda Web Adapter forwards the API Gateway request context in `x-amzn-request-context`
+and the invocation's Lambda context in `x-amzn-lambda-context` (`make dev` sends both, like the adapter).
+The keys are the request's own (task-local), so concurrent requests never log each other's ids."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oneai.logging import logger
+from oneai.logging import logger, set_invocation_keys
 
 
 class RequestLogContext:
@@ -20,7 +24,15 @@ class RequestLogContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        logger.set_correlation_id(_request_id(headers))
+        lambda_context = _json_header(headers, b"x-amzn-lambda-context")
+        env_config = lambda_context.get("env_config") if isinstance(lambda_context.get("env_config"), dict) else {}
+        # Each request runs in its own asyncio task, so these keys are this request's alone.
+        set_invocation_keys(
+            function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or _str(env_config.get("function_name")),
+            function_request_id=_str(lambda_context.get("request_id")),
+            correlation_id=_request_id(headers),
+            function_arn=_str(lambda_context.get("invoked_function_arn")),
+        )
         started = time.perf_counter()
         status = 500
 
@@ -43,17 +55,26 @@ class RequestLogContext:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
-            logger.set_correlation_id(None)
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _json_header(headers: dict[bytes, bytes], name: bytes) -> dict[str, Any]:
+    raw = headers.get(name)
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _request_id(headers: dict[bytes, bytes]) -> str | None:
-    raw = headers.get(b"x-amzn-request-context")
-    if raw:
-        try:
-            context = json.loads(raw)
-        except ValueError:
-            context = None
-        if isinstance(context, dict) and context.get("requestId"):
-            return str(context["requestId"])
+    context = _json_header(headers, b"x-amzn-request-context")
+    if context.get("requestId"):
+        return str(context["requestId"])
     request_id = headers.get(b"x-request-id")
     return request_id.decode() if request_id else None

@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from chat_stream.deps import OpenRouter
 from oneai.chat import parts
 from oneai.chat.context import estimate_tokens, reply_budget
-from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, ModelListing, listings
+from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, ModelList, listings
 from oneai.chat.relay import ChatRelay
-from oneai.chat.requests import parse_chat_body
-from oneai.chat.turn import prepare_turn
+from oneai.chat.requests import CHAT_BODY_OPENAPI, parse_chat_body
+from oneai.chat.turn import default_model_for, prepare_turn
 from oneai.db.users import caller_tier
 from oneai.errors import PayloadTooLargeError
 from oneai.events import get_publisher
 from oneai.openrouter.errors import OpenRouterError
 from oneai.quota.warnings import announce_warnings
-from oneai.web import CurrentPrincipal, Db
-from oneai.web.errors import ErrorEnvelope
+from oneai.web import ChatPrincipal, CurrentPrincipal, Db
+from oneai.web.bodies import json_body
+from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
 from oneai.web.streaming import EventStreamResponse
 
 router = APIRouter(prefix="/chat", tags=["chat"])
-
-CHAT_BODY_DOC = (
-    'Native: {"conversation_id": uuid|null, "model": "...", "action": "send"|"edit"|"regenerate", "content": "...",'
-    ' "message_id": uuid|null}. Or the AI SDK transport body: {"id", "messages", "trigger", "messageId", "model"}.'
-)
 
 
 @router.post(
@@ -37,19 +33,33 @@ CHAT_BODY_DOC = (
     response_class=EventStreamResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "the reply as stream parts"},
-        429: {"model": ErrorEnvelope, "description": "QUOTA_EXCEEDED"},
+        413: {
+            "model": ErrorEnvelope,
+            "description": "PAYLOAD_TOO_LARGE: the message is over the limit or the window",
+        },
+        429: {
+            "model": ErrorEnvelope,
+            "description": "QUOTA_EXCEEDED, or RATE_LIMITED (the chat bucket)",
+            "headers": RETRY_AFTER_HEADER,
+        },
         502: {"model": ErrorEnvelope, "description": "the model provider failed before the first token"},
-        504: {"model": ErrorEnvelope, "description": "the model provider did not answer in time"},
+        504: {
+            "model": ErrorEnvelope,
+            "description": "UPSTREAM_TIMEOUT: no first token in time; nothing was charged",
+        },
     },
+    openapi_extra=CHAT_BODY_OPENAPI,
 )
 async def chat_stream(
-    principal: CurrentPrincipal,
+    principal: ChatPrincipal,
     db: Db,
     client: OpenRouter,
-    body: Annotated[dict[str, Any], Body(description=CHAT_BODY_DOC)],
+    request: Request,
 ) -> EventStreamResponse:
-    turn = parse_chat_body(body)
-    model = await _model_or_none(client, turn.model)
+    turn = parse_chat_body(await json_body(request))
+    if turn.model is None:
+        turn = turn.model_copy(update={"model": await run_in_threadpool(default_model_for, db, principal)})
+    model = await _model_or_none(client, turn.model_id)
     if turn.content is not None:
         window = (model.context_length if model else None) or DEFAULT_CONTEXT_LENGTH
         if estimate_tokens(turn.content) > window - reply_budget(window):
@@ -71,7 +81,7 @@ async def _model_or_none(client: OpenRouter, model_id: str) -> Any:
 
 
 @router.get("/models", summary="The offered models, and whether your tier may use each")
-async def chat_models(principal: CurrentPrincipal, db: Db, client: OpenRouter) -> dict[str, list[ModelListing]]:
+async def chat_models(principal: CurrentPrincipal, db: Db, client: OpenRouter) -> ModelList:
     def tier_of_caller() -> str:
         with db.user_transaction(principal) as conn:
             return caller_tier(conn)
@@ -81,7 +91,7 @@ async def chat_models(principal: CurrentPrincipal, db: Db, client: OpenRouter) -
         upstream = await client.list_models()
     except OpenRouterError as exc:
         raise exc.to_api_error() from None
-    return {"items": listings(upstream, tier)}
+    return ModelList(items=listings(upstream, tier))
 
 
 @router.get("/health", include_in_schema=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 from uuid import UUID
@@ -21,9 +20,11 @@ from oneai.conversations.models import (
     ExportFormat,
     HistoryHit,
     Message,
+    SharedSnapshot,
     ShareLink,
 )
 from oneai.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
+from oneai.timestamps import IsoDateTime
 from oneai.web import CurrentPrincipal, Db
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
@@ -90,10 +91,15 @@ def list_messages(
     "/{conversation_id}/messages/{message_id}/revisions", summary="Every revision of that message position"
 )
 def list_revisions(
-    principal: CurrentPrincipal, db: Db, conversation_id: UUID, message_id: UUID
-) -> dict[str, list[Message]]:
+    principal: CurrentPrincipal,
+    db: Db,
+    conversation_id: UUID,
+    message_id: UUID,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[Message]:
     with db.user_transaction(principal) as conn:
-        return {"items": service.list_revisions(conn, conversation_id, message_id)}
+        return service.list_revisions(conn, conversation_id, message_id, PageRequest(limit=limit, cursor=cursor))
 
 
 @conversations.post(
@@ -136,7 +142,7 @@ def export(principal: CurrentPrincipal, db: Db, conversation_id: UUID, format: E
 
 
 @public.get("/shared/{token}", summary="A shared conversation's snapshot (no auth)")
-def shared(db: Db, token: str) -> dict[str, object]:
+def shared(db: Db, token: str) -> SharedSnapshot:
     with db.anon_transaction() as conn:
         return service.shared_snapshot(conn, token, db.settings.share_url_base)
 
@@ -147,8 +153,8 @@ def search_history(
     db: Db,
     q: Annotated[str | None, Query(max_length=MAX_SEARCH_CHARS, description="full-text query")] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    to: Annotated[IsoDateTime | None, Query()] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[HistoryHit]:

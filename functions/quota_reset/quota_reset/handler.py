@@ -15,10 +15,11 @@ from oneai.billing.grace import end_expired_grace_periods
 from oneai.billing.period_end import end_finished_cancellations
 from oneai.billing.replacement import sweep_replacements
 from oneai.db.connection import get_database
-from oneai.logging import logger
+from oneai.logging import log_invocation, logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.quota.sweep import sweep_due_quotas
 from oneai.quota.tiers import RESET_FREQUENCIES, ResetFrequency
+from oneai.ratelimit import clear_idle_buckets
 from oneai.runtime import freeze_startup_objects
 
 freeze_startup_objects()
@@ -41,7 +42,7 @@ def frequency_of(event: EventBridgeEvent) -> ResetFrequency:
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@log_invocation()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     schedule = EventBridgeEvent(event)
     frequency = frequency_of(schedule)
@@ -57,6 +58,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result["cancellations_ended"] = end_finished_cancellations(database, time_left=time_left)
     # Plan changes by replacement: owed cancels of replaced subscriptions, abandoned replacements.
     result |= sweep_replacements(database).as_dict()
+    result["rate_limit_buckets_cleared"] = clear_idle_buckets(database)
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",

@@ -28,7 +28,7 @@ from oneai.billing.webhooks import InvalidSignatureError, handle_webhook
 from oneai.config import get_settings
 from oneai.db.connection import get_database
 from oneai.errors import BadRequestError, NotFoundError, OneAIError, PayloadTooLargeError
-from oneai.logging import logger
+from oneai.logging import log_invocation, logger
 from oneai.observability import emit_metric, tracer
 from oneai.runtime import freeze_startup_objects
 
@@ -65,7 +65,7 @@ def metric_event_type(event_type: str) -> str:
     return event_type if event_type in HANDLED_EVENTS else "other"
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
+@log_invocation(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = LambdaFunctionUrlEvent(event)

@@ -17,13 +17,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
 
 from oneai.config import Settings, get_settings
 from oneai.errors import UnauthorizedError
+
+if TYPE_CHECKING:
+    from oneai.ratelimit import RateCheck
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ JWKS_REFETCH_INTERVAL_SECONDS = 30.0  # at most one fetch per interval for unkno
 JWKS_RETRY_AFTER_FAILURE_SECONDS = 5.0  # a failed fetch is retried no sooner than this
 JWKS_TIMEOUT_SECONDS = 3.0
 MAX_TOKEN_LENGTH = 16 * 1024
+# `app_metadata.role` of an operator. Supabase's app_metadata is set only with the service key (Admin API
+# or SQL on auth.users.raw_app_meta_data), never by the user, unlike user_metadata.
+ADMIN_ROLE = "admin"
 
 MSG_INVALID = "Invalid access token"
 MSG_EXPIRED = "Access token expired"
@@ -50,6 +56,12 @@ class Principal:
     email: str | None
     role: str
     claims: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
+    # The verified token's `app_metadata.role` is "admin".
+    is_admin: bool = False
+    # Set when the caller came with an API key (only /v1 accepts them) rather than a Supabase token.
+    api_key_id: uuid.UUID | None = None
+    # This request's rate check, done by its first user transaction (oneai.ratelimit).
+    rate_check: RateCheck | None = field(default=None, repr=False, compare=False, hash=False)
 
     def claims_json(self) -> str:
         """Compact JSON of the verified claims (for `request.jwt.claims` in PostgreSQL)."""
@@ -208,11 +220,13 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if str(user_id) != sub.lower():  # only the canonical 8-4-4-4-12 form
         raise UnauthorizedError(MSG_INVALID)
     email = claims.get("email")
+    app_metadata = claims.get("app_metadata")
     return Principal(
         user_id=user_id,
         email=email if isinstance(email, str) and email else None,
         role=role,
         claims=MappingProxyType(claims),
+        is_admin=isinstance(app_metadata, dict) and app_metadata.get("role") == ADMIN_ROLE,
     )
 
 

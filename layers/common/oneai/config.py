@@ -28,6 +28,7 @@ SECRET_KEYS = (
     "RAZORPAY_WEBHOOK_SECRET",
     "RAZORPAY_WEBHOOK_SECRET_PREVIOUS",
     "RAZORPAY_PLAN_IDS",
+    "UNSUBSCRIBE_SECRET",
 )
 SECRETS_MAX_AGE_SECONDS = 300
 
@@ -75,7 +76,7 @@ class Settings(BaseSettings):
     event_bus_name: str | None = Field(default=None, validation_alias="ONEAI_EVENT_BUS")
 
     # Attachments (issue 12): the private S3 bucket, where its API is (only set locally: moto's server under
-    # `make dev`; in AWS the default endpoint), and the public base of attachment URLs.
+    # `make dev`; in AWS the default endpoint). Attachment URLs are under `public_api_url`.
     attachments_bucket: str | None = Field(default=None, validation_alias="ONEAI_ATTACHMENTS_BUCKET")
     s3_endpoint_url: str | None = Field(default=None, validation_alias="ONEAI_S3_ENDPOINT_URL")
     max_attachment_bytes: int = Field(
@@ -86,7 +87,15 @@ class Settings(BaseSettings):
     attachment_url_seconds: int = Field(
         default=300, gt=0, le=3600, validation_alias="ONEAI_ATTACHMENT_URL_SECONDS"
     )
-    api_base_url: str = Field(default="http://127.0.0.1:3000", validation_alias="ONEAI_API_BASE_URL")
+
+    # Notifications (email through SES v2): the verified sender, an optional configuration set, the key
+    # that signs one-click unsubscribe links, and the public API base those links point at. With
+    # ONEAI_MAIL_OUTBOX set (`make dev`) no email is sent: each is written there as an .eml file.
+    mail_from: str | None = Field(default=None, validation_alias="ONEAI_MAIL_FROM")
+    mail_configuration_set: str | None = Field(default=None, validation_alias="ONEAI_MAIL_CONFIGURATION_SET")
+    mail_outbox: str | None = Field(default=None, validation_alias="ONEAI_MAIL_OUTBOX")
+    unsubscribe_secret: SecretStr | None = None
+    public_api_url: str = Field(default="http://127.0.0.1:3000", validation_alias="ONEAI_PUBLIC_API_URL")
 
     port: int = 3000
     # Dev mode provisions an unknown `sub` on first use; never set in AWS.
@@ -96,6 +105,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="ONEAI_MAX_BODY_BYTES")
     db_connect_timeout_seconds: int = 5
     db_statement_timeout_ms: int = 10_000
+
+    # Rate limits per caller (API.md "Rate limits"): `all` for every authenticated request, `chat` for the
+    # requests that start a model reply. Off only for the benchmark's baseline.
+    rate_limit_enabled: bool = Field(default=True, validation_alias="ONEAI_RATE_LIMIT_ENABLED")
+    rate_limit_per_minute: int = Field(default=300, ge=1, validation_alias="ONEAI_RATE_LIMIT_PER_MINUTE")
+    rate_limit_burst: int = Field(default=60, ge=1, validation_alias="ONEAI_RATE_LIMIT_BURST")
+    chat_rate_limit_per_minute: int = Field(default=20, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_PER_MINUTE")
+    chat_rate_limit_burst: int = Field(default=5, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_BURST")
 
     @model_validator(mode="after")
     def _default_issuer(self) -> Settings:

@@ -1,4 +1,4 @@
-"""Domain errors. Each carries the HTTP status and code of API.md's error table; the web layer
+"""Domain errors. Each carries the HTTP status and code of the error table in docs/api/index.md; the web layer
 maps them to the one error envelope in one place (`oneai.web.errors`)."""
 
 from __future__ import annotations

@@ -1,20 +1,50 @@
-"""Domain events on Amazon EventBridge (quota warnings, payment failures): best effort, never in the
-way of the request that caused them.
+"""Domain events on Amazon EventBridge: best effort, never in the way of the request that caused them,
+and always published after the transaction that caused them committed. Events carry ids and numbers,
+never message text or payment bodies.
 
-Without `ONEAI_EVENT_BUS` (local development) nothing is sent and the event is only logged. boto3 comes
-with the Lambda runtime; it is imported on first use, not at cold start.
+The product's events (source / detail-type), all consumed by the notifications function:
+- `oneai.account` / `UserCreated`: a user's first authenticated request (`oneai.notifications.welcome`);
+- `oneai.quota` / `QuotaWarning`: a reserve crossed 80, 90 or 100 % of a quota (`oneai.quota.warnings`);
+- `oneai.billing` / `PaymentFailed`, `PaymentReceived`, `SubscriptionEnded` (`oneai.billing.webhooks`,
+  the grace-period and paid-period sweeps);
+- `oneai.notifications` / `UsageSummaryDue`: the monthly usage-summary sweep (`oneai.notifications.summary`).
+
+Without `ONEAI_EVENT_BUS` nothing goes to AWS: the event goes to the local sink when one is set (`make dev`
+delivers it to the notifications handler in-process, `local/event_bus.py`), else it is only logged. boto3
+comes with the Lambda runtime; it is imported on first use, not at cold start.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from oneai.config import Settings, get_settings
 from oneai.logging import logger
 
 AWS_TIMEOUT_SECONDS = 2
+# PutEvents takes at most 10 entries a call.
+MAX_ENTRIES_PER_CALL: Final = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    source: str
+    detail_type: str
+    detail: dict[str, Any]
+
+
+# Where events go when no bus is configured: `make dev` sets one (local/event_bus.py); None: only logged.
+LocalSink = Callable[[DomainEvent], None]
+_local_sink: LocalSink | None = None
+
+
+def set_local_sink(sink: LocalSink | None) -> None:
+    global _local_sink
+    _local_sink = sink
 
 
 class EventPublisher:
@@ -38,29 +68,55 @@ class EventPublisher:
             return self._client
 
     def publish(self, source: str, detail_type: str, detail: dict[str, Any]) -> bool:
-        """True when EventBridge accepted the event."""
+        """True when EventBridge (or the local sink) accepted the event."""
+        return self.publish_all([DomainEvent(source, detail_type, detail)]) == 1
+
+    def publish_all(self, events: Sequence[DomainEvent]) -> int:
+        """Publish `events` (10 per PutEvents call); returns how many were accepted."""
+        if not events:
+            return 0
         if not self._bus_name:
-            logger.info(
-                "event not sent: no event bus configured", extra={"source": source, "detail_type": detail_type}
-            )
-            return False
+            return self._publish_locally(events)
+        accepted = 0
+        for start in range(0, len(events), MAX_ENTRIES_PER_CALL):
+            accepted += self._put_events(events[start : start + MAX_ENTRIES_PER_CALL])
+        return accepted
+
+    def _put_events(self, events: Sequence[DomainEvent]) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        entry = {
-            "Source": source,
-            "DetailType": detail_type,
-            "Detail": json.dumps(detail, separators=(",", ":"), default=str),
-            "EventBusName": self._bus_name,
-        }
+        entries = [
+            {
+                "Source": event.source,
+                "DetailType": event.detail_type,
+                "Detail": json.dumps(event.detail, separators=(",", ":"), default=str),
+                "EventBusName": self._bus_name,
+            }
+            for event in events
+        ]
+        detail_types = sorted({event.detail_type for event in events})
         try:
-            answer = self._events_client().put_events(Entries=[entry])
+            answer = self._events_client().put_events(Entries=entries)
         except (BotoCoreError, ClientError) as exc:
-            logger.warning("event not sent", extra={"detail_type": detail_type, "error_type": type(exc).__name__})
-            return False
-        if answer.get("FailedEntryCount"):
-            logger.warning("event rejected", extra={"detail_type": detail_type})
-            return False
-        return True
+            logger.warning("event not sent", extra={"detail_type": detail_types, "error_type": type(exc).__name__})
+            return 0
+        failed = int(answer.get("FailedEntryCount") or 0)
+        if failed:
+            logger.warning("event rejected", extra={"detail_type": detail_types, "failed": failed})
+        return len(events) - failed
+
+    def _publish_locally(self, events: Sequence[DomainEvent]) -> int:
+        sink = _local_sink
+        if sink is None:
+            for event in events:
+                logger.info(
+                    "event not sent: no event bus configured",
+                    extra={"source": event.source, "detail_type": event.detail_type},
+                )
+            return 0
+        for event in events:
+            sink(event)
+        return len(events)
 
 
 _publisher: tuple[Settings, EventPublisher] | None = None

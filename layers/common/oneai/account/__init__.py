@@ -1,2 +1,2 @@
 """The caller's account: quota overview and check, usage statistics (JSON or CSV), profile and preferences
-(`oneai.account.service`, with the shapes of API.md in `oneai.account.models`)."""
+(`oneai.account.service`, with the shapes of docs/api/account.md in `oneai.account.models`)."""

@@ -17,10 +17,10 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from oneai.account.models import plain_decimal
 from oneai.conversations.models import Export
 from oneai.db import account_data as repo
 from oneai.db.connection import Connection
+from oneai.money import plain_decimal
 
 EXPORT_FORMAT_VERSION: Final = 1
 

@@ -1,4 +1,4 @@
-"""Shapes of the account routes (API.md "Quota and usage" and "Profile"): inputs, validated here, and
+"""Shapes of the account routes (docs/api/account.md): inputs, validated here, and
 answers. Times are UTC (`...Z` in JSON); costs are USD as plain decimal strings, exact, like OpenRouter's
 prices (`"0.0015"`, never `1.5E-3`)."""
 
@@ -23,10 +23,12 @@ from pydantic import (
     model_validator,
 )
 
+from oneai.money import plain_decimal
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
+from oneai.timestamps import IsoDateTime
 
 SubscriptionStatus = Literal["active", "pending", "halted", "cancelled", "completed"]
-UsageGrouping = Literal["model", "day"]
+UsageGrouping = Literal["model", "day", "api_key"]
 UsageFormat = Literal["json", "csv"]
 Theme = Literal["light", "dark", "system"]
 
@@ -43,14 +45,6 @@ LANGUAGE_TAG: Final = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
 def as_utc(moment: datetime) -> datetime:
     """Aware datetimes in UTC; a naive one (`from=2026-03-01`) is taken to be UTC already."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def plain_decimal(value: Decimal) -> str:
-    """`0.00150000` -> `"0.0015"`, `10.00000000` -> `"10"`: no exponent, no trailing zeros."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
@@ -109,9 +103,11 @@ class UsageQuery(BaseModel):
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
-    from_: UtcDateTime | None = Field(default=None, alias="from", description="inclusive; default: to - 30 days")
-    to: UtcDateTime | None = Field(default=None, validate_default=True, description="exclusive; default: now")
-    group_by: UsageGrouping = Field(default="model", description="per model id, or per UTC day")
+    from_: IsoDateTime | None = Field(default=None, alias="from", description="inclusive; default: to - 30 days")
+    to: IsoDateTime | None = Field(default=None, validate_default=True, description="exclusive; default: now")
+    group_by: UsageGrouping = Field(
+        default="model", description="per model id, per UTC day, or per API key id (`web` for the web chat)"
+    )
     format: UsageFormat = Field(default="json", description="csv: a download with a header row")
 
     @field_validator("to")
@@ -190,6 +186,21 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 PictureUrl = Annotated[HttpUrl, UrlConstraints(max_length=MAX_PICTURE_URL_CHARS, allowed_schemes=["https"])]
 
 
+StrictBool = Annotated[bool, Field(strict=True)]
+
+
+class NotificationPreferences(BaseModel):
+    """`preferences.notifications`: which emails you get (each default true; null puts one back to its
+    default). Payment receipts and payment failures are sent whatever `billing` says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quota_warnings: StrictBool | None = Field(default=None, description="80, 90 and 100 % of a quota")
+    billing: StrictBool | None = Field(default=None, description="subscription ended (receipts always go out)")
+    product: StrictBool | None = Field(default=None, description="welcome and product news")
+    usage_summary: StrictBool | None = Field(default=None, description="the monthly usage summary")
+
+
 class Preferences(BaseModel):
     """The preferences a PATCH may set. Each is optional; null removes the stored value."""
 
@@ -199,6 +210,8 @@ class Preferences(BaseModel):
     theme: Theme | None = None
     language: LanguageTag | None = Field(default=None, description="a BCP 47 language tag, e.g. en or pt-BR")
     send_on_enter: Annotated[bool, Field(strict=True)] | None = None
+    # Merged switch by switch into the stored ones (not replaced as a whole).
+    notifications: NotificationPreferences | None = None
 
 
 class ProfileUpdate(BaseModel):
@@ -206,7 +219,7 @@ class ProfileUpdate(BaseModel):
     `preferences` merges key by key into the stored ones (a null key removes it, `preferences: null`
     removes them all). Tier, status and email are not yours to change: any other field is a 422."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     name: Name | None = None
     picture_url: PictureUrl | None = None

@@ -23,14 +23,15 @@ from oneai.account.models import (
     UsageReport,
     UsageRow,
     UsageTotals,
-    plain_decimal,
 )
 from oneai.chat.offered_models import offered_model
 from oneai.conversations.models import Export
+from oneai.db import notifications as notifications_repo
 from oneai.db import usage as usage_repo
 from oneai.db import users as users_repo
 from oneai.db.connection import Connection
 from oneai.errors import ForbiddenError, QuotaExceededError, ValidationError
+from oneai.money import plain_decimal
 from oneai.quota.service import current_quotas, iso_utc
 from oneai.quota.tiers import QUOTA_KEYS
 
@@ -194,6 +195,15 @@ def update_profile(conn: Connection, update: ProfileUpdate) -> Profile:
         if preferences.default_model is not None:
             _check_default_model(preferences.default_model, users_repo.caller_tier(conn))
         chosen = preferences.model_dump(include=preferences.model_fields_set)
+        if preferences.notifications is not None:  # merged switch by switch (null: back to the default)
+            del chosen["notifications"]
+            switches = preferences.notifications.model_dump(include=preferences.notifications.model_fields_set)
+            notifications_repo.merge_notification_preferences(
+                conn,
+                None,
+                {key: value for key, value in switches.items() if value is not None},
+                sorted(key for key, value in switches.items() if value is None),
+            )
         merge = {key: value for key, value in chosen.items() if value is not None}
         remove = sorted(key for key, value in chosen.items() if value is None)
     row = users_repo.update_caller_profile(

@@ -19,7 +19,7 @@ Filename = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 
 def attachment_url(attachment_id: UUID) -> str:
     """The attachment's stable address: the content route of the API, which redirects to S3."""
-    return f"{get_settings().api_base_url.rstrip('/')}/attachments/{attachment_id}/content"
+    return f"{get_settings().public_api_url.rstrip('/')}/attachments/{attachment_id}/content"
 
 
 def object_key(user_id: UUID, attachment_id: UUID) -> str:

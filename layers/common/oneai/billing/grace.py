@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from functools import partial
 
+from oneai.billing import notices
 from oneai.billing.batches import DEFAULT_BATCH_SIZE, DEFAULT_SAFETY_MARGIN, AfterCommit, run_in_batches
 from oneai.billing.tier_change import change_tier
 from oneai.db import quota_sweep as repo
 from oneai.db.connection import Connection, Database
-from oneai.logging import logger
+from oneai.events import DomainEvent
 from oneai.quota.sweep import TimeLeft
 
 
@@ -41,7 +42,17 @@ def _end_grace_periods(conn: Connection, batch_size: int) -> tuple[int, list[Aft
             "user_id": str(subscription.user_id),
             "downgraded_to_free": downgraded,
         }
-        ended.append(partial(logger.info, "grace period ended", extra=extra))
+        event: DomainEvent | None = None
+        if downgraded:  # the user lost the tier: tell them (after the commit)
+            event = notices.subscription_ended(
+                user_id=subscription.user_id,
+                subscription_id=subscription.id,
+                tier=subscription.tier,
+                status="halted",
+                ended_at=subscription.grace_until,
+            )
+        # one action per row (the batch loop counts them): the log line, then the notice
+        ended.append(partial(notices.log_and_publish, "grace period ended", extra, event))
     return len(expired), ended
 
 

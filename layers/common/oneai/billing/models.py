@@ -1,4 +1,4 @@
-"""Shapes of the billing routes (API.md "Billing"): inputs, validated here, and answers. Times are UTC
+"""Shapes of the billing routes (docs/api/billing.md): inputs, validated here, and answers. Times are UTC
 (`...Z` in JSON); amounts are integers in the smallest unit of their currency, as Razorpay sends them.
 `subscription_id` in the Checkout answers is Razorpay's id (`sub_...`), which Checkout needs; `id` in a
 subscription is ours."""
@@ -27,6 +27,7 @@ RazorpayValue = Annotated[str, StringConstraints(strip_whitespace=True, min_leng
 
 class PlanList(BaseModel):
     items: list[Plan]
+    next_cursor: None = Field(default=None, description="always null: every plan is on the one page")
 
 
 # ---------------------------------------------------------------- create and verify
@@ -159,6 +160,7 @@ class Invoice(BaseModel):
 
 class InvoiceList(BaseModel):
     items: list[Invoice]
+    next_cursor: str | None = Field(default=None, description="the next page's cursor; null on the last page")
 
 
 class PaymentMethodPortal(BaseModel):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from functools import partial
 
+from oneai.billing import notices
 from oneai.billing.batches import DEFAULT_BATCH_SIZE, DEFAULT_SAFETY_MARGIN, AfterCommit, run_in_batches
 from oneai.billing.tier_change import change_tier
 from oneai.billing.webhooks import decide_tier
 from oneai.db import webhooks as repo
 from oneai.db.connection import Connection, Database
-from oneai.logging import logger
+from oneai.events import DomainEvent
 from oneai.quota.sweep import TimeLeft
 
 
@@ -43,7 +44,19 @@ def _end_paid_periods(conn: Connection, batch_size: int) -> tuple[int, list[Afte
             "tier": decision.tier if decision is not None else subscription.user_tier,
             "tier_changed": changed,
         }
-        ended.append(partial(logger.info, "paid period of a cancelled subscription ended", extra=extra))
+        event: DomainEvent | None = None
+        if changed and decision is not None and notices.loses_tier(subscription.tier, decision.tier):
+            event = notices.subscription_ended(
+                user_id=subscription.user_id,
+                subscription_id=subscription.id,
+                tier=subscription.tier,
+                status="cancelled",
+                ended_at=subscription.paid_until,
+            )
+        # one action per row (the batch loop counts them): the log line, then the notice
+        ended.append(
+            partial(notices.log_and_publish, "paid period of a cancelled subscription ended", extra, event)
+        )
     return len(finished), ended
 
 

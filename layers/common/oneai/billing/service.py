@@ -76,6 +76,7 @@ from oneai.errors import (
     UpstreamError,
 )
 from oneai.logging import logger
+from oneai.pagination import PageRequest, decode_cursor, page_of
 from oneai.quota.tiers import TierName
 
 # Razorpay needs a finite number of billing cycles: ten years of monthly ones.
@@ -509,9 +510,17 @@ def _replace(
 # ---------------------------------------------------------------- reading
 
 
-def invoices(db: Database, principal: Principal, razorpay: RazorpayClient) -> InvoiceList:
+def invoices(
+    db: Database, principal: Principal, razorpay: RazorpayClient, page: PageRequest | None = None
+) -> InvoiceList:
     """`GET /subscription/invoices`: Razorpay's invoices of the caller's newest subscriptions (those that
-    can have one: not `created` or `expired`), newest first."""
+    can have one: not `created` or `expired`), newest first, a page at a time (the cursor holds the last
+    invoice's time and id)."""
+    page = page or PageRequest()
+    after: tuple[datetime, str] | None = None
+    if page.cursor:
+        keys = decode_cursor(page.cursor, {"issued_at": datetime.fromisoformat, "id": str})
+        after = (keys["issued_at"], keys["id"])
     with db.user_transaction(principal) as conn:
         rows = repo.caller_invoiced_subscriptions(conn, MAX_INVOICED_SUBSCRIPTIONS)
     items: list[Invoice] = []
@@ -531,8 +540,17 @@ def invoices(db: Database, principal: Principal, razorpay: RazorpayClient) -> In
                 )
             )
     oldest = datetime.min.replace(tzinfo=UTC)
-    items.sort(key=lambda item: (item.issued_at or oldest, item.id), reverse=True)
-    return InvoiceList(items=items)
+
+    def key(item: Invoice) -> tuple[datetime, str]:
+        return (item.issued_at or oldest, item.id)
+
+    items.sort(key=key, reverse=True)
+    if after is not None:
+        items = [item for item in items if key(item) < after]
+    listed = page_of(
+        items[: page.limit + 1], page.limit, lambda i: {"issued_at": key(i)[0].isoformat(), "id": i.id}
+    )
+    return InvoiceList(items=listed.items, next_cursor=listed.next_cursor)
 
 
 def current_subscription(db: Database, principal: Principal) -> CurrentSubscription:

@@ -43,7 +43,11 @@ one is owed is written on this subscription's row in the same transaction, and m
 commit (best effort: the quota-reset sweep makes it when Razorpay fails here).
 
 **Payment failures** publish `oneai.billing` / `PaymentFailed` on EventBridge after the commit (best
-effort: a failure to publish never fails the webhook), with no card data.
+effort: a failure to publish never fails the webhook), with no card data, and with `grace_until`: the end
+of the subscription's grace period when it is in one, else the failure's time + `grace_period_days` (the
+grace period a `subscription.pending` for this failure starts). Likewise `PaymentReceived` for an applied
+`subscription.charged` (amount, currency, the period paid for) and `SubscriptionEnded` when a subscription
+stops granting its tier to its user (`oneai.billing.notices`).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from uuid import UUID
 
+from oneai.billing import notices
 from oneai.billing.plans import tier_for_plan
 from oneai.billing.razorpay_client import get_razorpay_client
 from oneai.billing.razorpay_events import (
@@ -71,9 +76,10 @@ from oneai.billing.replacement import owe_replaced_cancel, settle_owed_cancels
 from oneai.billing.tier_change import TIER_RANK, ChangeReason, UserSubscriptionStatus, change_tier
 from oneai.config import Settings
 from oneai.db import webhooks as repo
+from oneai.db.charges import record_charge
 from oneai.db.connection import Connection, Database
 from oneai.errors import BadRequestError, UnavailableError
-from oneai.events import EventPublisher, get_publisher
+from oneai.events import DomainEvent, EventPublisher, get_publisher
 from oneai.logging import logger
 from oneai.quota.tiers import TierName
 
@@ -83,6 +89,7 @@ MAX_EVENT_ID_LENGTH: Final = 200
 # The cancel a replacement's activation owes is made after the commit, within Razorpay's 5 s for the
 # answer: each Razorpay call gets at most this long (what does not finish is left to the sweep).
 REPLACED_CANCEL_TIMEOUT_SECONDS: Final = 1.5
+SUBSCRIPTION_CHARGED: Final = "subscription.charged"
 
 # Breaks ties between events of the same second, in life-cycle order.
 EVENT_RANK: Final[dict[str, int]] = {
@@ -115,6 +122,13 @@ SUBSCRIPTION_STATUSES: Final = frozenset(
     {"created", "authenticated", "active", "pending", "halted", "cancelled", "completed", "expired", "paused"}
 )
 TERMINAL_STATUSES: Final = frozenset({"cancelled", "completed"})
+# An admin's sync of a subscription from Razorpay (`apply_fetched_subscription`): its status ranks as the
+# latest event that leads to it.
+SYNC_EVENT: Final = "subscription.sync"
+STATUS_RANK: Final[dict[str, int]] = {
+    status: max(EVENT_RANK[event] for event, leads_to in EVENT_STATUS.items() if leads_to == status)
+    for status in set(EVENT_STATUS.values())
+}
 PAID_TIERS: Final[frozenset[str]] = frozenset({"pro", "enterprise"})
 # The users.subscription_status that a subscription status shows as (others leave it as it is).
 USER_STATUS: Final[dict[str, UserSubscriptionStatus]] = {
@@ -355,11 +369,15 @@ class WebhookResult:
     status: str | None = None
     tier: str | None = None
     tier_changed: bool = False
+    # Our subscription row the event applied to.
+    subscription_id: UUID | None = None
     # The PaymentFailed detail to publish once committed.
     notification: dict[str, Any] | None = field(default=None, repr=False)
     published: bool = False
     # This subscription replaces another, which is now owed a cancel at Razorpay (made after the commit).
     owed_cancel_of: UUID | None = None
+    # Other domain events to publish once committed (PaymentReceived, SubscriptionEnded).
+    events: tuple[DomainEvent, ...] = field(default=(), repr=False)
 
     def log_fields(self) -> dict[str, Any]:
         return {
@@ -394,6 +412,8 @@ def handle_webhook(
         result = replace(result, published=_publish(publisher, result.notification))
     if result.owed_cancel_of is not None:
         _settle_replaced_cancel(db, result.owed_cancel_of)
+    if result.events:
+        _publish_events(publisher, result.events)
     return result
 
 
@@ -407,6 +427,13 @@ def _settle_replaced_cancel(db: Database, replacement_id: UUID) -> None:
             "replaced subscription not cancelled now; the sweep will",
             extra={"replacement_id": str(replacement_id), "error_type": type(exc).__name__},
         )
+
+
+def _publish_events(publisher: EventPublisher | None, events: tuple[DomainEvent, ...]) -> None:
+    try:
+        (publisher or get_publisher()).publish_all(events)
+    except Exception as exc:  # best effort, as above
+        logger.warning("billing events not published", extra={"error_type": type(exc).__name__})
 
 
 def _publish(publisher: EventPublisher | None, detail: dict[str, Any]) -> bool:
@@ -443,13 +470,80 @@ def apply_event(conn: Connection, settings: Settings, event: RazorpayEvent, even
     occurred_at = event.occurred_at or datetime.now(UTC)
     if event.event in SUBSCRIPTION_EVENTS and event.subscription is not None:
         change = subscription_change(settings, event.event, event.subscription, occurred_at)
-        return _apply_change(conn, settings, result, change, adopt_from=event.subscription)
+        result = _apply_change(conn, settings, result, change, adopt_from=event.subscription)
+        _record_charge(conn, event, occurred_at)
+        return _with_receipt(result, event, change)
     if event.event == INVOICE_PAID and event.invoice is not None and event.invoice.subscription_id:
         change = SubscriptionChange(event.event, occurred_at, paid_through=from_unix(event.invoice.billing_end))
         return _apply_change(conn, settings, result, change, adopt_from=None)
     if event.event == PAYMENT_FAILED and event.payment is not None:
-        return _payment_failed(conn, result, event, occurred_at)
+        return _payment_failed(conn, settings, result, event, occurred_at)
     return result
+
+
+def _record_charge(conn: Connection, event: RazorpayEvent, occurred_at: datetime) -> None:
+    """A `subscription.charged` of one of our subscriptions: its payment is revenue (admin analytics)."""
+    payment, subscription = event.payment, event.subscription
+    if event.event != SUBSCRIPTION_CHARGED or payment is None or subscription is None or payment.amount is None:
+        return
+    record_charge(
+        conn,
+        provider_subscription_id=subscription.id,
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=(payment.currency or "").upper(),
+        charged_at=from_unix(payment.created_at) or occurred_at,
+    )
+
+
+def apply_fetched_subscription(
+    conn: Connection, settings: Settings, entity: SubscriptionEntity, *, fetched_at: datetime, source_id: str
+) -> WebhookResult:
+    """Apply what Razorpay says a subscription is now (an admin's sync) by the same rules as its webhooks:
+    the entity's status as an event at `fetched_at`, ranked like the event that leads to that status; an
+    active subscription is paid through its current period. A status without such an event (`created`,
+    `expired`) changes nothing but the period. Not one of ours: nothing is applied (outcome `recorded`)."""
+    status = entity.status if entity.status in SUBSCRIPTION_STATUSES else None
+    tier = tier_for_plan(settings, entity.plan_id)
+    change = SubscriptionChange(
+        event_type=SYNC_EVENT,
+        occurred_at=fetched_at,
+        rank=STATUS_RANK.get(status or ""),
+        status=status,
+        plan_id=entity.plan_id,
+        tier=tier if tier in PAID_TIERS else None,
+        period_start=from_unix(entity.current_start),
+        period_end=from_unix(entity.current_end),
+        paid_through=from_unix(entity.current_end) if status == "active" else None,
+        customer_id=entity.customer_id,
+    )
+    result = WebhookResult(source_id, SYNC_EVENT, "recorded", entity.id)
+    return _apply_change(conn, settings, result, change, adopt_from=None)
+
+
+def _with_receipt(result: WebhookResult, event: RazorpayEvent, change: SubscriptionChange) -> WebhookResult:
+    """An applied `subscription.charged` with its payment: the receipt's event."""
+    payment = event.payment
+    if (
+        event.event != SUBSCRIPTION_CHARGED
+        or result.outcome != "applied"
+        or result.user_id is None
+        or payment is None
+        or payment.amount is None
+        or not payment.currency
+    ):
+        return result
+    receipt = notices.payment_received(
+        user_id=result.user_id,
+        subscription_id=result.subscription_id,
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+        tier=change.tier or result.tier or "",
+        period_start=change.period_start,
+        period_end=change.period_end,
+    )
+    return replace(result, events=(*result.events, receipt))
 
 
 def subscription_change(
@@ -546,6 +640,22 @@ def _apply_change(
 
     entitled = entitles(after, locked.now)
     decision = decide_tier(after.tier, entitled, locked.other_tiers, locked.user_tier)
+    result = replace(result, subscription_id=locked.id)
+    # The user lost this subscription's tier (not: a tier that came from elsewhere, or a replacement).
+    if (
+        entitles(before, locked.now)
+        and not entitled
+        and decision is not None
+        and notices.loses_tier(after.tier, decision.tier)
+    ):
+        ended = notices.subscription_ended(
+            user_id=locked.user_id,
+            subscription_id=locked.id,
+            tier=after.tier,
+            status=after.status,
+            ended_at=locked.now,
+        )
+        result = replace(result, events=(*result.events, ended))
     if decision is None:
         return replace(
             result, outcome="applied", user_id=locked.user_id, status=after.status, owed_cancel_of=owed_cancel_of
@@ -588,7 +698,7 @@ def _apply_change(
 
 
 def _payment_failed(
-    conn: Connection, result: WebhookResult, event: RazorpayEvent, occurred_at: datetime
+    conn: Connection, settings: Settings, result: WebhookResult, event: RazorpayEvent, occurred_at: datetime
 ) -> WebhookResult:
     payment = event.payment
     assert payment is not None
@@ -603,6 +713,9 @@ def _payment_failed(
     provider_subscription_id = subscription.provider_subscription_id if subscription else None
     if provider_subscription_id and provider_subscription_id != result.provider_subscription_id:
         repo.set_event_subscription(conn, result.event_id, provider_subscription_id)
+    grace_until = repo.grace_until_of(conn, subscription.id) if subscription else None
+    if grace_until is None or grace_until <= occurred_at:
+        grace_until = occurred_at + timedelta(days=settings.grace_period_days)
     detail = {
         "user_id": str(user_id),
         "subscription_id": str(subscription.id) if subscription else None,
@@ -615,6 +728,7 @@ def _payment_failed(
         "error_description": payment.error_description or None,
         "error_reason": payment.error_reason or None,
         "failed_at": occurred_at.isoformat(),
+        "grace_until": grace_until.isoformat(),
         "event_id": result.event_id,
     }
     return replace(

@@ -45,6 +45,12 @@ OFFERED_MODELS: Final[tuple[OfferedModel, ...]] = (
     OfferedModel("oneai/offline", "small_messages", ALL_TIERS),
 )
 _BY_ID: Final = {m.model_id: m for m in OFFERED_MODELS}
+# The model of a chat turn that names none and whose caller prefers none (or one their tier lacks).
+TIER_DEFAULT_MODELS: Final[dict[TierName, str]] = {
+    "free": "openai/gpt-4o-mini",
+    "pro": "openai/gpt-4o-mini",
+    "enterprise": "openai/gpt-4o-mini",
+}
 
 
 class ModelPrices(BaseModel):
@@ -70,6 +76,13 @@ class ModelListing(BaseModel):
     available: bool
 
 
+class ModelList(BaseModel):
+    """`GET /chat/models`: every offered model the catalog has, on one page."""
+
+    items: list[ModelListing]
+    next_cursor: None = None
+
+
 def offered_model(model_id: str, tier: str) -> OfferedModel:
     """The offered model, if the tier may use it: unknown is 422, outside the tier is 403."""
     offered = _BY_ID.get(model_id)
@@ -84,6 +97,15 @@ def offered_model(model_id: str, tier: str) -> OfferedModel:
             details={"model": model_id, "tier": tier, "tiers": sorted(offered.tiers)},
         )
     return offered
+
+
+def default_model(tier: str, preferred: str | None) -> str:
+    offered = _BY_ID.get(preferred) if preferred else None
+    if offered is not None and tier in offered.tiers:
+        return offered.model_id
+    return next(
+        (model for name, model in TIER_DEFAULT_MODELS.items() if name == tier), TIER_DEFAULT_MODELS["free"]
+    )
 
 
 def listings(upstream: list[OpenRouterModel], tier: str) -> list[ModelListing]:

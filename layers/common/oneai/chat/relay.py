@@ -24,6 +24,7 @@ from oneai.chat.turn import FinishedTurn, PreparedTurn, ReplyOutcome, finish_tur
 from oneai.db.connection import Database
 from oneai.errors import OneAIError
 from oneai.logging import logger
+from oneai.money import plain_decimal
 from oneai.observability import MetricUnit, emit_metric
 from oneai.openrouter.catalog import OpenRouterModel, cost_of
 from oneai.openrouter.client import ChatStream, OpenRouterClient
@@ -78,7 +79,7 @@ class ChatRelay:
             if prepared.first_exchange and prepared.user_message is not None:
                 self._title_task = asyncio.create_task(self._generate_title(prepared.user_message.content))
             self._stream = self._client.stream_chat(
-                prepared.turn.model,
+                prepared.turn.model_id,
                 messages,
                 fallback_models=prepared.offered.fallbacks,
                 user=str(prepared.principal.user_id),
@@ -200,7 +201,7 @@ class ChatRelay:
             "model": outcome.served_model,
             "prompt_tokens": outcome.prompt_tokens,
             "completion_tokens": outcome.completion_tokens,
-            "cost": float(outcome.cost),
+            "cost": plain_decimal(outcome.cost),  # money is a decimal string everywhere
             "quota": None
             if quota is None
             else {

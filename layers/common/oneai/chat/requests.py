@@ -5,26 +5,39 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from oneai.chat.offered_models import OFFERED_MODELS
 from oneai.conversations.models import MAX_MESSAGE_CHARS
-from oneai.errors import ValidationError
+from oneai.errors import PayloadTooLargeError, ValidationError
 
 Action = Literal["send", "edit", "regenerate"]
 ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# The AI SDK's chat id: a UUID names our conversation; anything else is the client's own id for it.
+ChatId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+TOO_LONG_MESSAGE = f"The message is longer than {MAX_MESSAGE_CHARS} characters"
 
 
 class ChatTurn(BaseModel):
     """What the user asked for, whichever body it came in."""
 
     conversation_id: UUID | None
-    model: str
+    # None: the caller's `preferences.default_model`, else the tier's default (resolved by the route).
+    model: str | None
     action: Action
     content: str | None
     message_id: UUID | None
     # The AI SDK names a new chat with its own id before the server has seen it.
     create_missing_conversation: bool = False
+    # A chat id that is not a UUID: the caller's conversation with that client id (created on first use).
+    client_chat_id: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        if self.model is None:
+            raise ValueError("the model of this turn was not resolved")
+        return self.model
 
 
 class NativeChatRequest(BaseModel):
@@ -33,11 +46,13 @@ class NativeChatRequest(BaseModel):
     conversation_id: UUID | None = None
     model: ModelId
     action: Action = "send"
-    content: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    content: str | None = Field(default=None, description=f"at most {MAX_MESSAGE_CHARS} characters (413 above)")
     message_id: UUID | None = None
 
     @model_validator(mode="after")
     def _fields_of_the_action(self) -> NativeChatRequest:
+        if self.content is not None and len(self.content) > MAX_MESSAGE_CHARS:
+            raise PayloadTooLargeError(TOO_LONG_MESSAGE)  # not a ValueError: pydantic lets it through
         if self.action in ("send", "edit") and not (self.content or "").strip():
             raise ValueError(f"content is required to {self.action}")
         # Regenerating without a message id answers the tip of the branch again.
@@ -78,11 +93,21 @@ class AISDKChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: UUID | None = None
+    id: ChatId | None = None
     messages: list[UIMessage] = Field(min_length=1)
     trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
     message_id: UUID | None = Field(default=None, alias="messageId")
-    model: ModelId
+    model: ModelId | None = Field(
+        default=None, description="default: your preferences.default_model, else your plan's"
+    )
+
+    def _conversation(self) -> tuple[UUID | None, str | None]:
+        if self.id is None:
+            return None, None
+        try:
+            return UUID(self.id), None
+        except ValueError:
+            return None, self.id
 
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
@@ -91,29 +116,32 @@ class AISDKChatRequest(BaseModel):
         return ""
 
     def turn(self) -> ChatTurn:
+        conversation_id, client_chat_id = self._conversation()
         if self.trigger == "regenerate-message":
             # Without a message id: the latest assistant message of the conversation.
             return ChatTurn(
-                conversation_id=self.id,
+                conversation_id=conversation_id,
                 model=self.model,
                 action="regenerate",
                 content=None,
                 message_id=self.message_id,
                 create_missing_conversation=False,
+                client_chat_id=client_chat_id,
             )
         text = self.last_user_text()
         if not text.strip():
             raise ValueError("the last user message has no text")
         if len(text) > MAX_MESSAGE_CHARS:
-            raise ValueError(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
+            raise PayloadTooLargeError(TOO_LONG_MESSAGE)
         action: Action = "edit" if self.message_id is not None else "send"
         return ChatTurn(
-            conversation_id=self.id,
+            conversation_id=conversation_id,
             model=self.model,
             action=action,
             content=text,
             message_id=self.message_id,
             create_missing_conversation=True,
+            client_chat_id=client_chat_id,
         )
 
 
@@ -135,3 +163,57 @@ def parse_chat_body(body: Any) -> ChatTurn:
         raise ValidationError("The request is not valid", details={"errors": fields}) from None
     except ValueError as exc:
         raise ValidationError(str(exc), details={"errors": [{"field": "messages", "message": str(exc)}]}) from None
+
+
+def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
+    """`schema` with every `#/$defs/...` reference replaced by its definition (none of them is recursive)."""
+    if isinstance(schema, dict):
+        reference = schema.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return _inlined(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {key: _inlined(value, definitions) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(item, definitions) for item in schema]
+    return schema
+
+
+def _chat_body_schema() -> dict[str, Any]:
+    schema = TypeAdapter(NativeChatRequest | AISDKChatRequest).json_schema(by_alias=True)
+    inlined: dict[str, Any] = _inlined(schema, schema.get("$defs", {}))
+    # The document names the offered models (any other is a 422 `model`; one outside the plan, a 403).
+    offered = [m.model_id for m in OFFERED_MODELS]
+    native, ai_sdk = inlined["anyOf"]
+    native["properties"]["model"] |= {"enum": offered}
+    ai_sdk["properties"]["model"]["anyOf"][0] |= {"enum": offered}
+    return inlined
+
+
+# The request body of `POST /chat/stream` in its OpenAPI document: either form, fully described. The route
+# reads the body itself (`parse_chat_body`), so that a long message is a 413 and not a 422.
+CHAT_BODY_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The native form, or the AI SDK transport body (`DefaultChatTransport`'s defaults).",
+        "content": {
+            "application/json": {
+                "schema": _chat_body_schema(),
+                "examples": {
+                    "native": {
+                        "value": {"conversation_id": None, "model": "openai/gpt-4o-mini", "content": "Hello"}
+                    },
+                    "ai_sdk": {
+                        "summary": "DefaultChatTransport at its defaults: its own chat id, no model",
+                        "value": {
+                            "id": "Xk3vQ9mZp2LwT7rB",
+                            "messages": [
+                                {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "Hello"}]}
+                            ],
+                            "trigger": "submit-message",
+                            "messageId": None,
+                        },
+                    },
+                },
+            }
+        },
+    }
+}

@@ -1,4 +1,4 @@
-"""The two short transactions of a chat turn (DESIGN.md, "Chat stream"); no transaction is held open
+"""The two short transactions of a chat turn (docs/architecture.md, "How requests flow"); no transaction is held open
 while the reply streams.
 
 1. `prepare_turn`: check the model against the tier, find or create the conversation, reserve one unit
@@ -19,14 +19,14 @@ from typing import Literal
 import psycopg
 
 from oneai.auth import Principal
-from oneai.chat.offered_models import OfferedModel, offered_model
+from oneai.chat.offered_models import OfferedModel, default_model, offered_model
 from oneai.chat.requests import ChatTurn
 from oneai.conversations import service as conversations
 from oneai.conversations.models import Conversation, ConversationUpdate, Message, NewMessage
 from oneai.db import conversations as conversation_rows
 from oneai.db import usage
 from oneai.db.connection import Connection, Database
-from oneai.db.users import caller_tier
+from oneai.db.users import caller_chat_defaults, caller_tier
 from oneai.errors import ConflictError, NotFoundError, ValidationError
 from oneai.quota import service as quota
 from oneai.quota.service import QuotaStatus, Reservation
@@ -72,6 +72,15 @@ class FinishedTurn:
 
 
 def _conversation_for(conn: Connection, principal: Principal, turn: ChatTurn) -> Conversation:
+    if turn.client_chat_id is not None:
+        if not turn.create_missing_conversation:
+            found = conversation_rows.get_conversation_by_client_id(conn, turn.client_chat_id)
+            if found is None:
+                raise NotFoundError("Conversation not found")
+            return found
+        return conversation_rows.conversation_for_client_id(
+            conn, user_id=principal.user_id, client_id=turn.client_chat_id
+        )
     if turn.conversation_id is None:
         return conversation_rows.insert_conversation(conn, user_id=principal.user_id, title=None, metadata={})
     # Not locked here: the message services lock the conversation row themselves before they write.
@@ -128,9 +137,17 @@ def _to_regenerate(conn: Connection, conversation: Conversation, turn: ChatTurn)
     return target, parent
 
 
+def default_model_for(db: Database, principal: Principal) -> str:
+    """The model of a turn that names none: the caller's preferred model while their tier may use it,
+    else the tier's default."""
+    with db.user_transaction(principal) as conn:
+        tier, preferred = caller_chat_defaults(conn)
+    return default_model(tier, preferred)
+
+
 def prepare_turn(db: Database, principal: Principal, turn: ChatTurn) -> PreparedTurn:
     with db.user_transaction(principal) as conn:
-        offered = offered_model(turn.model, caller_tier(conn))
+        offered = offered_model(turn.model_id, caller_tier(conn))
         conversation = _conversation_for(conn, principal, turn)
         reservation = quota.reserve(conn, offered.quota_key)
         replaces = user_message = None
@@ -145,7 +162,7 @@ def prepare_turn(db: Database, principal: Principal, turn: ChatTurn) -> Prepared
                 conversation.id,
                 turn.message_id,
                 content=turn.content,
-                model_id=turn.model,
+                model_id=turn.model_id,
             )
             parent = user_message
         else:
@@ -154,7 +171,7 @@ def prepare_turn(db: Database, principal: Principal, turn: ChatTurn) -> Prepared
                 conn,
                 principal.user_id,
                 conversation.id,
-                NewMessage(role="user", content=turn.content, model_id=turn.model),
+                NewMessage(role="user", content=turn.content, model_id=turn.model_id),
             )
             parent = user_message
         history = conversation_rows.recent_branch(
@@ -189,7 +206,7 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
         status=outcome.status,
         tokens_used=outcome.prompt_tokens + outcome.completion_tokens,
         metadata={
-            "requested_model": prepared.turn.model,
+            "requested_model": prepared.turn.model_id,
             "generation_id": outcome.generation_id,
             "prompt_tokens": outcome.prompt_tokens,
             "completion_tokens": outcome.completion_tokens,
@@ -207,7 +224,7 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
             conversation_id=conversation_id,
             message_id=message.id,
             quota_key=prepared.offered.quota_key,
-            requested_model=prepared.turn.model,
+            requested_model=prepared.turn.model_id,
             model_id=outcome.served_model,
             generation_id=outcome.generation_id,
             prompt_tokens=outcome.prompt_tokens,

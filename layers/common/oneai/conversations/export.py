@@ -8,6 +8,7 @@ import unicodedata
 from datetime import UTC, datetime
 
 from oneai.conversations.models import ConversationWithMessages, Export, ExportFormat, Message
+from oneai.timestamps import iso_z
 
 EXPORT_FORMAT_VERSION = 1
 _SPEAKERS = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -29,7 +30,7 @@ def _speaker(message: Message) -> str:
 def _as_json(conversation: ConversationWithMessages, exported_at: datetime) -> str:
     document = {
         "format_version": EXPORT_FORMAT_VERSION,
-        "exported_at": exported_at.isoformat(),
+        "exported_at": iso_z(exported_at),
         "conversation": conversation.model_dump(mode="json", exclude={"messages"}),
         "messages": [m.model_dump(mode="json") for m in conversation.messages],
     }

@@ -75,7 +75,7 @@ class ConversationCreate(BaseModel):
 
 
 class ConversationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     title: Title | None = None
     metadata: dict[str, Any] | None = None
@@ -95,7 +95,9 @@ class NewMessage(BaseModel):
     # Chosen up front when the id must be known before the row exists (a streamed reply announces it).
     id: UUID | None = None
     role: Role
-    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+    # Unbounded here: the user's own text is held to MAX_MESSAGE_CHARS where it enters (413), and a model's
+    # reply is whatever the model wrote; refusing to save a long reply would lose it after it streamed.
+    content: str
     model_id: str = Field(min_length=1, max_length=200)
     status: MessageStatus = "complete"
     tokens_used: int | None = Field(default=None, ge=0)
@@ -109,6 +111,36 @@ class HistoryHit(BaseModel):
     snippet: str
     model: str
     created_at: datetime
+
+
+class SharedAttachment(BaseModel):
+    """An attachment of a shared message: `url` is under the share link, and works only while it lives."""
+
+    id: UUID
+    media_type: str
+    size: int
+    url: str
+
+
+class SharedMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str
+    model_id: str
+    sequence_number: int
+    created_at: datetime
+    attachments: list[SharedAttachment] = Field(default_factory=list)
+
+
+class SharedSnapshot(BaseModel):
+    """What `GET /shared/{token}` shows: the branch as it was when shared, without private metadata."""
+
+    model_config = ConfigDict(extra="allow")
+
+    title: str | None = None
+    created_at: datetime | None = None
+    messages: list[SharedMessage] = Field(default_factory=list)
 
 
 class ShareLink(BaseModel):

@@ -1,6 +1,6 @@
 """Conversations: CRUD, the current branch, revisions and branch switching, history search, sharing.
 
-Revision rules (DESIGN.md):
+Revision rules (docs/architecture.md, "Data model"):
 - A new message is always written right after a parent on the current branch and becomes the tip.
 - Editing user message k writes a new revision of position k (same parent as the edited message); the
   messages after k leave the current branch. Regenerating assistant message k does the same for k.
@@ -25,6 +25,7 @@ from oneai.conversations.models import (
     HistoryHit,
     Message,
     NewMessage,
+    SharedSnapshot,
     ShareLink,
 )
 from oneai.db import attachments as attachments_repo
@@ -32,6 +33,7 @@ from oneai.db import conversations as repo
 from oneai.db.connection import Connection
 from oneai.errors import ConflictError, NotFoundError, ValidationError
 from oneai.pagination import Page, PageRequest, decode_cursor, page_of
+from oneai.timestamps import iso_z
 
 SHARE_TOKEN_BYTES = 24
 
@@ -108,9 +110,15 @@ def list_messages(conn: Connection, conversation_id: UUID, page: PageRequest) ->
     return page_of(rows, page.limit, lambda m: {"sequence_number": m.sequence_number})
 
 
-def list_revisions(conn: Connection, conversation_id: UUID, message_id: UUID) -> list[Message]:
+def list_revisions(conn: Connection, conversation_id: UUID, message_id: UUID, page: PageRequest) -> Page[Message]:
     message = _message_or_404(conn, conversation_id, message_id)
-    return repo.position_revisions(conn, conversation_id, message.sequence_number)
+    after = -1
+    if page.cursor:
+        after = decode_cursor(page.cursor, {"revision_number": int})["revision_number"]
+    rows = repo.position_revisions(
+        conn, conversation_id, message.sequence_number, after_revision=after, limit=page.limit + 1
+    )
+    return page_of(rows, page.limit, lambda m: {"revision_number": m.revision_number})
 
 
 def activate_revision(conn: Connection, conversation_id: UUID, message_id: UUID) -> ConversationWithMessages:
@@ -225,14 +233,14 @@ def snapshot_of(conversation: ConversationWithMessages) -> dict[str, Any]:
     """What a share link shows: the current branch as it was when shared, without private metadata."""
     return {
         "title": conversation.title,
-        "created_at": conversation.created_at.isoformat(),
+        "created_at": iso_z(conversation.created_at),
         "messages": [
             {
                 "role": m.role,
                 "content": m.content,
                 "model_id": m.model_id,
                 "sequence_number": m.sequence_number,
-                "created_at": m.created_at.isoformat(),
+                "created_at": iso_z(m.created_at),
                 "attachments": [a.model_dump(mode="json", exclude={"url"}) for a in m.attachments],
             }
             for m in conversation.messages
@@ -261,7 +269,7 @@ def revoke_share(conn: Connection, conversation_id: UUID) -> None:
     repo.revoke_share(conn, conversation_id)
 
 
-def shared_snapshot(conn: Connection, token: str, url_base: str) -> dict[str, Any]:
+def shared_snapshot(conn: Connection, token: str, url_base: str) -> SharedSnapshot:
     snapshot = repo.shared_snapshot(conn, token) if len(token) <= 128 else None
     if snapshot is None:
         raise NotFoundError("This link does not exist or was revoked")
@@ -272,4 +280,5 @@ def shared_snapshot(conn: Connection, token: str, url_base: str) -> dict[str, An
         message["attachments"] = [
             {**attachment, "url": f"{base}/{attachment['id']}"} for attachment in message.get("attachments", [])
         ]
-    return snapshot
+    # Typed on the way out, so snapshots stored before times were written with `Z` read the same.
+    return SharedSnapshot.model_validate(snapshot)

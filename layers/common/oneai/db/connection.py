@@ -30,10 +30,11 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from oneai.config import Settings, get_settings
-from oneai.errors import ForbiddenError, UnauthorizedError, UnavailableError
+from oneai.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 
 if TYPE_CHECKING:  # only a type here: service-only functions (webhooks, sweeps) need no JWT code
     from oneai.auth import Principal
+    from oneai.ratelimit import RateCheck
 
 Connection = psycopg.Connection[DictRow]
 
@@ -44,7 +45,19 @@ _SCOPE = sql.SQL(
     " set_config('request.jwt.claim.role', {role}, true),"
     " set_config('statement_timeout', {timeout}, true)"
 )
-_USER_STATE = sql.SQL("select suspended_at from public.users where id = {sub}")
+# `welcome_due`: the user's first authenticated request(s), until UserCreated is announced.
+_USER_STATE = sql.SQL(
+    "select suspended_at, welcome_announced_at is null as welcome_due from public.users where id = {sub}"
+)
+# The request's rate check (oneai.ratelimit): one conditional UPDATE in the same round trip, as that user.
+_TAKE_RATE_LIMIT = sql.SQL(
+    "select admitted, remaining, reset_seconds, retry_after_seconds"
+    " from oneai_private.take_rate_limit({bucket}, {per_minute}, {burst})"
+)
+# A request with an API key notes the key's use (written at most once a minute).
+_TOUCH_API_KEY = sql.SQL("select oneai_private.touch_api_key({key_id})")
+# After an admitted check: the request's work starts here, so a failure undoes the work, not the token.
+_WORK_SAVEPOINT = "oneai_request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +66,9 @@ class _Scope:
     claims: str = "{}"
     sub: str = ""
 
-    def statement(self, timeout_ms: int, *, check_user: bool) -> sql.Composed:
+    def statement(
+        self, timeout_ms: int, *, check_user: bool, extra: tuple[sql.Composable, ...] = ()
+    ) -> sql.Composed:
         values = {
             "role": sql.Literal(self.role),
             "claims": sql.Literal(self.claims),
@@ -61,10 +76,19 @@ class _Scope:
             "timeout": sql.Literal(f"{timeout_ms}ms"),
         }
         # One round trip: the scope, then (as that user, under RLS) the user's own row.
-        parts = [_SCOPE.format(**values)]
+        parts: list[sql.Composable] = [_SCOPE.format(**values)]
         if check_user:
             parts.append(_USER_STATE.format(sub=sql.Literal(self.sub)))
+        parts.extend(extra)
         return sql.SQL("; ").join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _UserState:
+    """What a user transaction's first round trip read: the users row, and the rate check's row."""
+
+    row: Any
+    extra: Any
 
 
 class Database:
@@ -78,6 +102,7 @@ class Database:
         settings: Settings,
         *,
         provision_user: Callable[[Database, Principal], None] | None = None,
+        on_new_user: Callable[[Database, UUID], object] | None = None,
         max_idle: int = 4,
     ):
         self._settings = settings
@@ -88,6 +113,8 @@ class Database:
         self._provisioned: set[UUID] = set()
         # Dev mode only: create the users row of an unknown `sub` on first use.
         self._provision_user = provision_user
+        # Called after a new user's request committed (`oneai.notifications.welcome.announce_new_user`).
+        self._on_new_user = on_new_user
 
     @property
     def settings(self) -> Settings:
@@ -143,12 +170,14 @@ class Database:
         return None if conn is None or conn.closed else conn.info.backend_pid
 
     @contextmanager
-    def _transaction(self, scope: _Scope, *, check_user: bool = False) -> Iterator[tuple[Connection, Any]]:
+    def _transaction(
+        self, scope: _Scope, *, check_user: bool = False, extra: tuple[sql.Composable, ...] = ()
+    ) -> Iterator[tuple[Connection, Any]]:
         if getattr(self._in_transaction, "active", False):
             raise RuntimeError("transactions do not nest; pass the open connection down instead")
         self._in_transaction.active = True
         try:
-            conn, user_row = self._begin(scope, check_user)
+            conn, user_row = self._begin(scope, check_user, extra)
             try:
                 yield conn, user_row
                 conn.commit()
@@ -164,8 +193,8 @@ class Database:
         finally:
             self._in_transaction.active = False
 
-    def _begin(self, scope: _Scope, check_user: bool) -> tuple[Connection, Any]:
-        statement = scope.statement(self._settings.db_statement_timeout_ms, check_user=check_user)
+    def _begin(self, scope: _Scope, check_user: bool, extra: tuple[sql.Composable, ...]) -> tuple[Connection, Any]:
+        statement = scope.statement(self._settings.db_statement_timeout_ms, check_user=check_user, extra=extra)
         for attempt in (1, 2):
             conn = self._take()
             try:
@@ -173,7 +202,10 @@ class Database:
                 user_row = None
                 if check_user:
                     cursor.nextset()
-                    user_row = cursor.fetchone()
+                    user_row = _UserState(cursor.fetchone(), None)
+                    if extra:  # the first extra statement's row (the rate check, when there is one)
+                        cursor.nextset()
+                        user_row = _UserState(user_row.row, cursor.fetchone())
                 return conn, user_row
             except psycopg.OperationalError as exc:
                 # Nothing ran: the server dropped this connection. Safe to reconnect once and retry.
@@ -192,12 +224,22 @@ class Database:
             self._provision_user(self, principal)
             self._provisioned.add(principal.user_id)
         scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
-        with self._transaction(scope, check_user=True) as (conn, user_row):
-            if user_row is None:
+        check = principal.rate_check if principal.rate_check is not None and principal.rate_check.pending else None
+        extra = _request_statements(check, principal.api_key_id)
+        with self._transaction(scope, check_user=True, extra=extra) as (conn, user_row):
+            if user_row.row is None:
                 raise UnauthorizedError("Unknown user")
-            if user_row["suspended_at"] is not None:
+            if user_row.row["suspended_at"] is not None:
                 raise ForbiddenError("This account is suspended")
-            yield conn
+            welcome_due = bool(user_row.row.get("welcome_due"))
+            if check is None:
+                yield conn
+            else:
+                _record_outcome(check, user_row.extra)
+                with _keep_admission(conn):
+                    yield conn
+        if welcome_due and self._on_new_user is not None:  # committed: the user's request succeeded
+            self._on_new_user(self, principal.user_id)
 
     @contextmanager
     def anon_transaction(self) -> Iterator[Connection]:
@@ -212,6 +254,59 @@ class Database:
             _,
         ):
             yield conn
+
+
+def _request_statements(check: RateCheck | None, api_key_id: UUID | None) -> tuple[sql.Composable, ...]:
+    """What the request's first transaction runs beside its scope: the rate check (then the savepoint
+    the work starts from) and the API key's use. The rate check comes first: its row is read back."""
+    statements: list[sql.Composable] = []
+    if check is not None:
+        policy = check.policy
+        statements.append(
+            _TAKE_RATE_LIMIT.format(
+                bucket=sql.Literal(policy.bucket),
+                per_minute=sql.Literal(policy.per_minute),
+                burst=sql.Literal(policy.burst),
+            )
+        )
+    if api_key_id is not None:
+        statements.append(_TOUCH_API_KEY.format(key_id=sql.Literal(str(api_key_id))))
+    if check is not None:
+        statements.append(sql.SQL("savepoint ") + sql.Identifier(_WORK_SAVEPOINT))
+    return tuple(statements)
+
+
+def _record_outcome(check: RateCheck, row: Any) -> None:
+    from oneai.ratelimit import RateOutcome  # small module; imported here to keep it off service paths
+
+    check.outcome = RateOutcome(
+        admitted=bool(row["admitted"]),
+        remaining=int(row["remaining"]),
+        reset_seconds=float(row["reset_seconds"]),
+        retry_after_seconds=float(row["retry_after_seconds"]),
+    )
+    if not check.outcome.admitted:
+        # Nothing was written: the transaction rolls back on this error.
+        raise RateLimitedError(
+            "Too many requests; try again later",
+            details={"bucket": check.policy.bucket, "retry_after": check.outcome.retry_after},
+        )
+
+
+@contextmanager
+def _keep_admission(conn: Connection) -> Iterator[None]:
+    """An admitted request that fails still counts: its work is undone back to the savepoint, the taken
+    token is committed (one more round trip, on the failure path only)."""
+    try:
+        yield
+    except BaseException:
+        if not (conn.broken or conn.closed):
+            try:
+                conn.execute(sql.SQL("rollback to savepoint ") + sql.Identifier(_WORK_SAVEPOINT))
+                conn.commit()
+            except psycopg.Error:
+                pass  # the transaction rolls back whole (the token with it)
+        raise
 
 
 def _close_quietly(conn: Connection) -> None:
@@ -244,5 +339,11 @@ def get_database() -> Database:
     if _database is None or _database.settings is not settings:
         if _database is not None:
             _database.close()
-        _database = Database(settings, provision_user=provision_dev_user if settings.dev_mode else None)
+        from oneai.notifications.welcome import announce_new_user
+
+        _database = Database(
+            settings,
+            provision_user=provision_dev_user if settings.dev_mode else None,
+            on_new_user=announce_new_user,
+        )
     return _database

@@ -50,6 +50,14 @@ returning {CONVERSATION_COLUMNS}"""
 
 GET_CONVERSATION = f"select {CONVERSATION_COLUMNS} from public.conversations where id = %s"
 LOCK_CONVERSATION = f"select {CONVERSATION_COLUMNS} from public.conversations where id = %s for update"
+# RLS keeps it to the caller's rows; the user_id condition lets the (user_id, client_id) index answer.
+GET_CONVERSATION_BY_CLIENT_ID = f"""
+select {CONVERSATION_COLUMNS} from public.conversations where user_id = (select auth.uid()) and client_id = %s"""
+# A concurrent first request with the same client id inserts nothing here, and the caller reads its row.
+INSERT_CLIENT_CONVERSATION = f"""
+insert into public.conversations (user_id, client_id, title, metadata) values (%s, %s, null, '{{}}'::jsonb)
+on conflict (user_id, client_id) do nothing
+returning {CONVERSATION_COLUMNS}"""
 
 LIST_CONVERSATIONS = f"""
 select {CONVERSATION_COLUMNS} from public.conversations
@@ -99,8 +107,9 @@ limit 1"""
 
 POSITION_REVISIONS = f"""
 select {MESSAGE_COLUMNS} from public.chat_messages
-where conversation_id = %s and sequence_number = %s
-order by revision_number"""
+where conversation_id = %s and sequence_number = %s and revision_number > %s
+order by revision_number
+limit %s"""
 
 NEXT_REVISION = """
 select coalesce(max(revision_number) + 1, 0) as revision_number,
@@ -174,6 +183,21 @@ def insert_conversation(
     with conn.cursor(row_factory=class_row(Conversation)) as cur:
         row = cur.execute(INSERT_CONVERSATION, (conversation_id, user_id, title, Jsonb(metadata))).fetchone()
     assert row is not None
+    return row
+
+
+def get_conversation_by_client_id(conn: Connection, client_id: str) -> Conversation | None:
+    with conn.cursor(row_factory=class_row(Conversation)) as cur:
+        return cur.execute(GET_CONVERSATION_BY_CLIENT_ID, (client_id,)).fetchone()
+
+
+def conversation_for_client_id(conn: Connection, *, user_id: UUID, client_id: str) -> Conversation:
+    """The caller's conversation named by a client's chat id, created on first use."""
+    with conn.cursor(row_factory=class_row(Conversation)) as cur:
+        row = cur.execute(INSERT_CLIENT_CONVERSATION, (user_id, client_id)).fetchone()
+        if row is None:
+            row = cur.execute(GET_CONVERSATION_BY_CLIENT_ID, (client_id,)).fetchone()
+    assert row is not None  # inserted, or the conflicting row is the caller's own (user_id is in the key)
     return row
 
 
@@ -252,9 +276,18 @@ def branch_tip(conn: Connection, conversation_id: UUID) -> Message | None:
         return cur.execute(BRANCH_TIP, (conversation_id,)).fetchone()
 
 
-def position_revisions(conn: Connection, conversation_id: UUID, sequence_number: int) -> list[Message]:
+def position_revisions(
+    conn: Connection,
+    conversation_id: UUID,
+    sequence_number: int,
+    *,
+    after_revision: int = -1,
+    limit: int | None = None,
+) -> list[Message]:
+    """The revisions of one position in order, after `after_revision` (a page's cursor), at most `limit`."""
+    params = (conversation_id, sequence_number, after_revision, limit)
     with conn.cursor(row_factory=class_row(Message)) as cur:
-        return cur.execute(POSITION_REVISIONS, (conversation_id, sequence_number)).fetchall()
+        return cur.execute(POSITION_REVISIONS, params).fetchall()
 
 
 def insert_message_at(

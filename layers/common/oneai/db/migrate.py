@@ -6,6 +6,8 @@ concurrent runs wait for each other; every migration runs in its own transaction
 
     python -m oneai.db.migrate                      # DATABASE_URL from the environment
     python -m oneai.db.migrate --local-shim         # plain PostgreSQL only: add the auth shim first
+
+The command then rebuilds the user guide's search index from docs/guide (`oneai.guide.index`).
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("DATABASE_URL is not set and --database-url was not given")
     applied = migrate(args.database_url, local_shim=args.local_shim, directory=args.dir)
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    # The user guide's search index is rebuilt from docs/guide after every migration run (idempotent).
+    from oneai.guide.index import index_guide
+
+    guide = index_guide(args.database_url)
+    print(f"guide: {guide.pages} page(s), {guide.written} written, {guide.removed} removed")
     return 0
 
 

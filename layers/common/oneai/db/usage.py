@@ -76,11 +76,17 @@ select to_char((created_at at time zone 'UTC')::date, 'YYYY-MM-DD') as "group",{
 group by (created_at at time zone 'UTC')::date
 order by (created_at at time zone 'UTC')::date"""
 
-_USAGE_QUERIES = {"model": USAGE_BY_MODEL, "day": USAGE_BY_DAY}
+# Per API key id (`/v1` usage); replies of the web chat, made without a key, are the group `web`.
+USAGE_BY_API_KEY = f"""
+select coalesce(api_key_id::text, 'web') as "group",{_USAGE_SUMS}{_USAGE_RANGE}
+group by api_key_id
+order by api_key_id nulls first"""
+
+_USAGE_QUERIES = {"model": USAGE_BY_MODEL, "day": USAGE_BY_DAY, "api_key": USAGE_BY_API_KEY}
 
 
 class UsageSums(BaseModel):
-    """One group of the caller's usage records: a model id or a UTC day (`YYYY-MM-DD`)."""
+    """One group of the caller's usage records: a model id, a UTC day (`YYYY-MM-DD`) or an API key id."""
 
     group: str
     messages: int
@@ -91,8 +97,9 @@ class UsageSums(BaseModel):
 
 
 def usage_sums(
-    conn: Connection, *, group_by: Literal["model", "day"], start: datetime, end: datetime
+    conn: Connection, *, group_by: Literal["model", "day", "api_key"], start: datetime, end: datetime
 ) -> list[UsageSums]:
-    """The caller's usage in [start, end), grouped and ordered by model id or UTC day, in one query."""
+    """The caller's usage in [start, end), grouped and ordered by model id, UTC day or API key, in one
+    query."""
     with conn.cursor(row_factory=class_row(UsageSums)) as cur:
         return cur.execute(_USAGE_QUERIES[group_by], {"start": start, "end": end}).fetchall()

@@ -296,3 +296,14 @@ def lock_finished_cancellations(conn: Connection, limit: int) -> list[FinishedCa
 def end_access(conn: Connection, subscription_id: UUID) -> bool:
     """Mark the cancelled subscription's access as ended; False when it no longer qualifies."""
     return conn.execute(END_ACCESS, {"id": subscription_id}).rowcount == 1
+
+
+# ---------------------------------------------------------------- notifications (issue 15)
+
+SUBSCRIPTION_GRACE_UNTIL = "select grace_until from public.subscriptions where id = %(id)s"
+
+
+def grace_until_of(conn: Connection, subscription_id: UUID) -> datetime | None:
+    """The end of the subscription's current grace period (None when it is not in one)."""
+    row = conn.execute(SUBSCRIPTION_GRACE_UNTIL, {"id": subscription_id}).fetchone()
+    return row["grace_until"] if row else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections import deque
@@ -56,6 +57,7 @@ from oneai.openrouter.types import (
     ChatCompletion,
     ImageDelta,
     KeepAlive,
+    RawChunk,
     StreamDone,
     StreamEvent,
     StreamResult,
@@ -278,9 +280,12 @@ class OpenRouterClient:
         fallback_models: Sequence[str] = (),
         max_tokens: int | None = None,
         user: str | None = None,
+        extra: Mapping[str, Any] | None = None,
         modalities: Sequence[str] = (),
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "stream": stream}
+        # `extra`: request parameters passed through as given (tools, temperature...); ours win over them.
+        body: dict[str, Any] = {**(extra or {}), "model": model, "messages": [dict(m) for m in messages]}
+        body["stream"] = stream
         if modalities:  # e.g. ["image", "text"]: an image model is asked for images too
             body["modalities"] = list(modalities)
         if stream:
@@ -301,9 +306,12 @@ class OpenRouterClient:
         fallback_models: Sequence[str] = (),
         max_tokens: int | None = None,
         user: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        raw: bool = False,
         modalities: Sequence[str] = (),
     ) -> ChatStream:
-        """A streamed chat completion. Nothing is sent until the stream is iterated."""
+        """A streamed chat completion. Nothing is sent until the stream is iterated. `raw=True` yields
+        `RawChunk`s (OpenAI's chunks as sent) instead of `TextDelta`s."""
         body = self.chat_body(
             model,
             messages,
@@ -311,9 +319,10 @@ class OpenRouterClient:
             fallback_models=fallback_models,
             max_tokens=max_tokens,
             user=user,
+            extra=extra,
             modalities=modalities,
         )
-        return ChatStream(self, body, requested_model=model)
+        return ChatStream(self, body, requested_model=model, raw=raw)
 
     async def complete(
         self,
@@ -435,8 +444,12 @@ class ChatStream:
     `StreamResult`. `partial` tells what was received so far at any time (e.g. on a client disconnect);
     `result` is set once the stream ended normally."""
 
-    def __init__(self, client: OpenRouterClient, body: dict[str, Any], *, requested_model: str) -> None:
+    def __init__(
+        self, client: OpenRouterClient, body: dict[str, Any], *, requested_model: str, raw: bool = False
+    ) -> None:
         self._client = client
+        self._raw = raw
+        self._relayed = False  # raw: a chunk with choices was handed out (no retry after that)
         self._body = body
         self._requested_model = requested_model
         self._timeouts = client.timeouts
@@ -584,7 +597,7 @@ class ChatStream:
                 await self._read()
                 return
             except OpenRouterError as exc:
-                if self._produced or isinstance(exc, PartialStreamError):
+                if self._produced or self._relayed or isinstance(exc, PartialStreamError):
                     raise
                 await self._close_response()
                 self._reset_attempt()
@@ -677,7 +690,7 @@ class ChatStream:
                 else:
                     self._handle_chunk(item.data)
             except PartialStreamError as exc:
-                if any(isinstance(event, TextDelta | ImageDelta) for event in self._pending):
+                if any(isinstance(event, TextDelta | ImageDelta | RawChunk) for event in self._pending):
                     # Let the caller relay the text that arrived with the error before raising it.
                     self._deferred = exc
                     return
@@ -702,16 +715,33 @@ class ChatStream:
         if chunk.error is not None or finish_reason == "error":
             self._raise_chunk_error(chunk)
         text = chunk.text
-        if text:
+        if self._raw:
+            self._handle_raw(data, chunk)
+        elif text:
             self._token_seen = True
             self._text.append(text)
             self._pending.append(TextDelta(text))
-        for url in chunk.image_urls:
+        for url in () if self._raw else chunk.image_urls:  # a raw stream relays them in its chunks
             self._token_seen = True
             self._images.append(url)
             self._pending.append(ImageDelta(url))
         if not text and chunk.reasoning:
             self._token_seen = True  # the model is producing (thinking): the first-token wait is over
+
+    def _handle_raw(self, data: str, chunk: ChatChunk) -> None:
+        if not chunk.choices:
+            return  # the usage chunk: kept in the result
+        payload = json.loads(data)
+        if not isinstance(payload, dict):
+            return
+        payload.pop("usage", None)
+        if chunk.text or chunk.reasoning or chunk.finish_reason or _has_tool_calls(payload):
+            # Something the client keeps was produced: no more first-token wait, and no retry after it.
+            self._token_seen = True
+            self._relayed = True
+        if chunk.text:
+            self._text.append(chunk.text)
+        self._pending.append(RawChunk(payload))
 
     def _raise_chunk_error(self, chunk: ChatChunk) -> None:
         error = chunk.error
@@ -751,3 +781,11 @@ class ChatStream:
                 except httpx.HTTPError:
                     pass
         await self._close_response()
+
+
+def _has_tool_calls(payload: Mapping[str, Any]) -> bool:
+    choices = payload.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and isinstance(c.get("delta"), dict) and bool(c["delta"].get("tool_calls"))
+        for c in choices
+    )

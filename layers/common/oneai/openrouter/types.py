@@ -23,6 +23,7 @@ __all__ = [
     "ImageDelta",
     "ImageUrl",
     "KeepAlive",
+    "RawChunk",
     "StreamDone",
     "StreamEvent",
     "StreamResult",
@@ -198,4 +199,13 @@ class StreamDone:
     result: StreamResult
 
 
-StreamEvent = TextDelta | ImageDelta | KeepAlive | StreamDone
+@dataclass(frozen=True, slots=True)
+class RawChunk:
+    """A chunk with choices, as OpenRouter sent it (a stream opened with `raw=True`, which relays chunks in
+    OpenAI's wire format: tool calls, finish reasons and all). Usage-only chunks are kept back: the
+    stream's result carries the usage."""
+
+    payload: dict[str, Any]
+
+
+StreamEvent = TextDelta | ImageDelta | KeepAlive | StreamDone | RawChunk

@@ -15,7 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oneai.config import get_settings
 from oneai.errors import PayloadTooLargeError
+from oneai.web.deps import RATE_CHECK_SCOPE_KEY
 from oneai.web.errors import ErrorEnvelope, error_response, install_error_handlers
+from oneai.web.inputs import InputGuard
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope, "description": description}
@@ -26,6 +28,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found, or not yours",
         413: "Body over the documented limit",
         422: "Invalid fields; details.errors lists them",
+        429: "RATE_LIMITED (Retry-After, RateLimit-Policy and RateLimit headers)",
+        500: "INTERNAL_ERROR: something failed on our side (no trace, no secret)",
         503: "Database unavailable; nothing was written",
     }.items()
 }
@@ -47,20 +51,63 @@ class BodySizeLimit:
             await self._too_large(scope, receive, send)
             return
         received = 0
+        too_large = False  # the body passed the limit while the app read it
+        started = False  # a response has begun (through this middleware)
+        replaced = False  # the app's own answer is being swapped for the 413
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
+                too_large = True
                 raise PayloadTooLargeError()
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def checked_send(message: Message) -> None:
+            # FastAPI turns a failed body read into its own 400 ("error parsing the body"): a body over
+            # the limit is answered 413 whatever the app makes of it (unless it had already answered).
+            nonlocal started, replaced
+            if message["type"] == "http.response.start":
+                if too_large and not started:
+                    started = replaced = True
+                    await self._too_large(scope, receive, send)
+                    return
+                started = True
+            if not replaced:
+                await send(message)
+
+        await self.app(scope, counting_receive, checked_send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(PayloadTooLargeError(f"The body must be at most {self.max_bytes} bytes"))
         await response(scope, receive, send)
+
+
+class RateLimitHeaders:
+    """`RateLimit-Policy` and `RateLimit` on every response of a rate-checked request, and `Retry-After`
+    on a refusal (draft-ietf-httpapi-ratelimit-headers-11), from the request's `RateCheck`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            check = scope.get(RATE_CHECK_SCOPE_KEY)
+            if message["type"] == "http.response.start" and check is not None:
+                added = {k.lower().encode(): v.encode() for k, v in check.headers().items()}
+                headers = [
+                    (name, value) for name, value in message.get("headers", []) if name.lower() not in added
+                ]
+                headers.extend(added.items())
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(
@@ -79,17 +126,22 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         responses=ERROR_RESPONSES,
+        # No `/path/` -> `/path` redirect: Starlette builds its Location from the request's Host header,
+        # and API Gateway does not redirect either. A trailing slash is simply another path: 404.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    app.add_middleware(InputGuard)  # inside the size limit: it reads bodies already known to be small
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["authorization", "content-type"],
-        expose_headers=["content-disposition", "retry-after"],
+        expose_headers=["content-disposition", "retry-after", "ratelimit", "ratelimit-policy"],
         max_age=600,
     )
     return app

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import traceback
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +20,7 @@ from oneai.errors import (
     NotFoundError,
     OneAIError,
     PayloadTooLargeError,
+    QuotaExceededError,
     UnauthorizedError,
     ValidationError,
 )
@@ -43,8 +46,35 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+# The `Retry-After` header of a 429 QUOTA_EXCEEDED, as the OpenAPI documents declare it.
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "whole seconds until the quota resets (resets_at), at least 1",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def retry_after_seconds(resets_at: object, now: datetime | None = None) -> int | None:
+    """Whole seconds until `resets_at` (an ISO 8601 time), at least 1; None when there is no reset."""
+    if not isinstance(resets_at, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(resets_at)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    remaining = (moment - (now or datetime.now(UTC))).total_seconds()
+    return max(1, int(-(-remaining // 1)))  # rounded up: retrying earlier is refused again
+
+
 def error_response(error: OneAIError, headers: dict[str, str] | None = None) -> JSONResponse:
     body = ErrorEnvelope(error=ErrorBody(code=error.code, message=error.message, details=error.details))
+    if isinstance(error, QuotaExceededError):
+        seconds = retry_after_seconds(error.details.get("resets_at"))
+        if seconds is not None:
+            headers = {**(headers or {}), "retry-after": str(seconds)}
     return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)
 
 
@@ -87,7 +117,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error_type(), headers=getattr(exc, "headers", None))
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        # The type and where it was raised, never the message: a database error quotes the user's input.
+        frames = traceback.extract_tb(exc.__traceback__)[-4:]
+        where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
+        logger.error("unhandled error", extra={"error_type": type(exc).__name__, "where": where})
         return error_response(OneAIError())
 
     app.add_exception_handler(OneAIError, on_domain_error)

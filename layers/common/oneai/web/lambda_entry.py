@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fastapi import FastAPI
 from mangum import Mangum
 
-from oneai.logging import logger
+from oneai.logging import log_invocation
 from oneai.observability import tracer
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -20,7 +20,7 @@ LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 def api_gateway_handler(app: FastAPI) -> LambdaHandler:
     asgi_handler = Mangum(app, lifespan="off")
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @log_invocation(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     @tracer.capture_lambda_handler(capture_response=False)  # responses hold user data
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return asgi_handler(event, context)  # type: ignore[arg-type]  # two LambdaContext protocols, one object

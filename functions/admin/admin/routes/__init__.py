@@ -1,0 +1,1 @@
+"""The admin routers, one module per resource (each module's `router`)."""

@@ -1,0 +1,58 @@
+"""Users: list, detail, suspension and quota overrides."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from oneai.admin import service
+from oneai.admin.models import (
+    AdminQuota,
+    AdminUser,
+    AdminUserDetail,
+    QuotaOverrideRequest,
+    SuspendRequest,
+    UserListQuery,
+)
+from oneai.pagination import Page
+from oneai.quota.tiers import QuotaKey
+from oneai.web import AdminPrincipal, Db
+
+router = APIRouter(prefix="/admin/users", tags=["users"])
+
+
+@router.get("", summary="Users, newest first; filter by e-mail/name/id, tier or status")
+def list_users(admin: AdminPrincipal, db: Db, query: Annotated[UserListQuery, Query()]) -> Page[AdminUser]:
+    return service.list_users(db, admin, query)
+
+
+@router.get("/{user_id}", summary="One user with quotas (overrides included), subscription and 30-day usage")
+def get_user(admin: AdminPrincipal, db: Db, user_id: UUID) -> AdminUserDetail:
+    return service.get_user(db, admin, user_id)
+
+
+@router.post("/{user_id}/suspend", summary="Suspend: the user's next request is 403 on every route")
+def suspend_user(admin: AdminPrincipal, db: Db, user_id: UUID, body: SuspendRequest) -> AdminUserDetail:
+    return service.suspend_user(db, admin, user_id, body)
+
+
+@router.post("/{user_id}/unsuspend", summary="Lift a suspension")
+def unsuspend_user(admin: AdminPrincipal, db: Db, user_id: UUID) -> AdminUserDetail:
+    return service.unsuspend_user(db, admin, user_id)
+
+
+@router.put("/{user_id}/quotas/{quota_key}", summary="Override one quota limit, optionally until a time")
+def set_quota_override(
+    admin: AdminPrincipal, db: Db, user_id: UUID, quota_key: QuotaKey, body: QuotaOverrideRequest
+) -> AdminQuota:
+    return service.set_quota_override(db, admin, user_id, quota_key, body)
+
+
+@router.delete(
+    "/{user_id}/quotas/{quota_key}", status_code=204, summary="Remove the override: back to the tier's limit"
+)
+def remove_quota_override(admin: AdminPrincipal, db: Db, user_id: UUID, quota_key: QuotaKey) -> Response:
+    service.remove_quota_override(db, admin, user_id, quota_key)
+    return Response(status_code=204)

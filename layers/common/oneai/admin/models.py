@@ -1,0 +1,277 @@
+"""Shapes of the admin routes (API.md "Admin"): inputs, validated here, and answers. Times are UTC
+(`...Z`); money is USD as decimal strings (`"0.00012"`, `"19.98"`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Final, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from oneai.account.models import Cost, UtcDateTime
+from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
+
+# users.subscription_status values, and "suspended" (suspended_at set) for the user list's `status`.
+UserStatusFilter = Literal["active", "pending", "halted", "cancelled", "completed", "suspended"]
+SubscriptionStatusFilter = Literal[
+    "created", "authenticated", "active", "pending", "halted", "cancelled", "completed", "expired", "paused"
+]
+MAX_REASON_CHARS: Final = 1000
+MAX_QUERY_CHARS: Final = 200
+MAX_QUOTA_LIMIT: Final = 1_000_000
+DEFAULT_ANALYTICS_DAYS: Final = 30
+MAX_ANALYTICS_DAYS: Final = 366
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it as invalid input instead of failing in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON_CHARS)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SuspendRequest(_Input):
+    reason: Reason
+
+    _reason_text = field_validator("reason")(_no_nul)
+
+
+class QuotaOverrideRequest(_Input):
+    limit: int = Field(ge=0, le=MAX_QUOTA_LIMIT, description="The limit that replaces the tier's")
+    reason: Reason
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When the override ends; null: until removed"
+    )
+
+    _reason_text = field_validator("reason")(_no_nul)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return value
+
+
+class UserListQuery(BaseModel):
+    q: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)] | None
+    ) = Field(default=None, description="Part of the e-mail or name, or a user id")
+    tier: TierName | None = None
+    status: UserStatusFilter | None = Field(
+        default=None, description="A subscription status of the user, or `suspended`"
+    )
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+    _q_text = field_validator("q")(lambda v: None if v is None else _no_nul(v))
+
+
+class SubscriptionListQuery(BaseModel):
+    status: SubscriptionStatusFilter | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class AuditLogQuery(BaseModel):
+    target_type: Literal["user", "subscription"] | None = None
+    target_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    actor_id: UUID | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+    _target_text = field_validator("target_id")(lambda v: None if v is None else _no_nul(v))
+
+
+class AnalyticsQuery(BaseModel):
+    from_: date | None = Field(
+        default=None, alias="from", description="First UTC day (default: 29 days before `to`)"
+    )
+    to: date | None = Field(default=None, description="Last UTC day, included (default: today)")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _range(self) -> AnalyticsQuery:
+        if self.to is None:
+            self.to = datetime.now(UTC).date()
+        if self.from_ is None:
+            self.from_ = self.to - timedelta(days=DEFAULT_ANALYTICS_DAYS - 1)
+        if self.from_ > self.to:
+            raise ValueError("`from` must not be after `to`")
+        if (self.to - self.from_).days + 1 > MAX_ANALYTICS_DAYS:
+            raise ValueError(f"the range is at most {MAX_ANALYTICS_DAYS} days")
+        return self
+
+    @property
+    def first_day(self) -> date:
+        assert self.from_ is not None
+        return self.from_
+
+    @property
+    def last_day(self) -> date:
+        assert self.to is not None
+        return self.to
+
+
+# ------------------------------------------------------------------------------------------ answers
+
+
+class AdminUser(BaseModel):
+    id: UUID
+    email: str | None
+    name: str | None
+    tier: TierName
+    subscription_status: str
+    suspended_at: UtcDateTime | None
+    created_at: UtcDateTime
+    last_active_at: UtcDateTime | None
+    messages_30d: int
+    cost_30d: Cost
+
+
+class QuotaOverrideView(BaseModel):
+    limit: int
+    reason: str
+    expires_at: UtcDateTime | None
+    created_by: UUID | None
+    created_at: UtcDateTime
+
+
+class AdminQuota(BaseModel):
+    quota_key: QuotaKey
+    used: int
+    # The limit in force: the override's while one is in force, else the tier's.
+    limit: int
+    tier_limit: int
+    remaining: int
+    resets_at: UtcDateTime
+    reset_frequency: ResetFrequency
+    override: QuotaOverrideView | None
+
+
+class AdminSubscription(BaseModel):
+    id: UUID
+    user_id: UUID
+    provider_subscription_id: str
+    plan_id: str
+    tier: str
+    status: str
+    current_period_start: UtcDateTime | None
+    current_period_end: UtcDateTime | None
+    paid_until: UtcDateTime | None
+    grace_until: UtcDateTime | None
+    cancel_at_period_end: bool
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class UsageTotals(BaseModel):
+    messages: int
+    tokens: int
+    cost: Cost
+
+
+class AdminUserDetail(AdminUser):
+    suspension_reason: str | None
+    quotas: list[AdminQuota]
+    subscription: AdminSubscription | None
+    # The last 30 days.
+    usage: UsageTotals
+
+
+class SyncResult(BaseModel):
+    subscription: AdminSubscription
+    user_tier: TierName
+    tier_changed: bool
+
+
+class AuditEntry(BaseModel):
+    id: UUID
+    actor_id: UUID | None
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+    at: UtcDateTime
+
+
+class UserCounts(BaseModel):
+    total: int
+    new: int
+    active: int
+
+
+class DayFigures(BaseModel):
+    day: date
+    messages: int
+    tokens: int
+    cost: Cost
+
+
+class ModelFigures(BaseModel):
+    model: str
+    messages: int
+    tokens: int
+    cost: Cost
+
+
+class TierRevenue(BaseModel):
+    tier: str
+    active_subscriptions: int
+    mrr: Cost
+    charged: Cost
+    charges: int
+
+
+class Revenue(BaseModel):
+    currency: str
+    mrr: Cost
+    by_tier: list[TierRevenue]
+
+
+class TierMargin(BaseModel):
+    tier: str
+    revenue: Cost
+    cost: Cost
+    margin: Cost
+
+
+class Forecast(BaseModel):
+    method: str
+    cost_next_30d: Cost
+    revenue_next_30d: Cost
+
+
+class Analytics(BaseModel):
+    from_: date = Field(serialization_alias="from")
+    to: date
+    users: UserCounts
+    messages_by_day: list[DayFigures]
+    cost_by_model: list[ModelFigures]
+    revenue: Revenue
+    margin_by_tier: list[TierMargin]
+    forecast: Forecast
+
+
+def as_decimal(value: Decimal | int | None) -> Decimal:
+    return Decimal(0) if value is None else Decimal(value)

@@ -1,0 +1,109 @@
+"""Rate limits per caller (API.md "Rate limits"): a GCRA bucket per user and class in PostgreSQL.
+
+Every authenticated request carries one `RateCheck`. The first `Database.user_transaction` of the request
+takes one token from the caller's bucket in the same round trip that sets the transaction's scope (one
+`oneai_private.take_rate_limit` call, a single conditional UPDATE; see the migration
+`20261122020000_rate_limits.sql`). A refused request raises `RateLimitedError` (429) and writes nothing;
+an admitted one counts even when the request fails afterwards. The headers follow
+draft-ietf-httpapi-ratelimit-headers-11: `RateLimit-Policy: "all";q=60;w=12` (a full bucket holds `q`
+requests and refills in `w` seconds) and `RateLimit: "all";r=59;t=1` (`r` requests left now, the bucket
+full again in `t` seconds); a refusal adds `Retry-After` (whole seconds, at least 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from oneai.config import Settings
+from oneai.db import rate_limits as rate_rows
+
+if TYPE_CHECKING:
+    from oneai.db.connection import Database
+
+Bucket = Literal["all", "chat"]
+# Requests that start a model reply count in the `chat` bucket (and only there); all others in `all`.
+BUCKETS: tuple[Bucket, ...] = ("all", "chat")
+
+
+@dataclass(frozen=True, slots=True)
+class RatePolicy:
+    bucket: Bucket
+    per_minute: int
+    burst: int
+
+    @property
+    def window_seconds(self) -> int:
+        """Seconds a drained bucket takes to fill again (`burst` tokens at `per_minute / 60` a second)."""
+        return max(1, math.ceil(self.burst * 60 / self.per_minute))
+
+    def policy_header(self) -> str:
+        return f'"{self.bucket}";q={self.burst};w={self.window_seconds}'
+
+
+@dataclass(frozen=True, slots=True)
+class RateOutcome:
+    admitted: bool
+    remaining: int
+    reset_seconds: float
+    retry_after_seconds: float
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until a request would be admitted again, at least 1 (for `Retry-After`)."""
+        return max(1, math.ceil(self.retry_after_seconds))
+
+
+class RateCheck:
+    """The rate check of one request: done by the request's first user transaction, once."""
+
+    __slots__ = ("outcome", "policy")
+
+    def __init__(self, policy: RatePolicy) -> None:
+        self.policy = policy
+        self.outcome: RateOutcome | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome is None
+
+    def headers(self) -> dict[str, str]:
+        """`RateLimit-Policy` and `RateLimit` once checked (and `Retry-After` when refused)."""
+        outcome = self.outcome
+        if outcome is None:
+            return {}
+        headers = {
+            "RateLimit-Policy": self.policy.policy_header(),
+            "RateLimit": f'"{self.policy.bucket}";r={outcome.remaining};t={max(0, math.ceil(outcome.reset_seconds))}',
+        }
+        if not outcome.admitted:
+            headers["Retry-After"] = str(outcome.retry_after)
+        return headers
+
+
+def policy_for(settings: Settings, bucket: Bucket) -> RatePolicy | None:
+    """The policy of `bucket`, or None when rate limiting is off (the benchmark's baseline)."""
+    if not settings.rate_limit_enabled:
+        return None
+    if bucket == "chat":
+        return RatePolicy("chat", settings.chat_rate_limit_per_minute, settings.chat_rate_limit_burst)
+    return RatePolicy("all", settings.rate_limit_per_minute, settings.rate_limit_burst)
+
+
+def new_check(settings: Settings, bucket: Bucket) -> RateCheck | None:
+    policy = policy_for(settings, bucket)
+    return None if policy is None else RateCheck(policy)
+
+
+def clear_idle_buckets(db: Database, *, batch_size: int = 10_000, max_batches: int = 100) -> int:
+    """The quota-reset sweep's share: delete the buckets that are full again, in short batches, so that
+    the table holds only callers seen within the last window (at most two rows per user anyway)."""
+    cleared = 0
+    for _ in range(max_batches):
+        with db.service_transaction() as conn:
+            count = rate_rows.clear_idle_buckets(conn, batch_size)
+        cleared += count
+        if count < batch_size:
+            break
+    return cleared

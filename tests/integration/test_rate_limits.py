@@ -1,0 +1,171 @@
+"""Rate limits at the service level: the GCRA bucket of `oneai_private.take_rate_limit`, taken by the first
+user transaction of a request, against the real database, from many connections at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from oneai.auth import Principal
+from oneai.db import conversations as conversation_rows
+from oneai.db.connection import Database
+from oneai.errors import ForbiddenError, NotFoundError, RateLimitedError
+from oneai.ratelimit import RateCheck, RatePolicy, clear_idle_buckets
+from tests.conftest import AppUser
+
+pytestmark = pytest.mark.integration
+
+# One request a minute refills nothing during a test: a drained bucket stays drained.
+SLOW = 1
+
+
+def requesting(principal: Principal, bucket: str = "all", *, per_minute: int = SLOW, burst: int = 5) -> Principal:
+    """The principal of one request, with its own rate check (as the web dependency makes it)."""
+    check = RateCheck(RatePolicy(bucket, per_minute, burst))  # type: ignore[arg-type]
+    return dataclasses.replace(principal, rate_check=check)
+
+
+def bucket_row(database_url: str, user_id: uuid.UUID, bucket: str = "all") -> dict[str, Any] | None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "select xmin::text as xmin, tat from oneai_private.rate_limits where user_id = %s and bucket = %s",
+            (user_id, bucket),
+        ).fetchone()
+    return None if row is None else {"xmin": row[0], "tat": row[1]}
+
+
+def admit(db: Database, principal: Principal) -> bool:
+    try:
+        with db.user_transaction(principal):
+            return True
+    except RateLimitedError:
+        return False
+
+
+def at_once(count: int, work: Callable[[], bool]) -> list[bool]:
+    """`count` threads, released together, each on its own connection."""
+    barrier = threading.Barrier(count)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        outcome = work()
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_given_a_full_bucket_when_many_connections_ask_at_once_then_exactly_burst_are_admitted(
+    settings_with_db: Any, make_user: Callable[..., AppUser]
+) -> None:
+    user = make_user()
+    databases = [Database(settings_with_db) for _ in range(24)]
+    slots = iter(databases)
+    lock = threading.Lock()
+
+    def one_request() -> bool:
+        with lock:
+            db = next(slots)
+        return admit(db, requesting(user.principal, burst=5))
+
+    try:
+        results = at_once(24, one_request)
+    finally:
+        for db in databases:
+            db.close()
+    assert results.count(True) == 5
+    assert results.count(False) == 19
+
+
+def test_given_a_refused_request_then_nothing_is_written_and_retry_after_is_whole_seconds(
+    db: Database, database_url: str, make_user: Callable[..., AppUser]
+) -> None:
+    user = make_user()
+    # 60 a minute, burst 2: a token every second.
+    assert admit(db, requesting(user.principal, per_minute=60, burst=2))
+    assert admit(db, requesting(user.principal, per_minute=60, burst=2))
+    before = bucket_row(database_url, user.id)
+    refused = requesting(user.principal, per_minute=60, burst=2)
+    with pytest.raises(RateLimitedError) as raised, db.user_transaction(refused):
+        pass
+    assert bucket_row(database_url, user.id) == before  # same row version: not even locked for update
+    assert refused.rate_check is not None and refused.rate_check.outcome is not None
+    headers = refused.rate_check.headers()
+    assert headers["Retry-After"] == "1"
+    assert headers["RateLimit-Policy"] == '"all";q=2;w=2'
+    assert headers["RateLimit"].startswith('"all";r=0;t=')
+    assert raised.value.details == {"bucket": "all", "retry_after": 1}
+
+
+def test_given_one_callers_empty_bucket_then_another_caller_and_the_chat_bucket_are_untouched(
+    db: Database, make_user: Callable[..., AppUser]
+) -> None:
+    alice, bob = make_user(), make_user()
+    assert [admit(db, requesting(alice.principal, burst=3)) for _ in range(4)] == [True, True, True, False]
+    assert admit(db, requesting(bob.principal, burst=3))
+    assert admit(db, requesting(alice.principal, "chat", burst=3))
+
+
+def test_given_an_admitted_request_that_fails_then_its_work_is_undone_but_its_token_stays_taken(
+    db: Database, database_url: str, make_user: Callable[..., AppUser]
+) -> None:
+    user = make_user()
+    with pytest.raises(NotFoundError), db.user_transaction(requesting(user.principal, burst=2)) as conn:
+        conversation_rows.insert_conversation(conn, user_id=user.id, title="undone", metadata={})
+        raise NotFoundError()
+    with db.user_transaction(user.principal) as conn:
+        row = conn.execute("select count(*) as n from public.conversations").fetchone()
+    assert row is not None and row["n"] == 0
+    check = requesting(user.principal, burst=2)
+    assert admit(db, check)
+    assert check.rate_check is not None and check.rate_check.outcome is not None
+    assert check.rate_check.outcome.remaining == 0  # the failed request's token was kept
+
+
+def test_given_one_request_then_only_its_first_transaction_takes_a_token(
+    db: Database, make_user: Callable[..., AppUser]
+) -> None:
+    user = make_user()
+    principal = requesting(user.principal, burst=1)
+    for _ in range(3):  # a chat turn opens several transactions: one request, one token
+        with db.user_transaction(principal):
+            pass
+    assert not admit(db, requesting(user.principal, burst=1))
+
+
+def test_given_an_unknown_or_suspended_caller_then_no_bucket_is_written(
+    db: Database, database_url: str, make_user: Callable[..., AppUser]
+) -> None:
+    suspended = make_user(suspended=True)
+    with pytest.raises(ForbiddenError), db.user_transaction(requesting(suspended.principal)):
+        pass
+    assert bucket_row(database_url, suspended.id) is None
+
+
+def test_given_buckets_that_are_full_again_then_the_sweep_clears_them_and_keeps_the_others(
+    db: Database, database_url: str, make_user: Callable[..., AppUser]
+) -> None:
+    refilled, busy = make_user(), make_user()
+    assert admit(db, requesting(refilled.principal, burst=5))
+    assert admit(db, requesting(busy.principal, burst=5))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "update oneai_private.rate_limits set tat = now() - interval '1 second' where user_id = %s",
+            (refilled.id,),
+        )
+    assert clear_idle_buckets(db) >= 1
+    assert bucket_row(database_url, refilled.id) is None
+    assert bucket_row(database_url, busy.id) is not None

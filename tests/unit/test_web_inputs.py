@@ -1,0 +1,88 @@
+"""The web layer's input guard, Retry-After, and the unhandled-error log line, on an app built by the same
+factory as every function's (no network: Starlette's test client calls the ASGI app in process)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from oneai.errors import QuotaExceededError
+from oneai.logging import logger
+from oneai.web.app import create_app
+from oneai.web.errors import retry_after_seconds
+from oneai.web.inputs import check_json_body, check_query
+
+SECRET_INPUT = "my-private-words-4711"
+
+
+def test_json_bodies_with_unstorable_text_or_non_numbers_are_422_naming_the_field() -> None:
+    assert check_json_body(b'{"title": "fine", "metadata": {"a": [1, 2.5, "\\ud83d\\ude00"]}}') is None
+    assert check_json_body(b"{not json") is None  # left to the app: 400
+    for raw, field in [
+        (b'{"title": "a\\u0000b"}', "title"),
+        (b'{"metadata": {"list": ["ok", "\\udc00"]}}', "metadata.list.1"),
+        (b'{"metadata": {"k\\u0000": 1}}', "metadata"),
+        (b'{"a": NaN}', ""),
+        (b'{"a": -Infinity}', ""),
+    ]:
+        error = check_json_body(raw)
+        assert error is not None and error.status == 422, raw
+        assert error.details["errors"][0]["field"] == field, raw
+
+
+def test_query_strings_with_a_nul_are_422_naming_the_parameter() -> None:
+    assert check_query(b"q=hello&limit=5") is None
+    error = check_query(b"limit=5&q=a%00b")
+    assert error is not None and error.details["errors"] == [
+        {"field": "q", "message": "must not contain NUL characters", "type": "string_unstorable"}
+    ]
+
+
+def test_retry_after_is_whole_seconds_until_the_reset_and_at_least_one() -> None:
+    now = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("2026-11-22T13:00:00Z", now) == 3600
+    assert retry_after_seconds("2026-11-22T12:00:00.200000Z", now) == 1  # rounded up
+    assert retry_after_seconds((now - timedelta(minutes=5)).isoformat(), now) == 1  # already due
+    assert retry_after_seconds(None, now) is None and retry_after_seconds("soon", now) is None
+
+
+def failing_app() -> TestClient:
+    router = APIRouter()
+
+    @router.get("/boom")
+    def boom() -> None:
+        # What PostgreSQL says about bad input quotes the input.
+        raise psycopg.errors.UntranslatableCharacter(f'invalid byte sequence near "{SECRET_INPUT}"')
+
+    @router.get("/quota")
+    def quota() -> None:
+        resets_at = (datetime.now(UTC) + timedelta(seconds=90)).isoformat().replace("+00:00", "Z")
+        raise QuotaExceededError(details={"quota_key": "small_messages", "resets_at": resets_at})
+
+    return TestClient(create_app(title="t", prefix="/t", routers=[router]), raise_server_exceptions=False)
+
+
+def test_the_unhandled_error_log_line_names_the_type_never_the_message(caplog: pytest.LogCaptureFixture) -> None:
+    response = failing_app().get("/boom")
+    assert response.status_code == 500 and response.json()["error"]["code"] == "INTERNAL_ERROR"
+    assert SECRET_INPUT not in response.text
+    # The lines as the function writes them (Powertools' JSON formatter; its stream was bound at import).
+    lines = [json.loads(logger.registered_formatter.format(r)) for r in caplog.records if r.name == logger.name]
+    assert lines and not any(SECRET_INPUT in json.dumps(line) for line in lines)
+    [line] = [line for line in lines if line["message"] == "unhandled error"]
+    assert line["error_type"] == "UntranslatableCharacter" and "boom" in line["where"]
+    assert "exception" not in line  # no traceback text: its last line would quote the message
+
+
+def test_quota_exceeded_carries_retry_after_and_a_trailing_slash_is_not_redirected() -> None:
+    client = failing_app()
+    response = client.get("/quota")
+    assert response.status_code == 429 and 89 <= int(response.headers["retry-after"]) <= 90
+    slashed = client.get("/quota/", headers={"host": "evil.example"}, follow_redirects=False)
+    assert slashed.status_code == 404 and "location" not in slashed.headers
+    assert slashed.json()["error"]["code"] == "NOT_FOUND"
