@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,6 +15,7 @@ from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, ModelList, listing
 from oneai.chat.relay import ChatRelay
 from oneai.chat.requests import CHAT_BODY_OPENAPI, parse_chat_body
 from oneai.chat.turn import default_model_for, prepare_turn
+from oneai.chat.turn_images import keep_attached, refuse_images_the_model_cannot_read, store_inline_images
 from oneai.db.users import caller_tier
 from oneai.errors import PayloadTooLargeError
 from oneai.events import get_publisher
@@ -64,7 +66,10 @@ async def chat_stream(
         window = (model.context_length if model else None) or DEFAULT_CONTEXT_LENGTH
         if estimate_tokens(turn.content) > window - reply_budget(window):
             raise PayloadTooLargeError("The message is too long for this model's context window")
-    prepared = await run_in_threadpool(prepare_turn, db, principal, turn)
+    refuse_images_the_model_cannot_read(turn, model)
+    inline = await run_in_threadpool(store_inline_images, principal.user_id, turn.inline_images)
+    prepared = await run_in_threadpool(partial(prepare_turn, inline=inline), db, principal, turn)
+    await run_in_threadpool(keep_attached, prepared.attachment_keys)
     if prepared.reservation.warnings_crossed:
         await run_in_threadpool(announce_warnings, get_publisher(), principal.user_id, prepared.reservation)
     relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)

@@ -25,6 +25,10 @@ class InlineImage:
     media_type: str
     data: bytes
 
+    @property
+    def extension(self) -> str:
+        return self.media_type.removeprefix("image/").replace("jpeg", "jpg")
+
 
 def sniff_media_type(data: bytes) -> str | None:
     """The accepted image type `data` is, by its leading bytes; None for anything else."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
 from oneai.attachments import storage
-from oneai.attachments.images import InlineImage
+from oneai.attachments.images import InlineImage, NotAnImageError, parse_data_url
 from oneai.attachments.models import (
     Attachment,
     AttachmentCreate,
@@ -230,3 +231,48 @@ def model_image_part(
         expires_in=get_settings().attachment_url_seconds,
     )
     return {"type": "image_url", "image_url": {"url": url}}
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    """An image a model made, stored in S3; its row is written with the reply."""
+
+    attachment_id: UUID
+    key: str
+    media_type: str
+    size: int
+
+
+# Generated pictures may be larger than an upload: a model's full-size PNG.
+MAX_GENERATED_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def store_generated_image(store: storage.ObjectStore, user_id: UUID, url: str) -> GeneratedImage | None:
+    """Store a model's `data:` URL image (unattached until its reply is saved); None for one that is not
+    an accepted image (logged, never shown)."""
+    try:
+        image = parse_data_url(url, max_bytes=MAX_GENERATED_IMAGE_BYTES)
+    except NotAnImageError as exc:
+        logger.warning("model image dropped", extra={"reason": str(exc)[:80]})
+        return None
+    attachment_id, key = put_inline_image(store, user_id, image)
+    return GeneratedImage(attachment_id=attachment_id, key=key, media_type=image.media_type, size=len(image.data))
+
+
+def record_generated_images(
+    conn: Connection, user_id: UUID, conversation_id: UUID, message_id: UUID, images: Sequence[GeneratedImage]
+) -> None:
+    for index, image in enumerate(images):
+        extension = image.media_type.removeprefix("image/")
+        repo.insert_attachment(
+            conn,
+            attachment_id=image.attachment_id,
+            user_id=user_id,
+            filename=f"generated-{index + 1}.{extension}",
+            media_type=image.media_type,
+            size=image.size,
+            s3_key=image.key,
+            status="uploaded",
+            conversation_id=conversation_id,
+            message_id=message_id,
+        )

@@ -12,17 +12,24 @@ while the reply streams.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 import psycopg
 
+from oneai.attachments import service as attachments
+from oneai.attachments.images import InlineImage
+from oneai.attachments.models import AttachmentRef
+from oneai.attachments.service import GeneratedImage
+from oneai.attachments.storage import get_object_store
 from oneai.auth import Principal
 from oneai.chat.offered_models import OfferedModel, default_model, offered_model
 from oneai.chat.requests import ChatTurn
 from oneai.conversations import service as conversations
 from oneai.conversations.models import Conversation, ConversationUpdate, Message, NewMessage
+from oneai.db import attachments as attachment_rows
 from oneai.db import conversations as conversation_rows
 from oneai.db import usage
 from oneai.db.connection import Connection, Database
@@ -48,6 +55,8 @@ class PreparedTurn:
     history: list[Message]
     reservation: Reservation
     reply_id: uuid.UUID
+    # The S3 keys of the user message's attachments: tagged attached once this turn committed.
+    attachment_keys: tuple[str, ...] = ()
 
     @property
     def first_exchange(self) -> bool:
@@ -63,6 +72,8 @@ class ReplyOutcome:
     prompt_tokens: int
     completion_tokens: int
     cost: Decimal
+    # Images the model made, already in S3: attachments of the reply.
+    images: tuple[GeneratedImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,10 +156,26 @@ def default_model_for(db: Database, principal: Principal) -> str:
     return default_model(tier, preferred)
 
 
-def prepare_turn(db: Database, principal: Principal, turn: ChatTurn) -> PreparedTurn:
+def prepare_turn(
+    db: Database, principal: Principal, turn: ChatTurn, *, inline: Sequence[tuple[uuid.UUID, InlineImage]] = ()
+) -> PreparedTurn:
+    """`inline`: the turn's `data:` URL images, already stored in S3 under these attachment ids."""
+    store = get_object_store() if turn.has_images else None
     with db.user_transaction(principal) as conn:
         offered = offered_model(turn.model_id, caller_tier(conn))
         conversation = _conversation_for(conn, principal, turn)
+        # The attachments are checked before the reserve (404 someone else's, 409 never uploaded).
+        taken = attachments.turn_attachments(conn, store, turn.attachment_ids) if store is not None else []
+        for attachment_id, image in inline:
+            taken.append(
+                attachments.record_inline_image(
+                    conn,
+                    principal.user_id,
+                    attachment_id,
+                    image,
+                    filename=f"image-{len(taken) + 1}.{image.extension}",
+                )
+            )
         reservation = quota.reserve(conn, offered.quota_key)
         replaces = user_message = None
         if turn.action == "regenerate":
@@ -174,6 +201,10 @@ def prepare_turn(db: Database, principal: Principal, turn: ChatTurn) -> Prepared
                 NewMessage(role="user", content=turn.content, model_id=turn.model_id),
             )
             parent = user_message
+        if taken and user_message is not None:
+            attachment_rows.attach_to_message(
+                conn, [row.id for row in taken], conversation_id=conversation.id, message_id=user_message.id
+            )
         history = conversation_rows.recent_branch(
             conn, conversation.id, up_to=parent.sequence_number, limit=HISTORY_LIMIT
         )
@@ -188,6 +219,7 @@ def prepare_turn(db: Database, principal: Principal, turn: ChatTurn) -> Prepared
         history=history,
         reservation=reservation,
         reply_id=uuid.uuid4(),
+        attachment_keys=tuple(row.s3_key for row in taken),
     )
 
 
@@ -219,6 +251,16 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
             message = conversations.regenerate_message(conn, user_id, conversation_id, prepared.replaces.id, reply)
         else:
             message = conversations.add_reply(conn, user_id, conversation_id, prepared.parent.id, reply)
+        if outcome.images:
+            attachments.record_generated_images(conn, user_id, conversation_id, message.id, outcome.images)
+            message = message.model_copy(
+                update={
+                    "attachments": [
+                        AttachmentRef(id=i.attachment_id, media_type=i.media_type, size=i.size)
+                        for i in outcome.images
+                    ]
+                }
+            )
         usage.record_usage(
             conn,
             conversation_id=conversation_id,
