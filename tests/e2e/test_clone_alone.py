@@ -271,7 +271,9 @@ def test_make_dev_from_a_lone_clone_serves_every_route_billing_included(
             "attachments": [attachment["id"]],
         },
     )
-    assert seen.status_code == 200 and "image/png of 2×2 pixels" in seen.text, seen.text
+    assert seen.status_code == 200, seen.text
+    described = "".join(p["delta"] for p in read_stream(seen) if isinstance(p, dict) and p["type"] == "text-delta")
+    assert "image/png of 2×2 pixels" in described, described
     share = call("POST", "/conversations/{id}/share", f"{one}/share")
     assert share.status_code in {200, 201}, share.text
     token = share.json()["token"]
