@@ -1,5 +1,5 @@
 # OneAI backend. `make dev` runs the whole API locally; `make test` runs every check CI runs.
-PYTHON ?= python3
+include lambda_build/python.mk
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -11,18 +11,26 @@ NODE_CLIENT := tests/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
+# `sam build` output: the template's target (arm64, what `sam deploy` ships) in .aws-sam/build, and the
+# same sources for this machine's architecture, whose artifacts tests/artifact loads (a generated copy of
+# the template: lambda_build/arch_template.py says why). sam's cache makes a rebuild of unchanged
+# sources take seconds; a fresh clone builds everything.
+TARGET_ARCH := arm64
+NATIVE_ARCH := $(shell uname -m | sed 's/aarch64/arm64/')
+NATIVE_BUILD := .oneai/build-$(NATIVE_ARCH)
+RUNTIME := python$(RUNTIME_PYTHON)
+SAM_BUILD = ONEAI_BUILD_PYTHON=$(CURDIR)/$(PY) PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --parallel --cached
 
-.PHONY: dev test lint typecheck validate pytest coverage unit integration e2e bench openapi migrate clean node-client
+.PHONY: check-python dev test lint typecheck validate cfn-lint build build-native pytest coverage unit integration e2e bench openapi migrate clean node-client
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt lambda_build/python.mk | check-python
+	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
-$(SAM_STAMP): requirements-sam.txt constraints-sam.txt
-	$(PYTHON) -m venv $(SAM_VENV)
+$(SAM_STAMP): requirements-sam.txt constraints-sam.txt lambda_build/python.mk | check-python
+	$(PYTHON) -m venv --clear $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt -c constraints-sam.txt
 	@touch $@
@@ -37,7 +45,7 @@ node-client: $(NODE_STAMP)
 dev: $(STAMP)
 	$(PY) -m local
 
-test: lint typecheck validate pytest
+test: lint typecheck validate cfn-lint build build-native pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -48,6 +56,20 @@ typecheck: $(STAMP)
 
 validate: $(SAM_STAMP)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
+
+cfn-lint: $(SAM_STAMP)
+	$(SAM_VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -t template.yaml
+
+# What `sam deploy` ships, checked: architecture and glibc of every binary, complete pins, bytecode.
+build: $(STAMP) $(SAM_STAMP)
+	ONEAI_BUILD_ARCH=$(TARGET_ARCH) $(SAM_BUILD) --template template.yaml
+	$(PY) -m lambda_build.check .aws-sam/build --arch $(TARGET_ARCH) --runtime $(RUNTIME)
+
+build-native: $(STAMP) $(SAM_STAMP)
+	$(PY) -m lambda_build.arch_template $(NATIVE_ARCH) $(NATIVE_BUILD)/template.yaml
+	ONEAI_BUILD_ARCH=$(NATIVE_ARCH) $(SAM_BUILD) --template $(NATIVE_BUILD)/template.yaml --base-dir . \
+	  --build-dir $(NATIVE_BUILD)/build --cache-dir $(NATIVE_BUILD)/cache
+	$(PY) -m lambda_build.check $(NATIVE_BUILD)/build --arch $(NATIVE_ARCH) --runtime $(RUNTIME)
 
 # The whole suite under coverage, in every Python process it starts (the local server of the e2e tests
 # included: pyproject.toml [tool.coverage]); the per-package figures, and a failure under the floor.
@@ -83,4 +105,4 @@ migrate: $(STAMP)
 	$(PY) -m oneai.db.migrate
 
 clean:
-	rm -rf $(VENV) .oneai .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .oneai .aws-sam .pytest_cache .mypy_cache .ruff_cache

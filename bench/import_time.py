@@ -1,178 +1,134 @@
-"""Cold import time of every function handler, each in a fresh interpreter, as a Lambda cold start pays it.
+"""Cold import of every function from its built artifact, in the Lambda layout, against a bare interpreter.
 
-For each `functions/<name>/<package>/handler.py` the module `<package>.handler` is imported by a new
-`python -c` with PYTHONPATH=layers/common:functions/<name> (the layout Lambda sees), N times: the
-process wall time and the import time measured inside the process. The baseline, measured the same
-way and interleaved with it, is a bare `python -c pass`. One untimed run first writes the bytecode
-caches, so the figures are "warm disk cache, compiled .pyc", like a deployed package with .pyc files.
-Then one `-X importtime` run shows where the time goes: the slowest top-level packages.
+Each function of template.yaml is imported N times by a fresh `python3.12 -I -S -B` (no site-packages,
+no PYTHONPATH, no bytecode written, as on Lambda, which cannot write into /var/task or /opt) whose
+sys.path holds only the function's build dir and the layer's `python/`, with the template's environment
+and LAMBDA_TASK_ROOT set. The module is what the runtime's init imports (the handler's, or the ASGI app
+run.sh serves). Any AWS call at import would fail: AWS_ENDPOINT_URL points at a closed port.
+The baseline, interleaved with the runs, is the same interpreter doing nothing (`-I -S -B -c pass`).
+Twice: with X-Ray SDK tracing on (the template's default) and off.
+
+    python -m bench import_time                     # the build of `make build-native`
+    ONEAI_BENCH_BUILD_DIR=/path/to/build python -m bench import_time   # another layout (e.g. main's)
+
+A layout whose import reads the secrets (main before issue 8) cannot import offline: with
+ONEAI_BENCH_WITHOUT_SECRET_STORE=1 the SSM path is left out, so its figures leave out that network time.
+
+Goals on the 2-core reference machine (import wall time over the bare interpreter): webhooks and
+quota_reset <= 200 ms, the API functions and chat_stream <= 350 ms.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import REPO_ROOT
 from bench._report import SUMMARY_HEADERS, ms, summarize, summary_row, table
+from lambda_build.layout import functions, init_module, lambda_process_environment
+from local.template_routes import Function
 
 RUNS = 10
 QUICK_RUNS = 3
-TOP = 5
-IMPORT_SNIPPET = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+GOALS_MS = {"WebhooksFunction": 200, "QuotaResetFunction": 200}
+DEFAULT_GOAL_MS = 350
+SNIPPET = "import sys, time; sys.path[:0] = sys.argv[1:]; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+CLOSED_PORT = "http://127.0.0.1:9"
 
 
-@dataclass(frozen=True)
-class Handler:
-    function: str  # functions/<function>
-    module: str  # <package>.handler
-    pythonpath: str
+def build_dir() -> Path:
+    configured = os.environ.get("ONEAI_BENCH_BUILD_DIR")
+    if configured:
+        return Path(configured)
+    arch = "arm64" if platform.machine() == "aarch64" else platform.machine()
+    return REPO_ROOT / ".oneai" / f"build-{arch}" / "build"
 
-    @classmethod
-    def discover(cls) -> list[Handler]:
-        found = []
-        for path in sorted(REPO_ROOT.glob("functions/*/*/handler.py")):
-            function_dir = path.parent.parent
-            pythonpath = os.pathsep.join([str(REPO_ROOT / "layers" / "common"), str(function_dir)])
-            found.append(cls(function_dir.name, f"{path.parent.name}.handler", pythonpath))
-        return found
+
+def bare_python() -> str:
+    return str(Path(getattr(sys, "_base_executable", sys.executable)))
 
 
 @dataclass
-class Samples:
+class Case:
+    function: Function
+    tracing: bool
     wall: list[float] = field(default_factory=list)
     imported: list[float] = field(default_factory=list)
 
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.function.logical_id} ({init_module(self.function)}), tracing {'on' if self.tracing else 'off'}"
+        )
 
-def _env(pythonpath: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = pythonpath
-    return env
 
-
-def _run(args: list[str], pythonpath: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, *args], env=_env(pythonpath), cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        [bare_python(), "-I", "-S", "-B", *args], env=env, cwd=cwd, capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return wall, done
+        raise RuntimeError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return wall, done.stdout
 
 
-@dataclass(frozen=True)
-class ImportLine:
-    name: str
-    self_us: int
-    cumulative_us: int
-    depth: int
-
-
-def parse_importtime(stderr: str) -> list[ImportLine]:
-    """`import time: <self> | <cumulative> | <indent><name>`; two spaces of indent per nesting level."""
-    lines = []
-    for raw in stderr.splitlines():
-        if not raw.startswith("import time:"):
-            continue
-        fields = raw[len("import time:") :].split("|")
-        if len(fields) != 3 or not fields[0].strip().isdigit():
-            continue  # the header line
-        label = fields[2]
-        name = label.lstrip(" ")
-        depth = (len(label) - len(name) - 1) // 2
-        lines.append(ImportLine(name, int(fields[0]), int(fields[1]), depth))
-    return lines
-
-
-def importer_of(lines: list[ImportLine], index: int) -> str:
-    """The first module outside the package that imported it (lines come children first: a line's
-    importer is the next line one level up)."""
-    package = lines[index].name.split(".")[0]
-    depth = lines[index].depth
-    for line in lines[index + 1 :]:
-        if line.depth < depth:
-            if line.name.split(".")[0] != package:
-                return line.name
-            depth = line.depth
-    return "-"
-
-
-def slowest_packages(handler: Handler, startup: set[str]) -> tuple[list[list[str]], int]:
-    _, done = _run(["-X", "importtime", "-c", f"import {handler.module}"], handler.pythonpath)
-    lines = parse_importtime(done.stderr)
-    own = [(i, line) for i, line in enumerate(lines) if line.name not in startup]
-    total = sum(line.cumulative_us for _, line in own if line.depth == 0)
-    top_level = sorted(
-        ((i, line) for i, line in own if "." not in line.name), key=lambda item: -item[1].cumulative_us
-    )
-    rows = [
-        [
-            line.name,
-            ms(line.cumulative_us / 1e6),
-            f"{100 * line.cumulative_us / total:.0f}%",
-            importer_of(lines, i),
-        ]
-        for i, line in top_level[:TOP]
-    ]
-    return rows, total
+def _case_args(case: Case, root: Path) -> tuple[list[str], dict[str, str], Path]:
+    code_dir = root / case.function.logical_id
+    layer = root / "CommonLayer" / "python"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **lambda_process_environment(case.function, code_dir, tracing=case.tracing),
+        "AWS_ENDPOINT_URL": CLOSED_PORT,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+    }
+    if os.environ.get("ONEAI_BENCH_WITHOUT_SECRET_STORE"):
+        env.pop("ONEAI_SSM_PATH", None)
+    args = ["-c", SNIPPET.format(module=init_module(case.function)), str(code_dir), str(layer)]
+    return args, env, code_dir
 
 
 def run(*, quick: bool = False) -> None:
     runs = QUICK_RUNS if quick else RUNS
-    handlers = Handler.discover()
-    print(f"== import_time: cold import of each function handler, fresh interpreter, N={runs} ==")
-    print(
-        f"python: {sys.executable} ({sys.version.split()[0]}); handlers: {', '.join(h.module for h in handlers)}"
-    )
-    if not handlers:
-        print("no functions/*/*/handler.py found")
-        return
-    bare = Samples()
-    per_handler = {h.module: Samples() for h in handlers}
-    for handler in handlers:  # untimed: compile and cache the bytecode, warm the disk cache
-        _run(["-c", IMPORT_SNIPPET.format(module=handler.module)], handler.pythonpath)
-    _run(["-c", "pass"], handlers[0].pythonpath)
+    root = build_dir()
+    print(f"== import_time: each function's init from its artifact, Lambda layout, fresh interpreter, N={runs} ==")
+    print(f"python: {bare_python()} ({platform.python_version()}), build: {root}")
+    if not (root / "CommonLayer" / "python").is_dir():
+        raise SystemExit(f"no build at {root}: run `make build-native` first")
+    cases = [Case(f, tracing) for tracing in (True, False) for f in functions()]
+    bare: list[float] = []
+    bare_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for case in cases:  # untimed: warm the disk cache
+        _run(*_case_args(case, root))
     for _ in range(runs):
-        bare.wall.append(_run(["-c", "pass"], handlers[0].pythonpath)[0])
-        for handler in handlers:
-            elapsed, done = _run(["-c", IMPORT_SNIPPET.format(module=handler.module)], handler.pythonpath)
-            per_handler[handler.module].wall.append(elapsed)
-            per_handler[handler.module].imported.append(float(done.stdout.strip().splitlines()[-1]))
-
-    bare_summary = summarize(bare.wall)
-    rows = [summary_row("bare interpreter: python -c pass (wall)", bare_summary)]
-    for handler in handlers:
-        samples = per_handler[handler.module]
-        wall = summarize(samples.wall)
-        imported = summarize(samples.imported)
+        bare.append(_run(["-c", "pass"], bare_env, root)[0])
+        for case in cases:
+            wall, out = _run(*_case_args(case, root))
+            case.wall.append(wall)
+            case.imported.append(float(out.strip().splitlines()[-1]))
+    bare_summary = summarize(bare)
+    rows = [summary_row("bare interpreter: python -I -S -B -c pass (wall)", bare_summary)]
+    verdicts = []
+    for case in cases:
+        wall, imported = summarize(case.wall), summarize(case.imported)
+        over = wall.median - bare_summary.median
+        goal = GOALS_MS.get(case.function.logical_id, DEFAULT_GOAL_MS)
         rows += [
-            [f"{handler.module} (functions/{handler.function})", "", "", ""],
+            [case.label, "", "", ""],
             summary_row("  process wall time", wall),
             summary_row("  import, measured in the process", imported),
-            ["  process wall over bare interpreter", ms(wall.median - bare_summary.median), "", ""],
-            # Mostly the interpreter's exit tearing the modules down: a Lambda container does not pay it.
-            [
-                "  rest: wall - bare - import (mostly exit)",
-                ms(wall.median - bare_summary.median - imported.median),
-                "",
-                "",
-            ],
+            ["  wall over bare interpreter", ms(over), "", ""],
         ]
+        verdicts.append([case.label, ms(over, 0), str(goal), "yes" if over * 1000 <= goal else "NO"])
     print(table(SUMMARY_HEADERS, rows))
-
-    _, startup_run = _run(["-X", "importtime", "-c", "pass"], handlers[0].pythonpath)
-    startup = {line.name for line in parse_importtime(startup_run.stderr)}
-    for handler in handlers:
-        top, total = slowest_packages(handler, startup)
-        print(
-            f"slowest top-level packages under {handler.module} (one -X importtime run, which inflates times;"
-            f" total {ms(total / 1e6)} ms; a package's time includes what it imports)"
-        )
-        print(table(("package", "cumulative ms", "share", "first imported by"), top, align="lrrl"))
+    print("goals (wall over bare, median, ms):")
+    print(table(("function", "over bare", "goal", "met"), verdicts, align="lrrl"))
 
 
 if __name__ == "__main__":

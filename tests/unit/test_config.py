@@ -248,3 +248,64 @@ def test_values_are_cached_across_warm_invocations(aws: dict[str, Any]) -> None:
     # AND a cold start (caches cleared) sees the new ones
     parameters.clear_caches()
     assert load_secret_values(env) == {"database_url": "pg://v2", "openrouter_api_key": "k2"}
+
+
+# --- rotation and SnapStart restore ------------------------------------------------------------------
+
+
+def test_a_rotated_secret_reaches_a_warm_container_after_the_max_age(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oneai import config
+
+    now = [1000.0]
+    monkeypatch.setattr(config, "_clock", lambda: now[0])
+    monkeypatch.setenv("ONEAI_SSM_PATH", "/oneai/test/")
+    put_params(aws["ssm"], {"DATABASE_URL": "pg://v1", "OPENROUTER_API_KEY": "k1"})
+    with override_settings():
+        monkeypatch.setattr(config, "_overridden", False)  # as in Lambda: nothing pinned
+        reset_settings()
+        first = get_settings()
+        assert first.require_database_url() == "pg://v1"
+        # WHEN the secret is rotated
+        put_params(aws["ssm"], {"DATABASE_URL": "pg://v2"})
+        # THEN within the max age the container keeps the same settings (no AWS call)
+        now[0] += config.SECRETS_MAX_AGE_SECONDS - 1
+        assert get_settings() is first
+        # AND after it the new value is read
+        now[0] += 2
+        second = get_settings()
+        assert second.require_database_url() == "pg://v2"
+        # AND while nothing changes the same object is kept (connections built on it stay)
+        now[0] += config.SECRETS_MAX_AGE_SECONDS + 1
+        assert get_settings() is second
+
+
+def test_the_snapstart_restore_hook_closes_the_connection_and_forgets_the_secrets(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import snapshot_restore_py
+
+    from oneai.db.connection import get_database
+    from oneai.runtime import forget_pre_snapshot_state, freeze_startup_objects
+
+    monkeypatch.setenv("ONEAI_SSM_PATH", "/oneai/test/")
+    put_params(aws["ssm"], {"OPENROUTER_API_KEY": "before-snapshot"})
+    with override_settings():
+        reset_settings()
+        database, settings = get_database(), get_settings()
+        # GIVEN the handler's init registered the hook with the runtime's library (once)
+        freeze_startup_objects()
+        freeze_startup_objects()
+        hooks = [hook for hook, _, _ in snapshot_restore_py._after_restore_registry]
+        assert hooks.count(forget_pre_snapshot_state) == 1
+        put_params(aws["ssm"], {"OPENROUTER_API_KEY": "after-restore"})
+        # WHEN Lambda resumes the snapshot and runs the hooks
+        for hook, args, kwargs in snapshot_restore_py._after_restore_registry:
+            hook(*args, **kwargs)
+        # THEN the next request reads the secrets again and builds a new database
+        restored = get_settings()
+        assert restored is not settings
+        assert restored.openrouter_api_key is not None
+        assert restored.openrouter_api_key.get_secret_value() == "after-restore"
+        assert get_database() is not database

@@ -29,7 +29,7 @@ from oneai.config import get_settings
 from oneai.db.connection import get_database
 from oneai.errors import BadRequestError, NotFoundError, OneAIError, PayloadTooLargeError
 from oneai.logging import log_invocation, logger
-from oneai.observability import emit_metric, tracer
+from oneai.observability import count_server_error, emit_metric, tracer
 from oneai.runtime import freeze_startup_objects
 
 SIGNATURE_HEADER: Final = "x-razorpay-signature"
@@ -55,6 +55,7 @@ def respond(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_response(error: OneAIError) -> dict[str, Any]:
+    count_server_error(error.status)
     return respond(
         error.status, {"error": {"code": error.code, "message": error.message, "details": error.details}}
     )

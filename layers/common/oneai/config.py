@@ -1,16 +1,21 @@
-"""Settings: one class, read once per container, overridable in tests.
+"""Settings: one class, built on first use, overridable in tests.
 
 Locally every value comes from the environment. In AWS the secrets are not template literals: the
 function gets `ONEAI_SSM_PATH` (SSM Parameter Store SecureStrings under a path, named like the
 environment variables) and/or `ONEAI_SECRET_ID` (a Secrets Manager secret holding a JSON object with
-the same keys). Both are fetched through Powertools Parameters, which caches them across warm
-invocations; values found there win over the environment.
+the same keys), fetched through Powertools Parameters; values found there win over the environment.
+
+Nothing is fetched at import: a cold start (or a SnapStart snapshot) makes no network call, and the
+secrets are read by the first invocation that needs them. They are read again once they are older than
+`SECRETS_MAX_AGE_SECONDS`, so a rotated secret reaches warm containers; while nothing changed the same
+`Settings` object is kept, so the objects built from it (the database connection, API clients) stay.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -141,53 +146,81 @@ class Settings(BaseSettings):
         return self.database_url.get_secret_value()
 
 
-def load_secret_values(environ: dict[str, str]) -> dict[str, Any]:
-    """Secrets from SSM (`ONEAI_SSM_PATH`) and Secrets Manager (`ONEAI_SECRET_ID`), cached by Powertools."""
+def has_secret_store(environ: dict[str, str] | os._Environ[str]) -> bool:
+    return bool(environ.get("ONEAI_SSM_PATH") or environ.get("ONEAI_SECRET_ID"))
+
+
+def load_secret_values(environ: dict[str, str], *, force_fetch: bool = False) -> dict[str, Any]:
+    """Secrets from SSM (`ONEAI_SSM_PATH`) and Secrets Manager (`ONEAI_SECRET_ID`), cached by Powertools
+    unless `force_fetch`. Powertools (and through it boto3) is imported here, on first use only."""
     values: dict[str, Any] = {}
     ssm_path = environ.get("ONEAI_SSM_PATH")
     secret_id = environ.get("ONEAI_SECRET_ID")
     if ssm_path:
         from aws_lambda_powertools.utilities import parameters
 
-        found = parameters.get_parameters(ssm_path, decrypt=True, max_age=SECRETS_MAX_AGE_SECONDS)
+        found = parameters.get_parameters(
+            ssm_path, decrypt=True, max_age=SECRETS_MAX_AGE_SECONDS, force_fetch=force_fetch
+        )
         values.update({k.upper(): v for k, v in found.items() if k.upper() in SECRET_KEYS})
     if secret_id:
         from aws_lambda_powertools.utilities import parameters
 
-        raw = parameters.get_secret(secret_id, max_age=SECRETS_MAX_AGE_SECONDS)
+        raw = parameters.get_secret(secret_id, max_age=SECRETS_MAX_AGE_SECONDS, force_fetch=force_fetch)
         document = json.loads(raw) if isinstance(raw, str) else json.loads(bytes(raw).decode())
         values.update({k.upper(): v for k, v in document.items() if k.upper() in SECRET_KEYS})
     return {k.lower(): v for k, v in values.items()}
 
 
 _current: Settings | None = None
+_loaded_at = 0.0  # time.monotonic() of the last read from the secret stores
+_overridden = False  # tests pinned the settings (override_settings): no refresh
+_clock = time.monotonic  # tests move it
 
 
 def get_settings() -> Settings:
-    """The settings of this container, built on first use and kept for warm invocations."""
-    global _current
-    if _current is None:
-        _current = Settings(**load_secret_values(dict(os.environ)))
+    """The settings of this container: built on first use, the secrets read again when older than
+    `SECRETS_MAX_AGE_SECONDS` (the same object is returned while nothing changed)."""
+    global _current, _loaded_at
+    now = _clock()
+    stale = now - _loaded_at >= SECRETS_MAX_AGE_SECONDS and has_secret_store(os.environ)
+    if _current is None or (stale and not _overridden):
+        # This cache decides when to read; Powertools' own could still hold values from before a reset
+        # (a SnapStart restore), so the stores are always asked.
+        fresh = Settings(**load_secret_values(dict(os.environ), force_fetch=True))
+        if fresh != _current:
+            _current = fresh
+        _loaded_at = now
     return _current
 
 
+def environment_settings() -> Settings:
+    """Settings for what is configured at import (CORS origins, body limit): the current settings if
+    already built, else the environment alone. Never reads a secret store, so importing a handler
+    makes no network call."""
+    return _current if _current is not None else Settings()
+
+
 def reset_settings() -> None:
-    global _current
+    """Forget the settings: the next `get_settings()` reads the environment and the stores again (tests,
+    and after a SnapStart restore, so no secret from before the snapshot is used)."""
+    global _current, _loaded_at
     _current = None
+    _loaded_at = 0.0
 
 
 @contextmanager
 def override_settings(**changes: Any) -> Iterator[Settings]:
     """Tests: swap the settings for a validated copy with `changes`, restore afterwards."""
-    global _current
-    original = get_settings()
+    global _current, _overridden
+    original, was_overridden = get_settings(), _overridden
     # Settings take their aliased fields only by alias (ONEAI_DEV_MODE, not DEV_MODE), in code too.
     values = {_input_name(name): value for name, value in {**original.model_dump(), **changes}.items()}
-    _current = Settings(**values)
+    _current, _overridden = Settings(**values), True
     try:
         yield _current
     finally:
-        _current = original
+        _current, _overridden = original, was_overridden
 
 
 def _input_name(field_name: str) -> str:

@@ -1,6 +1,6 @@
 """The attachments bucket: presigned uploads and downloads, existence checks, writes and deletes.
 
-boto3 comes with the Lambda runtime and is imported on first use (a cold start that serves no
+boto3 (pinned in the layer) is imported on first use (a cold start that serves no
 attachment never pays for it). `ONEAI_S3_ENDPOINT_URL` is set only locally (moto's S3 server under
 `make dev` and the tests); in AWS the client uses the region's endpoint. Any S3 failure is a 503
 `UNAVAILABLE` (nothing written on our side); an object that is not there is `None`, not an error.

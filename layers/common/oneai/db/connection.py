@@ -347,3 +347,11 @@ def get_database() -> Database:
             on_new_user=announce_new_user,
         )
     return _database
+
+
+def close_database() -> None:
+    """Close and forget the container's database (after a SnapStart restore its sockets are stale)."""
+    global _database
+    database, _database = _database, None
+    if database is not None:
+        database.close()

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oneai.config import get_settings
+from oneai.config import environment_settings
 from oneai.errors import PayloadTooLargeError
 from oneai.web.deps import RATE_CHECK_SCOPE_KEY
 from oneai.web.errors import ErrorEnvelope, error_response, install_error_handlers
@@ -117,7 +117,7 @@ def create_app(
     routers: Sequence[APIRouter],
     description: str = "",
 ) -> FastAPI:
-    settings = get_settings()
+    settings = environment_settings()  # no secret is read at import
     app = FastAPI(
         title=title,
         description=description,

@@ -25,7 +25,7 @@ from oneai.errors import (
     ValidationError,
 )
 from oneai.logging import logger
-from oneai.observability import emit_metric
+from oneai.observability import count_server_error, emit_metric
 
 _STATUS_ERRORS: dict[int, type[OneAIError]] = {
     400: BadRequestError,
@@ -70,6 +70,7 @@ def retry_after_seconds(resets_at: object, now: datetime | None = None) -> int |
 
 
 def error_response(error: OneAIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    count_server_error(error.status)  # every error answer passes here, the streaming app's too
     body = ErrorEnvelope(error=ErrorBody(code=error.code, message=error.message, details=error.details))
     if isinstance(error, QuotaExceededError):
         seconds = retry_after_seconds(error.details.get("resets_at"))
