@@ -11,6 +11,7 @@ from local.template_routes import Function, list_functions, load_template, param
 REGION = "ap-south-1"
 SSM_PATH = "/oneai/default/"
 # The template's parameters without defaults, as `make dev` has them.
+ATTACHMENTS_BUCKET = "oneai-attachments-default"
 PARAMETERS = {"SupabaseUrl": LOCAL_SUPABASE_URL, "ShareUrlBase": "https://oneai.test/shared"}
 
 
@@ -40,6 +41,11 @@ def template_environment(function: Function, *, tracing: bool = True) -> dict[st
     # The two conditional values, as the template's defaults (or tracing off) make them.
     resolved["ONEAI_SSM_PATH"] = SSM_PATH
     resolved["POWERTOOLS_TRACE_DISABLED"] = "false" if tracing else "true"
+    # Issue 12: the attachments bucket is a resource of the stack (named here as a sample), and the
+    # public API base is given to the API's functions only when PublicApiUrl is set (default: not set).
+    resolved["ONEAI_ATTACHMENTS_BUCKET"] = ATTACHMENTS_BUCKET
+    if resolved.get("ONEAI_PUBLIC_API_URL", "") is None:
+        del resolved["ONEAI_PUBLIC_API_URL"]
     missing = sorted(name for name, value in resolved.items() if value is None)
     if missing:
         raise ValueError(f"{function.logical_id}: environment values that cannot be resolved: {missing}")
