@@ -95,7 +95,15 @@ integration: $(STAMP)
 e2e: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest tests/e2e
 
-bench: $(STAMP)
+# Issue 11: LiteLLM's proxy, the comparison of bench/chat_stream.py, in a venv of its own (never the project's).
+LITELLM_VENV := .oneai/bench-litellm-venv
+LITELLM_STAMP := $(LITELLM_VENV)/.installed
+$(LITELLM_STAMP): bench/requirements-litellm.txt bench/constraints-litellm.txt
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet -r bench/requirements-litellm.txt -c bench/constraints-litellm.txt
+	@touch $@
+
+bench: $(STAMP) $(LITELLM_STAMP)
 	$(PY) -m bench
 
 openapi: $(STAMP)

@@ -6,7 +6,10 @@
   symbol version newer than the runtime's (Amazon Linux 2023: 2.34; python3.11's Amazon Linux 2: 2.26);
 - the layer holds every distribution its pinned packages require (they are installed with --no-deps);
 - every `.py` of the layer and of each function has its unchecked-hash `.pyc`, compiled by the runtime's
-  minor version (Lambda cannot write bytecode at run time).
+  minor version (Lambda cannot write bytecode at run time);
+- every file of the sources (the layer's `oneai` package, each function's CodeUri) is in its artifact,
+  the files that are not Python included (the email templates under oneai/notifications/templates, run.sh):
+  a file read at run time that the build left out fails only when that code path first runs in AWS.
 Exit 1 with one line per problem.
 """
 
@@ -16,7 +19,7 @@ import argparse
 import importlib.util
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
@@ -161,7 +164,36 @@ def check_bytecode(root: Path, runtime: str) -> list[Problem]:
     return problems
 
 
-def check_build(build_dir: Path, *, arch: str, runtime: str, requirements: Path) -> list[Problem]:
+def check_sources_shipped(artifact: Path, sources: Path, *, under: str = "") -> list[Problem]:
+    """Every file of `sources` (bytecode caches aside) at the same place in `artifact`/`under`."""
+    problems = []
+    for source in sorted(sources.rglob("*")):
+        if source.is_dir() or "__pycache__" in source.parts or source.suffix == ".pyc":
+            continue
+        relative = Path(under, source.relative_to(sources))
+        if not (artifact / relative).is_file():
+            problems.append(Problem(str(relative), f"missing: the build left out {source.name} of the sources"))
+    return problems
+
+
+def template_sources(repo_root: Path) -> dict[str, tuple[Path, str]]:
+    """Artifact name -> (its source folder, where that folder lands in the artifact), from template.yaml."""
+    from lambda_build.layout import functions
+
+    sources = {"CommonLayer": (repo_root / "layers" / "common" / "oneai", "python/oneai")}
+    for function in functions():
+        sources[function.logical_id] = (function.code_dir, "")
+    return sources
+
+
+def check_build(
+    build_dir: Path,
+    *,
+    arch: str,
+    runtime: str,
+    requirements: Path,
+    sources: Mapping[str, tuple[Path, str]] | None = None,
+) -> list[Problem]:
     max_glibc = RUNTIME_GLIBC[runtime]
     problems: list[Problem] = []
     artifacts = sorted(p for p in build_dir.iterdir() if p.is_dir())
@@ -174,6 +206,12 @@ def check_build(build_dir: Path, *, arch: str, runtime: str, requirements: Path)
             for p in check_elf(path, artifact, arch=arch, max_glibc=max_glibc)
         ]
         problems += [Problem(f"{artifact.name}/{p.path}", p.message) for p in check_bytecode(artifact, runtime)]
+        if sources is not None and artifact.name in sources:
+            folder, under = sources[artifact.name]
+            problems += [
+                Problem(f"{artifact.name}/{p.path}", p.message)
+                for p in check_sources_shipped(artifact, folder, under=under)
+            ]
         site = artifact / "python"
         if site.is_dir() and any(site.glob("*.dist-info")):
             problems += [
@@ -194,7 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(__file__).resolve().parent.parent / "layers/common/requirements.txt",
     )
     args = parser.parse_args(argv)
-    problems = check_build(args.build_dir, arch=args.arch, runtime=args.runtime, requirements=args.requirements)
+    problems = check_build(
+        args.build_dir,
+        arch=args.arch,
+        runtime=args.runtime,
+        requirements=args.requirements,
+        sources=template_sources(Path(__file__).resolve().parent.parent),
+    )
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

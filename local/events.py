@@ -115,6 +115,7 @@ SAMPLES: dict[str, Sample] = {
     "GetBillingOpenApi": Sample(public=True),
     "ListUsers": Sample(query="q=example.com&tier=pro&limit=20", admin=True),
     "GetUser": Sample(admin=True),
+    "EraseUser": Sample(admin=True),
     "SuspendUser": Sample(body={"reason": "Chargeback fraud, ticket 4711"}, admin=True),
     "UnsuspendUser": Sample(admin=True),
     "SetQuotaOverride": Sample(
@@ -126,6 +127,7 @@ SAMPLES: dict[str, Sample] = {
     "SyncSubscription": Sample(admin=True),
     "GetAnalytics": Sample(query="from=2025-01-01&to=2025-01-31", admin=True),
     "ListAuditLog": Sample(query="target_type=user&limit=20", admin=True),
+    "GetGuideFeedbackSummary": Sample(query="comments=3", admin=True),
     "GetAdminOpenApi": Sample(public=True),
     # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
     "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),

@@ -164,9 +164,11 @@ Scenario = Reply | Status | MidStreamError | Hang | Stall | Infinite | Drop
 
 @dataclass(frozen=True)
 class ModelsReply:
-    """A scripted `GET /models` answer: these entries instead of the catalog."""
+    """A scripted `GET /models` answer: these entries instead of the catalog (None: the catalog), sent
+    after `delay` seconds (a slow OpenRouter)."""
 
-    models: Sequence[Mapping[str, Any]]
+    models: Sequence[Mapping[str, Any]] | None = None
+    delay: float = 0.0
 
 
 ModelsScenario = ModelsReply | Status
@@ -536,7 +538,10 @@ class FakeOpenRouterApp:
             record.status = scenario.status
             await _status_response(send, scenario)
         else:
-            models = list(scenario.models) if isinstance(scenario, ModelsReply) else self.state.catalog
+            models = self.state.catalog
+            if isinstance(scenario, ModelsReply):
+                await anyio.sleep(scenario.delay)
+                models = self.state.catalog if scenario.models is None else list(scenario.models)
             record.status = 200
             await _json(send, 200, {"data": models})
         record.finished_at = time.monotonic()

@@ -6,15 +6,59 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from lambda_build.check import check_build
+from lambda_build.check import check_build, template_sources
 from tests.artifact.conftest import BUILD_DIR, NATIVE_ARCH
 
-REQUIREMENTS = Path(__file__).resolve().parents[2] / "layers" / "common" / "requirements.txt"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS = REPO_ROOT / "layers" / "common" / "requirements.txt"
 OTHER_ARCH = "arm64" if NATIVE_ARCH == "x86_64" else "x86_64"
 
 
 def test_the_native_build_passes(build_dir: Path) -> None:
-    assert check_build(build_dir, arch=NATIVE_ARCH, runtime="python3.12", requirements=REQUIREMENTS) == []
+    sources = template_sources(REPO_ROOT)
+    assert (
+        check_build(build_dir, arch=NATIVE_ARCH, runtime="python3.12", requirements=REQUIREMENTS, sources=sources)
+        == []
+    )
+    # every function of the template and the layer were compared with their sources
+    assert {p.name for p in build_dir.iterdir() if p.is_dir()} >= set(sources)
+
+
+def test_a_layer_without_the_email_templates_fails_the_check(build_dir: Path, tmp_path: Path) -> None:
+    # GIVEN a layer built by a copy that takes only Python files (the email templates are read at run time)
+    shutil.copytree(
+        build_dir / "CommonLayer",
+        tmp_path / "CommonLayer",
+        symlinks=True,
+        ignore=lambda folder, names: [n for n in names if folder.endswith("templates")],
+    )
+    problems = check_build(
+        tmp_path,
+        arch=NATIVE_ARCH,
+        runtime="python3.12",
+        requirements=REQUIREMENTS,
+        sources=template_sources(REPO_ROOT),
+    )
+    # THEN each template is named
+    templates = sorted(p.name for p in (REPO_ROOT / "layers/common/oneai/notifications/templates").iterdir())
+    assert "payment_failed.html" in templates
+    assert sorted(p.path for p in problems) == [
+        f"CommonLayer/python/oneai/notifications/templates/{name}" for name in templates
+    ]
+    assert all(p.message.startswith("missing: the build left out") for p in problems)
+
+
+def test_a_function_without_its_run_sh_fails_the_check(build_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(build_dir / "ChatStreamFunction", tmp_path / "ChatStreamFunction")
+    (tmp_path / "ChatStreamFunction" / "run.sh").unlink()
+    problems = check_build(
+        tmp_path,
+        arch=NATIVE_ARCH,
+        runtime="python3.12",
+        requirements=REQUIREMENTS,
+        sources=template_sources(REPO_ROOT),
+    )
+    assert [p.path for p in problems] == ["ChatStreamFunction/run.sh"]
 
 
 def test_a_wheel_of_the_wrong_architecture_fails_the_check(build_dir: Path, tmp_path: Path) -> None:

@@ -71,15 +71,26 @@ def test_conversations_answers_every_sample_event(
 
 
 def test_account_answers_every_sample_event(
-    dev_user_with_usage: None, moto_endpoint: str, runtime_lib: Path, tmp_path: Path
+    dev_user_with_usage: None, database_url: str, moto_endpoint: str, runtime_lib: Path, tmp_path: Path
 ) -> None:
     built = by_name("AccountFunction")
     names = [name for name, _ in ACCOUNT_EXPECTED]
     events = [with_body(name, event) for name, event in zip(names, events_of(built, names), strict=True)]
     run = invoke_artifact(built, events, endpoint=moto_endpoint, runtime_lib=runtime_lib, tmp_path=tmp_path)
-    assert [a["statusCode"] for a in run.answers] == [status for _, status in ACCOUNT_EXPECTED]
-    quota = json.loads(run.answers[names.index("get-quota")]["body"])
+    assert [a["statusCode"] for a in run.answers] == [status for _, status in ACCOUNT_EXPECTED], [
+        (n, a["statusCode"], a.get("body", "")[:200]) for n, a in zip(names, run.answers, strict=True)
+    ]
+    answers = dict(zip(names, run.answers, strict=True))
+    quota = json.loads(answers["get-quota"]["body"])
     assert quota["subscription"] == {"tier": "free", "status": "active"}
+    # the routes added after the build checks: the unsubscribe link (signed with the stage's secret, read
+    # from SSM), API keys, the export and the erasure
+    assert "no more quota warning emails" in answers["unsubscribe"]["body"]
+    assert json.loads(answers["create-api-key"]["body"])["key"].startswith("oneai_sk_")
+    assert [k["name"] for k in json.loads(answers["list-api-keys"]["body"])["items"]] == ["sam local invoke"]
+    assert json.loads(answers["export-account"]["body"])["profile"]["id"] == DEV_USER_ID
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("select count(*) from auth.users where id = %s", (DEV_USER_ID,)).fetchone() == (0,)
 
 
 def test_billing_answers_its_sample_events_that_need_no_razorpay_call(

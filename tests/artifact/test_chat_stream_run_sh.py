@@ -1,6 +1,7 @@
 """The streaming function from its artifact, started through its `run.sh` as the Lambda Web Adapter
 starts it (the template's environment, PORT, the layer on PYTHONPATH): the readiness path answers, then
-one chat reply streams from the fake OpenRouter over a real socket."""
+one chat reply streams from the fake OpenRouter over a real socket; the OpenAI-compatible `/v1` answers
+the official `openai` SDK with an API key."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
+import psycopg
 import pytest
 
-from local.fake_openrouter import FakeOpenRouter
+from local.fake_openrouter import FakeOpenRouter, Reply
+from oneai import api_keys
+from oneai.db.connection import Database
 from tests.artifact.conftest import Built, bare_python, built_functions, lambda_environment
+from tests.conftest import create_user
 from tests.integration.test_account_events import dev_user_with_usage
 
 __all__ = ["dev_user_with_usage"]
@@ -94,3 +100,30 @@ def test_run_sh_serves_the_readiness_path_and_streams_a_reply(
     assert text  # the fake's reply, streamed through the artifact's app
     assert events[-1]["type"] == "finish"
     assert len(chunks) > 1  # streamed in pieces, not buffered
+
+
+def test_run_sh_serves_the_openai_compatible_api_to_the_sdk_with_an_api_key(
+    db: Database, database_url: str, started: tuple[str, Built, FakeOpenRouter]
+) -> None:
+    base, _, fake = started
+    # GIVEN a user's API key, made as POST /user/api-keys makes it (under the user's RLS)
+    user = create_user(database_url)
+    with db.user_transaction(user.principal) as conn:
+        created = api_keys.create_key(conn, api_keys.ApiKeyCreate(name="artifact"))
+    fake.script(Reply(chunks=["Hel", "lo!"], usage={"prompt_tokens": 9, "completion_tokens": 2, "cost": 0.0001}))
+    # WHEN the official SDK completes through the artifact's /v1
+    sdk = openai.OpenAI(api_key=created.key, base_url=f"{base}/v1", max_retries=0, timeout=30)
+    completion = sdk.chat.completions.create(
+        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]
+    )
+    # THEN the fake's reply comes back, and the usage is recorded under the key
+    assert completion.choices[0].message.content == "Hello!"
+    assert completion.usage is not None and completion.usage.prompt_tokens == 9
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "select api_key_id, prompt_tokens from public.usage_records where user_id = %s", (user.id,)
+        ).fetchall()
+    assert rows == [(created.id, 9)]
+    # and a key that is not one is refused
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(api_key="oneai_sk_" + "x" * 54, base_url=f"{base}/v1", max_retries=0).models.list()

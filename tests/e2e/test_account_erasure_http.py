@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 from local.fake_razorpay import FakeRazorpay, Status
 from oneai.account.erasure import erase_account
 from oneai.billing.razorpay_client import RazorpayClient
+from oneai.db import notifications as notifications_repo
 from oneai.db.connection import Database
 from tests.conftest import AppUser, create_user
 from tests.e2e.conftest import E2E_RAZORPAY_KEY_ID, E2E_RAZORPAY_KEY_SECRET, E2E_WEBHOOK_SECRET, LocalServer
@@ -282,3 +283,51 @@ def test_portal_is_razorpays_page_of_the_live_subscription_and_404_without_one(
     razorpay.script(Status(500), method="GET")
     response = client.get("/subscription/portal", headers=carol.headers)
     assert response.status_code == 502 and response.json()["error"]["code"] == "UPSTREAM_ERROR"
+
+
+def test_export_lists_the_callers_api_keys_without_the_secret_and_the_emails_sent_to_them(
+    client: httpx.Client, razorpay: FakeRazorpay, database_url: str, db: Database
+) -> None:
+    alice = make_account(client, razorpay, database_url, paying=False)
+    bob = make_account(client, razorpay, database_url, paying=False)
+    # GIVEN two API keys of alice's, one revoked, one of bob's
+    keys = {}
+    for user, name in ((alice, "laptop"), (alice, "old script"), (bob, "bob's key")):
+        created = client.post("/user/api-keys", json={"name": name}, headers=user.user.headers)
+        assert created.status_code == 201, created.text
+        keys[name] = created.json()
+    assert (
+        client.delete(f"/user/api-keys/{keys['old script']['id']}", headers=alice.user.headers).status_code == 204
+    )
+    # and the notifications function's records: a receipt sent to alice, a warning still being sent, bob's
+    with db.service_transaction() as conn:
+        assert notifications_repo.claim(conn, alice.user.id, "payment_received", "pay_ExportReceipt01")
+        notifications_repo.mark_sent(conn, alice.user.id, "payment_received", "pay_ExportReceipt01", "ses-id-01")
+        assert notifications_repo.claim(conn, alice.user.id, "quota_warning", "small_messages:2026-11-23:80")
+        assert notifications_repo.claim(conn, bob.user.id, "payment_received", "pay_BobReceipt0001")
+
+    response = client.get("/user/export", headers=alice.user.headers)
+
+    assert response.status_code == 200, response.text
+    document = json.loads(response.content)
+    # THEN her keys are listed with what GET /user/api-keys shows, never the key itself or its hash
+    listed = {key["name"]: key for key in document["api_keys"]}
+    assert set(listed) == {"laptop", "old script"}
+    for name, key in listed.items():
+        assert set(key) == {"id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"}
+        assert (key["id"], key["prefix"]) == (keys[name]["id"], keys[name]["prefix"])
+        assert key["created_at"].endswith("Z")
+        assert keys[name]["key"] not in response.text
+    assert listed["laptop"]["revoked_at"] is None and listed["old script"]["revoked_at"].endswith("Z")
+    assert "secret_hash" not in response.text
+    # and the emails sent (or being sent) to her, without the provider's message id
+    sent = {(n["kind"], n["occasion"]): n for n in document["sent_notifications"]}
+    receipt = sent[("payment_received", "pay_ExportReceipt01")]
+    assert set(receipt) == {"kind", "occasion", "status", "claimed_at", "sent_at"}
+    assert receipt["status"] == "sent" and receipt["sent_at"].endswith("Z")
+    warning = sent[("quota_warning", "small_messages:2026-11-23:80")]
+    assert (warning["status"], warning["sent_at"]) == ("sending", None)
+    assert {kind for kind, _ in sent} <= {"payment_received", "quota_warning", "welcome"}
+    assert "ses-id-01" not in response.text
+    # nothing of bob's
+    assert keys["bob's key"]["prefix"] not in response.text and "pay_BobReceipt0001" not in response.text

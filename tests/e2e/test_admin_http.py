@@ -76,6 +76,7 @@ def test_the_template_routes_all_admin_routes_of_api_md() -> None:
         [
             ("GET", "/admin/users"),
             ("GET", "/admin/users/{id}"),
+            ("DELETE", "/admin/users/{id}"),
             ("POST", "/admin/users/{id}/suspend"),
             ("POST", "/admin/users/{id}/unsuspend"),
             ("PUT", "/admin/users/{id}/quotas/{quota_key}"),
@@ -84,6 +85,7 @@ def test_the_template_routes_all_admin_routes_of_api_md() -> None:
             ("POST", "/admin/subscriptions/{id}/sync"),
             ("GET", "/admin/analytics"),
             ("GET", "/admin/audit-log"),
+            ("GET", "/admin/docs/feedback"),
             ("GET", "/admin/openapi.json"),
         ]
     )

@@ -19,20 +19,26 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import openai
 import pytest
 
-from local import DEV_USER_ID
+from local import DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
 from local.dev_process import LocalServerProcess, run_local_server
 from local.events import DEV_RAZORPAY_WEBHOOK_SECRET
 from local.fake_razorpay import DEV_KEY_SECRET, DEV_PLAN_IDS
 from local.png import solid_png
 from local.template_routes import list_routes, load_template
+from oneai.auth import mint_dev_token
+from oneai.config import DEV_JWT_SECRET
 from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import GENEROUS_RATE_LIMITS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -41,6 +47,7 @@ FOREIGN_PREFIXES = ("ONEAI_", "OPENROUTER_", "RAZORPAY_", "SUPABASE_", "COVERAGE
 FOREIGN_NAMES = ("DATABASE_URL", "PORT", "PYTHONPATH", "VIRTUAL_ENV")
 # pytest's closing line of a clean collection (with errors it reads "N tests collected, M errors in ...")
 COLLECTED = re.compile(r"^(\d+) tests? collected in ", re.MULTILINE)
+ADMIN_TOKEN_LINE = re.compile(r"^export ONEAI_ADMIN_TOKEN=(\S+)$")
 PRO_PLAN = dict(entry.split("=") for entry in DEV_PLAN_IDS.split(","))["pro"]
 
 
@@ -96,19 +103,31 @@ def test_the_whole_suite_collects_from_a_lone_clone(clone: Path) -> None:
 @pytest.fixture(scope="module")
 def clone_server(clone: Path) -> Iterator[LocalServerProcess]:
     """`make dev` in the clone: no DATABASE_URL (the embedded server under the clone's .oneai/), no keys."""
+    # The generous rate limits of every server a test starts (tests/e2e/conftest.py): the walk checks routes.
     with run_local_server(
-        {}, repo_root=clone, scrub=foreign_environment(), timeout=150, log_path=clone / ".oneai" / "dev.log"
+        GENEROUS_RATE_LIMITS,
+        repo_root=clone,
+        scrub=foreign_environment(),
+        timeout=150,
+        log_path=clone / ".oneai" / "dev.log",
     ) as server:
         yield server
 
 
 class RouteWalk:
-    """An HTTP client for the clone's server that records which template route each request was for."""
+    """An HTTP client for the clone's server that records which template route each request was for, and
+    what one area of the walk leaves for the next (ids, keys)."""
 
-    def __init__(self, server: LocalServerProcess) -> None:
+    def __init__(self, clone: Path, server: LocalServerProcess) -> None:
+        self.clone = clone
+        self.base_url = server.base_url
         self.http = httpx.Client(base_url=server.base_url, timeout=30)
         self.auth = {"authorization": f"Bearer {server.token}"}
+        admin_token = next((m.group(1) for m in map(ADMIN_TOKEN_LINE.match, server.output) if m), "")
+        assert admin_token, "the banner printed no ONEAI_ADMIN_TOKEN"
+        self.admin = {"authorization": f"Bearer {admin_token}"}
         self.visited: set[tuple[str, str]] = set()
+        self.notes: dict[str, str] = {}
 
     def call(
         self, method: str, route: str, path: str | None = None, *, public: bool = False, **kw: Any
@@ -116,6 +135,13 @@ class RouteWalk:
         self.visited.add((method, route))
         headers = {**({} if public else self.auth), **kw.pop("headers", {})}
         return self.http.request(method, path or route, headers=headers, **kw)
+
+    def as_admin(self, method: str, route: str, path: str | None = None, **kw: Any) -> httpx.Response:
+        return self.call(method, route, path, headers=self.admin, **kw)
+
+    def mark(self, method: str, route: str) -> None:
+        """A route walked through another client (the openai SDK)."""
+        self.visited.add((method, route))
 
 
 def read_stream(response: httpx.Response) -> list[Any]:
@@ -154,15 +180,16 @@ def signed_webhook(clone: Path, subscription_id: str, event_id: str) -> tuple[by
     }
 
 
-def test_make_dev_from_a_lone_clone_serves_every_route_billing_included(
-    clone: Path, clone_server: LocalServerProcess
-) -> None:
-    walk = RouteWalk(clone_server)
-    call = walk.call
-    # The embedded PostgreSQL lives in the clone
-    assert (clone / ".oneai" / "pgdata").is_dir()
+# --- the walk: one function per area of the API, in order (each may use what an earlier one left in
+# `walk.notes`). A route added to template.yaml fails the test until an area walks it: add its calls to
+# the area it belongs to, or a new `walk_...` function to AREAS (before `walk_export_and_erasure`, which
+# erases the dev user and stays last).
 
-    # Billing: public plans, then a subscription through the fake Razorpay (the clone's SDK mocks)
+
+def walk_billing(walk: RouteWalk) -> None:
+    """Public plans, a subscription through the fake Razorpay (the clone's SDK mocks), Razorpay's webhook,
+    the payment-method portal, a plan change, a cancellation at the end of the cycle."""
+    call = walk.call
     plans = call("GET", "/subscription/plans", public=True)
     assert plans.status_code == 200, plans.text
     assert {"free", "pro", "enterprise"} <= {plan["tier"] for plan in plans.json()["items"]}
@@ -184,32 +211,57 @@ def test_make_dev_from_a_lone_clone_serves_every_route_billing_included(
     )
     assert verified.status_code == 200, verified.text
     # Razorpay's webhook grants the tier
-    body, headers = signed_webhook(clone, subscription_id, f"evt_{uuid.uuid4().hex[:14]}")
+    body, headers = signed_webhook(walk.clone, subscription_id, f"evt_{uuid.uuid4().hex[:14]}")
     delivered = call("POST", "/webhooks/razorpay", content=body, headers=headers, public=True)
     assert delivered.status_code == 200, delivered.text
     current = call("GET", "/subscription")
     assert current.status_code == 200, current.text
-    assert current.json()["subscription"]["status"] == "active"
+    assert current.json()["subscription"]["status"] == "active" and current.json()["replacement"] is None
+    # The portal asks Razorpay for the subscription's page. The clone's fake Razorpay learns that Checkout
+    # was completed only when a test tells it (`complete_checkout`, test_account_erasure_http.py has the
+    # 200), so Razorpay still holds it as `created`: no payment method to manage yet, and the portal says so.
+    portal = call("GET", "/subscription/portal")
+    assert portal.status_code == 404, portal.text
+    assert portal.json()["error"]["message"] == "You have no subscription whose payment method can be changed"
     invoices = call("GET", "/subscription/invoices")
     assert invoices.status_code == 200, invoices.text
     assert isinstance(invoices.json()["items"], list)
     upgraded = call("POST", "/subscription/update", json={"tier": "enterprise"})
     assert upgraded.status_code == 200, upgraded.text
     assert upgraded.json()["change"] in {"edited", "recreated"}
+    # A plan change by replacement keeps the paid plan until Razorpay activates the new subscription
+    after_change = call("GET", "/subscription").json()
+    assert after_change["subscription"]["razorpay_subscription_id"] == subscription_id
+    assert after_change["subscription"]["status"] == "active"
+    if upgraded.json()["change"] == "recreated":
+        assert after_change["replacement"]["tier"] == "enterprise"
     cancelled = call("POST", "/subscription/cancel", json={"at_cycle_end": True})
     assert cancelled.status_code == 200, cancelled.text
+    walk.notes["subscription_id"] = subscription_id
 
-    # Account: the webhook's tier shows in the quotas
+
+def walk_account(walk: RouteWalk) -> None:
+    """The webhook's tier shows in the quotas; the profile, with notification preferences."""
+    call = walk.call
     quota = call("GET", "/user/quota")
     assert quota.status_code == 200, quota.text
     assert quota.json()["subscription"]["tier"] == "pro"
     check = call("POST", "/user/quota/check", json={"quota_key": "small_messages", "units": 1})
     assert check.status_code == 200 and check.json()["allowed"] is True, check.text
-    profile = call("PATCH", "/user/profile", json={"name": "Clone Alone"})
+    profile = call(
+        "PATCH",
+        "/user/profile",
+        json={"name": "Clone Alone", "preferences": {"notifications": {"usage_summary": False}}},
+    )
     assert profile.status_code == 200, profile.text
-    assert call("GET", "/user/profile").json()["name"] == "Clone Alone"
+    shown = call("GET", "/user/profile").json()
+    assert shown["name"] == "Clone Alone"
+    assert shown["preferences"]["notifications"] == {"usage_summary": False}
 
-    # Chat: the offline model streams a reply into a new conversation
+
+def walk_chat(walk: RouteWalk) -> None:
+    """The offline model streams a reply into a new conversation, and the usage shows it."""
+    call = walk.call
     models = call("GET", "/chat/models")
     assert models.status_code == 200, models.text
     assert "oneai/offline" in {model["id"] for model in models.json()["items"]}
@@ -219,14 +271,24 @@ def test_make_dev_from_a_lone_clone_serves_every_route_billing_included(
     parts = read_stream(streamed)
     assert parts[-1] == "[DONE]"
     assert "".join(p["delta"] for p in parts if isinstance(p, dict) and p["type"] == "text-delta")
-    conversation_id = next(
+    walk.notes["conversation_id"] = next(
         p["data"]["id"] for p in parts if isinstance(p, dict) and p["type"] == "data-conversation"
     )
+    # Resumable replies (issue 16): that reply is over, so there is nothing to resume or stop
+    resume_at = f"/chat/stream/{walk.notes['conversation_id']}"
+    resumed = call("GET", "/chat/stream/{conversation_id}/stream", f"{resume_at}/stream")
+    assert resumed.status_code == 204, resumed.text
+    stopped = call("POST", "/chat/stream/{conversation_id}/stop", f"{resume_at}/stop")
+    assert stopped.status_code == 204, stopped.text
     usage = call("GET", "/user/usage", params={"group_by": "model"})
     assert usage.status_code == 200, usage.text
     assert "oneai/offline" in json.dumps(usage.json())
 
-    # Conversations: what the chat saved, revisions, search, share, export, then delete
+
+def walk_conversations(walk: RouteWalk) -> None:
+    """What the chat saved: messages, revisions, search, rename, share, export, delete."""
+    call = walk.call
+    conversation_id = walk.notes["conversation_id"]
     one = f"/conversations/{conversation_id}"
     messages = call("GET", "/conversations/{id}/messages", f"{one}/messages")
     assert messages.status_code == 200, messages.text
@@ -291,12 +353,227 @@ def test_make_dev_from_a_lone_clone_serves_every_route_billing_included(
     assert spare.status_code == 201, spare.text
     assert call("DELETE", "/conversations/{id}", f"/conversations/{spare.json()['id']}").status_code == 204
 
-    # Each function's OpenAPI document
-    for prefix in ("conversations", "chat", "user", "subscription"):
-        document = call("GET", f"/{prefix}/openapi.json", public=True)
+
+def walk_api_keys_and_v1(walk: RouteWalk) -> None:
+    """API keys, and the OpenAI-compatible API through the official openai SDK with one of them."""
+    call = walk.call
+    keys = {}
+    for name in ("clone script", "clone laptop"):
+        created = call("POST", "/user/api-keys", json={"name": name})
+        assert created.status_code == 201, created.text
+        assert created.json()["key"].startswith(created.json()["prefix"])
+        keys[name] = created.json()
+    sdk = openai.OpenAI(
+        api_key=keys["clone script"]["key"], base_url=f"{walk.base_url}/v1", max_retries=0, timeout=30
+    )
+    walk.mark("GET", "/v1/models")
+    assert "oneai/offline" in {model.id for model in sdk.models.list()}
+    walk.mark("POST", "/v1/chat/completions")
+    completion = sdk.chat.completions.create(
+        model="oneai/offline", messages=[{"role": "user", "content": "Hello over /v1 from a clone"}]
+    )
+    assert completion.choices[0].message.content
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    walk.mark("POST", "/v1/chat/completions")
+    streamed = sdk.chat.completions.create(
+        model="oneai/offline",
+        messages=[{"role": "user", "content": "And streamed"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(streamed)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    listed = call("GET", "/user/api-keys")
+    assert listed.status_code == 200, listed.text
+    by_name = {item["name"]: item for item in listed.json()["items"]}
+    assert by_name["clone script"]["last_used_at"] and by_name["clone laptop"]["last_used_at"] is None
+    assert all("key" not in item for item in by_name.values())
+    revoked = call("DELETE", "/user/api-keys/{id}", f"/user/api-keys/{keys['clone script']['id']}")
+    assert revoked.status_code == 204, revoked.text
+    walk.mark("GET", "/v1/models")
+    with pytest.raises(openai.AuthenticationError):
+        sdk.models.list()
+    walk.notes["api_key"] = keys["clone laptop"]["key"]
+
+
+def outbox_emails(clone: Path, address: str) -> list[EmailMessage]:
+    emails = [
+        cast(EmailMessage, message_from_bytes(path.read_bytes(), policy=policy.default))
+        for path in sorted((clone / ".oneai" / "outbox").glob("*.eml"))
+    ]
+    return [email for email in emails if address in str(email["To"])]
+
+
+def walk_notifications(walk: RouteWalk) -> None:
+    """The welcome email in the clone's outbox, and its one-click unsubscribe link (RFC 8058)."""
+    deadline = time.monotonic() + 20
+    while not (
+        welcome := [e for e in outbox_emails(walk.clone, DEV_USER_EMAIL) if "Welcome" in str(e["Subject"])]
+    ):
+        assert time.monotonic() < deadline, "no welcome email reached the clone's outbox"
+        time.sleep(0.1)
+    assert welcome[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = str(welcome[0]["List-Unsubscribe"]).strip("<>")
+    assert link.startswith(f"{walk.base_url}/notifications/unsubscribe?token=")
+    # A mail scanner fetching the link changes nothing: a page with a button
+    page = walk.call("GET", "/notifications/unsubscribe", link, public=True)
+    assert page.status_code == 200 and '<form method="post"' in page.text
+    assert walk.call("GET", "/user/profile").json()["preferences"]["notifications"] == {"usage_summary": False}
+    clicked = walk.call(
+        "POST",
+        "/notifications/unsubscribe",
+        link,
+        public=True,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert clicked.status_code == 200, clicked.text
+    assert walk.call("GET", "/user/profile").json()["preferences"]["notifications"] == {
+        "usage_summary": False,
+        "product": False,
+    }
+
+
+def walk_admin(walk: RouteWalk) -> None:
+    """Every /admin route with the banner's admin token (the dev user with the admin claim), on a second
+    user: find, suspend, override a quota, audit, erase; the dev user's subscription synced."""
+    admin = walk.as_admin
+    bea_id = uuid.uuid4()
+    bea_email = f"bea-{bea_id.hex[:8]}@example.test"
+    bea_token = mint_dev_token(
+        bea_id, secret=DEV_JWT_SECRET, issuer=f"{LOCAL_SUPABASE_URL}/auth/v1", email=bea_email
+    )
+    bea = {"authorization": f"Bearer {bea_token}"}
+    assert walk.http.get("/user/profile", headers=bea).status_code == 200  # her first sign-in
+    users = admin("GET", "/admin/users", params={"q": bea_email})
+    assert users.status_code == 200, users.text
+    assert [u["id"] for u in users.json()["items"]] == [str(bea_id)]
+    one = f"/admin/users/{bea_id}"
+    detail = admin("GET", "/admin/users/{id}", one)
+    assert detail.status_code == 200 and detail.json()["tier"] == "free", detail.text
+    suspended = admin("POST", "/admin/users/{id}/suspend", f"{one}/suspend", json={"reason": "Clone walk"})
+    assert suspended.status_code == 200 and suspended.json()["suspended_at"], suspended.text
+    assert walk.http.get("/user/profile", headers=bea).status_code == 403
+    assert admin("POST", "/admin/users/{id}/unsuspend", f"{one}/unsuspend").status_code == 200
+    assert walk.http.get("/user/profile", headers=bea).status_code == 200
+    quota_path = f"{one}/quotas/small_messages"
+    override = admin("PUT", "/admin/users/{id}/quotas/{quota_key}", quota_path, json={"limit": 77, "reason": "x"})
+    assert override.status_code == 200 and override.json()["limit"] == 77, override.text
+    assert walk.http.get("/user/quota", headers=bea).json()["quotas"]["small_messages"]["limit"] == 77
+    assert admin("DELETE", "/admin/users/{id}/quotas/{quota_key}", quota_path).status_code == 204
+    assert walk.http.get("/user/quota", headers=bea).json()["quotas"]["small_messages"]["limit"] != 77
+    subscriptions = admin("GET", "/admin/subscriptions")
+    assert subscriptions.status_code == 200, subscriptions.text
+    mine = next(
+        s for s in subscriptions.json()["items"] if s["provider_subscription_id"] == walk.notes["subscription_id"]
+    )
+    synced = admin("POST", "/admin/subscriptions/{id}/sync", f"/admin/subscriptions/{mine['id']}/sync")
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["subscription"]["provider_subscription_id"] == walk.notes["subscription_id"]
+    analytics = admin("GET", "/admin/analytics")
+    assert analytics.status_code == 200, analytics.text
+    assert analytics.json()["users"]["total"] >= 2
+    # An admin cannot erase themselves here; erasing bea leaves her audit trail, ids and counts only
+    assert admin("DELETE", "/admin/users/{id}", f"/admin/users/{DEV_USER_ID}").status_code == 409
+    erased = admin("DELETE", "/admin/users/{id}", one)
+    assert erased.status_code == 204, erased.text
+    assert admin("GET", "/admin/users/{id}", one).status_code == 404
+    audit = admin("GET", "/admin/audit-log", params={"target_id": str(bea_id)})
+    assert audit.status_code == 200, audit.text
+    actions = [entry["action"] for entry in reversed(audit.json()["items"])]
+    assert actions == [
+        "user.suspend",
+        "user.unsuspend",
+        "quota_override.set",
+        "quota_override.remove",
+        "user.erase",
+    ]
+    assert bea_email not in audit.text
+
+
+def walk_docs(walk: RouteWalk) -> None:
+    """The user guide, indexed from the clone's own markdown: search (a misspelt title too), a page, and
+    feedback, anonymous and signed in."""
+    found = walk.call("GET", "/docs/search", "/docs/search?q=reset%20my%20quota", public=True)
+    assert found.status_code == 200, found.text
+    assert found.json()["items"][0]["slug"] == "quotas-and-resets"
+    assert "<mark>" in found.json()["items"][0]["snippet"]
+    misspelt = walk.call("GET", "/docs/search", "/docs/search?q=quotas%20and%20resetz", public=True).json()
+    assert misspelt["items"][0]["slug"] == "quotas-and-resets"
+    assert walk.call("GET", "/docs/search", "/docs/search?q=zzxqv", public=True).json()["items"] == []
+    page = walk.call("GET", "/docs/{slug}", "/docs/quotas-and-resets", public=True)
+    assert page.status_code == 200 and page.json()["title"] == "Quotas and resets"
+    assert "Messages to large models" in page.json()["markdown"]  # the generated tier table
+    assert walk.call("GET", "/docs/{slug}", "/docs/no-such-page", public=True).status_code == 404
+    anonymous = walk.call(
+        "POST", "/docs/feedback", json={"slug": "quotas-and-resets", "helpful": True}, public=True
+    )
+    assert anonymous.status_code == 201 and anonymous.json()["signed_in"] is False, anonymous.text
+    signed = walk.call(
+        "POST", "/docs/feedback", json={"slug": "getting-started", "helpful": False, "comment": "More!"}
+    )
+    assert signed.status_code == 201 and signed.json()["signed_in"] is True, signed.text
+    summary = {p["slug"]: p for p in walk.as_admin("GET", "/admin/docs/feedback").json()["items"]}
+    assert summary["quotas-and-resets"]["helpful"] >= 1 and summary["getting-started"]["not_helpful"] >= 1
+
+
+def walk_openapi(walk: RouteWalk) -> None:
+    """Each function's OpenAPI document."""
+    for prefix in ("conversations", "chat", "user", "subscription", "admin", "docs"):
+        document = walk.call("GET", f"/{prefix}/openapi.json", public=True)
         assert document.status_code == 200 and document.json()["paths"], prefix
 
+
+def walk_export_and_erasure(walk: RouteWalk) -> None:
+    """The account export holds what the walk made; then the account is erased (last: the dev user goes)."""
+    exported = walk.call("GET", "/user/export")
+    assert exported.status_code == 200, exported.text
+    document = json.loads(exported.content)
+    assert document["profile"]["name"] == "Clone Alone"
+    assert "Standing alone" in {c["title"] for c in document["conversations"]}
+    assert {k["name"] for k in document["api_keys"]} == {"clone script", "clone laptop"}
+    assert walk.notes["api_key"] not in exported.text
+    assert ("welcome", "sent") in {(n["kind"], n["status"]) for n in document["sent_notifications"]}
+    assert walk.notes["subscription_id"] in {s["provider_subscription_id"] for s in document["subscriptions"]}
+    erased = walk.call("DELETE", "/user")
+    assert erased.status_code == 204, erased.text
+    # The kept API key stops working, and nothing the dev user made is left
+    key = {"authorization": f"Bearer {walk.notes['api_key']}"}
+    assert walk.http.get("/v1/models", headers=key).status_code == 401
+    # (401 in AWS: the token's user is gone; `make dev` signs an unknown token's user up again, empty: 404)
+    assert walk.http.get(f"/conversations/{walk.notes['conversation_id']}", headers=walk.auth).status_code in {
+        401,
+        404,
+    }
+
+
+AREAS: tuple[Callable[[RouteWalk], None], ...] = (
+    walk_billing,
+    walk_account,
+    walk_chat,
+    walk_conversations,
+    walk_api_keys_and_v1,
+    walk_notifications,
+    walk_admin,
+    walk_docs,
+    walk_openapi,
+    walk_export_and_erasure,
+)
+
+
+def test_make_dev_from_a_lone_clone_serves_every_route_of_its_template(
+    clone: Path, clone_server: LocalServerProcess
+) -> None:
+    # The embedded PostgreSQL lives in the clone
+    assert (clone / ".oneai" / "pgdata").is_dir()
+    walk = RouteWalk(clone, clone_server)
+    try:
+        for area in AREAS:
+            area(walk)
+    finally:
+        walk.http.close()
     # THEN every route of the clone's template was served
     template_routes = {(route.method, route.path) for route in list_routes(load_template(clone / "template.yaml"))}
-    assert template_routes - walk.visited == set()
-    walk.http.close()
+    missed = sorted(template_routes - walk.visited)
+    assert missed == [], f"routes of template.yaml no area of the walk served (add them to AREAS): {missed}"

@@ -188,3 +188,42 @@ def test_a_lone_surrogate_is_a_validation_error_not_a_failure(http: httpx.Client
 def test_malformed_json_is_a_bad_request(http: httpx.Client) -> None:
     response = http.post("/docs/feedback", content=b'{"slug": ', headers={"content-type": "application/json"})
     assert_error(response, 400, "BAD_REQUEST")
+
+
+# --- the admin summary, on the admin function ---------------------------------------------------------------
+
+
+def page_summary(http: httpx.Client, headers: dict[str, str], slug: str) -> dict[str, Any]:
+    response = http.get("/admin/docs/feedback", params={"comments": 1}, headers=headers)
+    assert response.status_code == 200, response.text
+    return next(item for item in response.json()["items"] if item["slug"] == slug)
+
+
+def test_admins_see_the_feedback_left_over_http_and_others_are_refused(
+    http: httpx.Client, database_url: str
+) -> None:
+    reader, admin = create_user(database_url), create_user(database_url)
+    admin_headers = {
+        "authorization": f"Bearer {token_for(admin.id, extra_claims={'app_metadata': {'role': 'admin'}})}"
+    }
+    assert_error(http.get("/admin/docs/feedback", headers=reader.headers), 403, "FORBIDDEN")
+    assert_error(http.get("/admin/docs/feedback"), 401, "UNAUTHORIZED")
+
+    slug = "revisions-and-branches"
+    before = page_summary(http, admin_headers, slug)
+    comment = f"Where is the branch switcher? {uuid.uuid4()}"
+    for body, headers in (
+        ({"slug": slug, "helpful": True}, {}),
+        ({"slug": slug, "helpful": True}, reader.headers),
+        ({"slug": slug, "helpful": False, "comment": comment}, {}),
+    ):
+        assert http.post("/docs/feedback", json=body, headers=headers).status_code == 201
+
+    after = page_summary(http, admin_headers, slug)
+    assert (after["helpful"], after["not_helpful"], after["total"]) == (
+        before["helpful"] + 2,
+        before["not_helpful"] + 1,
+        before["total"] + 3,
+    )
+    assert [c["comment"] for c in after["latest_comments"]] == [comment]
+    assert after["latest_comments"][0]["user_id"] is None  # left anonymously

@@ -19,6 +19,7 @@ EXPECTED = {
     "get-admin-open-api": 200,
     "list-users": 200,
     "get-user": 404,
+    "erase-user": 404,
     "suspend-user": 404,
     "unsuspend-user": 404,
     "set-quota-override": 404,
@@ -27,6 +28,7 @@ EXPECTED = {
     "sync-subscription": 404,
     "get-analytics": 200,
     "list-audit-log": 200,
+    "get-guide-feedback-summary": 200,
 }
 
 

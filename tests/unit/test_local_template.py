@@ -79,6 +79,8 @@ CHAT_STREAM_ROUTES = {
     ("GET", "/chat/openapi.json", "GetChatOpenApi"),
     ("POST", "/v1/chat/completions", "V1ChatCompletions"),
     ("GET", "/v1/models", "V1ListModels"),
+    ("GET", "/chat/stream/{conversation_id}/stream", "ResumeChatStream"),
+    ("POST", "/chat/stream/{conversation_id}/stop", "StopChatStream"),
 }
 ACCOUNT_ROUTES = {
     ("GET", "/user/quota", "GetQuota"),
@@ -111,6 +113,7 @@ WEBHOOK_ROUTES = {("POST", "/webhooks/razorpay", "PostWebhooksRazorpay")}
 ADMIN_ROUTES = {
     ("GET", "/admin/users", "ListUsers"),
     ("GET", "/admin/users/{id}", "GetUser"),
+    ("DELETE", "/admin/users/{id}", "EraseUser"),
     ("POST", "/admin/users/{id}/suspend", "SuspendUser"),
     ("POST", "/admin/users/{id}/unsuspend", "UnsuspendUser"),
     ("PUT", "/admin/users/{id}/quotas/{quota_key}", "SetQuotaOverride"),
@@ -119,6 +122,7 @@ ADMIN_ROUTES = {
     ("POST", "/admin/subscriptions/{id}/sync", "SyncSubscription"),
     ("GET", "/admin/analytics", "GetAnalytics"),
     ("GET", "/admin/audit-log", "ListAuditLog"),
+    ("GET", "/admin/docs/feedback", "GetGuideFeedbackSummary"),
     ("GET", "/admin/openapi.json", "GetAdminOpenApi"),
 }
 DOCS_ROUTES = {

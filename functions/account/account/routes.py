@@ -27,6 +27,7 @@ from oneai.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyList
 from oneai.notifications import unsubscribe
 from oneai.notifications.render import PREFERENCE_LABELS
 from oneai.web import CurrentPrincipal, Db
+from oneai.web.app import ERROR_RESPONSES
 from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
 
 QUOTA_EXCEEDED: dict[int | str, dict[str, Any]] = {
@@ -160,9 +161,18 @@ HTML_PAGE = (
     '<!doctype html><html><head><meta charset="utf-8"><meta name="robots" content="noindex">'
     "<title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
 )
+# Errors stay JSON in the envelope on these HTML routes. FastAPI files a `model` response under the route's
+# own media type (text/html), so each error status, the app-wide ones included, names its JSON schema here.
+ENVELOPE_JSON: dict[str, Any] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
 HTML_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "a page for the person who clicked"},
-    400: {"model": ErrorEnvelope, "description": "BAD_REQUEST: the link is not valid"},
+    **{
+        status: {"content": ENVELOPE_JSON, "description": response["description"]}
+        for status, response in {
+            **ERROR_RESPONSES,
+            400: {"description": "BAD_REQUEST: the link is not valid"},
+        }.items()
+    },
 }
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from oneai.guide import service
 from oneai.guide.models import FeedbackReceipt, FeedbackRequest, GuidePage, SearchQuery, SearchResults
 from oneai.web import Db, OptionalPrincipal
+from oneai.web.deps import source_rate_check
 
 guide = APIRouter(prefix="/docs", tags=["user guide"])
 feedback = APIRouter(prefix="/docs", tags=["feedback"])
@@ -34,11 +35,13 @@ def get_guide_page(db: Db, slug: Slug) -> GuidePage:
     status_code=status.HTTP_201_CREATED,
     summary="Was this page helpful? Anonymous, or as you with a valid token (an invalid one is 401)",
 )
-def leave_feedback(db: Db, principal: OptionalPrincipal, body: FeedbackRequest) -> FeedbackReceipt:
-    # The rate limit goes here, before the transaction (issue10's PostgreSQL limiter; one call site): keyed by
-    # the principal's user id when signed in, else by the caller's source IP.
+def leave_feedback(
+    request: Request, db: Db, principal: OptionalPrincipal, body: FeedbackRequest
+) -> FeedbackReceipt:
+    # Rate limited in the transaction's first round trip: signed in, the caller's own bucket (the
+    # principal carries its check); anonymous, the bucket of the caller's source address.
     if principal is None:
-        with db.anon_transaction() as conn:
+        with db.anon_transaction(source_rate_check(request, "feedback")) as conn:
             return service.submit_feedback(conn, body, user_id=None)
     with db.user_transaction(principal) as conn:
         return service.submit_feedback(conn, body, user_id=principal.user_id)

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     openrouter_idle_timeout_seconds: float = Field(default=60.0, validation_alias="OPENROUTER_IDLE_TIMEOUT")
     # The cheap model that names new conversations (outside the user's quota).
     title_model: str = Field(default="openai/gpt-4o-mini", validation_alias="ONEAI_TITLE_MODEL")
+    # Issue 16: keep replies' parts in PostgreSQL for resume and stop; off only as bench/chat_stream.py's baseline.
+    reply_persistence: bool = Field(default=True, validation_alias="ONEAI_REPLY_PERSISTENCE")
+    # How long a reply may read the model: before the chat function's Timeout (300 s), leaving time to save.
+    reply_time_limit_seconds: float = Field(default=280.0, gt=0, validation_alias="ONEAI_REPLY_TIME_LIMIT")
 
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None
@@ -118,6 +122,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=60, ge=1, validation_alias="ONEAI_RATE_LIMIT_BURST")
     chat_rate_limit_per_minute: int = Field(default=20, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_PER_MINUTE")
     chat_rate_limit_burst: int = Field(default=5, ge=1, validation_alias="ONEAI_CHAT_RATE_LIMIT_BURST")
+    # Anonymous feedback on the user guide, per source address (signed-in feedback counts in `all`).
+    feedback_rate_limit_per_minute: int = Field(
+        default=6, ge=1, validation_alias="ONEAI_FEEDBACK_RATE_LIMIT_PER_MINUTE"
+    )
+    feedback_rate_limit_burst: int = Field(default=10, ge=1, validation_alias="ONEAI_FEEDBACK_RATE_LIMIT_BURST")
 
     @model_validator(mode="after")
     def _default_issuer(self) -> Settings:

@@ -8,10 +8,19 @@ an admitted one counts even when the request fails afterwards. The headers follo
 draft-ietf-httpapi-ratelimit-headers-11: `RateLimit-Policy: "all";q=60;w=12` (a full bucket holds `q`
 requests and refills in `w` seconds) and `RateLimit: "all";r=59;t=1` (`r` requests left now, the bucket
 full again in `t` seconds); a refusal adds `Retry-After` (whole seconds, at least 1).
+
+Anonymous requests that write (`POST /docs/feedback`) count in a bucket of their source instead
+(`oneai_anon.take_source_rate_limit`, migration `20261122170000_source_rate_limits.sql`, same GCRA),
+taken in the anonymous transaction's first round trip. The source is the address API Gateway saw
+(`requestContext.identity.sourceIp`, which Mangum gives as the request's client), never a header the
+caller writes. It leaves this process only as a sha256 digest (no address in clear in a statement log),
+and the database keys its bucket by a keyed hash of that digest (the key never leaves the database), so
+no address, nor anything a guessed address can be checked against, is stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -25,11 +34,15 @@ if TYPE_CHECKING:
 Bucket = Literal["all", "chat"]
 # Requests that start a model reply count in the `chat` bucket (and only there); all others in `all`.
 BUCKETS: tuple[Bucket, ...] = ("all", "chat")
+# Buckets of anonymous callers, per source address.
+SourceBucket = Literal["feedback"]
+# When the server saw no client address (never behind API Gateway), all such callers share one bucket.
+UNKNOWN_SOURCE = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
 class RatePolicy:
-    bucket: Bucket
+    bucket: Bucket | SourceBucket
     per_minute: int
     burst: int
 
@@ -56,12 +69,14 @@ class RateOutcome:
 
 
 class RateCheck:
-    """The rate check of one request: done by the request's first user transaction, once."""
+    """The rate check of one request: done by the request's first user (or anonymous) transaction, once."""
 
-    __slots__ = ("outcome", "policy")
+    __slots__ = ("outcome", "policy", "source_digest")
 
-    def __init__(self, policy: RatePolicy) -> None:
+    def __init__(self, policy: RatePolicy, *, source_digest: str | None = None) -> None:
         self.policy = policy
+        # Anonymous checks only: the sha256 (hex) of the caller's source address; None for a user's bucket.
+        self.source_digest = source_digest
         self.outcome: RateOutcome | None = None
 
     @property
@@ -96,14 +111,34 @@ def new_check(settings: Settings, bucket: Bucket) -> RateCheck | None:
     return None if policy is None else RateCheck(policy)
 
 
+def source_digest(host: str | None) -> str:
+    """The sha256 (hex) of a source address: all of it the database ever sees (it keys it once more)."""
+    return hashlib.sha256((host or UNKNOWN_SOURCE).encode()).hexdigest()
+
+
+def source_policy(settings: Settings, bucket: SourceBucket) -> RatePolicy | None:
+    """The policy of an anonymous bucket, or None when rate limiting is off."""
+    if not settings.rate_limit_enabled:
+        return None
+    return RatePolicy(bucket, settings.feedback_rate_limit_per_minute, settings.feedback_rate_limit_burst)
+
+
+def new_source_check(settings: Settings, bucket: SourceBucket, host: str | None) -> RateCheck | None:
+    """The rate check of an anonymous request from `host` (the address the request came from)."""
+    policy = source_policy(settings, bucket)
+    return None if policy is None else RateCheck(policy, source_digest=source_digest(host))
+
+
 def clear_idle_buckets(db: Database, *, batch_size: int = 10_000, max_batches: int = 100) -> int:
     """The quota-reset sweep's share: delete the buckets that are full again, in short batches, so that
-    the table holds only callers seen within the last window (at most two rows per user anyway)."""
+    the tables hold only callers seen within the last window (at most two rows per user anyway, one per
+    anonymous source and bucket)."""
     cleared = 0
-    for _ in range(max_batches):
-        with db.service_transaction() as conn:
-            count = rate_rows.clear_idle_buckets(conn, batch_size)
-        cleared += count
-        if count < batch_size:
-            break
+    for clear in (rate_rows.clear_idle_buckets, rate_rows.clear_idle_source_buckets):
+        for _ in range(max_batches):
+            with db.service_transaction() as conn:
+                count = clear(conn, batch_size)
+            cleared += count
+            if count < batch_size:
+                break
     return cleared

@@ -1,4 +1,4 @@
-"""Users: list, detail, suspension and quota overrides."""
+"""Users: list, detail, suspension, quota overrides and erasure."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from oneai.admin.models import (
     SuspendRequest,
     UserListQuery,
 )
+from oneai.billing.razorpay_client import get_razorpay_client
 from oneai.pagination import Page
 from oneai.quota.tiers import QuotaKey
 from oneai.web import AdminPrincipal, Db
+from oneai.web.errors import ErrorEnvelope
 
 router = APIRouter(prefix="/admin/users", tags=["users"])
 
@@ -55,4 +57,23 @@ def set_quota_override(
 )
 def remove_quota_override(admin: AdminPrincipal, db: Db, user_id: UUID, quota_key: QuotaKey) -> Response:
     service.remove_quota_override(db, admin, user_id, quota_key)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=204,
+    summary="Erase the account as DELETE /user does; 404 unknown user, 409 yourself, 502 Razorpay failed",
+    responses={
+        404: {"model": ErrorEnvelope, "description": "NOT_FOUND: no such user"},
+        409: {"model": ErrorEnvelope, "description": "CONFLICT: an admin cannot erase their own account here"},
+        502: {
+            "model": ErrorEnvelope,
+            "description": "UPSTREAM_ERROR: Razorpay did not cancel the live subscription; nothing was erased",
+        },
+        503: {"model": ErrorEnvelope, "description": "UNAVAILABLE: billing or the database is unavailable"},
+    },
+)
+def erase_user(admin: AdminPrincipal, db: Db, user_id: UUID) -> Response:
+    service.erase_user(db, admin, user_id, get_razorpay_client)
     return Response(status_code=204)

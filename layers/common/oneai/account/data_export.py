@@ -5,7 +5,9 @@ Sections: `profile` (with preferences), `conversations` (each with every message
 branch or not: `is_latest` marks the current ones), `share_links` (with their snapshots), `quotas`,
 `usage` (the usage records, money as decimal strings), `subscriptions` (with what Razorpay told us and
 the notes we sent), `subscription_history`, and `invoices`: empty, because invoices are not stored here
-(Razorpay holds them; `GET /subscription/invoices` lists them). Times are ISO 8601 UTC with `Z`.
+(Razorpay holds them; `GET /subscription/invoices` lists them), `api_keys` (name, prefix and times,
+never the key or its hash) and `sent_notifications` (which emails were sent: kind, occasion, status,
+times). Times are ISO 8601 UTC with `Z`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def account_export(conn: Connection, *, now: datetime | None = None) -> dict[str
         "subscriptions": sections["subscriptions"],
         "subscription_history": sections["subscription_history"],
         "invoices": [],
+        "api_keys": sections["api_keys"],
+        "sent_notifications": sections["sent_notifications"],
     }
 
 

@@ -11,6 +11,10 @@ retry can always finish:
    `on delete cascade` every row of the user: conversations, messages, share links, quota rows,
    subscriptions and their history, API keys.
 
+An `on_erased` hook runs inside that last transaction, after the rows are gone: what it writes commits or
+rolls back with the erasure itself (the admin's audit entry, `DELETE /admin/users/{id}`). It is given the
+report, with how many rows of each kind the erasure deleted, counted in the same transaction.
+
 Each step is idempotent: a subscription already cancelled is skipped (or, when Razorpay says it has
 ended, recorded), an external step deletes what is left, and erasing a user who is gone is a no-op. So a
 retry after a failure anywhere finishes the job, and `DELETE /user` answers 204 again.
@@ -23,8 +27,8 @@ PostgreSQL the tests use.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
 
@@ -32,7 +36,7 @@ from oneai.attachments.service import erase_user_objects
 from oneai.billing.razorpay_client import RazorpayClient, get_razorpay_client
 from oneai.billing.replacement import cancel_at_razorpay, record_cancel_answer
 from oneai.db import account_data as repo
-from oneai.db.connection import Database
+from oneai.db.connection import Connection, Database
 from oneai.errors import UpstreamError
 from oneai.logging import logger
 
@@ -49,6 +53,12 @@ class ErasureReport:
     subscriptions_cancelled: int
     # False when the account was erased already (a retry that found nothing left).
     erased: bool
+    # Rows of the user the last step deleted, by kind (counted only when an `on_erased` hook asks).
+    rows_erased: Mapping[str, int] = field(default_factory=dict)
+
+
+# Called inside the last service transaction, after the rows are erased (see the module docstring).
+ErasureHook = Callable[[Connection, ErasureReport], None]
 
 
 def erase_account(
@@ -57,6 +67,7 @@ def erase_account(
     *,
     razorpay: Callable[[], RazorpayClient] = get_razorpay_client,
     external_steps: Sequence[ExternalStep] = EXTERNAL_STEPS,
+    on_erased: ErasureHook | None = None,
 ) -> ErasureReport:
     """Erase `user_id`'s account (see the module docstring). Raises UpstreamError (502) when Razorpay
     fails, UnavailableError (503) when billing is not configured but a subscription must be cancelled."""
@@ -85,9 +96,13 @@ def erase_account(
     for step in external_steps:
         step(db, user_id)
     with db.service_transaction() as conn:
+        rows = repo.rows_of_user(conn, user_id) if on_erased is not None else {}
         erased = repo.erase_user(conn, user_id)
+        report = ErasureReport(subscriptions_cancelled=len(unended), erased=erased, rows_erased=rows)
+        if on_erased is not None:
+            on_erased(conn, report)
     logger.info(
         "account erased",
         extra={"user_id": str(user_id), "subscriptions_cancelled": len(unended), "erased": erased},
     )
-    return ErasureReport(subscriptions_cancelled=len(unended), erased=erased)
+    return report

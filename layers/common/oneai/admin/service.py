@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from oneai.account.erasure import ErasureReport, erase_account
 from oneai.admin import models
 from oneai.admin.audit import admin_transaction, admin_write
 from oneai.auth import Principal
@@ -20,8 +21,9 @@ from oneai.billing.razorpay_client import RazorpayClient
 from oneai.billing.razorpay_events import SubscriptionEntity
 from oneai.billing.webhooks import apply_fetched_subscription
 from oneai.db import admin as repo
-from oneai.db.connection import Database
+from oneai.db.connection import Connection, Database
 from oneai.errors import ConflictError, NotFoundError
+from oneai.logging import logger
 from oneai.pagination import Page, decode_cursor, encode_cursor
 from oneai.quota.service import iso_utc
 from oneai.quota.tiers import QuotaKey
@@ -181,6 +183,46 @@ def unsuspend_user(db: Database, admin: Principal, user_id: UUID) -> models.Admi
         repo.set_suspension(conn, user_id, suspended_at=None, reason=None)
         change.after = _suspension(None, None)
     return get_user(db, admin, user_id)
+
+
+def erase_user(
+    db: Database, admin: Principal, user_id: UUID, razorpay: Callable[[], RazorpayClient]
+) -> ErasureReport:
+    """Erase the user's account exactly as `DELETE /user` does (`oneai.account.erasure`): a live
+    subscription is cancelled at Razorpay first (502 and nothing erased when that fails), then every row
+    goes. The audit entry is written in the erasure's last transaction, so it exists if and only if the
+    rows are gone; it holds ids and counts only (the log outlives the user)."""
+    if user_id == admin.user_id:
+        raise ConflictError("You cannot erase your own account here; use DELETE /user")
+    with admin_transaction(db, admin) as conn:
+        if repo.lock_user(conn, user_id) is None:
+            raise NotFoundError("No such user")
+
+    def record(conn: Connection, report: ErasureReport) -> None:
+        if not report.erased:  # erased by someone else meanwhile: nothing was done here
+            raise NotFoundError("No such user")
+        entry_id = repo.insert_audit_entry(
+            conn,
+            actor_id=admin.user_id,
+            action="user.erase",
+            target_type="user",
+            target_id=str(user_id),
+            before=dict(report.rows_erased),
+            after={"erased": True, "subscriptions_cancelled": report.subscriptions_cancelled},
+            reason=None,
+        )
+        logger.info(
+            "admin write",
+            extra={
+                "audit_entry_id": str(entry_id),
+                "action": "user.erase",
+                "target_type": "user",
+                "target_id": str(user_id),
+                "actor_id": str(admin.user_id),
+            },
+        )
+
+    return erase_account(db, user_id, razorpay=razorpay, on_erased=record)
 
 
 def _override(quota_key: str, row: repo.OverrideRow | None) -> dict[str, Any] | None:

@@ -99,15 +99,6 @@ def offered_model(model_id: str, tier: str) -> OfferedModel:
     return offered
 
 
-def default_model(tier: str, preferred: str | None) -> str:
-    offered = _BY_ID.get(preferred) if preferred else None
-    if offered is not None and tier in offered.tiers:
-        return offered.model_id
-    return next(
-        (model for name, model in TIER_DEFAULT_MODELS.items() if name == tier), TIER_DEFAULT_MODELS["free"]
-    )
-
-
 def listings(upstream: list[OpenRouterModel], tier: str) -> list[ModelListing]:
     by_id = {m.id: m for m in upstream}
     items = []

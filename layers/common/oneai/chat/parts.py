@@ -22,8 +22,12 @@ DONE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
-def _event(part: dict[str, Any]) -> bytes:
+def encode(part: dict[str, Any]) -> bytes:
+    """One part as its `data:` event."""
     return b"data: " + json.dumps(part, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+_event = encode
 
 
 def start(message_id: str) -> bytes:

@@ -2,15 +2,17 @@
 
 `ChatRelay.open()` starts the upstream request and waits for the first token before any byte goes to
 the client, so a failure up to then is still a plain JSON error (and the reserved unit is refunded).
-After that, `events()` yields the stream; whatever happens next (the reply completes, the model fails,
-the client goes away) the reply is saved, partial ones as `incomplete`, with the usage that is known.
+After that, `run()` hands the stream's parts to its caller (`oneai.chat.resumable.LiveReply`, which keeps
+them for every reader, so no reader's connection matters) until the reply ends, is stopped, or reaches
+the time limit; the reply is saved, partial ones as `incomplete`, with the usage that is known.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -79,6 +81,8 @@ class ChatRelay:
         self._outcome: ReplyOutcome | None = None
         self._result: StreamResult | None = None
         self._images: list[GeneratedImage] = []  # stored as they arrived; rows written with the reply
+        self._reading: anyio.CancelScope | None = None
+        self._stop_requested = False
 
     async def open(self) -> None:
         """Start the reply; a failure before its first token refunds the unit and raises the API error."""
@@ -137,74 +141,113 @@ class ChatRelay:
                 self._title_task.cancel()
             await anyio.to_thread.run_sync(refund_turn, self._db, self._prepared)
 
-    async def events(self) -> AsyncIterator[bytes]:
+    def stop(self) -> None:
+        """Stop reading the model now (a stop request, or the time limit): the text so far is kept as
+        `incomplete` and the stream still ends with `finish`."""
+        self._stop_requested = True
+        if self._reading is not None:
+            self._reading.cancel()
+
+    @property
+    def status(self) -> Literal["complete", "incomplete"]:
+        """How the reply was saved (`incomplete` until it was saved complete)."""
+        return self._outcome.status if self._outcome is not None else "incomplete"
+
+    async def run(self, emit: Callable[[bytes], None], *, time_limit: float) -> None:
+        """Relay the reply to `emit` until its end, whoever reads it: the stream's parts, then the saved
+        reply's ending. Reading stops at `stop()` or after `time_limit` seconds (saved `incomplete`)."""
         prepared, stream = self._prepared, self._stream
         assert stream is not None
-        yield parts.start(str(prepared.reply_id))
-        yield parts.data(
-            "conversation", self._conversation_part(prepared.conversation.title), part_id="conversation"
+        emit(parts.start(str(prepared.reply_id)))
+        emit(
+            parts.data(
+                "conversation", self._conversation_part(prepared.conversation.title), part_id="conversation"
+            )
         )
-        yield parts.text_start()
+        emit(parts.text_start())
         error_text: str | None = None
+        stopped = False
         try:
-            async for chunk in self._relay(stream):
-                yield chunk
+            with anyio.CancelScope(deadline=anyio.current_time() + time_limit) as reading:
+                self._reading = reading
+                if self._stop_requested:
+                    reading.cancel()
+                await self._relay(stream, emit)
+            stopped = reading.cancelled_caught
         except PartialStreamError as exc:
             self._result = exc.partial
             error_text = IDLE_ERROR_TEXT if isinstance(exc, IdleTimeoutError) else MIDSTREAM_ERROR_TEXT
             logger.warning("reply failed mid-stream", extra={"error_type": type(exc).__name__})
         except BaseException:
-            # The client went away (cancellation) or the relay broke: keep what was received.
+            # The generation itself was cancelled (the server is shutting down) or broke: keep what came.
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
                 await self._save(stream.partial, "incomplete")
                 if self._title_task is not None:
                     self._title_task.cancel()
             raise
+        finally:
+            self._reading = None
         await stream.aclose()
-        async for chunk in self._ending(self._result or stream.partial, error_text):
-            yield chunk
+        if stopped:
+            logger.info("reply stopped", extra={"by": "request" if self._stop_requested else "time limit"})
+            await self._ending(stream.partial, None, emit, status="incomplete")
+        else:
+            await self._ending(self._result or stream.partial, error_text, emit)
 
-    async def _relay(self, stream: ChatStream) -> AsyncIterator[bytes]:
+    async def _relay(self, stream: ChatStream, emit: Callable[[bytes], None]) -> None:
         """The reply's text as parts; the stream's result lands in `self._result`."""
         first = self._first
         if isinstance(first, StreamDone):
             self._result = first.result
             return
         if isinstance(first, TextDelta):
-            yield parts.text_delta(first.text)
+            emit(parts.text_delta(first.text))
         elif isinstance(first, ImageDelta):
-            yield await self._stored_image(first.url)
+            emit(await self._stored_image(first.url))
         async for event in stream:
             if isinstance(event, TextDelta):
-                yield parts.text_delta(event.text)
+                emit(parts.text_delta(event.text))
             elif isinstance(event, ImageDelta):
-                yield await self._stored_image(event.url)
+                emit(await self._stored_image(event.url))
             elif isinstance(event, KeepAlive):
-                yield parts.KEEP_ALIVE
+                emit(parts.KEEP_ALIVE)
             elif isinstance(event, StreamDone):
                 self._result = event.result
 
-    async def _ending(self, result: StreamResult, error_text: str | None) -> AsyncIterator[bytes]:
-        finished = await self._save(result, "complete" if error_text is None else "incomplete")
-        yield parts.text_end()
+    async def _ending(
+        self,
+        result: StreamResult,
+        error_text: str | None,
+        emit: Callable[[bytes], None],
+        *,
+        status: Literal["complete", "incomplete"] | None = None,
+    ) -> None:
+        if status is None:
+            status = "complete" if error_text is None else "incomplete"
+        finished = await self._save(result, status)
+        emit(parts.text_end())
         if finished is None and error_text is None:
             error_text = SAVE_ERROR_TEXT
         if error_text is not None or finished is None or self._outcome is None:
-            yield parts.error(error_text or SAVE_ERROR_TEXT)
-            yield parts.DONE
+            emit(parts.error(error_text or SAVE_ERROR_TEXT))
+            emit(parts.DONE)
             return
-        yield parts.data("usage", self._usage_part(self._outcome, finished))
+        emit(parts.data("usage", self._usage_part(self._outcome, finished)))
         title = await self._title()
         if title is not None:
-            yield parts.data("conversation", self._conversation_part(title), part_id="conversation")
-        yield parts.finish()
-        yield parts.DONE
+            emit(parts.data("conversation", self._conversation_part(title), part_id="conversation"))
+        emit(parts.finish())
+        emit(parts.DONE)
 
     async def _save(self, result: StreamResult, status: Literal["complete", "incomplete"]) -> FinishedTurn | None:
         served = result.billed_model
-        model = self._model if self._model and self._model.id == served else await self._client.get_model(served)
+        model = self._model if self._model and self._model.id == served else self._client.known_model(served)
         usage = result.usage
+        if model is None and usage is not None and usage.cost is None:
+            # Only the price fallback needs the catalog; the reply has streamed, so waiting is harmless here.
+            with contextlib.suppress(OpenRouterError):
+                model = await self._client.get_model(served)
         outcome = ReplyOutcome(
             text=result.text,
             status=status,

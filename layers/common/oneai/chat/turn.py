@@ -1,5 +1,7 @@
 """The two short transactions of a chat turn (docs/architecture.md, "How requests flow"); no transaction is held open
-while the reply streams.
+while the reply streams. Each is ONE round trip to the database: the request's scope, user and rate checks
+and one call (`oneai_private.prepare_chat_turn` / `finish_chat_turn`, SECURITY INVOKER, so RLS applies as
+to any query of the user) sent together. The rules live in that migration; the errors are mapped here.
 
 1. `prepare_turn`: check the model against the tier, find or create the conversation, reserve one unit
    of the model's quota, write the user's message (or validate the message to regenerate), and read the
@@ -13,33 +15,40 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
-
-import psycopg
+from typing import Any, Final, Literal
 
 from oneai.attachments import service as attachments
 from oneai.attachments.images import InlineImage
 from oneai.attachments.models import AttachmentRef
 from oneai.attachments.service import GeneratedImage
-from oneai.attachments.storage import get_object_store
+from oneai.attachments.storage import ObjectStore, get_object_store
 from oneai.auth import Principal
-from oneai.chat.offered_models import OfferedModel, default_model, offered_model
+from oneai.chat.offered_models import OFFERED_MODELS, TIER_DEFAULT_MODELS, OfferedModel, offered_model
 from oneai.chat.requests import ChatTurn
 from oneai.conversations import service as conversations
-from oneai.conversations.models import Conversation, ConversationUpdate, Message, NewMessage
+from oneai.conversations.models import Conversation, ConversationUpdate, Message
 from oneai.db import attachments as attachment_rows
 from oneai.db import conversations as conversation_rows
-from oneai.db import usage
-from oneai.db.connection import Connection, Database
-from oneai.db.users import caller_chat_defaults, caller_tier
-from oneai.errors import ConflictError, NotFoundError, ValidationError
+from oneai.db.connection import Database
+from oneai.db.conversations import MESSAGE_LIST
+from oneai.db.quota import QuotaRow, ReserveOutcome
+from oneai.db.users import caller_profile
+from oneai.errors import (
+    ConflictError,
+    NotFoundError,
+    OneAIError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    ValidationError,
+)
 from oneai.quota import service as quota
-from oneai.quota.service import QuotaStatus, Reservation
+from oneai.quota.service import WARNING_THRESHOLDS, QuotaStatus, Reservation
 
 # More history than any context window takes; trimming to the model's window happens afterwards.
 HISTORY_LIMIT = 400
+MESSAGE_TOO_LONG = "The message is too long for this model's context window"
 
 
 @dataclass(frozen=True)
@@ -82,90 +91,138 @@ class FinishedTurn:
     quota: QuotaStatus | None
 
 
-def _conversation_for(conn: Connection, principal: Principal, turn: ChatTurn) -> Conversation:
-    if turn.client_chat_id is not None:
-        if not turn.create_missing_conversation:
-            found = conversation_rows.get_conversation_by_client_id(conn, turn.client_chat_id)
-            if found is None:
-                raise NotFoundError("Conversation not found")
-            return found
-        return conversation_rows.conversation_for_client_id(
-            conn, user_id=principal.user_id, client_id=turn.client_chat_id
+# The offered models and defaults as the prepare call takes them (it resolves and checks the model).
+_OFFERED_JSON: Final = {m.model_id: {"quota_key": m.quota_key, "tiers": sorted(m.tiers)} for m in OFFERED_MODELS}
+
+
+def _refusal(error: dict[str, Any]) -> OneAIError:
+    """The API error of a refusal the prepare or finish call answered (the rules of
+    `supabase/migrations/20261122110000_chat_turn_one_round_trip.sql`, the errors they always were)."""
+    code = error.get("code")
+    if code == "model":
+        offered_model(str(error["model"]), str(error["tier"]))  # raises the 422 or 403
+    if code == "quota":
+        return quota.refusal(ReserveOutcome.model_validate(error["reserve"]))
+    if code == "revise_role":
+        role = error["role"]
+        return ValidationError(
+            f"Only {role} messages can be revised this way",
+            details={"errors": [{"field": "message_id", "message": f"must be a {role} message"}]},
         )
-    if turn.conversation_id is None:
-        return conversation_rows.insert_conversation(conn, user_id=principal.user_id, title=None, metadata={})
-    # Not locked here: the message services lock the conversation row themselves before they write.
-    found = conversation_rows.get_conversation(conn, turn.conversation_id)
-    if found is not None:
-        return found
-    if not turn.create_missing_conversation:
-        raise NotFoundError("Conversation not found")
-    # The AI SDK names a new chat by its own id: create it under that id, unless the id is taken
-    # (by someone else, since RLS hid it from us), which is simply "not found".
-    try:
-        with conn.transaction():
-            return conversation_rows.insert_conversation(
-                conn, user_id=principal.user_id, title=None, metadata={}, conversation_id=turn.conversation_id
-            )
-    except psycopg.errors.UniqueViolation:
-        raise NotFoundError("Conversation not found") from None
-
-
-def _to_regenerate(conn: Connection, conversation: Conversation, turn: ChatTurn) -> tuple[Message | None, Message]:
-    """What a regeneration answers: (the assistant message it replaces, the user message before it).
-
-    Without a message id it is the tip of the branch. A user message at the tip (its reply failed
-    before the first token) is answered anew, replacing nothing: that is how a client retries.
-    """
-    if turn.message_id is not None:
-        target = conversation_rows.get_message(conn, conversation.id, turn.message_id)
-        if target is None:
-            raise NotFoundError("Message not found")
-    else:
-        target = conversation_rows.branch_tip(conn, conversation.id)
-    if target is None:
-        raise ValidationError(
+    refusals: dict[str, OneAIError] = {
+        "unknown_user": UnauthorizedError("Unknown user"),
+        "too_long": PayloadTooLargeError(MESSAGE_TOO_LONG),
+        "conversation_not_found": NotFoundError("Conversation not found"),
+        "message_not_found": NotFoundError("Message not found"),
+        "nothing_to_regenerate": ValidationError(
             "There is nothing to regenerate",
             details={"errors": [{"field": "message_id", "message": "empty conversation"}]},
-        )
-    if not target.is_latest:
-        raise ConflictError("Only the latest revision of a message can be regenerated")
-    if target.role == "user":
-        tip = conversation_rows.branch_tip(conn, conversation.id)
-        if tip is None or tip.id != target.id:
-            raise ValidationError(
-                "Only an assistant reply, or an unanswered last message, can be regenerated",
-                details={"errors": [{"field": "message_id", "message": "must be an assistant message"}]},
-            )
-        return None, target
-    parent = None
-    if target.parent_message_id is not None:
-        parent = conversation_rows.get_message(conn, conversation.id, target.parent_message_id)
-    if parent is None:
-        raise ValidationError(
+        ),
+        "regenerate_not_latest": ConflictError("Only the latest revision of a message can be regenerated"),
+        "regenerate_answered": ValidationError(
+            "Only an assistant reply, or an unanswered last message, can be regenerated",
+            details={"errors": [{"field": "message_id", "message": "must be an assistant message"}]},
+        ),
+        "regenerate_no_prompt": ValidationError(
             "This reply answers no message", details={"errors": [{"field": "message_id", "message": "no prompt"}]}
-        )
-    return target, parent
+        ),
+        "revise_not_latest": ConflictError("Only the latest revision of a message can be revised"),
+        "reply_conflict": ConflictError("The conversation changed while the reply was written"),
+    }
+    if code not in refusals:
+        raise RuntimeError(f"the chat turn call answered an unknown refusal: {code!r}")
+    return refusals[str(code)]
+
+
+def _message_or_none(value: Any) -> Message | None:
+    return None if value is None else Message.model_validate(value)
 
 
 def default_model_for(db: Database, principal: Principal) -> str:
-    """The model of a turn that names none: the caller's preferred model while their tier may use it,
-    else the tier's default."""
+    """The model of a turn with images that names none (it must be known before the images are checked
+    against it): the caller's preferred model while their tier may use it, else the tier's default (the
+    rule the prepare call applies)."""
     with db.user_transaction(principal) as conn:
-        tier, preferred = caller_chat_defaults(conn)
-    return default_model(tier, preferred)
+        profile = caller_profile(conn)
+    tier, preferred = profile.subscription_tier, (profile.preferences or {}).get("default_model")
+    offered = {m.model_id: m for m in OFFERED_MODELS}
+    if isinstance(preferred, str) and preferred in offered and tier in offered[preferred].tiers:
+        return preferred
+    return TIER_DEFAULT_MODELS.get(tier, TIER_DEFAULT_MODELS["free"])
 
 
 def prepare_turn(
-    db: Database, principal: Principal, turn: ChatTurn, *, inline: Sequence[tuple[uuid.UUID, InlineImage]] = ()
+    db: Database,
+    principal: Principal,
+    turn: ChatTurn,
+    *,
+    too_long_for: frozenset[str] = frozenset(),
+    inline: Sequence[tuple[uuid.UUID, InlineImage]] = (),
 ) -> PreparedTurn:
-    """`inline`: the turn's `data:` URL images, already stored in S3 under these attachment ids."""
+    """One round trip for a turn without images: the request's scope, user and rate checks and the prepare
+    call travel together. `too_long_for`: the models whose window the message does not fit (checked when
+    the call picks the caller's default model; a named model was checked before). `inline`: the turn's
+    `data:` URL images, already stored in S3 under these attachment ids.
+
+    A turn with images takes two more: the attachments are checked before anything is reserved (404 not
+    the caller's, 409 never uploaded or another message's; a pending upload's S3 HEAD happens in Python),
+    and after the call they are checked again, linked to the user message and the history re-read with
+    them in one transaction (a refusal there refunds the unit)."""
     store = get_object_store() if turn.has_images else None
+    if store is not None and turn.attachment_ids:
+        with db.user_transaction(principal) as conn:
+            attachments.turn_attachments(conn, store, turn.attachment_ids)
+    arguments = {
+        "action": turn.action,
+        "model": turn.model,
+        "content": turn.content,
+        "message_id": None if turn.message_id is None else str(turn.message_id),
+        "conversation_id": None if turn.conversation_id is None else str(turn.conversation_id),
+        "client_chat_id": turn.client_chat_id,
+        "create_missing": turn.create_missing_conversation,
+        "offered": _OFFERED_JSON,
+        "tier_defaults": TIER_DEFAULT_MODELS,
+        "too_long_for": sorted(too_long_for),
+        "warning_percent": WARNING_THRESHOLDS[0],
+        "history_limit": HISTORY_LIMIT,
+    }
+    result = db.user_call(principal, "prepare_chat_turn", arguments)
+    if "error" in result:
+        raise _refusal(result["error"])
+    model = str(result["model"])
+    reservation = quota.reservation_of(
+        ReserveOutcome.model_validate(result["reserve"]), units=1, crossed=result["warnings"]
+    )
+    parent = Message.model_validate(result["parent"])
+    prepared = PreparedTurn(
+        principal=principal,
+        turn=turn if turn.model == model else turn.model_copy(update={"model": model}),
+        offered=offered_model(model, str(result["tier"])),
+        conversation=Conversation.model_validate(result["conversation"]),
+        parent=parent,
+        replaces=_message_or_none(result["replaces"]),
+        user_message=_message_or_none(result["user_message"]),
+        history=MESSAGE_LIST.validate_python(result["history"]),
+        reservation=reservation,
+        reply_id=uuid.uuid4(),
+    )
+    if store is None or prepared.user_message is None:
+        return prepared
+    try:
+        return _with_attachments(db, store, prepared, inline)
+    except OneAIError:
+        refund_turn(db, prepared)
+        raise
+
+
+def _with_attachments(
+    db: Database, store: ObjectStore, prepared: PreparedTurn, inline: Sequence[tuple[uuid.UUID, InlineImage]]
+) -> PreparedTurn:
+    """The turn's images become the user message's, and the history is read again with them."""
+    assert prepared.user_message is not None
+    principal, turn, conversation_id = prepared.principal, prepared.turn, prepared.conversation.id
     with db.user_transaction(principal) as conn:
-        offered = offered_model(turn.model_id, caller_tier(conn))
-        conversation = _conversation_for(conn, principal, turn)
-        # The attachments are checked before the reserve (404 someone else's, 409 never uploaded).
-        taken = attachments.turn_attachments(conn, store, turn.attachment_ids) if store is not None else []
+        taken = attachments.turn_attachments(conn, store, turn.attachment_ids)
         for attachment_id, image in inline:
             taken.append(
                 attachments.record_inline_image(
@@ -176,51 +233,15 @@ def prepare_turn(
                     filename=f"image-{len(taken) + 1}.{image.extension}",
                 )
             )
-        reservation = quota.reserve(conn, offered.quota_key)
-        replaces = user_message = None
-        if turn.action == "regenerate":
-            replaces, parent = _to_regenerate(conn, conversation, turn)
-        elif turn.action == "edit":
-            assert turn.message_id is not None
-            assert turn.content is not None
-            user_message = conversations.edit_message(
-                conn,
-                principal.user_id,
-                conversation.id,
-                turn.message_id,
-                content=turn.content,
-                model_id=turn.model_id,
-            )
-            parent = user_message
-        else:
-            assert turn.content is not None
-            user_message = conversations.append_message(
-                conn,
-                principal.user_id,
-                conversation.id,
-                NewMessage(role="user", content=turn.content, model_id=turn.model_id),
-            )
-            parent = user_message
-        if taken and user_message is not None:
-            attachment_rows.attach_to_message(
-                conn, [row.id for row in taken], conversation_id=conversation.id, message_id=user_message.id
-            )
-        history = conversation_rows.recent_branch(
-            conn, conversation.id, up_to=parent.sequence_number, limit=HISTORY_LIMIT
+        linked = attachment_rows.attach_to_message(
+            conn, [row.id for row in taken], conversation_id=conversation_id, message_id=prepared.user_message.id
         )
-    return PreparedTurn(
-        principal=principal,
-        turn=turn,
-        offered=offered,
-        conversation=conversation,
-        parent=parent,
-        replaces=replaces,
-        user_message=user_message,
-        history=history,
-        reservation=reservation,
-        reply_id=uuid.uuid4(),
-        attachment_keys=tuple(row.s3_key for row in taken),
-    )
+        if linked != len(taken):  # another turn took one since the first check
+            raise ConflictError("This attachment belongs to another message already")
+        history = conversation_rows.recent_branch(
+            conn, conversation_id, up_to=prepared.parent.sequence_number, limit=HISTORY_LIMIT
+        )
+    return replace(prepared, history=history, attachment_keys=tuple(row.s3_key for row in taken))
 
 
 def refund_turn(db: Database, prepared: PreparedTurn) -> None:
@@ -230,52 +251,47 @@ def refund_turn(db: Database, prepared: PreparedTurn) -> None:
 
 
 def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> FinishedTurn:
-    reply = NewMessage(
-        id=prepared.reply_id,
-        role="assistant",
-        content=outcome.text,
-        model_id=outcome.served_model,
-        status=outcome.status,
-        tokens_used=outcome.prompt_tokens + outcome.completion_tokens,
-        metadata={
-            "requested_model": prepared.turn.model_id,
-            "generation_id": outcome.generation_id,
-            "prompt_tokens": outcome.prompt_tokens,
-            "completion_tokens": outcome.completion_tokens,
-            "cost": str(outcome.cost),
+    """One round trip: the reply, its usage record and the quotas after it (the unit stays counted)."""
+    reply = {
+        "conversation_id": str(prepared.conversation.id),
+        "replaces_id": None if prepared.replaces is None else str(prepared.replaces.id),
+        "parent_id": str(prepared.parent.id),
+        "message": {
+            "id": str(prepared.reply_id),
+            "role": "assistant",
+            "content": outcome.text,
+            "model_id": outcome.served_model,
+            "status": outcome.status,
+            "tokens_used": outcome.prompt_tokens + outcome.completion_tokens,
+            "metadata": {
+                "requested_model": prepared.turn.model_id,
+                "generation_id": outcome.generation_id,
+                "prompt_tokens": outcome.prompt_tokens,
+                "completion_tokens": outcome.completion_tokens,
+                "cost": str(outcome.cost),
+            },
         },
-    )
-    user_id, conversation_id = prepared.principal.user_id, prepared.conversation.id
-    with db.user_transaction(prepared.principal) as conn:
-        if prepared.replaces is not None:
-            message = conversations.regenerate_message(conn, user_id, conversation_id, prepared.replaces.id, reply)
-        else:
-            message = conversations.add_reply(conn, user_id, conversation_id, prepared.parent.id, reply)
-        if outcome.images:
-            attachments.record_generated_images(conn, user_id, conversation_id, message.id, outcome.images)
-            message = message.model_copy(
-                update={
-                    "attachments": [
-                        AttachmentRef(id=i.attachment_id, media_type=i.media_type, size=i.size)
-                        for i in outcome.images
-                    ]
-                }
+        "quota_key": prepared.offered.quota_key,
+        "requested_model": prepared.turn.model_id,
+        "generation_id": outcome.generation_id,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "cost": str(outcome.cost),
+    }
+    result = db.user_call(prepared.principal, "finish_chat_turn", reply)
+    if "error" in result:
+        raise _refusal(result["error"])
+    quota.settled_whole(prepared.reservation)
+    statuses = [quota.status_of(QuotaRow.model_validate(q)) for q in result["quotas"]]
+    status = next((q for q in statuses if q.quota_key == prepared.offered.quota_key), None)
+    message = Message.model_validate(result["message"])
+    if outcome.images:  # one more round trip, only for a reply with images: their rows (already in S3)
+        with db.user_transaction(prepared.principal) as conn:
+            attachments.record_generated_images(
+                conn, prepared.principal.user_id, prepared.conversation.id, message.id, outcome.images
             )
-        usage.record_usage(
-            conn,
-            conversation_id=conversation_id,
-            message_id=message.id,
-            quota_key=prepared.offered.quota_key,
-            requested_model=prepared.turn.model_id,
-            model_id=outcome.served_model,
-            generation_id=outcome.generation_id,
-            prompt_tokens=outcome.prompt_tokens,
-            completion_tokens=outcome.completion_tokens,
-            cost=outcome.cost,
-            status=outcome.status,
-        )
-        quota.settle(conn, prepared.reservation, 1)
-        status = next((q for q in quota.current_quotas(conn) if q.quota_key == prepared.offered.quota_key), None)
+        refs = [AttachmentRef(id=i.attachment_id, media_type=i.media_type, size=i.size) for i in outcome.images]
+        message = message.model_copy(update={"attachments": refs})
     return FinishedTurn(message=message, quota=status)
 
 

@@ -29,6 +29,14 @@ order by created_at, id"""
 
 ERASE_USER = "select oneai_private.erase_user(%(user_id)s) as erased"
 
+# How many rows of each kind an erasure deletes (usage records are kept without the user: not counted).
+ROWS_OF_USER = """
+select (select count(*) from public.conversations where user_id = %(user_id)s) as conversations,
+       (select count(*) from public.chat_messages where user_id = %(user_id)s) as messages,
+       (select count(*) from public.share_links where user_id = %(user_id)s) as share_links,
+       (select count(*) from public.api_keys where user_id = %(user_id)s) as api_keys,
+       (select count(*) from public.subscriptions where user_id = %(user_id)s) as subscriptions"""
+
 # --- the export, as the caller -------------------------------------------------------------------------
 EXPORT_QUERIES: Final[dict[str, str]] = {
     "profile": """
@@ -66,6 +74,13 @@ from public.subscriptions where user_id = (select auth.uid()) order by created_a
     "subscription_history": """
 select id, subscription_id, old_tier, new_tier, change_reason, changed_at, metadata
 from public.subscription_history where user_id = (select auth.uid()) order by changed_at, id""",
+    # The key's hash is never read back (the column is not even granted to users).
+    "api_keys": """
+select id, name, prefix, created_at, last_used_at, expires_at, revoked_at
+from public.api_keys where user_id = (select auth.uid()) order by created_at, id""",
+    "sent_notifications": """
+select kind, occasion, status, claimed_at, sent_at
+from public.sent_notifications where user_id = (select auth.uid()) order by claimed_at, kind, occasion""",
 }
 
 
@@ -75,6 +90,13 @@ def unended_subscriptions_of(conn: Connection, user_id: UUID) -> list[Subscripti
         return cur.execute(
             UNENDED_SUBSCRIPTIONS_OF, {"user_id": user_id, "statuses": list(UNENDED_STATUSES)}
         ).fetchall()
+
+
+def rows_of_user(conn: Connection, user_id: UUID) -> dict[str, int]:
+    """Counts of the user's rows by kind (service transaction), for the erasure's audit entry."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(ROWS_OF_USER, {"user_id": user_id}).fetchone()
+    return {name: int(count) for name, count in (row or {}).items()}
 
 
 def erase_user(conn: Connection, user_id: UUID) -> bool:

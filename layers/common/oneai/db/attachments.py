@@ -55,7 +55,7 @@ DELETE_ATTACHMENT = "delete from public.attachments where id = %s"
 # Attach uploaded attachments to a message of the same user's conversation (the policy checks both).
 ATTACH_TO_MESSAGE = """
 update public.attachments set conversation_id = %(conversation_id)s, message_id = %(message_id)s
-where id = any(%(ids)s::uuid[])"""
+where id = any(%(ids)s::uuid[]) and message_id is null"""
 
 CONVERSATION_KEYS = "select s3_key from public.attachments where conversation_id = %s order by s3_key"
 

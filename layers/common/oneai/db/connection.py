@@ -3,7 +3,8 @@
 Every unit of work is a transaction with an explicit scope:
 - `user_transaction(principal)`: role `authenticated` and the JWT claims set transaction-locally, so the
   Row Level Security policies apply to our own queries exactly as they do to Supabase's API;
-- `anon_transaction()`: role `anon`, for public reads (shared links);
+- `anon_transaction()`: role `anon`, for public reads (shared links) and anonymous writes (guide
+  feedback, with the rate check of the caller's source);
 - `service_transaction()`: role `service_role`, which bypasses RLS, for webhooks, sweeps and provisioning.
 
 The scope is set by the transaction's first statement, which also proves the connection is alive: if the
@@ -20,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 import psycopg
@@ -53,6 +54,11 @@ _USER_STATE = sql.SQL(
 _TAKE_RATE_LIMIT = sql.SQL(
     "select admitted, remaining, reset_seconds, retry_after_seconds"
     " from oneai_private.take_rate_limit({bucket}, {per_minute}, {burst})"
+)
+# An anonymous request's check (oneai.ratelimit): the bucket of its source, the same GCRA, as `anon`.
+_TAKE_SOURCE_RATE_LIMIT = sql.SQL(
+    "select admitted, remaining, reset_seconds, retry_after_seconds"
+    " from oneai_anon.take_source_rate_limit({source}, {bucket}, {per_minute}, {burst})"
 )
 # A request with an API key notes the key's use (written at most once a minute).
 _TOUCH_API_KEY = sql.SQL("select oneai_private.touch_api_key({key_id})")
@@ -203,9 +209,9 @@ class Database:
                 if check_user:
                     cursor.nextset()
                     user_row = _UserState(cursor.fetchone(), None)
-                    if extra:  # the first extra statement's row (the rate check, when there is one)
-                        cursor.nextset()
-                        user_row = _UserState(user_row.row, cursor.fetchone())
+                if extra:  # the first extra statement's row (the rate check, when there is one)
+                    cursor.nextset()
+                    user_row = _UserState(user_row.row if user_row else None, cursor.fetchone())
                 return conn, user_row
             except psycopg.OperationalError as exc:
                 # Nothing ran: the server dropped this connection. Safe to reconnect once and retry.
@@ -241,10 +247,103 @@ class Database:
         if welcome_due and self._on_new_user is not None:  # committed: the user's request succeeded
             self._on_new_user(self, principal.user_id)
 
+    def user_call(self, principal: Principal, function: str, argument: dict[str, Any]) -> dict[str, Any]:
+        """One round trip as this user: `begin; <scope>; select oneai_private.<function>(<argument>);
+        commit` sent as one query (psycopg would otherwise spend a round trip on `begin` and one on
+        `commit`). The function takes and answers one JSON value. It does first what `user_transaction`
+        does first, in the same order (`oneai_private.chat_request_checks`: the users row, then the
+        request's rate check, passed in as `rate`) and raises SQLSTATE OAI02 to refuse, which stops the
+        batch before its commit: nothing is written and the error is the one `user_transaction` raises.
+        The chat turn's prepare and finish use it.
+        """
+        if self._provision_user is not None and principal.user_id not in self._provisioned:
+            self._provision_user(self, principal)
+            self._provisioned.add(principal.user_id)
+        if getattr(self._in_transaction, "active", False):
+            raise RuntimeError("transactions do not nest; pass the open connection down instead")
+        scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
+        check = principal.rate_check if principal.rate_check is not None and principal.rate_check.pending else None
+        if check is not None:
+            policy = check.policy
+            argument = argument | {
+                "rate": {"bucket": policy.bucket, "per_minute": policy.per_minute, "burst": policy.burst}
+            }
+        parts: list[sql.Composable] = [
+            sql.SQL("begin"),
+            scope.statement(self._settings.db_statement_timeout_ms, check_user=False),
+        ]
+        if principal.api_key_id is not None:
+            parts.append(_TOUCH_API_KEY.format(key_id=sql.Literal(str(principal.api_key_id))))
+        parts.append(
+            sql.SQL("select oneai_private.{}({}) as result").format(
+                sql.Identifier(function), sql.Literal(Jsonb(argument))
+            )
+        )
+        parts.append(sql.SQL("commit"))
+        statement = sql.SQL("; ").join(parts)
+        self._in_transaction.active = True
+        try:
+            result = self._call_once(statement)
+        finally:
+            self._in_transaction.active = False
+        if isinstance(result, _Refused):
+            _raise_refusal(result.detail, check)
+        if check is not None and "rate" in result:
+            _record_outcome(check, result["rate"])
+        # Committed, and the user's request succeeded (a refusal of the call's own rules is answered as
+        # {"error": ...}, committed only to keep the rate token): as user_transaction does.
+        if result.get("welcome_due") and "error" not in result and self._on_new_user is not None:
+            self._on_new_user(self, principal.user_id)
+        return result
+
+    def _call_once(self, statement: sql.Composed) -> dict[str, Any] | _Refused:
+        for attempt in (1, 2):
+            conn = self._take()
+            conn.autocommit = True  # the statement carries its own begin and commit
+            try:
+                cursor = conn.execute(statement)
+                row = None
+                while True:
+                    if cursor.description is not None:
+                        row = cursor.fetchone()
+                    if not cursor.nextset():
+                        break
+                if row is None:
+                    raise RuntimeError("the user call answered no row")
+                return dict(row["result"])
+            except psycopg.OperationalError as exc:
+                # A pooled connection the server dropped (idle timeout, failover, pooler restart) fails on
+                # its first use: reconnect once and send the batch again. A statement timeout, or a
+                # connection lost on its second try, is a 503.
+                broken = conn.broken or conn.closed
+                _close_quietly(conn)
+                if attempt == 2 or not broken or isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise UnavailableError("The database is unavailable") from exc
+            except psycopg.Error as exc:
+                if exc.sqlstate != "OAI02" or exc.diag.message_detail is None:
+                    raise
+                return _Refused(json.loads(exc.diag.message_detail))
+            finally:
+                _end_call(conn)
+                self._give_back(conn)
+        raise AssertionError("unreachable")
+
     @contextmanager
-    def anon_transaction(self) -> Iterator[Connection]:
-        with self._transaction(_Scope(role="anon", claims=json.dumps({"role": "anon"}))) as (conn, _):
-            yield conn
+    def anon_transaction(self, rate_check: RateCheck | None = None) -> Iterator[Connection]:
+        """A transaction as `anon`. With a pending `rate_check` (an anonymous write), its source's bucket
+        is taken in the same round trip as the scope: refused is 429 and nothing is written."""
+        check = rate_check if rate_check is not None and rate_check.pending else None
+        extra = _request_statements(check, None)
+        with self._transaction(_Scope(role="anon", claims=json.dumps({"role": "anon"})), extra=extra) as (
+            conn,
+            state,
+        ):
+            if check is None:
+                yield conn
+            else:
+                _record_outcome(check, state.extra)
+                with _keep_admission(conn):
+                    yield conn
 
     @contextmanager
     def service_transaction(self) -> Iterator[Connection]:
@@ -262,18 +361,38 @@ def _request_statements(check: RateCheck | None, api_key_id: UUID | None) -> tup
     statements: list[sql.Composable] = []
     if check is not None:
         policy = check.policy
-        statements.append(
-            _TAKE_RATE_LIMIT.format(
-                bucket=sql.Literal(policy.bucket),
-                per_minute=sql.Literal(policy.per_minute),
-                burst=sql.Literal(policy.burst),
-            )
-        )
+        values = {
+            "bucket": sql.Literal(policy.bucket),
+            "per_minute": sql.Literal(policy.per_minute),
+            "burst": sql.Literal(policy.burst),
+        }
+        if check.source_digest is None:
+            statements.append(_TAKE_RATE_LIMIT.format(**values))
+        else:
+            statements.append(_TAKE_SOURCE_RATE_LIMIT.format(source=sql.Literal(check.source_digest), **values))
     if api_key_id is not None:
         statements.append(_TOUCH_API_KEY.format(key_id=sql.Literal(str(api_key_id))))
     if check is not None:
         statements.append(sql.SQL("savepoint ") + sql.Identifier(_WORK_SAVEPOINT))
     return tuple(statements)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A `user_call` refused by its checks (SQLSTATE OAI02): the JSON detail says why."""
+
+    detail: dict[str, Any]
+
+
+def _raise_refusal(detail: dict[str, Any], check: RateCheck | None) -> NoReturn:
+    code = detail.get("code")
+    if code == "unknown_user":
+        raise UnauthorizedError("Unknown user")
+    if code == "suspended":
+        raise ForbiddenError("This account is suspended")
+    if code == "rate_limited" and check is not None:
+        _record_outcome(check, detail["rate"])  # raises RateLimitedError
+    raise RuntimeError(f"unexpected refusal of a user call: {code!r}")
 
 
 def _record_outcome(check: RateCheck, row: Any) -> None:
@@ -307,6 +426,18 @@ def _keep_admission(conn: Connection) -> Iterator[None]:
             except psycopg.Error:
                 pass  # the transaction rolls back whole (the token with it)
         raise
+
+
+def _end_call(conn: Connection) -> None:
+    """Back to the pool's state: no transaction (a refused call left an aborted one), autocommit off."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("rollback")
+        conn.autocommit = False
+    except psycopg.Error:
+        _close_quietly(conn)
 
 
 def _close_quietly(conn: Connection) -> None:

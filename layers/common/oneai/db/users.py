@@ -25,17 +25,6 @@ def caller_tier(conn: Connection) -> str:
     return str(row["subscription_tier"])
 
 
-CALLER_CHAT_DEFAULTS = "select subscription_tier, preferences->>'default_model' as default_model from public.users where id = auth.uid()"
-
-
-def caller_chat_defaults(conn: Connection) -> tuple[str, str | None]:
-    """The caller's tier and preferred model (`preferences.default_model`, None when unset)."""
-    row = conn.execute(CALLER_CHAT_DEFAULTS).fetchone()
-    if row is None:
-        raise UnauthorizedError("Unknown user")
-    return str(row["subscription_tier"]), row["default_model"]
-
-
 # --- the caller's profile (`/user/profile`, `/user/quota`) ----------------------------------------------
 PROFILE_COLUMNS = "id, email, name, picture_url, preferences, subscription_tier, subscription_status, created_at"
 CALLER_PROFILE = f"select {PROFILE_COLUMNS} from public.users where id = (select auth.uid())"

@@ -188,6 +188,8 @@ class OpenRouterClient:
         self._models: list[OpenRouterModel] | None = None
         self._models_expire_at = 0.0
         self._models_next_try = 0.0
+        # The background refresh `known_model` started, if one is running (one at a time).
+        self._models_refresh: asyncio.Task[list[OpenRouterModel]] | None = None
 
     def __repr__(self) -> str:
         return f"OpenRouterClient(base_url={self.base_url!r})"
@@ -201,7 +203,11 @@ class OpenRouterClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Close the HTTP client if this object created it (a background catalog refresh stops first)."""
+        if self._models_refresh is not None and not self._models_refresh.done():
+            self._models_refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._models_refresh
         if self._owns_http and self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
@@ -398,6 +404,24 @@ class OpenRouterClient:
             if model.id == model_id:
                 return model
         return None
+
+    def known_model(self, model_id: str) -> OpenRouterModel | None:
+        """The catalog entry as this container knows it now, never waiting for OpenRouter (the chat hot
+        path). A missing or expired catalog is refreshed in the background (once at a time) and the stale
+        entry, or None before the first list arrived, is answered meanwhile."""
+        now = self._clock()
+        due = self._models is None or not (now < self._models_expire_at or now < self._models_next_try)
+        if due and (self._models_refresh is None or self._models_refresh.done()):
+            self._models_refresh = asyncio.get_running_loop().create_task(self._refresh_in_background())
+        return next((model for model in self._models or () if model.id == model_id), None)
+
+    async def _refresh_in_background(self) -> list[OpenRouterModel]:
+        try:
+            return await self.list_models()
+        except OpenRouterError as exc:
+            # Nothing cached yet and OpenRouter failed: the next turn tries again.
+            logger.warning("OpenRouter model list not loaded", extra={"error_type": type(exc).__name__})
+            return []
 
     async def _fetch_models(self, *, retry: bool) -> list[OpenRouterModel]:
         attempts = _Attempts(self.retry if retry else RetryPolicy(max_retries=0)).begin()

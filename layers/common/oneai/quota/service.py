@@ -13,6 +13,7 @@ limit. A reservation counts in the window it was made in: refunding after a rese
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, PrivateAttr
@@ -85,23 +86,33 @@ def reserve(conn: Connection, quota_key: QuotaKey, units: int = 1) -> Reservatio
     _check_units(units)
     outcome = repo.reserve_quota(conn, quota_key, units)
     if not outcome.admitted:
-        emit_metric("QuotaExceeded", 1, quota_key=quota_key)
-        raise QuotaExceededError(
-            f"Your {quota_key.replace('_', ' ')} quota is used up"
-            + (f" until {iso_utc(outcome.next_reset_at)}" if outcome.next_reset_at else ""),
-            details={
-                "quota_key": outcome.quota_key,
-                "used": outcome.used_count,
-                "limit": outcome.quota_limit,
-                "resets_at": iso_utc(outcome.next_reset_at),
-                "tier": outcome.subscription_tier,
-            },
-        )
-    if outcome.last_reset_at is None or outcome.next_reset_at is None:  # an admitted reserve updated a row
-        raise RuntimeError("reserve_quota admitted without a quota window")
+        raise refusal(outcome)
     crossed: list[int] = []
     if outcome.used_count * 100 >= outcome.quota_limit * WARNING_THRESHOLDS[0]:
         crossed = repo.claim_quota_warnings(conn, quota_key)
+    return reservation_of(outcome, units=units, crossed=crossed)
+
+
+def refusal(outcome: repo.ReserveOutcome) -> QuotaExceededError:
+    """The 429 of a refused reserve (also answered by the chat turn's one-call prepare)."""
+    emit_metric("QuotaExceeded", 1, quota_key=outcome.quota_key)
+    return QuotaExceededError(
+        f"Your {outcome.quota_key.replace('_', ' ')} quota is used up"
+        + (f" until {iso_utc(outcome.next_reset_at)}" if outcome.next_reset_at else ""),
+        details={
+            "quota_key": outcome.quota_key,
+            "used": outcome.used_count,
+            "limit": outcome.quota_limit,
+            "resets_at": iso_utc(outcome.next_reset_at),
+            "tier": outcome.subscription_tier,
+        },
+    )
+
+
+def reservation_of(outcome: repo.ReserveOutcome, *, units: int, crossed: Sequence[int]) -> Reservation:
+    """The reservation an admitted reserve made; `crossed`: the warning thresholds it claimed."""
+    if outcome.last_reset_at is None or outcome.next_reset_at is None:  # an admitted reserve updated a row
+        raise RuntimeError("reserve_quota admitted without a quota window")
     return Reservation(
         quota_key=outcome.quota_key,
         units=units,
@@ -112,6 +123,12 @@ def reserve(conn: Connection, quota_key: QuotaKey, units: int = 1) -> Reservatio
         tier=outcome.subscription_tier,
         warnings_crossed=tuple(crossed),
     )
+
+
+def settled_whole(reservation: Reservation) -> None:
+    """The reservation was settled in full by the database call that recorded the work (the chat turn's
+    finish): nothing is given back, and a later settle or refund does nothing."""
+    reservation._closed = True
 
 
 def _give_back(conn: Connection, reservation: Reservation, units: int) -> bool:
@@ -141,20 +158,19 @@ def settle(conn: Connection, reservation: Reservation, units_used: int) -> None:
 
 def current_quotas(conn: Connection) -> list[QuotaStatus]:
     """The caller's quotas as they stand now, ordered by key; a due reset counts even before the sweep."""
-    statuses = []
-    for row in repo.current_quotas(conn):
-        used, limit = row.used_count, row.quota_limit
-        statuses.append(
-            QuotaStatus(
-                quota_key=row.quota_key,
-                used=used,
-                limit=limit,
-                remaining=max(limit - used, 0),
-                resets_at=row.next_reset_at,
-                # over 100 after a downgrade that kept usage above the new limit
-                percentage_used=round(used / limit * 100, 2) if limit > 0 else 100.0,
-                reset_frequency=row.reset_frequency,
-                tier=row.subscription_tier,
-            )
-        )
-    return statuses
+    return [status_of(row) for row in repo.current_quotas(conn)]
+
+
+def status_of(row: repo.QuotaRow) -> QuotaStatus:
+    used, limit = row.used_count, row.quota_limit
+    return QuotaStatus(
+        quota_key=row.quota_key,
+        used=used,
+        limit=limit,
+        remaining=max(limit - used, 0),
+        resets_at=row.next_reset_at,
+        # over 100 after a downgrade that kept usage above the new limit
+        percentage_used=round(used / limit * 100, 2) if limit > 0 else 100.0,
+        reset_frequency=row.reset_frequency,
+        tier=row.subscription_tier,
+    )

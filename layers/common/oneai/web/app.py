@@ -77,7 +77,14 @@ class BodySizeLimit:
             if not replaced:
                 await send(message)
 
-        await self.app(scope, counting_receive, checked_send)
+        try:
+            await self.app(scope, counting_receive, checked_send)
+        except PayloadTooLargeError:
+            # A reader that does not turn the failed read into an answer (InputGuard buffers the body
+            # before FastAPI sees it) lets the error through: still a 413, unless an answer had begun.
+            if not too_large or started:
+                raise
+            await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(PayloadTooLargeError(f"The body must be at most {self.max_bytes} bytes"))

@@ -2,7 +2,8 @@
 
 The caller's principal carries the request's rate check (`oneai.ratelimit`): `CurrentPrincipal` and
 `ApiKeyPrincipal` count in the `all` bucket, `ChatPrincipal` and `ApiKeyChatPrincipal` (requests that
-start a model reply) in the `chat` bucket. The check is
+start a model reply) in the `chat` bucket; a signed-in `OptionalPrincipal` in `all` too. An anonymous
+write takes `source_rate_check` (its source address's bucket) into its anonymous transaction. The check is
 kept in the request's scope so that `RateLimitHeaders` can write its headers on the response.
 """
 
@@ -19,7 +20,7 @@ from oneai.auth import Principal, authenticate
 from oneai.config import get_settings
 from oneai.db.connection import Database, get_database
 from oneai.errors import ForbiddenError
-from oneai.ratelimit import Bucket, RateCheck, new_check
+from oneai.ratelimit import Bucket, RateCheck, SourceBucket, new_check, new_source_check
 
 RATE_CHECK_SCOPE_KEY = "oneai.rate_check"
 
@@ -86,10 +87,24 @@ Db = Annotated[Database, Depends(get_database)]
 
 
 def optional_principal(
+    request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal | None:
-    """For routes open to everyone: no header is anonymous (None); a header must hold a valid token (401)."""
-    return None if authorization is None else authenticate(authorization)
+    """For routes open to everyone: no header is anonymous (None); a header must hold a valid token (401).
+    A signed-in caller counts in their own `all` bucket, as on every authenticated route."""
+    return None if authorization is None else with_rate_check(request, authenticate(authorization), "all")
+
+
+def source_rate_check(request: Request, bucket: SourceBucket) -> RateCheck | None:
+    """The rate check of an anonymous request, keyed by the address it came from (API Gateway's
+    `requestContext.identity.sourceIp` under Mangum; never X-Forwarded-For, which the caller writes).
+    Pass it to `anon_transaction`; kept in the request's scope for the RateLimit headers."""
+    check: RateCheck | None = request.scope.get(RATE_CHECK_SCOPE_KEY)
+    if check is None:
+        check = new_source_check(get_settings(), bucket, request.client.host if request.client else None)
+        if check is not None:
+            request.scope[RATE_CHECK_SCOPE_KEY] = check
+    return check
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]

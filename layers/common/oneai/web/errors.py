@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oneai.errors import (
     BadRequestError,
+    ForbiddenError,
     NotFoundError,
     OneAIError,
     PayloadTooLargeError,
@@ -30,6 +31,7 @@ from oneai.observability import count_server_error, emit_metric
 _STATUS_ERRORS: dict[int, type[OneAIError]] = {
     400: BadRequestError,
     401: UnauthorizedError,
+    403: ForbiddenError,  # e.g. a dependency's HTTPException(403): FORBIDDEN, not INTERNAL_ERROR
     404: NotFoundError,
     405: NotFoundError,  # like API Gateway: an unknown method on a path is simply not there
     413: PayloadTooLargeError,
