@@ -5,6 +5,7 @@ and every bad input is a clear error that reserves nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from typing import Any
@@ -13,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from local.fake_openrouter import Drop, FakeOpenRouter, generated_image
+from local.fake_openrouter import Drop, FakeOpenRouter, Reply, generated_image
 from local.png import png_size, solid_png
 from local.s3_server import LocalS3
 from tests.conftest import AppUser, create_user
@@ -242,4 +243,51 @@ def test_a_reply_cut_after_its_picture_keeps_the_text_and_the_picture(
     assert httpx.get(redirect.headers["location"], timeout=10).content == base64.b64decode(
         picture.partition(",")[2]
     )
+    assert quota_used(database_url, alice, "image_generation") == 1
+
+
+def test_the_resume_address_replays_the_pictures_of_a_reply_the_client_left(
+    local_server: LocalServer, alice: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN an image model whose three pictures come half a second apart
+    pictures = [generated_image(f"picture {n}") for n in range(3)]
+    openrouter.script(Reply(chunks=["Here ", "they are"], delay=0.5, images=pictures), model=IMAGE_MODEL)
+
+    async def scenario() -> tuple[list[Any], httpx.Response]:
+        async with httpx.AsyncClient(base_url=local_server.base_url, timeout=30) as http:
+            # WHEN the client reads up to the first picture and goes away
+            received = ""
+            async with http.stream(
+                "POST", "/chat/stream", json={"model": IMAGE_MODEL, "content": "Draw"}, headers=alice.headers
+            ) as response:
+                assert response.status_code == 200
+                async for text in response.aiter_text():
+                    received += text
+                    if '"type":"file"' in received.replace(" ", "") and received.endswith("\n\n"):
+                        break
+            first = [e for e in sse_events(received) if isinstance(e, dict)]
+            # AND a reload asks the resume address while the other pictures are still coming
+            resumed = await http.get(f"/chat/stream/{first[1]['data']['id']}/stream", headers=alice.headers)
+            return first, resumed
+
+    first, resumed = asyncio.run(scenario())
+    (seen,) = [e for e in first if e["type"] == "file"]
+    # THEN the resumed stream replays the picture the client saw, then the others, then finishes
+    assert resumed.status_code == 200
+    events = [e for e in sse_events(resumed.text) if isinstance(e, dict)]
+    files = [e for e in events if e["type"] == "file"]
+    assert len(files) == 3 and files[0] == seen and events[-1]["type"] == "finish"
+    # AND each replayed part serves the picture the model made, and the reply keeps all three
+    for part, picture in zip(files, pictures, strict=True):
+        redirect = httpx.get(
+            f"{local_server.base_url}{part['url']}" if part["url"].startswith("/") else part["url"],
+            headers=alice.headers,
+            follow_redirects=False,
+        )
+        assert httpx.get(redirect.headers["location"], timeout=10).content == base64.b64decode(
+            picture.partition(",")[2]
+        )
+    with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
+        reply = messages_of(http, alice, first[1]["data"]["id"])[1]
+    assert sorted(a["url"] for a in reply["attachments"]) == sorted(f["url"] for f in files)
     assert quota_used(database_url, alice, "image_generation") == 1
