@@ -756,8 +756,10 @@ class _Exchange:
             group.start_soon(watch)
             with contextlib.suppress(_Stopping):
                 await self._play(scenario)
-            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+            # Recorded before the closing send: a client that stops reading at [DONE] may return (and
+            # its test look) before that send does.
             self.record.finished_at = time.monotonic()
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
             group.cancel_scope.cancel()
 
     async def _watch_only(self) -> None:
