@@ -13,6 +13,7 @@ STAGE = "default"
 SSM_PATH = f"/oneai/{STAGE}/"
 REST_API_ID = "0neai0test"  # the id API Gateway would give OneAIApi (what the notification links point at)
 # The template's parameters without defaults, as `make dev` has them.
+ATTACHMENTS_BUCKET = "oneai-attachments-default"
 PARAMETERS = {"SupabaseUrl": LOCAL_SUPABASE_URL, "ShareUrlBase": "https://oneai.test/shared"}
 
 
@@ -42,8 +43,13 @@ def template_environment(function: Function, *, tracing: bool = True) -> dict[st
     # The conditional values, as the template's defaults (or tracing off) make them.
     resolved["ONEAI_SSM_PATH"] = SSM_PATH
     resolved["POWERTOOLS_TRACE_DISABLED"] = "false" if tracing else "true"
-    if "ONEAI_PUBLIC_API_URL" in resolved:  # no PublicApiUrl: the stage's execute-api URL
+    # Issue 12: the attachments bucket is a resource of the stack (named here as a sample).
+    resolved["ONEAI_ATTACHMENTS_BUCKET"] = ATTACHMENTS_BUCKET
+    own = (resource["Properties"].get("Environment") or {}).get("Variables") or {}
+    if "ONEAI_PUBLIC_API_URL" in own:  # no PublicApiUrl: the stage's execute-api URL
         resolved["ONEAI_PUBLIC_API_URL"] = f"https://{REST_API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
+    elif resolved.get("ONEAI_PUBLIC_API_URL", "") is None:  # Globals' (issue 12): absent without PublicApiUrl
+        del resolved["ONEAI_PUBLIC_API_URL"]
     missing = sorted(name for name, value in resolved.items() if value is None)
     if missing:
         raise ValueError(f"{function.logical_id}: environment values that cannot be resolved: {missing}")

@@ -93,6 +93,21 @@ def prepare_razorpay() -> Any:
     return fake
 
 
+def prepare_s3() -> Any:
+    """Without ONEAI_S3_ENDPOINT_URL, moto's S3 server on this machine (local/s3_server.py) with the
+    attachments bucket created; the process's AWS credentials become the local S3's own (nothing here
+    talks to AWS). A handle to keep, or None (an S3 endpoint was given: it is used as it is)."""
+    if os.environ.get("ONEAI_S3_ENDPOINT_URL"):
+        return None
+    from local.s3_server import DEFAULT_BUCKET, LocalS3
+
+    s3 = LocalS3(port=int(os.environ.get("ONEAI_LOCAL_S3_PORT") or 0)).start()
+    bucket = os.environ.get("ONEAI_ATTACHMENTS_BUCKET") or DEFAULT_BUCKET
+    s3.create_bucket(bucket)
+    os.environ.update(s3.environment(bucket))
+    return s3
+
+
 def start_event_bus(template: dict[str, Any]) -> Any:
     """Domain events go to the notifications function in-process (local/event_bus.py); a handle to stop."""
     from local.event_bus import LocalEventBus, notifications_function
@@ -201,6 +216,7 @@ def main() -> int:
     template = load_template()
     offline = prepare_openrouter()
     fake_razorpay = prepare_razorpay()
+    local_s3 = prepare_s3()
     apply_dev_environment(port, template)
     database_url, pg_handle = prepare_database()
 
@@ -217,6 +233,12 @@ def main() -> int:
     if offline is not None:
         print(
             f"  OpenRouter      offline: every offered model is a local stand-in at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
+            flush=True,
+        )
+    if local_s3 is not None:
+        print(
+            f"  S3              moto's server at {local_s3.endpoint_url}, bucket {os.environ['ONEAI_ATTACHMENTS_BUCKET']}"
+            " (in memory; set ONEAI_S3_ENDPOINT_URL to use another)\n",
             flush=True,
         )
     if event_bus is not None:
@@ -236,6 +258,8 @@ def main() -> int:
             offline.stop()
         if fake_razorpay is not None:
             fake_razorpay.stop()
+        if local_s3 is not None:
+            local_s3.stop()
         if event_bus is not None:
             event_bus.stop()
         del pg_handle  # the embedded server stops with its last handle

@@ -86,6 +86,7 @@ SAMPLES: dict[str, Sample] = {
     "ListConversations": Sample(query="limit=20&q=lisbon"),
     "CreateConversation": Sample(body={"title": "Trip to Lisbon", "metadata": {"pinned": False}}),
     "GetConversationsOpenApi": Sample(public=True),
+    "CreateAttachment": Sample(body={"filename": "photo.png", "media_type": "image/png", "size": 1024}),
     "UpdateConversation": Sample(body={"title": "Lisbon in three days", "metadata": {"pinned": True}}),
     "ListMessages": Sample(query="limit=50"),
     "ExportConversation": Sample(query="format=markdown"),

@@ -27,7 +27,9 @@ headers) with, for streams, when the response finished or when the client went a
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import re
@@ -42,8 +44,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
+import httpx
 import uvicorn
 
+from local.png import png_size, solid_png
 from local.threaded_server import FakeUpstream, ThreadedServer
 
 Scope = MutableMapping[str, Any]
@@ -77,6 +81,9 @@ class Reply:
     generation_id: str | None = None
     generation_header: bool = True
     send_done: bool = True
+    # Images the reply carries (data URLs) in `delta.images` after its text. None: one generated PNG when
+    # the request asks for `modalities` with "image" (an image model), none otherwise.
+    images: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,8 @@ class Drop:
 
     after_chunks: Sequence[str] = ()
     served_model: str | None = None
+    # Images (data URLs) sent after the chunks, before the connection breaks.
+    after_images: Sequence[str] = ()
 
 
 class _Stopping(Exception):
@@ -218,6 +227,7 @@ def default_catalog() -> list[dict[str, Any]]:
             prompt="0",
             completion="0",
             description="Offline development model: deterministic replies, served locally without OpenRouter.",
+            inputs=("text", "image"),
         ),
         _model(
             "openai/gpt-4o-mini",
@@ -252,6 +262,13 @@ def default_catalog() -> list[dict[str, Any]]:
             inputs=("image", "text"),
             outputs=("image", "text"),
             image="0.001238",
+        ),
+        _model(
+            "meta-llama/llama-3.3-70b-instruct",
+            "Meta: Llama 3.3 70B Instruct",
+            context=131_072,
+            prompt="0.00000013",
+            completion="0.0000004",
         ),
         _model("openrouter/auto", "Auto Router", context=2_000_000, prompt="-1", completion="-1"),
     ]
@@ -390,17 +407,81 @@ def _last_user_text(messages: object) -> str:
     return ""
 
 
-def offline_reply(messages: object) -> str:
-    """The deterministic offline answer to a conversation (derived from its last user message)."""
+def last_user_image_urls(messages: object) -> list[str]:
+    """The `image_url` URLs of the last user message's content parts (data: or https: URLs)."""
+    if not isinstance(messages, list):
+        return []
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if not isinstance(content, list):
+                return []
+            return [
+                str(part["image_url"]["url"])
+                for part in content
+                if isinstance(part, dict)
+                and part.get("type") == "image_url"
+                and isinstance(part.get("image_url"), dict)
+                and part["image_url"].get("url")
+            ]
+    return []
+
+
+def describe_image(data: bytes) -> str:
+    """What the offline model "sees": the image's type, pixel size when it is a PNG, and byte count."""
+    media_type = next((t for signature, t in _SIGNATURES if data.startswith(signature)), "not an image")
+    size = png_size(data)
+    pixels = f" of {size[0]}×{size[1]} pixels" if size else ""
+    return f"{media_type}{pixels} ({len(data)} bytes)"
+
+
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
+
+
+async def describe_images(urls: Sequence[str]) -> list[str]:
+    """One description per image: a data: URL is decoded, any other URL is fetched (as a provider does
+    with a presigned link), so a link that does not serve the image shows up in the reply."""
+    notes: list[str] = []
+    async with httpx.AsyncClient(timeout=5) as http:
+        for url in urls:
+            if url.startswith("data:"):
+                try:
+                    notes.append(describe_image(base64.b64decode(url.partition(",")[2])))
+                except ValueError:
+                    notes.append("an unreadable data: URL")
+                continue
+            try:
+                response = await http.get(url)
+            except httpx.HTTPError as exc:
+                notes.append(f"a link that could not be fetched ({type(exc).__name__})")
+                continue
+            if response.status_code != 200:
+                notes.append(f"a link that answered HTTP {response.status_code}")
+            else:
+                notes.append(describe_image(response.content))
+    return notes
+
+
+def offline_reply(messages: object, image_notes: Sequence[str] = ()) -> str:
+    """The deterministic offline answer to a conversation (derived from its last user message and the
+    descriptions of the images it carries)."""
     words = _last_user_text(messages).split()
+    seen = "".join(f" I received an image: {note}." for note in image_notes)
     if not words:
-        return "[offline] Hello from OneAI's offline model. No OpenRouter key is set, so replies are local."
+        return "[offline] Hello from OneAI's offline model. No OpenRouter key is set, so replies are local." + seen
     quoted = " ".join(words[:24]) + (" …" if len(words) > 24 else "")
     plural = "" if len(words) == 1 else "s"
     return (
         f"[offline] This reply comes from OneAI's offline model because no OpenRouter key is set. "
-        f"You wrote {len(words)} word{plural}: “{quoted}”."
+        f"You wrote {len(words)} word{plural}: “{quoted}”." + seen
     )
+
+
+def generated_image(prompt: str) -> str:
+    """The offline image model's picture: a 64×64 PNG whose colour comes from the prompt, as a data URL."""
+    digest = hashlib.sha256(prompt.encode()).digest()
+    png = solid_png(64, 64, (digest[0], digest[1], digest[2]))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def split_words(text: str) -> list[str]:
@@ -514,7 +595,9 @@ class FakeOpenRouterApp:
             record.finished_at = time.monotonic()
             return
         record.status = 200
-        exchange = _Exchange(self.state, record, body, receive, send)
+        image_urls = last_user_image_urls(body.get("messages"))
+        notes = await describe_images(image_urls) if image_urls else []
+        exchange = _Exchange(self.state, record, body, receive, send, image_notes=notes)
         if stream:
             await exchange.stream(scenario)
         else:
@@ -525,8 +608,16 @@ class _Exchange:
     """One chat request being answered."""
 
     def __init__(
-        self, state: FakeState, record: RecordedRequest, body: dict[str, Any], receive: Receive, send: Send
+        self,
+        state: FakeState,
+        record: RecordedRequest,
+        body: dict[str, Any],
+        receive: Receive,
+        send: Send,
+        *,
+        image_notes: Sequence[str] = (),
     ) -> None:
+        self.image_notes = list(image_notes)
         self.state = state
         self.record = record
         self.body = body
@@ -535,6 +626,14 @@ class _Exchange:
         self.created = int(time.time())
         self.generation_id = _new_generation_id()
         record.generation_id = self.generation_id
+
+    def images_of(self, reply: Reply) -> list[str]:
+        if reply.images is not None:
+            return list(reply.images)
+        modalities = self.body.get("modalities")
+        if isinstance(modalities, list) and "image" in modalities:
+            return [generated_image(_last_user_text(self.body.get("messages")))]
+        return []
 
     def served_model(self, override: str | None) -> str:
         if override:
@@ -582,6 +681,7 @@ class _Exchange:
         choices: bool = True,
         usage: Mapping[str, Any] | None = None,
         error: Mapping[str, Any] | None = None,
+        images: Sequence[str] = (),
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "id": self.generation_id,
@@ -600,6 +700,11 @@ class _Exchange:
                     "native_finish_reason": finish_reason,
                     "logprobs": None,
                 }
+            ]
+        if images and payload["choices"]:
+            payload["choices"][0]["delta"]["images"] = [
+                {"type": "image_url", "image_url": {"url": url}, "index": index}
+                for index, url in enumerate(images)
             ]
         if error is not None:
             payload["error"] = dict(error)
@@ -651,8 +756,10 @@ class _Exchange:
             group.start_soon(watch)
             with contextlib.suppress(_Stopping):
                 await self._play(scenario)
-            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+            # Recorded before the closing send: a client that stops reading at [DONE] may return (and
+            # its test look) before that send does.
             self.record.finished_at = time.monotonic()
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
             group.cancel_scope.cancel()
 
     async def _watch_only(self) -> None:
@@ -704,8 +811,7 @@ class _Exchange:
             await self._silence(scenario.keepalive_interval)
         elif isinstance(scenario, Drop):
             model = self.served_model(scenario.served_model)
-            for text in scenario.after_chunks:
-                await self.event(self.chunk(model, content=text))
+            await self._send_then_images(model, scenario.after_chunks, scenario.after_images)
             await anyio.sleep(0.01)  # let the chunks leave before the connection is cut
             raise DroppedConnection("connection dropped on purpose by the fake OpenRouter")
         elif isinstance(scenario, Infinite):
@@ -713,6 +819,12 @@ class _Exchange:
             while True:
                 await self.event(self.chunk(model, content=scenario.chunk))
                 await self._sleep(scenario.interval)
+
+    async def _send_then_images(self, model: str, texts: Sequence[str], images: Sequence[str]) -> None:
+        for text in texts:
+            await self.event(self.chunk(model, content=text))
+        for url in images:
+            await self.event(self.chunk(model, content="", images=[url]))
 
     async def _silence(self, keepalive_interval: float | None) -> None:
         while True:
@@ -728,7 +840,9 @@ class _Exchange:
             self.generation_id = reply.generation_id
             self.record.generation_id = reply.generation_id
         chunks = (
-            list(reply.chunks) if reply.chunks is not None else split_words(offline_reply(self.body["messages"]))
+            list(reply.chunks)
+            if reply.chunks is not None
+            else split_words(offline_reply(self.body["messages"], self.image_notes))
         )
         for _ in range(reply.keepalives_before):
             await self.comment()
@@ -737,6 +851,9 @@ class _Exchange:
             if index:
                 await self._pause(reply.delay)
             await self.event(self.chunk(model, content=text))
+        for url in self.images_of(reply):
+            await self._pause(reply.delay)
+            await self.event(self.chunk(model, content="", images=[url]))
         await self.event(self.chunk(model, content="", finish_reason=reply.finish_reason))
         usage = self.usage(model, "".join(chunks), reply.usage) if reply.include_usage else None
         if usage is not None:

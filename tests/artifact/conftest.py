@@ -21,7 +21,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from lambda_build.layout import REGION, SSM_PATH, functions, lambda_process_environment
+from lambda_build.layout import ATTACHMENTS_BUCKET, REGION, SSM_PATH, functions, lambda_process_environment
 from local.events import DEV_RAZORPAY_WEBHOOK_SECRET, DEV_UNSUBSCRIBE_SECRET
 from local.template_routes import Function
 from oneai.config import DEV_JWT_SECRET
@@ -63,7 +63,7 @@ def build_dir() -> Path:
 @pytest.fixture(scope="session")
 def moto_endpoint(database_url: str) -> Iterator[str]:
     """moto in server mode with the stage's SecureStrings under /oneai/default/ (the events in events/
-    are signed with the dev secrets) and the default event bus."""
+    are signed with the dev secrets), the default event bus and the attachments bucket."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -82,6 +82,15 @@ def moto_endpoint(database_url: str) -> Iterator[str]:
         "UNSUBSCRIBE_SECRET": DEV_UNSUBSCRIBE_SECRET,  # the account samples' unsubscribe link is signed with it
     }.items():
         ssm.put_parameter(Name=f"{SSM_PATH}{name}", Value=value, Type="SecureString", Overwrite=True)
+    # The stack's attachments bucket (account erasure deletes the user's objects there).
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket=ATTACHMENTS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     yield endpoint
     server.stop()
 

@@ -15,6 +15,7 @@ import pytest
 from local.dev_process import LocalServerProcess, run_local_server
 from local.fake_openrouter import FakeOpenRouter
 from local.fake_razorpay import FakeRazorpay
+from local.s3_server import LocalS3
 from tests.conftest import REPO_ROOT, TEST_JWT_SECRET, TEST_SUPABASE_URL
 
 LOG_PATH = REPO_ROOT / ".oneai" / "e2e-local-server.log"  # the server's output, kept for debugging
@@ -33,6 +34,8 @@ E2E_RAZORPAY_KEY_SECRET = "e2e-razorpay-key-secret-never-shown"
 RAZORPAY_TIMEOUT_SECONDS = "1.0"
 E2E_WEBHOOK_SECRET = "e2e-razorpay-webhook-secret-for-the-local-server"
 E2E_PLAN_IDS = "pro=plan_E2EProMonthly,enterprise=plan_E2EEnterprise"
+# The attachments bucket in the session's local S3 (moto's server, as under `make dev`).
+E2E_BUCKET = "oneai-attachments-e2e"
 # Where the local server writes the emails it would send (test_notifications_http.py), emptied per session.
 E2E_OUTBOX = REPO_ROOT / ".oneai" / "e2e-outbox"
 
@@ -76,8 +79,19 @@ def razorpay(fake_razorpay_server: FakeRazorpay) -> FakeRazorpay:
 
 
 @pytest.fixture(scope="session")
+def local_s3() -> Iterator[LocalS3]:
+    """moto's S3 server with S3's POST policy checks (local/s3_server.py), the bucket created."""
+    with LocalS3() as s3:
+        s3.create_bucket(E2E_BUCKET)
+        yield s3
+
+
+@pytest.fixture(scope="session")
 def local_server(
-    database_url: str, fake_openrouter_server: FakeOpenRouter, fake_razorpay_server: FakeRazorpay
+    database_url: str,
+    fake_openrouter_server: FakeOpenRouter,
+    fake_razorpay_server: FakeRazorpay,
+    local_s3: LocalS3,
 ) -> Iterator[LocalServer]:
     env = {
         "DATABASE_URL": database_url,
@@ -96,6 +110,8 @@ def local_server(
         "RAZORPAY_KEY_SECRET": E2E_RAZORPAY_KEY_SECRET,
         "RAZORPAY_API_BASE_URL": fake_razorpay_server.base_url,
         "RAZORPAY_TIMEOUT_SECONDS": RAZORPAY_TIMEOUT_SECONDS,
+        # Attachments: the session's local S3 and its bucket.
+        **local_s3.environment(E2E_BUCKET),
         **GENEROUS_RATE_LIMITS,
         "ONEAI_MAIL_OUTBOX": str(E2E_OUTBOX),
     }

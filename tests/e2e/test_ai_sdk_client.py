@@ -180,3 +180,22 @@ def test_the_ai_sdk_at_its_defaults_chats_without_a_model_under_its_own_chat_id(
     openrouter.script(Reply(chunks=["Theirs"]))
     theirs = read_with_the_sdk(node, local_server, other, "Mine", model="-", chat_id=chat_id)
     assert parts_of(theirs, "data-conversation")[0]["data"]["id"] != conversation_id
+
+
+def test_the_ai_sdk_puts_an_image_the_model_made_into_the_message_parts(
+    node: str, local_server: LocalServer, user: AppUser, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN the image model (the stand-in makes a PNG when asked for images)
+    image_model = "google/gemini-2.5-flash-image-preview"
+    # WHEN the AI SDK client asks it for a picture
+    result = read_with_the_sdk(node, local_server, user, "Draw a lighthouse", model=image_model)
+    # THEN the SDK accepted the `file` part and put it into the assistant message's parts
+    assert result["error"] is None and "file" in result["chunkTypes"]
+    (file_part,) = result["fileParts"]
+    assert file_part["mediaType"] == "image/png"
+    # AND its url is the reply's attachment, which serves the picture
+    conversation_id = parts_of(result, "data-conversation")[0]["data"]["id"]
+    reply = saved_conversation(local_server, user, conversation_id)["messages"][1]
+    assert [a["url"] for a in reply["attachments"]] == [file_part["url"]]
+    redirect = httpx.get(file_part["url"], headers=user.headers, timeout=30, follow_redirects=False)
+    assert httpx.get(redirect.headers["location"], timeout=30).content.startswith(b"\x89PNG\r\n\x1a\n")

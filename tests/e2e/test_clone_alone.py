@@ -33,6 +33,7 @@ from local import DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
 from local.dev_process import LocalServerProcess, run_local_server
 from local.events import DEV_RAZORPAY_WEBHOOK_SECRET
 from local.fake_razorpay import DEV_KEY_SECRET, DEV_PLAN_IDS
+from local.png import solid_png
 from local.template_routes import list_routes, load_template
 from oneai.auth import mint_dev_token
 from oneai.config import DEV_JWT_SECRET
@@ -309,11 +310,41 @@ def walk_conversations(walk: RouteWalk) -> None:
     assert call("GET", "/conversations/{id}", one).json()["title"] == "Standing alone"
     listed = call("GET", "/conversations")
     assert conversation_id in {c["id"] for c in listed.json()["items"]}
+    # Attachments: a picture uploaded to the clone's local S3 (moto's server), then sent with a message
+    picture = solid_png(2, 2, (10, 20, 30))
+    started = call(
+        "POST", "/attachments", json={"filename": "dot.png", "media_type": "image/png", "size": len(picture)}
+    )
+    assert started.status_code == 201, started.text
+    attachment = started.json()
+    upload = attachment["upload"]
+    stored = httpx.post(upload["url"], data=upload["fields"], files={"file": ("dot.png", picture, "image/png")})
+    assert stored.status_code == 204, stored.text
+    assert call("GET", "/attachments/{id}", f"/attachments/{attachment['id']}").status_code == 200
+    content = call("GET", "/attachments/{id}/content", f"/attachments/{attachment['id']}/content")
+    assert content.status_code == 302 and httpx.get(content.headers["location"]).content == picture
+    seen = call(
+        "POST",
+        "/chat/stream",
+        json={
+            "model": "oneai/offline",
+            "conversation_id": conversation_id,
+            "content": "And this?",
+            "attachments": [attachment["id"]],
+        },
+    )
+    assert seen.status_code == 200, seen.text
+    described = "".join(p["delta"] for p in read_stream(seen) if isinstance(p, dict) and p["type"] == "text-delta")
+    assert "image/png of 2×2 pixels" in described, described
     share = call("POST", "/conversations/{id}/share", f"{one}/share")
     assert share.status_code in {200, 201}, share.text
     token = share.json()["token"]
     snapshot = call("GET", "/shared/{token}", f"/shared/{token}", public=True)
     assert snapshot.status_code == 200, snapshot.text
+    shared_file = call(
+        "GET", "/shared/{token}/attachments/{id}", f"/shared/{token}/attachments/{attachment['id']}", public=True
+    )
+    assert shared_file.status_code == 302, shared_file.text
     exported = call("GET", "/conversations/{id}/export", f"{one}/export", params={"format": "markdown"})
     assert exported.status_code == 200 and "Hello from a clone" in exported.text
     assert call("DELETE", "/conversations/{id}/share", f"{one}/share").status_code == 204

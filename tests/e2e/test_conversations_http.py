@@ -76,7 +76,7 @@ def test_a_conversation_lifecycle_create_list_rename_export_share_delete(
     message_keys = {
         "id", "conversation_id", "role", "content", "model_id", "tokens_used", "sequence_number",
         "revision_number", "revision_type", "original_message_id", "parent_message_id", "is_latest",
-        "status", "created_at",
+        "status", "created_at", "attachments",
     }  # fmt: skip
     assert set(full["messages"][0]) == message_keys
 

@@ -9,7 +9,8 @@
 // and parses the response into UI message chunks with the SDK's own schema; `readUIMessageStream` rebuilds
 // the assistant message from them. The chunk stream is teed so the chunks themselves are seen as well.
 //
-// Prints one JSON line: {chatId, messageId, role, text, dataParts: [{type, id, data}], chunkTypes, error}.
+// Prints one JSON line: {chatId, messageId, role, text, dataParts: [{type, id, data}],
+// fileParts: [{mediaType, url}], chunkTypes, error}.
 // `error` is the text of an `error` chunk as the SDK surfaced it (null when none). Anything else that goes
 // wrong (HTTP error, a chunk the SDK rejects, a chunk it cannot apply to the message) exits non-zero.
 import { randomUUID } from 'node:crypto';
@@ -80,6 +81,9 @@ async function main(argv) {
     dataParts: parts
       .filter(part => part.type.startsWith('data-'))
       .map(part => ({ type: part.type, id: part.id ?? null, data: part.data })),
+    fileParts: parts
+      .filter(part => part.type === 'file')
+      .map(part => ({ mediaType: part.mediaType, url: part.url })),
     chunkTypes: chunks.map(chunk => chunk.type),
     error: surfaced.length > 0 ? surfaced.map(error => error.message).join('\n') : null,
   };

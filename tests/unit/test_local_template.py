@@ -68,6 +68,10 @@ CONVERSATIONS_ROUTES = {
     ("GET", "/conversations/{id}/export", "ExportConversation"),
     ("GET", "/shared/{token}", "GetSharedConversation"),
     ("GET", "/chat/history", "SearchChatHistory"),
+    ("POST", "/attachments", "CreateAttachment"),
+    ("GET", "/attachments/{id}", "GetAttachment"),
+    ("GET", "/attachments/{id}/content", "GetAttachmentContent"),
+    ("GET", "/shared/{token}/attachments/{id}", "GetSharedAttachment"),
 }
 CHAT_STREAM_ROUTES = {
     ("POST", "/chat/stream", "StreamChat"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -15,7 +16,8 @@ from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, OFFERED_MODELS, Mo
 from oneai.chat.relay import ChatRelay
 from oneai.chat.requests import CHAT_BODY_OPENAPI, parse_chat_body
 from oneai.chat.resumable import LiveReply, ReplyStreamResponse
-from oneai.chat.turn import MESSAGE_TOO_LONG, prepare_turn
+from oneai.chat.turn import MESSAGE_TOO_LONG, default_model_for, prepare_turn
+from oneai.chat.turn_images import keep_attached, refuse_images_the_model_cannot_read, store_inline_images
 from oneai.db.users import caller_tier
 from oneai.errors import PayloadTooLargeError
 from oneai.events import get_publisher
@@ -63,6 +65,8 @@ async def chat_stream(
     # The catalog never waits for OpenRouter: the cached entries (a refresh runs in the background), else
     # the default window. The message must fit the model's window: a named model is checked here, the
     # caller's default model (resolved by the prepare call) there, with the models it does not fit.
+    if turn.model is None and turn.has_images:  # the model must read the images: it is known first
+        turn = turn.model_copy(update={"model": await run_in_threadpool(default_model_for, db, principal)})
     if (
         turn.model is not None
         and turn.content is not None
@@ -75,7 +79,13 @@ async def chat_stream(
         too_long_for = frozenset(
             m.model_id for m in OFFERED_MODELS if not _fits(content, client.known_model(m.model_id))
         )
-    prepared = await run_in_threadpool(prepare_turn, db, principal, turn, too_long_for=too_long_for)
+    if turn.model is not None:
+        refuse_images_the_model_cannot_read(turn, client.known_model(turn.model))
+    inline = await run_in_threadpool(store_inline_images, principal.user_id, turn.inline_images)
+    prepared = await run_in_threadpool(
+        partial(prepare_turn, too_long_for=too_long_for, inline=inline), db, principal, turn
+    )
+    await run_in_threadpool(keep_attached, prepared.attachment_keys)
     model = client.known_model(prepared.turn.model_id)
     relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)
     announcing = None

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
+from oneai.attachments.service import delete_objects_after_commit
 from oneai.conversations import service
 from oneai.conversations.export import export_conversation
 from oneai.conversations.models import (
@@ -73,7 +74,8 @@ def update_conversation(
 )
 def delete_conversation(principal: CurrentPrincipal, db: Db, conversation_id: UUID) -> Response:
     with db.user_transaction(principal) as conn:
-        service.delete_conversation(conn, conversation_id)
+        keys = service.delete_conversation(conn, conversation_id)
+    delete_objects_after_commit(keys)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -142,7 +144,7 @@ def export(principal: CurrentPrincipal, db: Db, conversation_id: UUID, format: E
 @public.get("/shared/{token}", summary="A shared conversation's snapshot (no auth)")
 def shared(db: Db, token: str) -> SharedSnapshot:
     with db.anon_transaction() as conn:
-        return service.shared_snapshot(conn, token)
+        return service.shared_snapshot(conn, token, db.settings.share_url_base)
 
 
 @history.get("/history", summary="Search messages across your conversations")

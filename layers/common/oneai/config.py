@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     # EventBridge bus for domain events (quota warnings, payment failures); unset locally: only logged.
     event_bus_name: str | None = Field(default=None, validation_alias="ONEAI_EVENT_BUS")
 
+    # Attachments (issue 12): the private S3 bucket, where its API is (only set locally: moto's server under
+    # `make dev`; in AWS the default endpoint). Attachment URLs are under `public_api_url`.
+    attachments_bucket: str | None = Field(default=None, validation_alias="ONEAI_ATTACHMENTS_BUCKET")
+    s3_endpoint_url: str | None = Field(default=None, validation_alias="ONEAI_S3_ENDPOINT_URL")
+    max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, validation_alias="ONEAI_MAX_ATTACHMENT_BYTES"
+    )
+    # Lifetimes of the presigned upload (POST) and of the presigned GET a content route redirects to.
+    attachment_upload_seconds: int = Field(default=900, gt=0, le=3600, validation_alias="ONEAI_UPLOAD_URL_SECONDS")
+    attachment_url_seconds: int = Field(
+        default=300, gt=0, le=3600, validation_alias="ONEAI_ATTACHMENT_URL_SECONDS"
+    )
+
     # Notifications (email through SES v2): the verified sender, an optional configuration set, the key
     # that signs one-click unsubscribe links, and the public API base those links point at. With
     # ONEAI_MAIL_OUTBOX set (`make dev`) no email is sent: each is written there as an .eml file.

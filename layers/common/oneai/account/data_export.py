@@ -58,6 +58,7 @@ def account_export(conn: Connection, *, now: datetime | None = None) -> dict[str
         "exported_at": _plain(now or datetime.now(UTC)),
         "profile": profiles[0] if profiles else None,
         "conversations": conversations,
+        "attachments": sections["attachments"],
         "share_links": sections["share_links"],
         "quotas": sections["quotas"],
         "usage": sections["usage"],

@@ -4,8 +4,8 @@ retry can always finish:
 1. every subscription that has not ended is cancelled at Razorpay now, and the answer recorded. If
    Razorpay fails, the erasure stops here with 502 `UPSTREAM_ERROR`: nothing is erased (a customer must
    never keep paying for an account that is gone);
-2. the external steps (`EXTERNAL_STEPS`): what the account holds outside PostgreSQL. None yet; the
-   attachments issue adds the deletion of the user's S3 objects here, before the rows that list them go;
+2. the external steps (`EXTERNAL_STEPS`): what the account holds outside PostgreSQL: every S3 object
+   under `users/<user_id>/` (batched DeleteObjects), before the rows that list them go;
 3. one service transaction (`oneai_private.erase_user`): usage records lose the user id (kept for
    accounting), then the auth user is deleted through the database, which deletes `public.users` and by
    `on delete cascade` every row of the user: conversations, messages, share links, quota rows,
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
 
+from oneai.attachments.service import erase_user_objects
 from oneai.billing.razorpay_client import RazorpayClient, get_razorpay_client
 from oneai.billing.replacement import cancel_at_razorpay, record_cancel_answer
 from oneai.db import account_data as repo
@@ -41,7 +42,7 @@ from oneai.logging import logger
 
 # One external step: delete what `user_id` holds outside PostgreSQL; must succeed when run again.
 ExternalStep = Callable[[Database, UUID], None]
-EXTERNAL_STEPS: Final[tuple[ExternalStep, ...]] = ()
+EXTERNAL_STEPS: Final[tuple[ExternalStep, ...]] = (erase_user_objects,)
 RAZORPAY_FAILED_MESSAGE: Final = (
     "Your subscription could not be cancelled at the payment provider, so nothing was erased; try again"
 )

@@ -61,3 +61,8 @@ def finish() -> bytes:
 
 def error(text: str) -> bytes:
     return _event({"type": "error", "errorText": text})
+
+
+def file(media_type: str, url: str) -> bytes:
+    """A file of the reply (an image the model made): the AI SDK puts it in the message's parts."""
+    return _event({"type": "file", "mediaType": media_type, "url": url})

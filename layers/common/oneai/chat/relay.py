@@ -19,8 +19,16 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 
+from oneai.attachments.models import attachment_url
+from oneai.attachments.service import (
+    GeneratedImage,
+    mark_attached_after_commit,
+    model_image_part,
+    store_generated_image,
+)
+from oneai.attachments.storage import get_object_store
 from oneai.chat import parts
-from oneai.chat.context import build_context
+from oneai.chat.context import ImagePart, build_context
 from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH
 from oneai.chat.turn import FinishedTurn, PreparedTurn, ReplyOutcome, finish_turn, refund_turn, save_title
 from oneai.db.connection import Database
@@ -31,7 +39,7 @@ from oneai.observability import MetricUnit, emit_metric
 from oneai.openrouter.catalog import OpenRouterModel, cost_of
 from oneai.openrouter.client import ChatStream, OpenRouterClient
 from oneai.openrouter.errors import IdleTimeoutError, OpenRouterError, PartialStreamError
-from oneai.openrouter.types import KeepAlive, StreamDone, StreamEvent, StreamResult, TextDelta
+from oneai.openrouter.types import ImageDelta, KeepAlive, StreamDone, StreamEvent, StreamResult, TextDelta
 
 TITLE_PROMPT = (
     "Write a title of at most six words for a conversation that starts with the user's message below. "
@@ -43,6 +51,7 @@ TITLE_TIMEOUT_SECONDS = 15.0
 TITLE_GRACE_AFTER_REPLY_SECONDS = 3.0
 MIDSTREAM_ERROR_TEXT = "The model stopped with an error before finishing; the partial reply was kept."
 IDLE_ERROR_TEXT = "The model stopped responding; the partial reply was kept."
+IMAGE_AND_TEXT = ("image", "text")
 SAVE_ERROR_TEXT = "The reply could not be saved because the conversation changed meanwhile."
 
 
@@ -71,6 +80,7 @@ class ChatRelay:
         self._title_task: asyncio.Task[str | None] | None = None
         self._outcome: ReplyOutcome | None = None
         self._result: StreamResult | None = None
+        self._images: list[GeneratedImage] = []  # stored as they arrived; rows written with the reply
         self._reading: anyio.CancelScope | None = None
         self._stop_requested = False
 
@@ -79,7 +89,7 @@ class ChatRelay:
         prepared = self._prepared
         try:
             context_length = (self._model.context_length if self._model else None) or DEFAULT_CONTEXT_LENGTH
-            messages = build_context(prepared.history, context_length)
+            messages = build_context(prepared.history, context_length, image_part=self._image_part())
             if prepared.first_exchange and prepared.user_message is not None:
                 self._title_task = asyncio.create_task(self._generate_title(prepared.user_message.content))
             self._stream = self._client.stream_chat(
@@ -87,6 +97,8 @@ class ChatRelay:
                 messages,
                 fallback_models=prepared.offered.fallbacks,
                 user=str(prepared.principal.user_id),
+                # A model that makes images is asked for them (OpenRouter's image generation).
+                modalities=IMAGE_AND_TEXT if self._model is not None and self._model.generates_images else (),
             )
             self._first = await self._first_event(self._stream)
         except BaseException as exc:
@@ -94,6 +106,26 @@ class ChatRelay:
             if isinstance(exc, OpenRouterError):
                 raise exc.to_api_error() from None
             raise
+
+    def _image_part(self) -> ImagePart | None:
+        """Image parts for a model that reads images (when the catalog does not say, it is assumed: the
+        route refused images for models known not to read them); None otherwise."""
+        if self._model is not None and "image" not in self._model.input_modalities:
+            return None
+        if not any(m.attachments for m in self._prepared.history):
+            return None
+        store, user_id = get_object_store(), self._prepared.principal.user_id
+        return lambda attachment: model_image_part(store, user_id, attachment.id, attachment.media_type)
+
+    async def _stored_image(self, url: str) -> bytes:
+        """Store an image the model made and announce it as a `file` part (nothing when it is unusable)."""
+        image = await anyio.to_thread.run_sync(
+            store_generated_image, get_object_store(), self._prepared.principal.user_id, url
+        )
+        if image is None:
+            return b""
+        self._images.append(image)
+        return parts.file(image.media_type, attachment_url(image.attachment_id))
 
     async def _first_event(self, stream: ChatStream) -> StreamEvent:
         async for event in stream:
@@ -171,9 +203,13 @@ class ChatRelay:
             return
         if isinstance(first, TextDelta):
             emit(parts.text_delta(first.text))
+        elif isinstance(first, ImageDelta):
+            emit(await self._stored_image(first.url))
         async for event in stream:
             if isinstance(event, TextDelta):
                 emit(parts.text_delta(event.text))
+            elif isinstance(event, ImageDelta):
+                emit(await self._stored_image(event.url))
             elif isinstance(event, KeepAlive):
                 emit(parts.KEEP_ALIVE)
             elif isinstance(event, StreamDone):
@@ -220,15 +256,20 @@ class ChatRelay:
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             cost=cost_of(usage, model) if usage else Decimal(0),
+            images=tuple(self._images),
         )
         self._outcome = outcome
         emit_metric("ReplyTokens", outcome.prompt_tokens + outcome.completion_tokens, model=served, status=status)
         emit_metric("ReplyCost", float(outcome.cost), MetricUnit.NoUnit, model=served)
         try:
-            return await anyio.to_thread.run_sync(finish_turn, self._db, self._prepared, outcome)
+            finished = await anyio.to_thread.run_sync(finish_turn, self._db, self._prepared, outcome)
         except OneAIError as exc:
             logger.warning("reply not saved", extra={"error_code": exc.code})
             return None
+        if self._images:  # the reply lists them now: keep them past the expiry of unattached objects
+            keys = [image.key for image in self._images]
+            await anyio.to_thread.run_sync(mark_attached_after_commit, get_object_store(), keys)
+        return finished
 
     def _conversation_part(self, title: str | None) -> dict[str, Any]:
         return {

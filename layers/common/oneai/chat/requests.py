@@ -8,7 +8,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from oneai.attachments.images import InlineImage, NotAnImageError, parse_data_url
+from oneai.attachments.service import MAX_ATTACHMENTS_PER_MESSAGE, attachment_id_in_url
 from oneai.chat.offered_models import OFFERED_MODELS
+from oneai.config import get_settings
 from oneai.conversations.models import MAX_MESSAGE_CHARS
 from oneai.errors import PayloadTooLargeError, ValidationError
 
@@ -32,6 +35,13 @@ class ChatTurn(BaseModel):
     create_missing_conversation: bool = False
     # A chat id that is not a UUID: the caller's conversation with that client id (created on first use).
     client_chat_id: str | None = None
+    # Images of the new message: the caller's attachments by id, and `data:` URLs to store as new ones.
+    attachment_ids: list[UUID] = Field(default_factory=list)
+    inline_images: list[InlineImage] = Field(default_factory=list)
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self.attachment_ids or self.inline_images)
 
     @property
     def model_id(self) -> str:
@@ -48,9 +58,16 @@ class NativeChatRequest(BaseModel):
     action: Action = "send"
     content: str | None = Field(default=None, description=f"at most {MAX_MESSAGE_CHARS} characters (413 above)")
     message_id: UUID | None = None
+    attachments: list[UUID] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS_PER_MESSAGE,
+        description="ids of your uploaded attachments (images), with send or edit; the model must read images",
+    )
 
     @model_validator(mode="after")
     def _fields_of_the_action(self) -> NativeChatRequest:
+        if self.attachments and self.action == "regenerate":
+            raise _attachments_error("attachments come with send or edit, not regenerate")
         if self.content is not None and len(self.content) > MAX_MESSAGE_CHARS:
             raise PayloadTooLargeError(TOO_LONG_MESSAGE)  # not a ValueError: pydantic lets it through
         if self.action in ("send", "edit") and not (self.content or "").strip():
@@ -69,7 +86,13 @@ class NativeChatRequest(BaseModel):
             action=self.action,
             content=self.content if self.action != "regenerate" else None,
             message_id=self.message_id,
+            attachment_ids=list(dict.fromkeys(self.attachments)),
         )
+
+
+def _attachments_error(message: str) -> ValidationError:
+    # A OneAIError, not a ValueError: it passes through pydantic's validation as it is.
+    return ValidationError(message, details={"errors": [{"field": "attachments", "message": message}]})
 
 
 class UIMessagePart(BaseModel):
@@ -115,6 +138,31 @@ class AISDKChatRequest(BaseModel):
                 return "".join(p.text or "" for p in message.parts if p.type == "text")
         return ""
 
+    def last_user_files(self) -> tuple[list[UUID], list[InlineImage]]:
+        """The `file` parts of the last user message: attachment urls of the caller (by id; whose they
+        are is checked with the turn) and `data:` URLs of accepted images; anything else is a 422."""
+        last = next((m for m in reversed(self.messages) if m.role == "user"), None)
+        files = [p for p in (last.parts if last else []) if p.type == "file"]
+        if len(files) > MAX_ATTACHMENTS_PER_MESSAGE:
+            raise _attachments_error(f"at most {MAX_ATTACHMENTS_PER_MESSAGE} files per message")
+        ids: list[UUID] = []
+        inline: list[InlineImage] = []
+        for part in files:
+            url = str(getattr(part, "url", "") or "")
+            if url.startswith("data:"):
+                try:
+                    inline.append(parse_data_url(url, max_bytes=get_settings().max_attachment_bytes))
+                except NotAnImageError as exc:
+                    raise _attachments_error(f"a data: URL {exc}") from None
+                continue
+            attachment_id = attachment_id_in_url(url)
+            if attachment_id is None:
+                raise _attachments_error(
+                    "a file must be the url of one of your attachments or a data: URL of an image"
+                )
+            ids.append(attachment_id)
+        return list(dict.fromkeys(ids)), inline
+
     def turn(self) -> ChatTurn:
         conversation_id, client_chat_id = self._conversation()
         if self.trigger == "regenerate-message":
@@ -134,6 +182,7 @@ class AISDKChatRequest(BaseModel):
         if len(text) > MAX_MESSAGE_CHARS:
             raise PayloadTooLargeError(TOO_LONG_MESSAGE)
         action: Action = "edit" if self.message_id is not None else "send"
+        attachment_ids, inline_images = self.last_user_files()
         return ChatTurn(
             conversation_id=conversation_id,
             model=self.model,
@@ -142,6 +191,8 @@ class AISDKChatRequest(BaseModel):
             message_id=self.message_id,
             create_missing_conversation=True,
             client_chat_id=client_chat_id,
+            attachment_ids=attachment_ids,
+            inline_images=inline_images,
         )
 
 

@@ -14,19 +14,27 @@ to any query of the user) sent together. The rules live in that migration; the e
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+from oneai.attachments import service as attachments
+from oneai.attachments.images import InlineImage
+from oneai.attachments.models import AttachmentRef
+from oneai.attachments.service import GeneratedImage
+from oneai.attachments.storage import ObjectStore, get_object_store
 from oneai.auth import Principal
 from oneai.chat.offered_models import OFFERED_MODELS, TIER_DEFAULT_MODELS, OfferedModel, offered_model
 from oneai.chat.requests import ChatTurn
 from oneai.conversations import service as conversations
 from oneai.conversations.models import Conversation, ConversationUpdate, Message
+from oneai.db import attachments as attachment_rows
 from oneai.db import conversations as conversation_rows
 from oneai.db.connection import Database
 from oneai.db.conversations import MESSAGE_LIST
 from oneai.db.quota import QuotaRow, ReserveOutcome
+from oneai.db.users import caller_profile
 from oneai.errors import (
     ConflictError,
     NotFoundError,
@@ -56,6 +64,8 @@ class PreparedTurn:
     history: list[Message]
     reservation: Reservation
     reply_id: uuid.UUID
+    # The S3 keys of the user message's attachments: tagged attached once this turn committed.
+    attachment_keys: tuple[str, ...] = ()
 
     @property
     def first_exchange(self) -> bool:
@@ -71,6 +81,8 @@ class ReplyOutcome:
     prompt_tokens: int
     completion_tokens: int
     cost: Decimal
+    # Images the model made, already in S3: attachments of the reply.
+    images: tuple[GeneratedImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,12 +138,40 @@ def _message_or_none(value: Any) -> Message | None:
     return None if value is None else Message.model_validate(value)
 
 
+def default_model_for(db: Database, principal: Principal) -> str:
+    """The model of a turn with images that names none (it must be known before the images are checked
+    against it): the caller's preferred model while their tier may use it, else the tier's default (the
+    rule the prepare call applies)."""
+    with db.user_transaction(principal) as conn:
+        profile = caller_profile(conn)
+    tier, preferred = profile.subscription_tier, (profile.preferences or {}).get("default_model")
+    offered = {m.model_id: m for m in OFFERED_MODELS}
+    if isinstance(preferred, str) and preferred in offered and tier in offered[preferred].tiers:
+        return preferred
+    return TIER_DEFAULT_MODELS.get(tier, TIER_DEFAULT_MODELS["free"])
+
+
 def prepare_turn(
-    db: Database, principal: Principal, turn: ChatTurn, *, too_long_for: frozenset[str] = frozenset()
+    db: Database,
+    principal: Principal,
+    turn: ChatTurn,
+    *,
+    too_long_for: frozenset[str] = frozenset(),
+    inline: Sequence[tuple[uuid.UUID, InlineImage]] = (),
 ) -> PreparedTurn:
-    """One round trip: the request's scope, user and rate checks and the prepare call travel together.
-    `too_long_for`: the models whose window the message does not fit (checked when the call picks the
-    caller's default model; a named model was checked before)."""
+    """One round trip for a turn without images: the request's scope, user and rate checks and the prepare
+    call travel together. `too_long_for`: the models whose window the message does not fit (checked when
+    the call picks the caller's default model; a named model was checked before). `inline`: the turn's
+    `data:` URL images, already stored in S3 under these attachment ids.
+
+    A turn with images takes two more: the attachments are checked before anything is reserved (404 not
+    the caller's, 409 never uploaded or another message's; a pending upload's S3 HEAD happens in Python),
+    and after the call they are checked again, linked to the user message and the history re-read with
+    them in one transaction (a refusal there refunds the unit)."""
+    store = get_object_store() if turn.has_images else None
+    if store is not None and turn.attachment_ids:
+        with db.user_transaction(principal) as conn:
+            attachments.turn_attachments(conn, store, turn.attachment_ids)
     arguments = {
         "action": turn.action,
         "model": turn.model,
@@ -154,7 +194,7 @@ def prepare_turn(
         ReserveOutcome.model_validate(result["reserve"]), units=1, crossed=result["warnings"]
     )
     parent = Message.model_validate(result["parent"])
-    return PreparedTurn(
+    prepared = PreparedTurn(
         principal=principal,
         turn=turn if turn.model == model else turn.model_copy(update={"model": model}),
         offered=offered_model(model, str(result["tier"])),
@@ -166,6 +206,42 @@ def prepare_turn(
         reservation=reservation,
         reply_id=uuid.uuid4(),
     )
+    if store is None or prepared.user_message is None:
+        return prepared
+    try:
+        return _with_attachments(db, store, prepared, inline)
+    except OneAIError:
+        refund_turn(db, prepared)
+        raise
+
+
+def _with_attachments(
+    db: Database, store: ObjectStore, prepared: PreparedTurn, inline: Sequence[tuple[uuid.UUID, InlineImage]]
+) -> PreparedTurn:
+    """The turn's images become the user message's, and the history is read again with them."""
+    assert prepared.user_message is not None
+    principal, turn, conversation_id = prepared.principal, prepared.turn, prepared.conversation.id
+    with db.user_transaction(principal) as conn:
+        taken = attachments.turn_attachments(conn, store, turn.attachment_ids)
+        for attachment_id, image in inline:
+            taken.append(
+                attachments.record_inline_image(
+                    conn,
+                    principal.user_id,
+                    attachment_id,
+                    image,
+                    filename=f"image-{len(taken) + 1}.{image.extension}",
+                )
+            )
+        linked = attachment_rows.attach_to_message(
+            conn, [row.id for row in taken], conversation_id=conversation_id, message_id=prepared.user_message.id
+        )
+        if linked != len(taken):  # another turn took one since the first check
+            raise ConflictError("This attachment belongs to another message already")
+        history = conversation_rows.recent_branch(
+            conn, conversation_id, up_to=prepared.parent.sequence_number, limit=HISTORY_LIMIT
+        )
+    return replace(prepared, history=history, attachment_keys=tuple(row.s3_key for row in taken))
 
 
 def refund_turn(db: Database, prepared: PreparedTurn) -> None:
@@ -208,7 +284,15 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
     quota.settled_whole(prepared.reservation)
     statuses = [quota.status_of(QuotaRow.model_validate(q)) for q in result["quotas"]]
     status = next((q for q in statuses if q.quota_key == prepared.offered.quota_key), None)
-    return FinishedTurn(message=Message.model_validate(result["message"]), quota=status)
+    message = Message.model_validate(result["message"])
+    if outcome.images:  # one more round trip, only for a reply with images: their rows (already in S3)
+        with db.user_transaction(prepared.principal) as conn:
+            attachments.record_generated_images(
+                conn, prepared.principal.user_id, prepared.conversation.id, message.id, outcome.images
+            )
+        refs = [AttachmentRef(id=i.attachment_id, media_type=i.media_type, size=i.size) for i in outcome.images]
+        message = message.model_copy(update={"attachments": refs})
+    return FinishedTurn(message=message, quota=status)
 
 
 def save_title(db: Database, prepared: PreparedTurn, title: str) -> None:

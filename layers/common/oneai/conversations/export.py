@@ -43,6 +43,7 @@ def _as_markdown(conversation: ConversationWithMessages, exported_at: datetime) 
     for message in conversation.messages:
         note = "" if message.status == "complete" else f" _({message.status})_"
         lines += ["", f"### {_speaker(message)}{note}", "", message.content]
+        lines += [f"![{a.media_type} attachment]({a.url})" for a in message.attachments]
     return "\n".join(lines) + "\n"
 
 
@@ -51,6 +52,7 @@ def _as_text(conversation: ConversationWithMessages, exported_at: datetime) -> s
     for message in conversation.messages:
         note = "" if message.status == "complete" else f" [{message.status}]"
         lines += ["", f"{_speaker(message)}{note}:", message.content]
+        lines += [f"[attachment {a.media_type}: {a.url}]" for a in message.attachments]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from oneai.attachments.models import AttachmentRef
+
 MAX_TITLE_CHARS = 200
 MAX_METADATA_BYTES = 16 * 1024
 MAX_MESSAGE_CHARS = 100_000
@@ -45,6 +47,12 @@ class Message(BaseModel):
     is_latest: bool
     status: MessageStatus
     created_at: datetime
+    attachments: list[AttachmentRef] = Field(default_factory=list)
+
+    @field_validator("attachments", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
 
 
 class ConversationWithMessages(Conversation):
@@ -105,6 +113,15 @@ class HistoryHit(BaseModel):
     created_at: datetime
 
 
+class SharedAttachment(BaseModel):
+    """An attachment of a shared message: `url` is under the share link, and works only while it lives."""
+
+    id: UUID
+    media_type: str
+    size: int
+    url: str
+
+
 class SharedMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -113,6 +130,7 @@ class SharedMessage(BaseModel):
     model_id: str
     sequence_number: int
     created_at: datetime
+    attachments: list[SharedAttachment] = Field(default_factory=list)
 
 
 class SharedSnapshot(BaseModel):

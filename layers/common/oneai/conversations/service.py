@@ -28,6 +28,7 @@ from oneai.conversations.models import (
     SharedSnapshot,
     ShareLink,
 )
+from oneai.db import attachments as attachments_repo
 from oneai.db import conversations as repo
 from oneai.db.connection import Connection
 from oneai.errors import ConflictError, NotFoundError, ValidationError
@@ -92,9 +93,12 @@ def update_conversation(conn: Connection, conversation_id: UUID, data: Conversat
     return updated
 
 
-def delete_conversation(conn: Connection, conversation_id: UUID) -> None:
+def delete_conversation(conn: Connection, conversation_id: UUID) -> list[str]:
+    """Delete the conversation; returns the S3 keys of its attachments, to delete once this commits."""
+    keys = attachments_repo.conversation_keys(conn, conversation_id)
     if not repo.delete_conversation(conn, conversation_id):
         raise NotFoundError("Conversation not found")
+    return keys
 
 
 def list_messages(conn: Connection, conversation_id: UUID, page: PageRequest) -> Page[Message]:
@@ -237,6 +241,7 @@ def snapshot_of(conversation: ConversationWithMessages) -> dict[str, Any]:
                 "model_id": m.model_id,
                 "sequence_number": m.sequence_number,
                 "created_at": iso_z(m.created_at),
+                "attachments": [a.model_dump(mode="json", exclude={"url"}) for a in m.attachments],
             }
             for m in conversation.messages
         ],
@@ -264,9 +269,16 @@ def revoke_share(conn: Connection, conversation_id: UUID) -> None:
     repo.revoke_share(conn, conversation_id)
 
 
-def shared_snapshot(conn: Connection, token: str) -> SharedSnapshot:
+def shared_snapshot(conn: Connection, token: str, url_base: str) -> SharedSnapshot:
     snapshot = repo.shared_snapshot(conn, token) if len(token) <= 128 else None
     if snapshot is None:
         raise NotFoundError("This link does not exist or was revoked")
+    # Attachments are reached through the link itself (`<share url>/attachments/<id>`), which stops
+    # serving them when the link is revoked; a snapshot made before attachments existed lists none.
+    base = f"{url_base.rstrip('/')}/{token}/attachments"
+    for message in snapshot.get("messages", []):
+        message["attachments"] = [
+            {**attachment, "url": f"{base}/{attachment['id']}"} for attachment in message.get("attachments", [])
+        ]
     # Typed on the way out, so snapshots stored before times were written with `Z` read the same.
     return SharedSnapshot.model_validate(snapshot)

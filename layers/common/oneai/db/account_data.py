@@ -52,6 +52,10 @@ select id, conversation_id, role, content, model_id, tokens_used, sequence_numbe
        original_message_id, revision_number, revision_type, is_latest, status, selected_at, metadata, created_at
 from public.chat_messages where user_id = (select auth.uid())
 order by conversation_id, sequence_number, revision_number, created_at, id""",
+    # Attachments: what describes them (the files themselves are behind their `url`s while they exist).
+    "attachments": """
+select id, conversation_id, message_id, filename, media_type, size, status, created_at
+from public.attachments where user_id = (select auth.uid()) order by created_at, id""",
     "share_links": """
 select id, conversation_id, token, snapshot, created_at, revoked_at
 from public.share_links where user_id = (select auth.uid()) order by created_at, id""",

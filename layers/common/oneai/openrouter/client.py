@@ -55,6 +55,7 @@ from oneai.openrouter.sse import SSEComment, SSEDecoder, SSEItem
 from oneai.openrouter.types import (
     ChatChunk,
     ChatCompletion,
+    ImageDelta,
     KeepAlive,
     RawChunk,
     StreamDone,
@@ -286,10 +287,13 @@ class OpenRouterClient:
         max_tokens: int | None = None,
         user: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] = (),
     ) -> dict[str, Any]:
         # `extra`: request parameters passed through as given (tools, temperature...); ours win over them.
         body: dict[str, Any] = {**(extra or {}), "model": model, "messages": [dict(m) for m in messages]}
         body["stream"] = stream
+        if modalities:  # e.g. ["image", "text"]: an image model is asked for images too
+            body["modalities"] = list(modalities)
         if stream:
             body["usage"] = {"include": True}
         if fallback_models:
@@ -310,6 +314,7 @@ class OpenRouterClient:
         user: str | None = None,
         extra: Mapping[str, Any] | None = None,
         raw: bool = False,
+        modalities: Sequence[str] = (),
     ) -> ChatStream:
         """A streamed chat completion. Nothing is sent until the stream is iterated. `raw=True` yields
         `RawChunk`s (OpenAI's chunks as sent) instead of `TextDelta`s."""
@@ -321,6 +326,7 @@ class OpenRouterClient:
             max_tokens=max_tokens,
             user=user,
             extra=extra,
+            modalities=modalities,
         )
         return ChatStream(self, body, requested_model=model, raw=raw)
 
@@ -480,6 +486,7 @@ class ChatStream:
         self._pending: deque[StreamEvent] = deque()
         self._deferred: OpenRouterError | None = None
         self._text: list[str] = []
+        self._images: list[str] = []  # data URLs of the images the model made (image output models)
         self._token_seen = False
         self._model: str | None = None
         self._header_generation_id: str | None = None
@@ -548,8 +555,12 @@ class ChatStream:
 
     @property
     def text_started(self) -> bool:
-        """Whether any text was received (after that, failures are no longer retried)."""
-        return bool(self._text)
+        """Whether any text (or image) was received (after that, failures are no longer retried)."""
+        return self._produced
+
+    @property
+    def _produced(self) -> bool:
+        return bool(self._text or self._images)
 
     @property
     def attempts(self) -> int:
@@ -560,6 +571,7 @@ class ChatStream:
     def _snapshot(self, *, complete: bool) -> StreamResult:
         return StreamResult(
             text="".join(self._text),
+            images=tuple(self._images),
             requested_model=self._requested_model,
             model=self._model,
             generation_id=self._header_generation_id or self._chunk_id,
@@ -609,7 +621,7 @@ class ChatStream:
                 await self._read()
                 return
             except OpenRouterError as exc:
-                if self._text or self._relayed or isinstance(exc, PartialStreamError):
+                if self._produced or self._relayed or isinstance(exc, PartialStreamError):
                     raise
                 await self._close_response()
                 self._reset_attempt()
@@ -682,7 +694,7 @@ class ChatStream:
                 f"No token from the model within {self._timeouts.first_token:g} s"
             ) from None
         except httpx.TransportError as exc:
-            if self._text:
+            if self._produced:
                 raise MidStreamError(
                     f"The model stream broke off ({type(exc).__name__})", partial=self.partial
                 ) from exc
@@ -702,7 +714,7 @@ class ChatStream:
                 else:
                     self._handle_chunk(item.data)
             except PartialStreamError as exc:
-                if any(isinstance(event, TextDelta | RawChunk) for event in self._pending):
+                if any(isinstance(event, TextDelta | ImageDelta | RawChunk) for event in self._pending):
                     # Let the caller relay the text that arrived with the error before raising it.
                     self._deferred = exc
                     return
@@ -712,7 +724,7 @@ class ChatStream:
         try:
             chunk = ChatChunk.model_validate_json(data)
         except (ValidationError, ValueError):
-            if self._text:
+            if self._produced:
                 raise MidStreamError("OpenRouter sent a malformed chunk", partial=self.partial) from None
             raise BadGatewayError("OpenRouter sent a malformed chunk") from None
         if chunk.model:
@@ -733,7 +745,11 @@ class ChatStream:
             self._token_seen = True
             self._text.append(text)
             self._pending.append(TextDelta(text))
-        elif chunk.reasoning:
+        for url in () if self._raw else chunk.image_urls:  # a raw stream relays them in its chunks
+            self._token_seen = True
+            self._images.append(url)
+            self._pending.append(ImageDelta(url))
+        if not text and chunk.reasoning:
             self._token_seen = True  # the model is producing (thinking): the first-token wait is over
 
     def _handle_raw(self, data: str, chunk: ChatChunk) -> None:
@@ -760,7 +776,7 @@ class ChatStream:
         if text:  # text in the very chunk that reports the error still belongs to the reply
             self._text.append(text)
             self._pending.append(TextDelta(text))
-        if self._text:
+        if self._produced:
             raise MidStreamError(
                 message, partial=self.partial, status=status_for_code(code), code=code, metadata=metadata
             )
@@ -771,7 +787,7 @@ class ChatStream:
         if self._finish_reason is not None and self._finish_reason != "error":
             await self._finish()  # the model finished; only the terminator was missing
             return
-        if self._text:
+        if self._produced:
             raise MidStreamError("The model stream ended before it finished", partial=self.partial)
         raise BadGatewayError("The model stream ended before any token")
 

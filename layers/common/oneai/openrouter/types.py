@@ -17,8 +17,11 @@ __all__ = [
     "ChunkChoice",
     "ChunkDelta",
     "ChunkError",
+    "ChunkImage",
     "CompletionChoice",
     "CompletionMessage",
+    "ImageDelta",
+    "ImageUrl",
     "KeepAlive",
     "RawChunk",
     "StreamDone",
@@ -42,10 +45,22 @@ class Usage(_Payload):
     cost: float | None = None
 
 
+class ImageUrl(_Payload):
+    url: str = ""
+
+
+class ChunkImage(_Payload):
+    """An image an image-output model made: `{"type": "image_url", "image_url": {"url": "data:..."}}`."""
+
+    type: str = "image_url"
+    image_url: ImageUrl = Field(default_factory=ImageUrl)
+
+
 class ChunkDelta(_Payload):
     role: str | None = None
     content: str | None = None
     reasoning: str | None = None
+    images: list[ChunkImage] = Field(default_factory=list)
 
 
 class ChunkChoice(_Payload):
@@ -80,6 +95,14 @@ class ChatChunk(_Payload):
             if choice.index == 0:
                 return choice.delta.content or ""
         return ""
+
+    @property
+    def image_urls(self) -> list[str]:
+        """The URLs (data URLs) of the images in the first choice's delta."""
+        for choice in self.choices:
+            if choice.index == 0:
+                return [image.image_url.url for image in choice.delta.images if image.image_url.url]
+        return []
 
     @property
     def reasoning(self) -> str:
@@ -133,6 +156,8 @@ class StreamResult(_Payload):
     usage arrived. `complete` is true only when the stream ended normally (`data: [DONE]`)."""
 
     text: str = ""
+    # The images the model made, as data URLs, in the order they came.
+    images: tuple[str, ...] = ()
     requested_model: str
     model: str | None = None
     generation_id: str | None = None
@@ -150,6 +175,13 @@ class TextDelta:
     """A piece of the reply to relay now."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDelta:
+    """An image the model made (a `data:` URL), to store and relay now."""
+
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,4 +208,4 @@ class RawChunk:
     payload: dict[str, Any]
 
 
-StreamEvent = TextDelta | KeepAlive | StreamDone | RawChunk
+StreamEvent = TextDelta | ImageDelta | KeepAlive | StreamDone | RawChunk
