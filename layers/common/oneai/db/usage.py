@@ -1,56 +1,17 @@
-"""Data layer of usage records: written through `oneai_private.record_usage`, for the caller only, and read
-back as grouped sums (`/user/usage`) under the caller's RLS."""
+"""Data layer of usage records, read back as grouped sums (`/user/usage`) under the caller's RLS. They are
+written inside the chat turn's finish call (`oneai_private.finish_chat_turn`) and, for `/v1`, by
+`oneai.db.api_keys.record_api_usage`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
-from uuid import UUID
 
 from psycopg.rows import class_row
 from pydantic import BaseModel
 
 from oneai.db.connection import Connection
-
-RECORD_USAGE = """
-select oneai_private.record_usage(
-  %(conversation_id)s, %(message_id)s, %(quota_key)s, %(requested_model)s, %(model_id)s, %(generation_id)s,
-  %(prompt_tokens)s, %(completion_tokens)s, %(cost)s, %(status)s) as id"""
-
-
-def record_usage(
-    conn: Connection,
-    *,
-    conversation_id: UUID,
-    message_id: UUID,
-    quota_key: str,
-    requested_model: str,
-    model_id: str,
-    generation_id: str | None,
-    prompt_tokens: int,
-    completion_tokens: int,
-    cost: Decimal,
-    status: str,
-) -> UUID:
-    row = conn.execute(
-        RECORD_USAGE,
-        {
-            "conversation_id": conversation_id,
-            "message_id": message_id,
-            "quota_key": quota_key,
-            "requested_model": requested_model,
-            "model_id": model_id,
-            "generation_id": generation_id,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "cost": cost,
-            "status": status,
-        },
-    ).fetchone()
-    assert row is not None
-    return UUID(str(row["id"]))
-
 
 # --- usage statistics (`GET /user/usage`): one grouped query per grouping, over the caller's records ----
 # RLS already narrows the rows to the caller; the explicit `user_id` filter makes the (user_id, created_at)
