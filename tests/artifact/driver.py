@@ -39,9 +39,15 @@ def main() -> None:
     handler = getattr(importlib.import_module(module_name), attribute)
     import_ms = (time.perf_counter() - started) * 1000
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore"))
+    clients = sorted(name for name in ("botocore.client", "razorpay", "requests") if name in sys.modules)
     print(
         json.dumps(
-            {"import_ms": import_ms, "aws_sdk_at_import": loaded, "file": sys.modules[module_name].__file__}
+            {
+                "import_ms": import_ms,
+                "aws_sdk_at_import": loaded,
+                "client_libraries_at_import": clients,
+                "file": sys.modules[module_name].__file__,
+            }
         )
     )
     for index, event in enumerate(job["events"], start=1):

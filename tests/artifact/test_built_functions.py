@@ -39,10 +39,12 @@ def test_the_handler_loads_from_the_artifact_without_the_aws_sdk(
     run = invoke_artifact(built, [], endpoint=moto_endpoint, runtime_lib=runtime_lib, tmp_path=tmp_path)
     # the handler came from the build output, not the source tree
     assert Path(run.imported["file"]).is_relative_to(build_dir / built.name)
-    # boto3 is imported where a call is made, never at import (the X-Ray SDK, on by default, brings
-    # botocore's client for its sampling rules)
-    assert "boto3" not in run.imported["aws_sdk_at_import"]
-    # with tracing off, not even that: only botocore's package, for Powertools' user-agent hook
+    # boto3 is imported where a call is made, never at import; tracing (on by default) patches botocore
+    # where its first client is built, so only botocore's package is loaded, for Powertools' user-agent
+    # hook; Razorpay's SDK (and requests under it) waits for the first Razorpay call
+    assert run.imported["aws_sdk_at_import"] == ["botocore"]
+    assert run.imported["client_libraries_at_import"] == []
+    # and likewise with tracing off
     untraced = invoke_artifact(
         built,
         [],
@@ -52,6 +54,7 @@ def test_the_handler_loads_from_the_artifact_without_the_aws_sdk(
         environment={"POWERTOOLS_TRACE_DISABLED": "true"},
     )
     assert untraced.imported["aws_sdk_at_import"] == ["botocore"]
+    assert untraced.imported["client_libraries_at_import"] == []
 
 
 def test_conversations_answers_every_sample_event(

@@ -129,6 +129,30 @@ def test_dev_mode_is_only_enabled_by_oneai_dev_mode(clean_env: pytest.MonkeyPatc
     assert Settings().dev_mode is True
 
 
+def test_variables_match_in_any_case_and_the_constructor_wins(clean_env: pytest.MonkeyPatch) -> None:
+    # GIVEN variables written in lower case, one of them also given to the constructor
+    clean_env.setenv("oneai_dev_mode", "yes")
+    clean_env.setenv("openrouter_base_url", "https://env.test/api/v1")
+    # WHEN the settings are built with an explicit value
+    s = Settings(openrouter_base_url="https://given.test/api/v1")
+    # THEN the environment fills what was not given, and what was given is kept
+    assert s.dev_mode is True
+    assert s.openrouter_base_url == "https://given.test/api/v1"
+
+
+def test_a_list_variable_that_is_not_json_is_refused_by_name(clean_env: pytest.MonkeyPatch) -> None:
+    # GIVEN CORS origins written as a comma-separated list instead of JSON
+    clean_env.setenv("ONEAI_CORS_ORIGINS", "https://a.test,https://b.test")
+    # THEN building the settings fails and says which variable and what shape it needs
+    with pytest.raises(pydantic.ValidationError, match=r"ONEAI_CORS_ORIGINS must be JSON"):
+        Settings()
+    # AND a bad number is refused too, not silently defaulted
+    clean_env.setenv("ONEAI_CORS_ORIGINS", '["https://a.test"]')
+    clean_env.setenv("ONEAI_MAX_BODY_BYTES", "lots")
+    with pytest.raises(pydantic.ValidationError, match=r"max_body_bytes|ONEAI_MAX_BODY_BYTES"):
+        Settings()
+
+
 def test_get_settings_reads_the_environment_once_per_container(clean_env: pytest.MonkeyPatch) -> None:
     session = get_settings()
     # override_settings restores the session settings however the block ends

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from oneai.billing.grace import end_expired_grace_periods
@@ -25,7 +24,7 @@ from oneai.runtime import freeze_startup_objects
 freeze_startup_objects()
 
 
-def frequency_of(event: EventBridgeEvent) -> ResetFrequency:
+def frequency_of(event: dict[str, Any]) -> ResetFrequency:
     """The event's `detail.frequency`, or ValueError (logged) so that the failed invocation is retried
     and then lands in the dead-letter queue, where someone sees it."""
     detail = event.get("detail")
@@ -44,8 +43,7 @@ def frequency_of(event: EventBridgeEvent) -> ResetFrequency:
 @tracer.capture_lambda_handler
 @log_invocation()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    schedule = EventBridgeEvent(event)
-    frequency = frequency_of(schedule)
+    frequency = frequency_of(event)
 
     def time_left() -> float:
         return context.get_remaining_time_in_millis() / 1000
@@ -62,7 +60,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",
-        extra={**result, "execution_id": schedule.get("id"), "scheduled_time": schedule.get("time")},
+        extra={**result, "execution_id": event.get("id"), "scheduled_time": event.get("time")},
     )
     metrics.add_dimension(name="frequency", value=frequency)
     metrics.add_metric(name="QuotaRowsReset", unit=MetricUnit.Count, value=report.reset)

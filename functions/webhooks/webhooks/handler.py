@@ -14,20 +14,18 @@ Metrics (namespace OneAI, written at once, one per invocation): `WebhooksProcess
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any, Final
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from oneai.billing.razorpay_events import HANDLED_EVENTS
 from oneai.billing.webhooks import InvalidSignatureError, handle_webhook
 from oneai.config import get_settings
 from oneai.db.connection import get_database
-from oneai.errors import BadRequestError, NotFoundError, OneAIError, PayloadTooLargeError
+from oneai.errors import NotFoundError, OneAIError, PayloadTooLargeError
+from oneai.function_url import FunctionUrlRequest
 from oneai.logging import log_invocation, logger
 from oneai.observability import count_server_error, emit_metric, tracer
 from oneai.runtime import freeze_startup_objects
@@ -37,17 +35,6 @@ EVENT_ID_HEADER: Final = "x-razorpay-event-id"
 JSON_HEADERS: Final = {"content-type": "application/json"}
 
 freeze_startup_objects()
-
-
-def raw_body(event: LambdaFunctionUrlEvent) -> bytes:
-    """The exact bytes Razorpay signed."""
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequestError("The body is not valid base64") from None
-    return body.encode("utf-8")
 
 
 def respond(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -69,11 +56,11 @@ def metric_event_type(event_type: str) -> str:
 @log_invocation(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = LambdaFunctionUrlEvent(event)
-    if request.request_context.http.method.upper() != "POST":
+    request = FunctionUrlRequest.from_event(event)
+    if request.method != "POST":
         return error_response(NotFoundError("Webhooks are delivered with POST"))
     try:
-        body = raw_body(request)
+        body = request.body()  # the exact bytes Razorpay signed
         if len(body) > get_settings().max_body_bytes:
             raise PayloadTooLargeError()
         result = handle_webhook(

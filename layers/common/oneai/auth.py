@@ -24,6 +24,7 @@ import jwt
 
 from oneai.config import Settings, get_settings
 from oneai.errors import UnauthorizedError
+from oneai.observability import trace_calls
 
 if TYPE_CHECKING:
     from oneai.ratelimit import RateCheck
@@ -131,6 +132,7 @@ class JwksCache:
 
     def _fetch(self) -> dict[str, jwt.PyJWK]:
         if self._client is None:
+            trace_calls("httpx")
             self._client = httpx.Client(timeout=self._timeout, follow_redirects=False)
         response = self._client.get(self._url, headers={"accept": "application/json"})
         response.raise_for_status()

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from oneai.config import Settings, get_settings
 from oneai.logging import logger
+from oneai.observability import trace_calls
 
 AWS_TIMEOUT_SECONDS = 2
 # PutEvents takes at most 10 entries a call.
@@ -56,6 +57,7 @@ class EventPublisher:
     def _events_client(self) -> Any:
         with self._lock:
             if self._client is None:
+                trace_calls("botocore")
                 import boto3
                 from botocore.config import Config
 

@@ -1,15 +1,17 @@
 """Metrics and tracing shared by every function: Powertools Metrics (CloudWatch EMF, written to stdout,
 so they cost no API call) and Tracer (X-Ray).
 
-Tracing costs at import: the X-Ray SDK (and the botocore it samples with) loads in about 0.4 s on a cold
-start, and patching every library it knows imports each of them. So the SDK is loaded only when tracing
-is on (in Lambda, unless POWERTOOLS_TRACE_DISABLED, as Powertools decides), and only the libraries the
-functions call out with are patched. Otherwise the tracer gets a provider that records nothing.
+Tracing costs at import: the X-Ray SDK loads in about 0.4 s on a cold start, and patching a library
+imports it (botocore's client alone is about 60 ms, httpx about 45 ms). So the SDK is loaded only when
+tracing is on (in Lambda, unless POWERTOOLS_TRACE_DISABLED, as Powertools decides), and otherwise the
+tracer gets a provider that records nothing. Nothing is patched at import: the code that builds a client
+of a library calls `trace_calls(library)` first, so a function patches (and imports) only what it uses.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -23,7 +25,16 @@ SERVICE = "oneai"
 # The libraries the functions call out with: OpenRouter (httpx), Razorpay's SDK (requests), AWS (botocore).
 TRACED_MODULES = ("httpx", "requests", "botocore")
 
-__all__ = ["MetricUnit", "count_server_error", "emit_metric", "metrics", "tracer", "tracing_enabled"]
+__all__ = [
+    "MetricUnit",
+    "count_server_error",
+    "emit_metric",
+    "metrics",
+    "trace_calls",
+    "traced_libraries",
+    "tracer",
+    "tracing_enabled",
+]
 
 
 def tracing_enabled(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
@@ -78,10 +89,32 @@ class NoTracing(BaseProvider):
 
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = (
-    Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
+    Tracer(service=SERVICE, auto_patch=False)
     if tracing_enabled()
     else Tracer(service=SERVICE, disabled=True, auto_patch=False, provider=NoTracing())
 )
+
+
+_traced: set[str] = set()
+_traced_lock = threading.Lock()
+
+
+def trace_calls(library: str) -> None:
+    """Have X-Ray record the calls made with `library` (one of TRACED_MODULES) from now on, when tracing
+    is on; once per container. Call it before building a client: httpx's patch swaps its client classes."""
+    if library not in TRACED_MODULES:
+        raise ValueError(f"{library!r} is not one of the traced libraries {TRACED_MODULES}")
+    if tracer.disabled or library in _traced:
+        return
+    with _traced_lock:
+        if library not in _traced:
+            tracer.patch((library,))
+            _traced.add(library)
+
+
+def traced_libraries() -> frozenset[str]:
+    """The libraries patched so far (what the artifact tests and the bench report)."""
+    return frozenset(_traced)
 
 
 def emit_metric(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from oneai.config import Settings, get_settings
 from oneai.errors import UnavailableError
 from oneai.logging import logger
+from oneai.observability import trace_calls
 
 AWS_TIMEOUT_SECONDS: Final = 3
 ATTACHED_TAG: Final = "oneai-attached"
@@ -49,6 +50,7 @@ class ObjectStore:
     def _s3(self) -> Any:
         with self._lock:
             if self._client is None:
+                trace_calls("botocore")
                 import boto3
                 from botocore.config import Config
 

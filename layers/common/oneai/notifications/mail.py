@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 from oneai.config import Settings
 from oneai.errors import UnavailableError
 from oneai.notifications.render import RenderedEmail
+from oneai.observability import trace_calls
 
 AWS_TIMEOUT_SECONDS: Final = 5
 # CRLF, 7-bit safe (non-ASCII parts become quoted-printable or base64), and lines up to RFC 5322's 998
@@ -75,6 +76,7 @@ class SesMailer:
     def _ses(self) -> Any:
         with self._lock:
             if self._client is None:
+                trace_calls("botocore")
                 import boto3
                 from botocore.config import Config
 

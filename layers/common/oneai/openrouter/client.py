@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from oneai.config import Settings
 from oneai.logging import logger
+from oneai.observability import trace_calls
 from oneai.openrouter.catalog import OpenRouterModel
 from oneai.openrouter.errors import (
     BadGatewayError,
@@ -222,6 +223,7 @@ class OpenRouterClient:
         if self._http is None or self._http.is_closed or (loop is not None and loop is not self._http_loop):
             # A new event loop (a new test, or a runtime that made one): connections of the old loop are
             # unusable there, so start a fresh pool.
+            trace_calls("httpx")
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeouts.request, connect=self.timeouts.connect),
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=20.0),
