@@ -1,8 +1,8 @@
 """Lambda entry points of the notifications code (two functions of template.yaml, one package). Wiring only.
 - `lambda_handler` (NotificationsFunction): SQS batches (EventBridge rule -> the notifications queue); each
   record's body is one EventBridge event, whose email is sent at most once (`oneai.notifications.service`).
-  Partial batch failure reporting (Powertools batch utility, `ReportBatchItemFailures`): only the records
-  that failed are retried, and after the queue's maxReceiveCount they go to the dead-letter queue.
+  Partial batch failure reporting (`ReportBatchItemFailures`, `oneai.sqs_batch`): only the records that
+  failed are retried, and after the queue's maxReceiveCount they go to the dead-letter queue.
 - `usage_summary_handler` (UsageSummaryFunction): the monthly schedule (EventBridge Scheduler, the 1st at
   00:00 UTC) emits one `UsageSummaryDue` event per user with usage last month
   (`oneai.notifications.summary`); `detail.month` (`YYYY-MM`) and `detail.after` (a user id) are optional,
@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from oneai.config import get_settings
@@ -30,10 +28,8 @@ from oneai.notifications.service import Notifier
 from oneai.notifications.summary import BEFORE_EVERY_USER, Month, emit_usage_summaries
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.runtime import freeze_startup_objects
+from oneai.sqs_batch import SqsMessage, process_sqs_batch
 
-# A batch whose every record failed is answered like any other (all of them listed), not raised: each
-# record is retried on its own terms, and records that keep failing reach the dead-letter queue (alarmed).
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _notifier: tuple[Any, Notifier] | None = None
 
 freeze_startup_objects()
@@ -49,7 +45,7 @@ def notifier() -> Notifier:
     return _notifier[1]
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SqsMessage) -> None:
     try:
         delivery = notifier().deliver_event(json.loads(record.body))
     except Exception as exc:  # reported as this record's failure; the message says what, never a body
@@ -83,6 +79,6 @@ def usage_summary_handler(event: dict[str, Any], context: LambdaContext) -> dict
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="NotificationRecords", unit=MetricUnit.Count, value=len(event.get("Records") or []))
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    # A batch whose every record failed is answered like any other (all of them listed), not raised: each
+    # record is retried on its own terms, and records that keep failing reach the dead-letter queue (alarmed).
+    return process_sqs_batch(event, record_handler)
