@@ -8,9 +8,10 @@ run.sh serves). Any AWS call at import would fail: AWS_ENDPOINT_URL points at a 
 The baseline, interleaved with the runs, is the same interpreter doing nothing (`-I -S -B -c pass`).
 Twice: with X-Ray SDK tracing on (the template's default) and off.
 
-Each case is also split in two: its libraries alone (the third-party modules of the layer that its import
-loaded, imported by themselves in the same layout and order) and what the project's own code adds on top
-(the difference). The first is the floor no change of ours can go below while those libraries are used.
+Each case's import (as measured in the process) is also split in two: its libraries alone (the third-party
+modules of the layer that its import loaded, imported by themselves in the same layout and order) and what
+the project's own code adds on top (the difference). The first is the floor no change of ours can go below
+while those libraries are used.
 
     python -m bench import_time                     # the build of `make build-native`
     ONEAI_BENCH_BUILD_DIR=/path/to/build python -m bench import_time   # another layout (e.g. main's)
@@ -76,7 +77,7 @@ class Case:
     wall: list[float] = field(default_factory=list)
     imported: list[float] = field(default_factory=list)
     libraries: list[str] = field(default_factory=list)
-    libraries_wall: list[float] = field(default_factory=list)
+    libraries_imported: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -140,42 +141,45 @@ def run(*, quick: bool = False) -> None:
     for _ in range(runs):
         bare.append(_run(["-c", "pass"], bare_env, root)[0])
         for case in cases:
-            wall, out = _run(*_case_args(case, root))
-            case.wall.append(wall)
+            elapsed, out = _run(*_case_args(case, root))
+            case.wall.append(elapsed)
             case.imported.append(float(out.strip().splitlines()[-1]))
-            case.libraries_wall.append(_run(*_libraries_args(case, root))[0])
+            case.libraries_imported.append(float(_run(*_libraries_args(case, root))[1].strip().splitlines()[-1]))
     bare_summary = summarize(bare)
     rows = [summary_row("bare interpreter: python -I -S -B -c pass (wall)", bare_summary)]
     verdicts = []
     for case in cases:
         wall, imported = summarize(case.wall), summarize(case.imported)
         over = wall.median - bare_summary.median
-        libraries_over = summarize(case.libraries_wall).median - bare_summary.median
+        libraries = summarize(case.libraries_imported)
+        # the split is of the import measured in the process (exit and start-up differ between the runs)
+        ours = imported.median - libraries.median
         goal = GOALS_MS.get(case.function.logical_id, DEFAULT_GOAL_MS)
         rows += [
             [case.label, "", "", ""],
             summary_row("  process wall time", wall),
             summary_row("  import, measured in the process", imported),
             ["  wall over bare interpreter", ms(over), "", ""],
-            summary_row(
-                f"  its {len(case.libraries)} library modules alone (wall)", summarize(case.libraries_wall)
-            ),
+            summary_row(f"  its {len(case.libraries)} library modules alone, in the process", libraries),
         ]
         verdicts.append(
             [
                 case.label,
                 ms(over, 0),
-                ms(libraries_over, 0),
-                ms(over - libraries_over, 0),
+                ms(libraries.median, 0),
+                ms(ours, 0),
                 str(goal),
                 "yes" if over * 1000 <= goal else "NO",
             ]
         )
     print(table(SUMMARY_HEADERS, rows))
-    print("goals (wall over bare, median, ms; libraries: its third-party modules alone; ours: the rest):")
+    print(
+        "goals (wall over bare, median, ms); the import measured in the process split into its libraries"
+        " (its third-party modules imported alone) and ours (the rest):"
+    )
     print(table(("function", "over bare", "libraries", "ours", "goal", "met"), verdicts, align="lrrrrl"))
-    heaviest = sorted({name.partition(".")[0] for case in cases for name in case.libraries})
-    print(f"libraries loaded by some function: {', '.join(heaviest)}")
+    packages = sorted({name.partition(".")[0] for case in cases for name in case.libraries})
+    print(f"libraries loaded by some function: {', '.join(packages)}")
 
 
 if __name__ == "__main__":
