@@ -12,7 +12,6 @@ and a new address per request (a first request: the row is inserted).
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -21,8 +20,8 @@ import psycopg
 from pydantic import SecretStr
 
 from bench._db import throwaway_database
-from bench._report import SUMMARY_HEADERS, ms, summarize, summary_row, table
-from bench.rate_limit import PAIRS, QUICK_PAIRS, WARMUP, pairs
+from bench._report import SUMMARY_HEADERS, table
+from bench.rate_limit import PAIRS, QUICK_PAIRS, WARMUP, check_rows, pairs
 from oneai.config import override_settings
 from oneai.db.connection import Database
 from oneai.guide import service
@@ -66,12 +65,7 @@ def run(*, quick: bool = False) -> None:
         ("POST /docs/feedback, one address", one_source),
         ("POST /docs/feedback, a new address each", new_sources),
     ):
-        rows.append(summary_row(f"{label}, without the check", summarize(plain)))
-        rows.append(summary_row(f"{label}, with the check", summarize(limited)))
-        added = statistics.median(limited) - statistics.median(plain)
-        paired = statistics.median(b - a for a, b in zip(plain, limited, strict=True))
-        rows.append(["  added by the check: difference of the medians", ms(added, 3), "", ""])
-        rows.append(["  added by the check: median of the pairs' differences", ms(paired, 3), "", ""])
+        rows += check_rows(label, plain, limited)
     print(
         f"PostgreSQL {version}; anonymous feedback in the database (anon transaction + insert); one connection,"
         f" {count} interleaved pairs per case, {WARMUP} warm-up pairs; whole run"

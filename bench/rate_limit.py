@@ -116,6 +116,19 @@ def servers(url: str, fake: FakeOpenRouter) -> Iterator[tuple[LocalServerProcess
         yield plain, limited
 
 
+def check_rows(label: str, plain: list[float], limited: list[float]) -> list[list[str]]:
+    """The report's rows for one path measured without and with the check, in interleaved pairs."""
+    added = statistics.median(limited) - statistics.median(plain)
+    paired = statistics.median(b - a for a, b in zip(plain, limited, strict=True))
+    return [
+        summary_row(f"{label}, without the check", summarize(plain)),
+        summary_row(f"{label}, with the check", summarize(limited)),
+        ["  added by the check: difference of the medians", ms(added, 3), "", ""],
+        # Each pair ran back to back, so its difference is less exposed to a busy machine's drift.
+        ["  added by the check: median of the pairs' differences", ms(paired, 3), "", ""],
+    ]
+
+
 def over_http(url: str, http_pairs: int, chat_pairs: int) -> list[tuple[str, tuple[list[float], list[float]]]]:
     _, token = make_user(url)
     headers = {"authorization": f"Bearer {token}"}
@@ -202,13 +215,7 @@ def run(*, quick: bool = False) -> None:
         ("POST /chat/stream (prepare_turn, new conversation)", chat),
         *http,
     ):
-        rows.append(summary_row(f"{label}, without the check", summarize(plain)))
-        rows.append(summary_row(f"{label}, with the check", summarize(limited)))
-        added = statistics.median(limited) - statistics.median(plain)
-        paired = statistics.median(b - a for a, b in zip(plain, limited, strict=True))
-        rows.append(["  added by the check: difference of the medians", ms(added, 3), "", ""])
-        # Each pair ran back to back, so its difference is less exposed to a busy machine's drift.
-        rows.append(["  added by the check: median of the pairs' differences", ms(paired, 3), "", ""])
+        rows += check_rows(label, plain, limited)
     print(
         f"PostgreSQL {version}; one caller; database work: one connection, {count} interleaved pairs per path;"
         f" HTTP: two local servers, kept-alive connections; {WARMUP} warm-up pairs each;"
