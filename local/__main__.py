@@ -180,7 +180,8 @@ def ensure_dev_user(database_url: str) -> None:
         )
 
 
-def banner(base_url: str, database_url: str, routes: list[Route], token: str, admin_token: str = "") -> str:
+def banner(base_url: str, database_url: str, routes: list[Route], token: str | None, admin_token: str = "") -> str:
+    """What `make dev` prints at start. `token` is None against a Supabase project: no token is printed."""
     width = max(len(r.method) for r in routes) if routes else 0
     lines = [
         "",
@@ -188,6 +189,15 @@ def banner(base_url: str, database_url: str, routes: list[Route], token: str, ad
         f"  database        {redact(database_url)}",
         f"  routes          {len(routes)} from template.yaml",
         *(f"    {r.method:<{width}} {r.path}  -> {r.function_id}" for r in routes),
+    ]
+    if token is None:
+        lines += [
+            "  tokens          none printed: against a Supabase project SUPABASE_JWT_SECRET is the project's own;",
+            "                  sign in through Supabase and use that access token",
+            "",
+        ]
+        return "\n".join(lines)
+    lines += [
         f"  dev user        {DEV_USER_ID} <{DEV_USER_EMAIL}>",
         "  token (7 days, signed with SUPABASE_JWT_SECRET):",
         f"export ONEAI_TOKEN={token}",
@@ -227,9 +237,13 @@ def main() -> int:
         routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
     )
     base_url = f"http://127.0.0.1:{port}"
-    if not is_supabase_host(database_url):  # never create users in a real project
+    if is_supabase_host(database_url):
+        # A real project: no dev user is created in it, and no token is minted with its JWT secret (an
+        # admin token printed to a terminal or a CI log would work against the deployed API).
+        print(banner(base_url, database_url, routes, None), flush=True)
+    else:
         ensure_dev_user(database_url)
-    print(banner(base_url, database_url, routes, dev_token(), dev_token(admin=True)), flush=True)
+        print(banner(base_url, database_url, routes, dev_token(), dev_token(admin=True)), flush=True)
     if offline is not None:
         print(
             f"  OpenRouter      offline: every offered model is a local stand-in at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
