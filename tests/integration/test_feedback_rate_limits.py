@@ -5,11 +5,9 @@ request, the stored key (never the address) and the sweep."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from oneai.guide import service
 from oneai.guide.models import FeedbackReceipt, FeedbackRequest
 from oneai.ratelimit import RateCheck, clear_idle_buckets, new_source_check
 from tests.conftest import AppUser
+from tests.integration.test_rate_limits import rounds_with_a_refusal
 from tests.lambda_support import FakeLambdaContext, like_a_lambda_process
 
 pytestmark = pytest.mark.integration
@@ -260,13 +259,11 @@ def test_signed_in_feedback_counts_in_the_readers_own_bucket(
 
 def test_given_a_new_address_when_its_first_requests_race_then_none_is_refused(settings_with_db: Any) -> None:
     # As for the user buckets (test_rate_limits.py): the first request of an address makes its row; the
-    # requests racing it, started a few milliseconds apart, take from that row once it is committed.
-    databases = [Database(settings_with_db) for _ in range(6)]
+    # requests racing it take from that row once it is committed.
     limits = {"feedback_rate_limit_per_minute": 60_000, "feedback_rate_limit_burst": 1_000}
 
-    def request_after(db: Database, address: str, delay: float) -> bool:
-        time.sleep(delay)
-        check = new_source_check(db.settings.model_copy(update=limits), "feedback", address)
+    def admit_one(db: Database, address: object) -> bool:
+        check = new_source_check(db.settings.model_copy(update=limits), "feedback", str(address))
         assert check is not None
         try:
             with db.anon_transaction(check):
@@ -274,23 +271,4 @@ def test_given_a_new_address_when_its_first_requests_race_then_none_is_refused(s
         except RateLimitedError:
             return False
 
-    refused_rounds: list[int] = []
-    try:
-        for round_number in range(150):
-            address = an_address()
-            step = (0.0005, 0.001, 0.0015, 0.002, 0.003)[round_number % 5]
-            with concurrent.futures.ThreadPoolExecutor(len(databases)) as pool:
-                outcomes = list(
-                    pool.map(
-                        request_after,
-                        databases,
-                        [address] * len(databases),
-                        [i * step for i in range(len(databases))],
-                    )
-                )
-            if not all(outcomes):
-                refused_rounds.append(round_number)
-    finally:
-        for db in databases:
-            db.close()
-    assert refused_rounds == []
+    assert rounds_with_a_refusal(settings_with_db, an_address, admit_one) == []

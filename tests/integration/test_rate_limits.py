@@ -173,36 +173,42 @@ def test_given_buckets_that_are_full_again_then_the_sweep_clears_them_and_keeps_
     assert bucket_row(database_url, busy.id) is not None
 
 
-def test_given_a_new_bucket_when_many_first_requests_race_then_none_is_refused(
-    settings_with_db: Any, make_user: Callable[..., AppUser]
-) -> None:
-    # A bucket's row is made by its first request. Requests racing it must take from that row once it is
-    # there, never read its sudden appearance as an empty bucket (three readers resuming one reply at once
-    # were refused so, with a burst of 100000). The requests start a few milliseconds apart, so that the
-    # first one commits while the others are between their statements.
-    databases = [Database(settings_with_db) for _ in range(6)]
-    refused_rounds: list[int] = []
+def rounds_with_a_refusal(
+    settings: Any, new_bucket: Callable[[], object], admit_one: Callable[[Database, object], bool]
+) -> list[int]:
+    """150 rounds, each on a new bucket (`new_bucket()` names it): 6 connections ask for one request each,
+    started a few milliseconds apart, so that the first one commits while the others are between their
+    statements. The rounds where any request was refused."""
+    databases = [Database(settings) for _ in range(6)]
 
-    def request_after(db: Database, principal: Principal, delay: float) -> bool:
+    def request_after(db: Database, bucket: object, delay: float) -> bool:
         time.sleep(delay)
-        return admit(db, requesting(principal, per_minute=60_000, burst=1_000))
+        return admit_one(db, bucket)
 
+    refused_rounds: list[int] = []
     try:
         for round_number in range(150):
-            principal = make_user().principal
+            bucket = new_bucket()
             step = (0.0005, 0.001, 0.0015, 0.002, 0.003)[round_number % 5]
             with concurrent.futures.ThreadPoolExecutor(len(databases)) as pool:
-                outcomes = list(
-                    pool.map(
-                        request_after,
-                        databases,
-                        [principal] * len(databases),
-                        [i * step for i in range(len(databases))],
-                    )
-                )
+                delays = [i * step for i in range(len(databases))]
+                outcomes = list(pool.map(request_after, databases, [bucket] * len(databases), delays))
             if not all(outcomes):
                 refused_rounds.append(round_number)
     finally:
         for db in databases:
             db.close()
-    assert refused_rounds == []
+    return refused_rounds
+
+
+def test_given_a_new_bucket_when_many_first_requests_race_then_none_is_refused(
+    settings_with_db: Any, make_user: Callable[..., AppUser]
+) -> None:
+    # A bucket's row is made by its first request. Requests racing it must take from that row once it is
+    # there, never read its sudden appearance as an empty bucket (three readers resuming one reply at once
+    # were refused so, with a burst of 100000).
+    def admit_one(db: Database, principal: object) -> bool:
+        assert isinstance(principal, Principal)
+        return admit(db, requesting(principal, per_minute=60_000, burst=1_000))
+
+    assert rounds_with_a_refusal(settings_with_db, lambda: make_user().principal, admit_one) == []
