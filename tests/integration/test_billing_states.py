@@ -39,8 +39,9 @@ KEY_ID: Final = "rzp_test_StateMachine0001"
 KEY_SECRET: Final = "state-machine-razorpay-secret-never-shown"
 REFUSAL: Final = load_fixture("api_responses/api_create_subscription__failure.json")
 TIMEOUT_SECONDS: Final = 2.0
-# Razorpay statuses in which a subscription may still charge the customer.
-CHARGEABLE: Final = ("created", "authenticated", "active", "pending")
+# Razorpay statuses in which a subscription may still charge the customer (a halted one when its payment
+# method is renewed, a paused one when resumed).
+CHARGEABLE: Final = ("created", "authenticated", "active", "pending", "halted", "paused")
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +240,10 @@ def reach_halted(c: Customer) -> None:
     c.razorpay_moves(subscription_id, "halted")
 
 
+def reach_paused(c: Customer) -> None:
+    c.razorpay_moves(active_pro(c), "paused")
+
+
 def reach_unpaid_changing(c: Customer) -> None:
     """The issue's path: a pro subscription never paid, changed to enterprise."""
     ok(c.create("pro"))
@@ -278,6 +283,7 @@ STATES: Final[dict[str, tuple[Callable[[Customer], None], str]]] = {
     "cancelling": (reach_cancelling, "pro:active~"),
     "pending": (reach_pending, "pro:pending"),
     "halted": (reach_halted, "none"),
+    "paused": (reach_paused, "none"),
     "unpaid_changing": (reach_unpaid_changing, "pro:created+enterprise:created"),
     "active_changing": (reach_active_changing, "pro:active+enterprise:created"),
     "pending_changing": (reach_pending_changing, "pro:pending+enterprise:created"),
@@ -331,7 +337,7 @@ def do_razorpay_ends_it(c: Customer) -> int:
     """Razorpay cancels the subscription in force on its own (the customer cancels from Razorpay's email,
     or a halted one is ended) and its webhook arrives. Without one: nothing happens."""
     in_force, _ = c.ids()
-    records = [r["provider_subscription_id"] for r in c.records() if r["status"] == "halted"]
+    records = [r["provider_subscription_id"] for r in c.records() if r["status"] in ("halted", "paused")]
     target = in_force or (records[-1] if records else None)
     if target is not None:
         c.razorpay_moves(target, "cancelled")
@@ -398,7 +404,12 @@ OUTCOMES: Final[dict[str, dict[str, tuple[int, str]]]] = {
         "checkout_completed": (200, "pro:pending"),
     },
     "halted": {
-        "create": (200, "pro:created"), "cancel": (404, "none"), "cancel_now": (404, "none"),
+        "create": (200, "pro:created"), "cancel": (200, "none"), "cancel_now": (200, "none"),
+        "update_other": (404, "none"), "update_same": (404, "none"), "verify": (400, "none"),
+        "razorpay_ends_it": (200, "none"), "checkout_completed": (200, "none"),
+    },
+    "paused": {
+        "create": (200, "pro:created"), "cancel": (200, "none"), "cancel_now": (200, "none"),
         "update_other": (404, "none"), "update_same": (404, "none"), "verify": (400, "none"),
         "razorpay_ends_it": (200, "none"), "checkout_completed": (200, "none"),
     },
@@ -460,9 +471,9 @@ def test_every_state_and_action_has_its_outcome_and_a_way_forward(
     assert customer.view() == after
     customer.assert_records_agree_with_razorpay()
 
-    # AND from there they can always end everything and subscribe afresh
-    if after != "none":
-        ok(customer.cancel(at_cycle_end=False))
+    # AND from there they can always end everything (404: there was nothing left) and subscribe afresh
+    ended = customer.cancel(at_cycle_end=False)
+    assert ended.status_code in (200, 404) and (ended.status_code == 200 or after == "none"), ended.text
     assert customer.view() == "none"
     assert customer.chargeable_at_razorpay() == []
     fresh = ok(customer.create("enterprise"))
@@ -546,6 +557,23 @@ def test_a_plan_change_set_up_for_the_cycles_end_is_kept_and_the_409_says_why(cu
     error = refused.json()["error"]
     assert error["details"]["tier"] == "pro"
     assert "end of the current cycle" in error["message"]
+
+
+@pytest.mark.parametrize("state", ["halted", "paused"])
+def test_a_new_subscription_ends_one_razorpay_could_revive_first(customer: Customer, state: str) -> None:
+    STATES[state][0](customer)
+    (dormant,) = customer.records()
+    # WHEN Razorpay fails to cancel it: nothing new is created
+    customer.fake.script(Status(500), method="POST")
+    assert customer.create("enterprise").status_code == 502
+    assert [r["status"] for r in customer.records()] == [state]
+    # WHEN it works: the old one is cancelled at Razorpay first, then the new one is created
+    fresh = ok(customer.create("enterprise"))["subscription_id"]
+    cancel, create = [r for r in customer.fake.requests if r.method == "POST"][-2:]
+    assert cancel.path == f"/v1/subscriptions/{dormant['provider_subscription_id']}/cancel"
+    assert create.path == "/v1/subscriptions"
+    assert customer.chargeable_at_razorpay() == [fresh]
+    customer.assert_records_agree_with_razorpay()
 
 
 def test_create_beside_a_plan_change_whose_subscription_ended_names_the_way_forward(customer: Customer) -> None:

@@ -190,12 +190,14 @@ def create_subscription(
     """`POST /subscription/create`: a Razorpay subscription for the tier's plan, with `notes` carrying the
     user id and tier (the webhooks read them), stored as `created`. 409 when the caller already has a
     subscription in force (created, authenticated, active or pending; with a pending plan change too),
-    naming it: it is changed with update or cancelled first."""
+    naming it: it is changed with update or cancelled first. A halted or paused subscription is cancelled
+    first (`_end_dormant`): Razorpay would revive it beside the new one."""
     plan_id = _plan_id(db.settings, request.tier)
     with db.user_transaction(principal) as conn:
         existing = repo.caller_subscription_in_force(conn)
     if existing is not None:
         raise _already_subscribed(existing)
+    _end_dormant(db, principal, razorpay)
 
     notes = {"user_id": str(principal.user_id), "tier": request.tier}
     created = razorpay.create_subscription(plan_id, total_count=TOTAL_BILLING_CYCLES, notes=notes)
@@ -335,7 +337,7 @@ def cancel_subscription(
     the paid cycle (default) or now, and a plan change awaiting activation with it (now: it has no paid
     cycle). A subscription still `created` (never paid) is cancelled now: it has no cycle to finish.
     Asking again for a cancel at cycle end that is already scheduled changes nothing at Razorpay.
-    404 without a subscription in force.
+    Without one, a halted or paused subscription is cancelled (now); 404 without either.
 
     The replacement is cancelled and recorded first: when the second cancel fails, the caller has the
     subscription in force alone, as it was, and may ask again."""
@@ -343,8 +345,11 @@ def cancel_subscription(
         row = repo.caller_subscription_in_force(conn)
         pending = repo.caller_pending_replacement(conn)
     if row is None:
-        raise NotFoundError("You have no subscription to cancel")
-    dropped = _drop_replacement(db, pending, razorpay) if pending is not None else None
+        ended = _end_dormant(db, principal, razorpay)
+        if not ended:
+            raise NotFoundError("You have no subscription to cancel")
+        return CancelResult(subscription=_view(ended[0]))
+    dropped = _cancel_now(db, pending, razorpay) if pending is not None else None
     at_cycle_end = request.at_cycle_end and row.status != "created"
     updated: repo.SubscriptionRow | None = row
     if not (at_cycle_end and row.cancel_at_period_end):
@@ -360,19 +365,26 @@ def cancel_subscription(
     )
 
 
-def _drop_replacement(
-    db: Database, pending: repo.SubscriptionRow, razorpay: RazorpayClient
-) -> repo.SubscriptionRow:
-    """Cancel a plan change's replacement that awaits activation, at Razorpay now, then here; the
-    subscription it replaces is not touched. Returns the replacement as recorded."""
-    answer = cancel_at_razorpay(razorpay, pending.provider_subscription_id, at_cycle_end=False)
+def _cancel_now(db: Database, row: repo.SubscriptionRow, razorpay: RazorpayClient) -> repo.SubscriptionRow:
+    """Cancel one subscription now, at Razorpay then here (a plan change's replacement awaiting
+    activation, or a dormant one); no other is touched. Returns it as recorded."""
+    answer = cancel_at_razorpay(razorpay, row.provider_subscription_id, at_cycle_end=False)
     with db.service_transaction() as conn:
-        recorded = _record_cancel(conn, pending, answer, at_cycle_end=False)
+        recorded = _record_cancel(conn, row, answer, at_cycle_end=False)
     logger.info(
-        "pending plan change cancelled",
-        extra={"subscription_id": str(pending.id), "razorpay_status": answer.status},
+        "subscription cancelled now",
+        extra={"subscription_id": str(row.id), "was": row.status, "razorpay_status": answer.status},
     )
-    return recorded or pending
+    return recorded or row
+
+
+def _end_dormant(db: Database, principal: Principal, razorpay: RazorpayClient) -> list[repo.SubscriptionRow]:
+    """Cancel the caller's halted or paused subscriptions now. They grant nothing, but Razorpay revives a
+    halted one whose payment method is renewed and a paused one that is resumed: beside a new
+    subscription, that would charge twice."""
+    with db.user_transaction(principal) as conn:
+        dormant = repo.caller_subscriptions_in(conn, repo.DORMANT_STATUSES)
+    return [_cancel_now(db, row, razorpay) for row in dormant]
 
 
 # ---------------------------------------------------------------- update (tier change)
@@ -409,7 +421,7 @@ def update_subscription(
                 " again after that, or cancel",
                 details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
             )
-        _drop_replacement(db, pending, razorpay)
+        _cancel_now(db, pending, razorpay)
         if current.tier == new_tier:
             return _reverted(current, key_id=razorpay.key_id)
     elif current.tier == new_tier:

@@ -36,6 +36,9 @@ CHECKOUT_STATUSES: Final = LIVE_STATUSES
 # (cancelled, halted, ... at Razorpay), the replacement has nothing left to replace: it is the subscription
 # in force itself, which the caller can pay, change or cancel like any other.
 AWAITING_STATUSES: Final = ("created", "authenticated")
+# A subscription Razorpay stopped charging but may revive: a halted one when the customer renews its
+# payment method, a paused one when it is resumed. It grants nothing meanwhile.
+DORMANT_STATUSES: Final = ("halted", "paused")
 # Razorpay has no invoice for a subscription that was never authenticated.
 NO_INVOICE_STATUSES: Final = ("created", "expired")
 
@@ -75,6 +78,12 @@ from public.subscriptions
 where user_id = (select auth.uid()) and {AWAITING_REPLACEMENT}
 order by created_at desc, id desc
 limit 1"""
+
+CALLER_SUBSCRIPTIONS_IN = f"""
+select {SUBSCRIPTION_COLUMNS}
+from public.subscriptions
+where user_id = (select auth.uid()) and status = any(%(statuses)s::text[])
+order by created_at desc, id desc"""
 
 CALLER_INVOICED_SUBSCRIPTIONS = f"""
 select {SUBSCRIPTION_COLUMNS}
@@ -199,6 +208,12 @@ def caller_pending_replacement(conn: Connection) -> SubscriptionRow | None:
     params = {"statuses": list(LIVE_STATUSES), "awaiting": list(AWAITING_STATUSES)}
     with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
         return cur.execute(CALLER_PENDING_REPLACEMENT, params).fetchone()
+
+
+def caller_subscriptions_in(conn: Connection, statuses: Sequence[str]) -> list[SubscriptionRow]:
+    """The caller's subscriptions in one of `statuses`, newest first (user transaction)."""
+    with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
+        return cur.execute(CALLER_SUBSCRIPTIONS_IN, {"statuses": list(statuses)}).fetchall()
 
 
 def caller_invoiced_subscriptions(conn: Connection, limit: int) -> list[SubscriptionRow]:
