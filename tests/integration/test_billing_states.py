@@ -368,6 +368,12 @@ ACTIONS: Final[dict[str, Callable[[Customer], int]]] = {
 
 # (state, action) -> (status, what the customer sees after). The table of docs/api/billing.md.
 # fmt: off
+# Halted or paused: nothing in force, but Razorpay could revive it; create and cancel end it first.
+DORMANT: Final = {
+    "create": (200, "pro:created"), "cancel": (200, "none"), "cancel_now": (200, "none"),
+    "update_other": (404, "none"), "update_same": (404, "none"), "verify": (400, "none"),
+    "razorpay_ends_it": (200, "none"), "checkout_completed": (200, "none"),
+}
 OUTCOMES: Final[dict[str, dict[str, tuple[int, str]]]] = {
     "nothing": {
         "create": (200, "pro:created"), "cancel": (404, "none"), "cancel_now": (404, "none"),
@@ -403,16 +409,8 @@ OUTCOMES: Final[dict[str, dict[str, tuple[int, str]]]] = {
         "verify": (200, "pro:pending"), "razorpay_ends_it": (200, "none"),
         "checkout_completed": (200, "pro:pending"),
     },
-    "halted": {
-        "create": (200, "pro:created"), "cancel": (200, "none"), "cancel_now": (200, "none"),
-        "update_other": (404, "none"), "update_same": (404, "none"), "verify": (400, "none"),
-        "razorpay_ends_it": (200, "none"), "checkout_completed": (200, "none"),
-    },
-    "paused": {
-        "create": (200, "pro:created"), "cancel": (200, "none"), "cancel_now": (200, "none"),
-        "update_other": (404, "none"), "update_same": (404, "none"), "verify": (400, "none"),
-        "razorpay_ends_it": (200, "none"), "checkout_completed": (200, "none"),
-    },
+    "halted": DORMANT,
+    "paused": DORMANT,
     "unpaid_changing": {
         "create": (409, "pro:created+enterprise:created"), "cancel": (200, "none"), "cancel_now": (200, "none"),
         "update_other": (200, "pro:created+enterprise:created"), "update_same": (200, "pro:created"),
@@ -548,6 +546,22 @@ def test_dropping_a_plan_change_razorpay_will_not_cancel_changes_nothing(custome
     reverted = ok(customer.update("pro"))
     assert (reverted["change"], reverted["checkout_required"], reverted["tier"]) == ("reverted", False, "pro")
     assert customer.view() == "pro:active"
+
+
+def test_a_plan_change_paid_for_before_its_webhooks_arrive_is_not_dropped(customer: Customer) -> None:
+    reach_active_changing(customer)
+    old, new = customer.ids()
+    assert old is not None and new is not None
+    customer.fake.complete_checkout(new)  # paid at Razorpay; the webhooks are on their way
+    refused = customer.update("pro")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["details"] == {"tier": "enterprise", "subscription_id": new}
+    assert customer.fake.requests_to("POST", "/cancel") == []
+    assert customer.fake.subscription(new)["status"] == "active"
+    # AND when they arrive, the change is done as paid for
+    for event in ("subscription.authenticated", "subscription.activated", "subscription.charged"):
+        customer.webhook(event, new)
+    assert customer.view() == "enterprise:active"
 
 
 def test_a_plan_change_set_up_for_the_cycles_end_is_kept_and_the_409_says_why(customer: Customer) -> None:

@@ -73,7 +73,7 @@ from oneai.billing.razorpay_client import (
     ScheduleChangeAt,
     from_epoch,
 )
-from oneai.billing.replacement import cancel_at_razorpay
+from oneai.billing.replacement import ENDED_STATUSES, cancel_at_razorpay
 from oneai.config import Settings
 from oneai.db import subscriptions as repo
 from oneai.db.connection import Connection, Database
@@ -378,6 +378,19 @@ def _cancel_now(db: Database, row: repo.SubscriptionRow, razorpay: RazorpayClien
     return recorded or row
 
 
+def _drop_pending_change(db: Database, pending: repo.SubscriptionRow, razorpay: RazorpayClient) -> None:
+    """Drop a plan change the caller no longer wants. Razorpay is asked first: one whose Checkout was
+    completed meanwhile (its webhooks not here yet) is paid for, and is not cancelled under the customer:
+    409."""
+    at_razorpay = razorpay.fetch_subscription(pending.provider_subscription_id)
+    if at_razorpay.status not in repo.AWAITING_STATUSES and at_razorpay.status not in ENDED_STATUSES:
+        raise ConflictError(
+            "Your plan change was paid for meanwhile; it takes effect in a moment",
+            details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
+        )
+    _cancel_now(db, pending, razorpay)
+
+
 def _end_dormant(db: Database, principal: Principal, razorpay: RazorpayClient) -> list[repo.SubscriptionRow]:
     """Cancel the caller's halted or paused subscriptions now. They grant nothing, but Razorpay revives a
     halted one whose payment method is renewed and a paused one that is resumed: beside a new
@@ -421,7 +434,7 @@ def update_subscription(
                 " again after that, or cancel",
                 details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
             )
-        _cancel_now(db, pending, razorpay)
+        _drop_pending_change(db, pending, razorpay)
         if current.tier == new_tier:
             return _reverted(current, key_id=razorpay.key_id)
     elif current.tier == new_tier:
