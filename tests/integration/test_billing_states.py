@@ -599,3 +599,13 @@ def test_create_beside_a_plan_change_whose_subscription_ended_names_the_way_forw
     assert "/subscription/update" in error["message"] and "cancel" in error["message"]
     assert error["details"] == {"subscription_id": in_force, "status": "created", "tier": "enterprise"}
     assert json.dumps(error).count(KEY_SECRET) == 0
+
+
+def test_create_beside_a_subscription_ending_with_its_cycle_says_to_cancel_it_now(customer: Customer) -> None:
+    reach_cancelling(customer)
+    refused = customer.create("enterprise")
+    assert refused.status_code == 409
+    assert "cancel it now" in refused.json()["error"]["message"]
+    # AND doing so works
+    assert ok(customer.cancel(at_cycle_end=False))["subscription"]["status"] == "cancelled"
+    assert customer.create("enterprise").status_code == 200

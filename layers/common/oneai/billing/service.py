@@ -25,7 +25,7 @@ refuses it for subscriptions paid with UPI, eMandate or cards issued in India. S
    While a replacement awaits activation, asking for its tier again answers the same Checkout (nothing
    new at Razorpay); asking for the tier in force drops the pending change (`reverted`: the replacement
    is cancelled at Razorpay now), unless its Checkout is done and the old subscription's cancel already
-   owed (a downgrade set up for the cycle's end): 409.
+   owed (a downgrade set up for the cycle's end), or Razorpay says it was paid meanwhile: 409.
 
 Every state has a way forward (the table in docs/api/billing.md): cancel ends the pending replacement
 too, and a replacement whose old subscription has ended is the subscription in force itself
@@ -163,8 +163,10 @@ def _view(row: repo.SubscriptionRow) -> SubscriptionView:
 
 
 def _already_subscribed(row: repo.SubscriptionRow) -> ConflictError:
+    # One that ends with its cycle is still in force until then: a cancel now ends it at once.
+    cancel = "cancel it now first" if row.cancel_at_period_end else "cancel it first"
     return ConflictError(
-        "You already have a subscription; change it with /subscription/update or cancel it first",
+        f"You already have a subscription; change it with /subscription/update or {cancel}",
         details={"subscription_id": row.provider_subscription_id, "status": row.status, "tier": row.tier},
     )
 
@@ -430,8 +432,8 @@ def update_subscription(
             return _recreated(pending, upgrade=is_upgrade(current.tier, new_tier), key_id=razorpay.key_id)
         if pending.replaced_cancel is not None:
             raise ConflictError(
-                "Your plan change is paid for and takes effect at the end of the current cycle; change plan"
-                " again after that, or cancel",
+                "Your plan change is set up at Razorpay and takes effect at the end of the current cycle;"
+                " change plan again after that, or cancel",
                 details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
             )
         _drop_pending_change(db, pending, razorpay)
