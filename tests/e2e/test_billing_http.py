@@ -595,7 +595,7 @@ def test_update_refusals(client: httpx.Client, razorpay: FakeRazorpay, alice: Ap
     assert razorpay.subscription(subscription_id)["plan_id"] == PRO_PLAN
 
 
-def test_a_replacement_awaiting_checkout_is_answered_again_and_never_doubled(
+def test_a_replacement_awaiting_checkout_is_answered_again_never_doubled_and_dropped_for_the_tier_in_force(
     client: httpx.Client, razorpay: FakeRazorpay, alice: AppUser, database_url: str
 ) -> None:
     # GIVEN alice's active enterprise subscription and a downgrade to pro awaiting Checkout
@@ -609,16 +609,22 @@ def test_a_replacement_awaiting_checkout_is_answered_again_and_never_doubled(
     assert again.status_code == 200, again.text
     assert again.json() == first
     assert len(creates(razorpay)) == creates_before
-    # WHEN she asks for her own tier: a conflict; the pending change stays for the sweep
-    error_of(
-        client.post("/subscription/update", json={"tier": "enterprise"}, headers=alice.headers), 409, "CONFLICT"
+    # WHEN she asks for her own tier: she keeps it, and the pending change is cancelled at Razorpay and here
+    kept = client.post("/subscription/update", json={"tier": "enterprise"}, headers=alice.headers)
+    assert kept.status_code == 200, kept.text
+    assert (kept.json()["change"], kept.json()["checkout_required"], kept.json()["subscription_id"]) == (
+        "reverted",
+        False,
+        old,
     )
-    assert razorpay.subscription(first["subscription_id"])["status"] == "created"
+    assert razorpay.subscription(first["subscription_id"])["status"] == "cancelled"
+    (cancel,) = razorpay.requests_to("POST", "/cancel")
+    assert cancel.path == f"/v1/subscriptions/{first['subscription_id']}/cancel"
     # AND the paid subscription was never touched at Razorpay
-    assert razorpay.requests_to("POST", "/cancel") == []
     assert razorpay.subscription(old)["status"] == "active"
     statuses = [(r["provider_subscription_id"], r["status"]) for r in subscriptions_of(database_url, alice)]
-    assert statuses == [(old, "active"), (first["subscription_id"], "created")]
+    assert statuses == [(old, "active"), (first["subscription_id"], "cancelled")]
+    assert client.get("/subscription", headers=alice.headers).json()["replacement"] is None
 
 
 # ---------------------------------------------------------------- invoices and the current subscription

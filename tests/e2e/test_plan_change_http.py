@@ -216,3 +216,33 @@ def test_a_downgrade_by_replacement_cancels_the_old_one_at_cycle_end_once_checko
         ("enterprise", "pro"),
         ("free", "enterprise"),
     ]
+
+
+def test_cancel_after_a_plan_change_awaiting_checkout_ends_both_and_create_works_again(
+    client: httpx.Client, razorpay: FakeRazorpay, database_url: str
+) -> None:
+    carol = create_user(database_url)
+    # GIVEN a pro subscription, changed to enterprise before it was ever paid (recreated)
+    pro = client.post("/subscription/create", json={"tier": "pro"}, headers=carol.headers).json()[
+        "subscription_id"
+    ]
+    change = client.post("/subscription/update", json={"tier": "enterprise"}, headers=carol.headers).json()
+    assert change["change"] == "recreated"
+    # WHEN she cancels
+    cancelled = client.post("/subscription/cancel", json={}, headers=carol.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    # THEN both are cancelled, at Razorpay and in the API: no subscription, no replacement
+    assert cancelled.json()["replacement"]["razorpay_subscription_id"] == change["subscription_id"]
+    assert razorpay.subscription(pro)["status"] == razorpay.subscription(change["subscription_id"])["status"]
+    assert razorpay.subscription(pro)["status"] == "cancelled"
+    assert seen(client, carol) | {"history": []} == {
+        "subscription": None,
+        "replacement": None,
+        "quota": {"tier": "free", "status": "active"},
+        "history": [],
+    }
+    # AND a cancel now finds nothing, and she can subscribe afresh
+    assert client.post("/subscription/cancel", json={}, headers=carol.headers).status_code == 404
+    again = client.post("/subscription/create", json={"tier": "enterprise"}, headers=carol.headers)
+    assert again.status_code == 200, again.text
+    assert seen(client, carol)["subscription"] == (again.json()["subscription_id"], "created", "enterprise")

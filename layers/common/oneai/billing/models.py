@@ -85,11 +85,13 @@ class UpdateRequest(BaseModel):
 
 class UpdateResult(BaseModel):
     """A tier change. `change`: `edited` (Razorpay changed the plan of the subscription itself; nothing to
-    pay now) or `recreated` (Razorpay refused the plan change: a new subscription was created; open
-    Checkout with `subscription_id` and `razorpay_key_id`, exactly as after create). The old subscription
-    keeps running until Razorpay activates the new one; an abandoned Checkout changes nothing."""
+    pay now), `recreated` (Razorpay refused the plan change: a new subscription was created; open
+    Checkout with `subscription_id` and `razorpay_key_id`, exactly as after create) or `reverted` (the
+    tier asked for is the one in force: the plan change awaiting Checkout was cancelled; nothing to pay).
+    The old subscription keeps running until Razorpay activates the new one; an abandoned Checkout
+    changes nothing."""
 
-    change: Literal["edited", "recreated"]
+    change: Literal["edited", "recreated", "reverted"]
     tier: TierName
     schedule_change_at: ScheduleChangeAt = Field(description="now for an upgrade, cycle_end for a downgrade")
     checkout_required: bool
@@ -126,7 +128,11 @@ class SubscriptionView(BaseModel):
 
 
 class CancelResult(BaseModel):
+    """The subscription in force as Razorpay's answer left it, and the plan change awaiting activation
+    that was cancelled with it (now), or null."""
+
     subscription: SubscriptionView
+    replacement: SubscriptionView | None = None
 
 
 class HistoryEntry(BaseModel):

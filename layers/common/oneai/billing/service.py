@@ -23,7 +23,16 @@ refuses it for subscriptions paid with UPI, eMandate or cards issued in India. S
    sweep cancels the replacement later. The answer carries the new subscription's Checkout values, like
    create's, with `checkout_required: true`.
    While a replacement awaits activation, asking for its tier again answers the same Checkout (nothing
-   new at Razorpay); asking for another tier is a 409 until it is activated or swept.
+   new at Razorpay); asking for the tier in force drops the pending change (`reverted`: the replacement
+   is cancelled at Razorpay now), unless its Checkout is done and the old subscription's cancel already
+   owed (a downgrade set up for the cycle's end), or Razorpay says it was paid meanwhile: 409.
+
+Every state has a way forward (the table in docs/api/billing.md): cancel ends the pending replacement
+too, and a replacement whose old subscription has ended is the subscription in force itself
+(`oneai.db.subscriptions`), so it can be cancelled or changed and create answers 409 naming it. Razorpay
+is asked before each record, one subscription at a time, the replacement first: a failure part-way
+leaves what was done recorded and the rest as it was, and a retry finds at Razorpay that a cancel it
+answered too late for was made (`cancel_at_razorpay`).
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ from oneai.billing.razorpay_client import (
     ScheduleChangeAt,
     from_epoch,
 )
+from oneai.billing.replacement import ENDED_STATUSES, cancel_at_razorpay
 from oneai.config import Settings
 from oneai.db import subscriptions as repo
 from oneai.db.connection import Connection, Database
@@ -153,8 +163,10 @@ def _view(row: repo.SubscriptionRow) -> SubscriptionView:
 
 
 def _already_subscribed(row: repo.SubscriptionRow) -> ConflictError:
+    # One that ends with its cycle is still in force until then: a cancel now ends it at once.
+    cancel = "cancel it now first" if row.cancel_at_period_end else "cancel it first"
     return ConflictError(
-        "You already have a subscription; change it with /subscription/update or cancel it first",
+        f"You already have a subscription; change it with /subscription/update or {cancel}",
         details={"subscription_id": row.provider_subscription_id, "status": row.status, "tier": row.tier},
     )
 
@@ -178,13 +190,16 @@ def create_subscription(
     db: Database, principal: Principal, request: CreateSubscriptionRequest, razorpay: RazorpayClient
 ) -> CheckoutSession:
     """`POST /subscription/create`: a Razorpay subscription for the tier's plan, with `notes` carrying the
-    user id and tier (the webhooks read them), stored as `created`. 409 when the caller already has a live
-    subscription (created, authenticated, active or pending)."""
+    user id and tier (the webhooks read them), stored as `created`. 409 when the caller already has a
+    subscription in force (created, authenticated, active or pending; with a pending plan change too),
+    naming it: it is changed with update or cancelled first. A halted or paused subscription is cancelled
+    first (`_end_dormant`): Razorpay would revive it beside the new one."""
     plan_id = _plan_id(db.settings, request.tier)
     with db.user_transaction(principal) as conn:
-        existing = repo.caller_latest_subscription(conn)
+        existing = repo.caller_subscription_in_force(conn)
     if existing is not None:
         raise _already_subscribed(existing)
+    _end_dormant(db, principal, razorpay)
 
     notes = {"user_id": str(principal.user_id), "tier": request.tier}
     created = razorpay.create_subscription(plan_id, total_count=TOTAL_BILLING_CYCLES, notes=notes)
@@ -320,26 +335,71 @@ def _record_cancel(
 def cancel_subscription(
     db: Database, principal: Principal, request: CancelRequest, razorpay: RazorpayClient
 ) -> CancelResult:
-    """`POST /subscription/cancel`: cancel the caller's newest live subscription at Razorpay, at the end of
-    the paid cycle (default) or now. A subscription still `created` (never paid) is cancelled now: it has no
-    cycle to finish. Asking again for a cancel at cycle end that is already scheduled changes nothing.
-    404 without a live subscription."""
+    """`POST /subscription/cancel`: cancel the caller's subscription in force at Razorpay, at the end of
+    the paid cycle (default) or now, and a plan change awaiting activation with it (now: it has no paid
+    cycle). A subscription still `created` (never paid) is cancelled now: it has no cycle to finish.
+    Asking again for a cancel at cycle end that is already scheduled changes nothing at Razorpay.
+    Without one, a halted or paused subscription is cancelled (now); 404 without either.
+
+    The replacement is cancelled and recorded first: when the second cancel fails, the caller has the
+    subscription in force alone, as it was, and may ask again."""
     with db.user_transaction(principal) as conn:
         row = repo.caller_subscription_in_force(conn)
+        pending = repo.caller_pending_replacement(conn)
     if row is None:
-        raise NotFoundError("You have no subscription to cancel")
+        ended = _end_dormant(db, principal, razorpay)
+        if not ended:
+            raise NotFoundError("You have no subscription to cancel")
+        return CancelResult(subscription=_view(ended[0]))
+    dropped = _cancel_now(db, pending, razorpay) if pending is not None else None
     at_cycle_end = request.at_cycle_end and row.status != "created"
-    if at_cycle_end and row.cancel_at_period_end:
-        return CancelResult(subscription=_view(row))
-
-    answer = razorpay.cancel_subscription(row.provider_subscription_id, at_cycle_end=at_cycle_end)
-    with db.service_transaction() as conn:
-        updated = _record_cancel(conn, row, answer, at_cycle_end=at_cycle_end)
-    logger.info(
-        "subscription cancel requested",
-        extra={"subscription_id": str(row.id), "at_cycle_end": at_cycle_end, "razorpay_status": answer.status},
+    updated: repo.SubscriptionRow | None = row
+    if not (at_cycle_end and row.cancel_at_period_end):
+        answer = cancel_at_razorpay(razorpay, row.provider_subscription_id, at_cycle_end=at_cycle_end)
+        with db.service_transaction() as conn:
+            updated = _record_cancel(conn, row, answer, at_cycle_end=at_cycle_end)
+        logger.info(
+            "subscription cancel requested",
+            extra={"subscription_id": str(row.id), "at_cycle_end": at_cycle_end, "razorpay_status": answer.status},
+        )
+    return CancelResult(
+        subscription=_view(updated or row), replacement=_view(dropped) if dropped is not None else None
     )
-    return CancelResult(subscription=_view(updated or row))
+
+
+def _cancel_now(db: Database, row: repo.SubscriptionRow, razorpay: RazorpayClient) -> repo.SubscriptionRow:
+    """Cancel one subscription now, at Razorpay then here (a plan change's replacement awaiting
+    activation, or a dormant one); no other is touched. Returns it as recorded."""
+    answer = cancel_at_razorpay(razorpay, row.provider_subscription_id, at_cycle_end=False)
+    with db.service_transaction() as conn:
+        recorded = _record_cancel(conn, row, answer, at_cycle_end=False)
+    logger.info(
+        "subscription cancelled now",
+        extra={"subscription_id": str(row.id), "was": row.status, "razorpay_status": answer.status},
+    )
+    return recorded or row
+
+
+def _drop_pending_change(db: Database, pending: repo.SubscriptionRow, razorpay: RazorpayClient) -> None:
+    """Drop a plan change the caller no longer wants. Razorpay is asked first: one whose Checkout was
+    completed meanwhile (its webhooks not here yet) is paid for, and is not cancelled under the customer:
+    409."""
+    at_razorpay = razorpay.fetch_subscription(pending.provider_subscription_id)
+    if at_razorpay.status not in repo.AWAITING_STATUSES and at_razorpay.status not in ENDED_STATUSES:
+        raise ConflictError(
+            "Your plan change was paid for meanwhile; it takes effect in a moment",
+            details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
+        )
+    _cancel_now(db, pending, razorpay)
+
+
+def _end_dormant(db: Database, principal: Principal, razorpay: RazorpayClient) -> list[repo.SubscriptionRow]:
+    """Cancel the caller's halted or paused subscriptions now. They grant nothing, but Razorpay revives a
+    halted one whose payment method is renewed and a paused one that is resumed: beside a new
+    subscription, that would charge twice."""
+    with db.user_transaction(principal) as conn:
+        dormant = repo.caller_subscriptions_in(conn, repo.DORMANT_STATUSES)
+    return [_cancel_now(db, row, razorpay) for row in dormant]
 
 
 # ---------------------------------------------------------------- update (tier change)
@@ -353,7 +413,12 @@ def update_subscription(
     The rule (see the module docstring): an edit of the plan in place when Razorpay allows it, `now` for
     an upgrade and at `cycle_end` for a downgrade; otherwise the old subscription is replaced (cancelled
     now for an upgrade, at cycle end for a downgrade) by a new one that the client pays through Checkout.
-    404 without a live subscription, 409 when it already is on that tier, 422 for a tier not on sale."""
+    404 without a live subscription, 409 when it already is on that tier, 422 for a tier not on sale.
+
+    With a plan change awaiting activation: its tier again answers its Checkout again (a double click);
+    any other tier drops it first (cancelled at Razorpay now), and for the tier in force that is all
+    (`reverted`). A replacement whose Checkout is done and whose old subscription is owed its cancel
+    already (a downgrade set up for the end of the cycle) is not dropped: 409."""
     settings = db.settings
     new_tier = request.tier
     plan_id = _plan_id(settings, new_tier)
@@ -362,16 +427,20 @@ def update_subscription(
         pending = repo.caller_pending_replacement(conn)
     if current is None:
         raise NotFoundError("You have no subscription to change; create one")
-    if current.tier == new_tier:
-        raise ConflictError("Your subscription is already on this tier", details={"tier": new_tier})
     if pending is not None:
-        # One plan change at a time: the same one again answers its Checkout again (a double click).
         if pending.tier == new_tier:
             return _recreated(pending, upgrade=is_upgrade(current.tier, new_tier), key_id=razorpay.key_id)
-        raise ConflictError(
-            "A plan change awaits checkout",
-            details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
-        )
+        if pending.replaced_cancel is not None:
+            raise ConflictError(
+                "Your plan change is set up at Razorpay and takes effect at the end of the current cycle;"
+                " change plan again after that, or cancel",
+                details={"tier": pending.tier, "subscription_id": pending.provider_subscription_id},
+            )
+        _drop_pending_change(db, pending, razorpay)
+        if current.tier == new_tier:
+            return _reverted(current, key_id=razorpay.key_id)
+    elif current.tier == new_tier:
+        raise ConflictError("Your subscription is already on this tier", details={"tier": new_tier})
     upgrade = is_upgrade(current.tier, new_tier)
     schedule: ScheduleChangeAt = "now" if upgrade else "cycle_end"
 
@@ -437,6 +506,20 @@ def _edited(
         subscription_id=answer.id,
         razorpay_key_id=key_id,
         short_url=answer.short_url,
+    )
+
+
+def _reverted(current: repo.SubscriptionRow, *, key_id: str) -> UpdateResult:
+    """The pending plan change was dropped: the subscription in force stays as it is."""
+    short_url = current.metadata.get("short_url")
+    return UpdateResult(
+        change="reverted",
+        tier=_tier(current.tier),
+        schedule_change_at="now",
+        checkout_required=False,
+        subscription_id=current.provider_subscription_id,
+        razorpay_key_id=key_id,
+        short_url=short_url if isinstance(short_url, str) else None,
     )
 
 

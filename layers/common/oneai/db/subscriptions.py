@@ -31,16 +31,29 @@ LIVE_STATUSES: Final = ("created", "authenticated", "active", "pending")
 # `active`/`pending`, because Razorpay's webhooks often activate the subscription before the browser's
 # verify arrives.
 CHECKOUT_STATUSES: Final = LIVE_STATUSES
-# A replacement (a plan change by a new subscription) in these statuses awaits Razorpay's activation: the
-# subscription it replaces is still the one in force.
+# A replacement (a plan change by a new subscription) in these statuses awaits Razorpay's activation: while
+# the subscription it replaces is live, that one is still the one in force. Once the replaced one has ended
+# (cancelled, halted, ... at Razorpay), the replacement has nothing left to replace: it is the subscription
+# in force itself, which the caller can pay, change or cancel like any other.
 AWAITING_STATUSES: Final = ("created", "authenticated")
+# A subscription Razorpay stopped charging but may revive: a halted one when the customer renews its
+# payment method, a paused one when it is resumed. It grants nothing meanwhile.
+DORMANT_STATUSES: Final = ("halted", "paused")
 # Razorpay has no invoice for a subscription that was never authenticated.
 NO_INVOICE_STATUSES: Final = ("created", "expired")
 
 SUBSCRIPTION_COLUMNS = (
     "id, user_id, plan_id, tier, status, provider_subscription_id, current_period_start, current_period_end,"
-    " paid_until, grace_until, cancel_at_period_end, canceled_at, created_at, updated_at, metadata"
+    " paid_until, grace_until, cancel_at_period_end, canceled_at, created_at, updated_at, metadata,"
+    " replaced_cancel"
 )
+# A replacement that awaits activation while the subscription it replaces is live (statement parameters
+# `awaiting` and `statuses`). Inside the subquery, `public.subscriptions` names the outer row: the inner
+# one is only `replaced`.
+AWAITING_REPLACEMENT = """(replaces_subscription_id is not null and status = any(%(awaiting)s::text[])
+  and exists (select 1 from public.subscriptions replaced
+              where replaced.id = public.subscriptions.replaces_subscription_id
+                and replaced.status = any(%(statuses)s::text[])))"""
 
 # --- reads, as the caller (user transaction, under RLS) --------------------------------------------------
 CALLER_LATEST_SUBSCRIPTION = f"""
@@ -50,22 +63,27 @@ where user_id = (select auth.uid()) and status = any(%(statuses)s::text[])
 order by created_at desc, id desc
 limit 1"""
 
-# The subscription in force: the newest live one that is not a replacement still awaiting activation.
+# The subscription in force: the newest live one that is not a replacement awaiting activation.
 CALLER_SUBSCRIPTION_IN_FORCE = f"""
 select {SUBSCRIPTION_COLUMNS}
 from public.subscriptions
 where user_id = (select auth.uid()) and status = any(%(statuses)s::text[])
-  and not (replaces_subscription_id is not null and status = any(%(awaiting)s::text[]))
+  and not {AWAITING_REPLACEMENT}
 order by created_at desc, id desc
 limit 1"""
 
 CALLER_PENDING_REPLACEMENT = f"""
 select {SUBSCRIPTION_COLUMNS}
 from public.subscriptions
-where user_id = (select auth.uid()) and replaces_subscription_id is not null
-  and status = any(%(awaiting)s::text[])
+where user_id = (select auth.uid()) and {AWAITING_REPLACEMENT}
 order by created_at desc, id desc
 limit 1"""
+
+CALLER_SUBSCRIPTIONS_IN = f"""
+select {SUBSCRIPTION_COLUMNS}
+from public.subscriptions
+where user_id = (select auth.uid()) and status = any(%(statuses)s::text[])
+order by created_at desc, id desc"""
 
 CALLER_INVOICED_SUBSCRIPTIONS = f"""
 select {SUBSCRIPTION_COLUMNS}
@@ -151,6 +169,9 @@ class SubscriptionRow(BaseModel):
     created_at: datetime
     updated_at: datetime
     metadata: dict[str, Any]
+    # On a replacement: what the subscription it replaces is owed ('now', 'cycle_end', 'done'), once
+    # Razorpay has activated it far enough (`oneai.billing.replacement`); None before.
+    replaced_cancel: str | None = None
 
 
 class HistoryRow(BaseModel):
@@ -182,9 +203,17 @@ def caller_subscription_in_force(conn: Connection) -> SubscriptionRow | None:
 
 
 def caller_pending_replacement(conn: Connection) -> SubscriptionRow | None:
-    """The caller's newest replacement that awaits Razorpay's activation (user transaction)."""
+    """The caller's newest replacement that awaits Razorpay's activation while the subscription it
+    replaces is live (user transaction)."""
+    params = {"statuses": list(LIVE_STATUSES), "awaiting": list(AWAITING_STATUSES)}
     with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
-        return cur.execute(CALLER_PENDING_REPLACEMENT, {"awaiting": list(AWAITING_STATUSES)}).fetchone()
+        return cur.execute(CALLER_PENDING_REPLACEMENT, params).fetchone()
+
+
+def caller_subscriptions_in(conn: Connection, statuses: Sequence[str]) -> list[SubscriptionRow]:
+    """The caller's subscriptions in one of `statuses`, newest first (user transaction)."""
+    with conn.cursor(row_factory=class_row(SubscriptionRow)) as cur:
+        return cur.execute(CALLER_SUBSCRIPTIONS_IN, {"statuses": list(statuses)}).fetchall()
 
 
 def caller_invoiced_subscriptions(conn: Connection, limit: int) -> list[SubscriptionRow]:
