@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import uvicorn
@@ -165,8 +165,10 @@ def expose_database_over_tcp(database_url: str, port: int) -> tuple[str, Any]:
 
     proxy = PgRoundTripProxy(database_url, port=port, record_round_trips=False).__enter__()
     upstream, listening = conninfo_to_dict(database_url), conninfo_to_dict(proxy.url)
-    user, dbname = upstream.get("user") or "postgres", upstream.get("dbname") or "postgres"
-    return f"postgresql://{user}@127.0.0.1:{listening['port']}/{dbname}", proxy
+    user = quote(str(upstream.get("user") or "postgres"), safe="")
+    password = f":{quote(str(upstream['password']), safe='')}" if upstream.get("password") else ""
+    dbname = upstream.get("dbname") or "postgres"
+    return f"postgresql://{user}{password}@127.0.0.1:{listening['port']}/{dbname}", proxy
 
 
 def dev_token(*, admin: bool = False) -> str:
@@ -278,7 +280,8 @@ def main() -> int:
         )
     if pg_tcp is not None:
         print(
-            f"  database (TCP)  {tcp_url} (ONEAI_PG_TCP_PORT; for sam local invoke, see the README)\n", flush=True
+            f"  database (TCP)  {redact(tcp_url)} (ONEAI_PG_TCP_PORT; for sam local invoke, see the README)\n",
+            flush=True,
         )
     if local_s3 is not None:
         print(

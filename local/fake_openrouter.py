@@ -59,7 +59,7 @@ Send = Callable[[Message], Awaitable[None]]
 OFFLINE_MODEL_ID = "oneai/offline"
 KEEPALIVE_COMMENT = "OPENROUTER PROCESSING"
 DEFAULT_DEV_DELAY = 0.03
-# A last user message with the word "slowly" gets a longer offline reply at a word a second (about 50 s):
+# A last user message with the word "slowly" gets a longer offline reply at a word a second (about a minute):
 # time enough to try resuming and stopping a reply by hand under `make dev`.
 SLOW_WORD = "slowly"
 SLOW_WORD_SECONDS = 1.0
