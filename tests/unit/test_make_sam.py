@@ -10,7 +10,7 @@ from tests.conftest import REPO_ROOT
 
 def test_make_sam_runs_the_pinned_sam_cli_with_the_given_arguments() -> None:
     planned = subprocess.run(
-        ["make", "-n", "sam", "ARGS=deploy --config-env prod"],
+        ["make", "--no-print-directory", "-n", "sam", "ARGS=deploy --config-env prod"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
