@@ -6,35 +6,24 @@ database a `sam local invoke` container can reach."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from local.__main__ import expose_database_over_tcp
 from local.dev_process import free_port
-from tests.conftest import REPO_ROOT
+from tests.local_support import run_python
 
 
 def test_starting_the_embedded_server_prints_no_runtime_dir_warning(admin_database_url: str) -> None:
-    env = {name: value for name, value in os.environ.items() if name != "XDG_RUNTIME_DIR"}
-    env["PYTHONPATH"] = f"{REPO_ROOT / 'layers' / 'common'}:{REPO_ROOT}"
-    started = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "default",
-            "-c",
-            "from local.embedded_pg import start_embedded_postgres, REPO_ROOT;"
-            "print(start_embedded_postgres(REPO_ROOT / '.oneai' / 'test-pgdata')[0])",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    environ = {name: value for name, value in os.environ.items() if name != "XDG_RUNTIME_DIR"}
+    started = run_python(
+        "-W",
+        "default",
+        "-c",
+        "from local.embedded_pg import start_embedded_postgres, REPO_ROOT;"
+        "print(start_embedded_postgres(REPO_ROOT / '.oneai' / 'test-pgdata')[0])",
+        environ=environ,
     )
     assert started.stdout.startswith("postgresql://")
     assert "Warning" not in started.stderr, started.stderr

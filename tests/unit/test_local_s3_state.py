@@ -9,13 +9,10 @@ moto's objects live in its process, so each run of the local S3 here is a proces
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO_ROOT
+from tests.local_support import run_python
 
 BUCKET = "oneai-attachments-restart"
 KEY = "users/00000000-0000-4000-8000-000000000001/6f1c2a8e-3b5d-4e7f-9a01-23456789abcd"
@@ -50,16 +47,7 @@ with LocalS3(state_dir=state) as s3:
 
 def run_local_s3(state: Path, action: str) -> dict[str, Any]:
     """One run of the local S3 (one process): start, do `action`, stop."""
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'layers' / 'common'}:{REPO_ROOT}"}
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, str(state), action, BUCKET, KEY],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    done = run_python("-c", RUN, str(state), action, BUCKET, KEY)
     return json.loads(done.stdout) if action == "fetch" else {}
 
 
