@@ -71,3 +71,22 @@ def test_the_limits_are_api_gateways_own(local_server: LocalServer) -> None:
         fits = client.get("/conversations", headers={"x-padding": "a" * room})
         too_many = client.get("/conversations", headers={"x-padding": "a" * (room + 1)})
         assert (fits.status_code, too_many.status_code) == (401, 431)
+
+
+def test_the_webhooks_function_url_takes_lambdas_larger_limit(local_server: LocalServer) -> None:
+    # 20 KB of headers: over a REST API's quota, within a Function URL's 1 MB; the signature check answers.
+    response = httpx.post(
+        f"{local_server.base_url}/webhooks/razorpay",
+        content=b"{}",
+        headers={"x-padding": "a" * 20_000, "x-razorpay-signature": "0" * 64},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "BAD_REQUEST"
+    too_large = httpx.post(
+        f"{local_server.base_url}/webhooks/razorpay",
+        content=b"{}",
+        headers={"x-padding": "a" * 1_100_000},
+        timeout=30,
+    )
+    assert too_large.status_code == 431
