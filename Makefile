@@ -21,7 +21,7 @@ NATIVE_BUILD := .oneai/build-$(NATIVE_ARCH)
 RUNTIME := python$(RUNTIME_PYTHON)
 SAM_BUILD = ONEAI_BUILD_PYTHON=$(CURDIR)/$(PY) PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --parallel --cached
 
-.PHONY: check-python dev test lint typecheck validate cfn-lint build build-native pytest coverage unit integration e2e bench openapi migrate clean node-client
+.PHONY: check-python dev test lint typecheck validate cfn-lint build build-native pytest coverage unit integration e2e bench openapi migrate clean node-client sam
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt lambda_build/python.mk | check-python
 	$(PYTHON) -m venv --clear $(VENV)
@@ -44,6 +44,11 @@ node-client: $(NODE_STAMP)
 
 dev: $(STAMP)
 	$(PY) -m local
+
+# The SAM CLI this repository pins lives in $(SAM_VENV), not on PATH: `make sam ARGS="deploy"`, or run
+# $(SAM) directly (`make sam` creates that venv first).
+sam: $(SAM_STAMP)
+	$(SAM) $(ARGS)
 
 test: lint typecheck validate cfn-lint build build-native pytest
 

@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import uvicorn
 
 from local import DEFAULT_PORT, DEV_USER_EMAIL, DEV_USER_ID, LOCAL_SUPABASE_URL
+from local.request_limits import GatewayH11Protocol
 from local.server import LocalApiGateway, cors_from_template
 from local.template_routes import Route, list_functions, list_routes, load_template, rest_api_settings
 
@@ -29,6 +30,8 @@ from local.template_routes import Route, list_functions, list_routes, load_templ
 _AWS_ONLY_ENV = frozenset({"ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "AWS_LAMBDA_EXEC_WRAPPER"})
 # Where `make dev` writes the emails it would send (ONEAI_MAIL_OUTBOX wins).
 DEFAULT_OUTBOX = Path(__file__).resolve().parent.parent / ".oneai" / "outbox"
+# Where the local S3 keeps its files between runs (like the embedded PostgreSQL's .oneai/pgdata).
+DEFAULT_S3_STATE = DEFAULT_OUTBOX.parent / "s3"
 
 
 def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
@@ -95,13 +98,14 @@ def prepare_razorpay() -> Any:
 
 def prepare_s3() -> Any:
     """Without ONEAI_S3_ENDPOINT_URL, moto's S3 server on this machine (local/s3_server.py) with the
-    attachments bucket created; the process's AWS credentials become the local S3's own (nothing here
-    talks to AWS). A handle to keep, or None (an S3 endpoint was given: it is used as it is)."""
+    attachments bucket created and its files of the last run (saved under .oneai/s3 when it stops); the
+    process's AWS credentials become the local S3's own (nothing here talks to AWS). A handle to keep, or
+    None (an S3 endpoint was given: it is used as it is)."""
     if os.environ.get("ONEAI_S3_ENDPOINT_URL"):
         return None
     from local.s3_server import DEFAULT_BUCKET, LocalS3
 
-    s3 = LocalS3(port=int(os.environ.get("ONEAI_LOCAL_S3_PORT") or 0)).start()
+    s3 = LocalS3(port=int(os.environ.get("ONEAI_LOCAL_S3_PORT") or 0), state_dir=DEFAULT_S3_STATE).start()
     bucket = os.environ.get("ONEAI_ATTACHMENTS_BUCKET") or DEFAULT_BUCKET
     s3.create_bucket(bucket)
     os.environ.update(s3.environment(bucket))
@@ -150,6 +154,21 @@ def prepare_database() -> tuple[str, Any]:
         guide = index_guide(url)
         print(f"user guide: {guide.pages} pages indexed ({guide.written} changed)", flush=True)
     return url, handle
+
+
+def expose_database_over_tcp(database_url: str, port: int) -> tuple[str, Any]:
+    """The embedded server listens on a Unix socket only, which `sam local invoke`'s containers cannot
+    reach: a TCP port on 127.0.0.1 in front of it (`ONEAI_PG_TCP_PORT`). Its URL, and the proxy to stop."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from local.pg_proxy import PgRoundTripProxy
+
+    proxy = PgRoundTripProxy(database_url, port=port, record_round_trips=False).__enter__()
+    upstream, listening = conninfo_to_dict(database_url), conninfo_to_dict(proxy.url)
+    user = quote(str(upstream.get("user") or "postgres"), safe="")
+    password = f":{quote(str(upstream['password']), safe='')}" if upstream.get("password") else ""
+    dbname = upstream.get("dbname") or "postgres"
+    return f"postgresql://{user}{password}@127.0.0.1:{listening['port']}/{dbname}", proxy
 
 
 def dev_token(*, admin: bool = False) -> str:
@@ -219,6 +238,13 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _stop_all(*services: Any) -> None:
+    """Stop each local service that was started (None: not started here)."""
+    for service in services:
+        if service is not None:
+            service.stop()
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("oneai").setLevel(logging.INFO)
@@ -229,6 +255,9 @@ def main() -> int:
     local_s3 = prepare_s3()
     apply_dev_environment(port, template)
     database_url, pg_handle = prepare_database()
+    pg_tcp = None
+    if pg_handle is not None and os.environ.get("ONEAI_PG_TCP_PORT"):
+        tcp_url, pg_tcp = expose_database_over_tcp(database_url, int(os.environ["ONEAI_PG_TCP_PORT"]))
 
     api = rest_api_settings(template)
     routes = list_routes(template)
@@ -249,10 +278,15 @@ def main() -> int:
             f"  OpenRouter      offline: every offered model is a local stand-in at {offline.base_url} (set OPENROUTER_API_KEY for the real API)\n",
             flush=True,
         )
+    if pg_tcp is not None:
+        print(
+            f"  database (TCP)  {redact(tcp_url)} (ONEAI_PG_TCP_PORT; for sam local invoke, see the README)\n",
+            flush=True,
+        )
     if local_s3 is not None:
         print(
             f"  S3              moto's server at {local_s3.endpoint_url}, bucket {os.environ['ONEAI_ATTACHMENTS_BUCKET']}"
-            " (in memory; set ONEAI_S3_ENDPOINT_URL to use another)\n",
+            " (files kept in .oneai/s3 between runs; set ONEAI_S3_ENDPOINT_URL to use another)\n",
             flush=True,
         )
     if event_bus is not None:
@@ -266,16 +300,10 @@ def main() -> int:
     # hooks, and with them the embedded PostgreSQL's stop.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, lifespan="on", log_level="info")
+        # The protocol answers API Gateway's 414/431 to a request head too large to parse (local/request_limits.py).
+        uvicorn.run(app, host="127.0.0.1", port=port, lifespan="on", log_level="info", http=GatewayH11Protocol)
     finally:
-        if offline is not None:
-            offline.stop()
-        if fake_razorpay is not None:
-            fake_razorpay.stop()
-        if local_s3 is not None:
-            local_s3.stop()
-        if event_bus is not None:
-            event_bus.stop()
+        _stop_all(offline, fake_razorpay, local_s3, event_bus, pg_tcp)
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

@@ -12,7 +12,8 @@ Routes (under any prefix, normally `/api/v1`):
 - `GET .../generation?id=`: tokens and cost of a generation served here.
 
 Without a script every chat request gets the offline reply: a deterministic text derived from the last
-user message, labelled as offline, streamed word by word with a small delay. Tests script the next
+user message, labelled as offline, streamed word by word with a small delay (a word a second when the
+message has the word "slowly"). Tests script the next
 requests: `fake.script(Reply(...), Status(429, retry_after=1), ...)`. Every request is recorded (body and
 headers) with, for streams, when the response finished or when the client went away (`disconnected_at`,
 `time.monotonic()`), watched by a concurrent ASGI `receive()` so a disconnect is seen at once.
@@ -58,6 +59,11 @@ Send = Callable[[Message], Awaitable[None]]
 OFFLINE_MODEL_ID = "oneai/offline"
 KEEPALIVE_COMMENT = "OPENROUTER PROCESSING"
 DEFAULT_DEV_DELAY = 0.03
+# A last user message with the word "slowly" gets a longer offline reply at a word a second (about a minute):
+# time enough to try resuming and stopping a reply by hand under `make dev`.
+SLOW_WORD = "slowly"
+SLOW_WORD_SECONDS = 1.0
+SLOW_REPLY_COUNT = 40
 _PROVIDER = "OneAI Fake"
 
 # ---------------------------------------------------------------------------------------------------
@@ -462,11 +468,19 @@ async def describe_images(urls: Sequence[str]) -> list[str]:
     return notes
 
 
+def asks_slowly(messages: object) -> bool:
+    """Whether the last user message has the word "slowly" (any case, punctuation around it ignored)."""
+    return any(word.strip(".,;:!?\"'()").lower() == SLOW_WORD for word in _last_user_text(messages).split())
+
+
 def offline_reply(messages: object, image_notes: Sequence[str] = ()) -> str:
     """The deterministic offline answer to a conversation (derived from its last user message and the
     descriptions of the images it carries)."""
     words = _last_user_text(messages).split()
     seen = "".join(f" I received an image: {note}." for note in image_notes)
+    if asks_slowly(messages):
+        count = " ".join(str(number) for number in range(1, SLOW_REPLY_COUNT + 1))
+        return "[offline] Answering slowly, a word a second, so you can resume or stop this reply: " + count + seen
     if not words:
         return "[offline] Hello from OneAI's offline model. No OpenRouter key is set, so replies are local." + seen
     quoted = " ".join(words[:24]) + (" …" if len(words) > 24 else "")
@@ -588,7 +602,9 @@ class FakeOpenRouterApp:
             if not self.state.known_model(requested):
                 scenario = Status(400, f"{requested} is not a valid model ID")
             else:
-                scenario = Reply(keepalives_before=1)
+                scenario = Reply(
+                    keepalives_before=1, delay=SLOW_WORD_SECONDS if asks_slowly(body["messages"]) else None
+                )
         if isinstance(scenario, Status):
             record.status = scenario.status
             await _status_response(send, scenario)

@@ -5,8 +5,9 @@ the bytes of one burst (however many reads they take) are one round trip, the wa
 query, or one batch of statements, and waits. With `delay_seconds`, each round trip's first bytes are
 held that long before they go on, which is what a network hop between Lambda and the database adds.
 
-Used by the test that counts a chat turn's round trips (tests/e2e/test_chat_round_trips.py) and by
-`bench/chat_stream.py --db-delay-ms`. The upstream may be a Unix socket (the embedded server).
+Used by the test that counts a chat turn's round trips (tests/e2e/test_chat_round_trips.py), by
+`bench/chat_stream.py --db-delay-ms`, and by `make dev` to give the embedded server (a Unix socket only) a
+TCP port that `sam local invoke`'s containers can reach (`ONEAI_PG_TCP_PORT`, nothing recorded).
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ _CHUNK = 65536
 
 
 class PgRoundTripProxy:
-    def __init__(self, upstream_url: str, *, delay_seconds: float = 0.0) -> None:
+    def __init__(
+        self, upstream_url: str, *, delay_seconds: float = 0.0, port: int = 0, record_round_trips: bool = True
+    ) -> None:
         self.upstream_url = upstream_url
         self.delay_seconds = delay_seconds
+        self.port = port  # on 127.0.0.1; 0: a free one
+        self.record_round_trips = record_round_trips
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -69,7 +74,7 @@ class PgRoundTripProxy:
     # -- running -----------------------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        listener = socket.create_server(("127.0.0.1", 0))
+        listener = socket.create_server(("127.0.0.1", self.port))
         listener.settimeout(0.2)
         self._listener = listener
         thread = threading.Thread(target=self._accept, name="pg-proxy", daemon=True)
@@ -83,6 +88,9 @@ class PgRoundTripProxy:
             self._listener.close()
         for thread in self._threads:
             thread.join(timeout=2)
+
+    def stop(self) -> None:
+        self.__exit__(None, None, None)
 
     def _upstream(self) -> socket.socket:
         params = conninfo_to_dict(self.upstream_url)
@@ -134,8 +142,9 @@ class PgRoundTripProxy:
                     if source is client:
                         if server_answered:
                             server_answered = False
-                            with self._lock:
-                                self._round_trips.append((time.monotonic(), data[:120]))
+                            if self.record_round_trips:
+                                with self._lock:
+                                    self._round_trips.append((time.monotonic(), data[:120]))
                             if self.delay_seconds:
                                 time.sleep(self.delay_seconds)
                     else:

@@ -5,8 +5,9 @@ condition: bucket, key, Content-Type, content-length-range, ...) and refuses the
 stores whatever is posted. `PostPolicyEnforcer` does S3's checks, with S3's error codes, before moto
 sees the request, so "S3 refuses a wrong type or an oversize file" is true locally too.
 
-Everything is in memory: files uploaded under `make dev` are gone when it stops (the database rows that
-describe them stay; their content links then answer S3's NoSuchKey).
+moto keeps everything in memory. Under `make dev` (a `state_dir`) the objects of the buckets it created
+are written there when it stops and put back when it starts again, so files outlive a restart as their
+database rows do in the embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import hmac
 import io
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from werkzeug.formparser import parse_form_data
@@ -144,9 +148,13 @@ class PostPolicyEnforcer:
 class LocalS3:
     """moto's S3 with POST policies enforced, on 127.0.0.1 (a free port unless given)."""
 
-    def __init__(self, *, port: int = 0, secret: str = LOCAL_SECRET_ACCESS_KEY) -> None:
+    def __init__(
+        self, *, port: int = 0, secret: str = LOCAL_SECRET_ACCESS_KEY, state_dir: Path | None = None
+    ) -> None:
         self._port = port
         self._secret = secret
+        self._state_dir = state_dir
+        self._buckets: list[str] = []
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -171,6 +179,9 @@ class LocalS3:
         return self
 
     def stop(self) -> None:
+        if self._server is not None and self._state_dir is not None:
+            for bucket in self._buckets:
+                self._save(bucket, self._state_dir / bucket)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -196,9 +207,51 @@ class LocalS3:
         )
 
     def create_bucket(self, name: str) -> None:
+        """The bucket, with the objects saved in `state_dir` by the last `stop`, if any."""
         client = self.client()
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
+        self._buckets.append(name)
+        if self._state_dir is not None:
+            self._restore(name, self._state_dir / name)
+
+    def _save(self, bucket: str, directory: Path) -> None:
+        """Every object of `bucket` (bytes, type, metadata, tags) into `directory`, replacing what it held."""
+        client = self.client()
+        shutil.rmtree(directory, ignore_errors=True)
+        (directory / "objects").mkdir(parents=True)
+        index: list[dict[str, Any]] = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for number, summary in enumerate(page.get("Contents", []), start=len(index)):
+                key = summary["Key"]
+                found = client.get_object(Bucket=bucket, Key=key)
+                (directory / "objects" / str(number)).write_bytes(found["Body"].read())
+                tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+                index.append(
+                    {
+                        "key": key,
+                        "file": str(number),
+                        "content_type": found.get("ContentType", "binary/octet-stream"),
+                        "metadata": found.get("Metadata", {}),
+                        "tags": {tag["Key"]: tag["Value"] for tag in tags},
+                    }
+                )
+        (directory / "index.json").write_text(json.dumps(index))
+
+    def _restore(self, bucket: str, directory: Path) -> None:
+        index_path = directory / "index.json"
+        if not index_path.exists():
+            return
+        client = self.client()
+        for entry in json.loads(index_path.read_text()):
+            client.put_object(
+                Bucket=bucket,
+                Key=entry["key"],
+                Body=(directory / "objects" / entry["file"]).read_bytes(),
+                ContentType=entry["content_type"],
+                Metadata=entry["metadata"],
+                Tagging=urlencode(entry["tags"]),
+            )
 
     def environment(self, bucket: str) -> dict[str, str]:
         """What a process needs to use this S3 as the attachments bucket."""

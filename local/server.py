@@ -49,6 +49,7 @@ from local.apigw import (
     http_response_from_function_url,
     http_response_from_lambda,
 )
+from local.request_limits import envelope, refusal
 from local.template_routes import Function, Route, path_param, split_path
 
 logger = logging.getLogger("oneai.local")
@@ -190,8 +191,7 @@ def load_asgi_app(function: Function) -> AsgiApp:
 
 
 def error_response(status: int, code: str, message: str, headers: Sequence[tuple[str, str]] = ()) -> HttpResponse:
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
-    return HttpResponse(status, [("content-type", "application/json"), *headers], body)
+    return HttpResponse(status, [("content-type", "application/json"), *headers], envelope(code, message))
 
 
 @dataclass(frozen=True)
@@ -236,6 +236,19 @@ async def _send_response(send: Send, response: HttpResponse) -> None:
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
+
+
+async def _refused_as_too_large(
+    scope: Scope, receive: Receive, send: Send, raw_path: bytes, *, function_url: bool
+) -> bool:
+    """Answer 414/431 (and return True) for a URL or headers over API Gateway's limits; it refuses them
+    before routing. The body is read first, so that the client's send completes."""
+    limit = refusal(raw_path, scope.get("query_string", b""), scope["headers"], function_url=function_url)
+    if limit is None:
+        return False
+    await _read_body(receive, MAX_BODY_BYTES)
+    await _send_response(send, error_response(*limit))
+    return True
 
 
 def _request_from_scope(scope: Scope, body: bytes) -> HttpRequest:
@@ -331,15 +344,21 @@ class LocalApiGateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if scope["type"] != "http":
-            return  # websockets: API Gateway REST has none
-        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("utf-8", "replace")
+        if scope["type"] == "http":  # no websockets: API Gateway REST has none
+            await self._serve_http(scope, receive, send)
+
+    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path_bytes = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw_path_bytes.decode("utf-8", "replace")
         match = self.table.match(raw_path)
+        method = scope["method"].upper()
+        route = match.resource.route_for(method) if match is not None else None
+        function_url = route is not None and route.function_url
+        if await _refused_as_too_large(scope, receive, send, raw_path_bytes, function_url=function_url):
+            return
         if match is None:
             await _send_response(send, error_response(404, "NOT_FOUND", f"No route for {raw_path}"))
             return
-        method = scope["method"].upper()
-        route = match.resource.route_for(method)
         if route is None and method == "OPTIONS" and self.cors is not None:
             await _send_response(send, self.cors.response(match.resource))
             return

@@ -316,6 +316,26 @@ def test_given_bad_claims_when_verifying_then_401(
     refused(verifier, token)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"email": "ada\u0000@example.com"}, id="nul-in-email"),
+        pytest.param({"email": "\udc00@example.com"}, id="lone-surrogate-in-email"),
+        pytest.param({"user_metadata": {"name": ["Ada", "\u0000"]}}, id="nul-deep-in-user-metadata"),
+        pytest.param({"app_metadata": {"provider": "\ud800"}}, id="lone-surrogate-in-app-metadata"),
+        pytest.param({"app_metadata": {"\u0000": "x"}}, id="nul-in-a-claim-key"),
+        pytest.param({"user_metadata": {"score": float("nan")}}, id="nan-number"),
+        pytest.param({"extra": float("inf")}, id="infinite-number"),
+    ],
+)
+def test_given_a_valid_signature_over_claims_postgresql_cannot_store_then_401(
+    settings: Settings, verifier: TokenVerifier, changes: dict[str, Any]
+) -> None:
+    # Every claim reaches PostgreSQL (request.jwt.claims; a dev user's email and metadata): a 401, not a 500.
+    token = sign(claims(settings, **changes), SECRET, "HS256")
+    refused(verifier, token)
+
+
 # ---------------------------------------------------------------- signatures and algorithms
 
 

@@ -25,6 +25,7 @@ import jwt
 from oneai.config import Settings, get_settings
 from oneai.errors import UnauthorizedError
 from oneai.observability import trace_calls
+from oneai.unstorable import has_unstorable
 
 if TYPE_CHECKING:
     from oneai.ratelimit import RateCheck
@@ -214,6 +215,10 @@ def _principal(claims: dict[str, Any]) -> Principal:
     sub = claims.get("sub")
     role = claims.get("role")
     if not isinstance(sub, str) or not isinstance(role, str) or not role:
+        raise UnauthorizedError(MSG_INVALID)
+    # Every claim goes to PostgreSQL (`request.jwt.claims` as jsonb; email and metadata of a user created
+    # under dev mode): text or numbers it cannot store make the token unusable, not the request a 500.
+    if has_unstorable(claims):
         raise UnauthorizedError(MSG_INVALID)
     try:
         user_id = uuid.UUID(sub)

@@ -17,10 +17,9 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oneai.errors import NotFoundError, OneAIError, ValidationError
+from oneai.unstorable import UNSTORABLE, has_unstorable
 from oneai.web.errors import error_response
 
-# NUL, and the UTF-16 surrogate range, which only a lone (unpaired) surrogate escape can produce.
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # In JSON text, a NUL or a surrogate can only be written as a `\u` escape (a raw control character is
 # malformed JSON), and NaN/Infinity only as those bare words. A body without any of these is fine without
@@ -38,16 +37,6 @@ def _reject_constant(name: str) -> Any:
 
 def _problem(path: str, message: str) -> dict[str, str]:
     return {"field": path, "message": message, "type": "string_unstorable"}
-
-
-def _has_unstorable(value: Any) -> bool:
-    if isinstance(value, str):
-        return UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(UNSTORABLE.search(key) or _has_unstorable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_unstorable(item) for item in value)
-    return False
 
 
 def unstorable_fields(value: Any, path: str = "") -> list[dict[str, str]]:
@@ -83,7 +72,7 @@ def check_json_body(body: bytes) -> OneAIError | None:
         )
     except ValueError:
         return None
-    problems = unstorable_fields(document) if _has_unstorable(document) else []
+    problems = unstorable_fields(document) if has_unstorable(document) else []
     if problems:
         return ValidationError("The request is not valid", details={"errors": problems})
     return None
