@@ -1,10 +1,14 @@
-"""One guard for text the database cannot take, before any route sees the request.
+"""One guard for bodies and text the app cannot take, before any route sees the request.
 
 PostgreSQL refuses NUL (U+0000) in `text` and `jsonb`, and UTF-8 has no encoding for a lone surrogate
 (`"\\udc00"` is valid JSON but not valid Unicode); JSON's `NaN` and `Infinity` are not JSON at all,
 although Python's parser accepts them. Left to reach the database, each of these is a 500. Checked here,
 once for every app, they are a 422 naming the field (a NUL in the path names nothing, so it is a 404),
 and no route needs its own check.
+
+A body that is not UTF-8, or nests arrays and objects deeper than `MAX_JSON_DEPTH`, is a 400 here too:
+the parser gives up on a deep one with a RecursionError (not a ValueError), and a document only a little
+less deep still breaks every recursive walk after it (this guard's own, pydantic's, the JSON encoder's).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oneai.errors import NotFoundError, OneAIError, ValidationError
-from oneai.web.errors import error_response
+from oneai.errors import BadRequestError, NotFoundError, OneAIError, ValidationError
+from oneai.web.errors import ErrorAnswer, envelope_answer
 
 # NUL, and the UTF-16 surrogate range, which only a lone (unpaired) surrogate escape can produce.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -26,6 +30,9 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # malformed JSON), and NaN/Infinity only as those bare words. A body without any of these is fine without
 # being parsed here; one with them (or with a look-alike, such as an escaped backslash) is parsed.
 SUSPECT_JSON = re.compile(rb"\\u(0000|[dD][89a-fA-F])|NaN|Infinity")
+# Deep enough for any request (a tool's JSON schema included), shallow enough for every recursive walk.
+MAX_JSON_DEPTH = 64
+TOO_DEEP = f"The request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
 
 
 class _NotJson(ValueError):
@@ -69,24 +76,75 @@ def unstorable_fields(value: Any, path: str = "") -> list[dict[str, str]]:
     return found
 
 
-def check_json_body(body: bytes) -> OneAIError | None:
-    """A 422 for NaN/Infinity or unstorable text in a JSON body; None when it is fine or not JSON at all
-    (malformed JSON is left to the app, which answers 400)."""
-    if not SUSPECT_JSON.search(body):
-        return None
+def _bracket_count(body: bytes) -> int:
+    return body.count(b"[") + body.count(b"{")
+
+
+def _nests_deeper_than(document: Any, limit: int) -> bool:
+    """Without recursion, which is what a document this deep would break."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON document of a body: BadRequestError (400) when it is not UTF-8, not JSON, or nested deeper
+    than MAX_JSON_DEPTH; ValidationError (422) for NaN and Infinity, which are not JSON numbers."""
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        text = body.decode("utf-8")  # what RFC 8259 requires between systems
+    except UnicodeDecodeError:
+        raise BadRequestError("The request body is not UTF-8") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
     except _NotJson as exc:
-        return ValidationError(
+        raise ValidationError(
             "The request is not valid",
             details={"errors": [{"field": "", "message": f"{exc} is not a JSON number", "type": "json_invalid"}]},
-        )
+        ) from None
+    except RecursionError:
+        raise BadRequestError(TOO_DEEP) from None
     except ValueError:
+        raise BadRequestError("The request body is not valid JSON") from None
+    # A document with no more brackets than the limit cannot nest deeper than it.
+    if _bracket_count(body) > MAX_JSON_DEPTH and _nests_deeper_than(document, MAX_JSON_DEPTH):
+        raise BadRequestError(TOO_DEEP)
+    return document
+
+
+def check_json_body(body: bytes) -> OneAIError | None:
+    """What is wrong with a JSON body: a 400 when it is not UTF-8 or nests too deep, a 422 for NaN/Infinity
+    or unstorable text; None when it is fine. Parsed only when one of these may be there (malformed JSON
+    that is not parsed here is the app's to refuse, with the same 400)."""
+    suspect = (
+        SUSPECT_JSON.search(body) is not None
+        or _bracket_count(body) > MAX_JSON_DEPTH
+        or not (body.isascii() or _is_utf8(body))
+    )
+    if not suspect:
         return None
+    try:
+        document = decode_json(body)
+    except OneAIError as error:
+        return error
     problems = unstorable_fields(document) if _has_unstorable(document) else []
     if problems:
         return ValidationError("The request is not valid", details={"errors": problems})
     return None
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def check_query(query_string: bytes) -> OneAIError | None:
@@ -107,10 +165,12 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
 
 
 class InputGuard:
-    """The ASGI middleware applying the checks above; the body is read once and handed on unchanged."""
+    """The ASGI middleware applying the checks above; the body is read once and handed on unchanged.
+    `answer` writes a refusal in the shape of the API the request is for."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, answer: ErrorAnswer = envelope_answer) -> None:
         self.app = app
+        self.answer = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,7 +187,7 @@ class InputGuard:
             if body:
                 error = check_json_body(body)
         if error is not None:
-            await error_response(error)(scope, receive, send)
+            await self.answer(scope, error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
