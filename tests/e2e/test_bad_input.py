@@ -75,6 +75,27 @@ def test_a_nul_in_any_stored_text_is_422_naming_the_field(
     assert openrouter.chat_requests == []
 
 
+def test_a_body_nested_too_deep_or_not_utf8_is_400_on_every_body_route(
+    client: httpx.Client, user: AppUser, openrouter: FakeOpenRouter
+) -> None:
+    bodies = [
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        # Parsed by Python's JSON parser, then too deep for the recursive walks after it.
+        b'{"content": ' + b"[" * 1400 + b'"\\u0000"' + b"]" * 1400 + b"}",
+        b'{"model": "' + CHAT_MODEL.encode() + b'", "content": "\xff"}',
+    ]
+    for route in ("/chat/stream", "/conversations"):
+        for body in bodies:
+            response = client.post(
+                route, content=body, headers=user.headers | {"content-type": "application/json"}
+            )
+            envelope(response, 400, "BAD_REQUEST")
+    # AND nothing was written, nor sent to the model
+    assert client.get("/conversations", headers=user.headers).json()["items"] == []
+    assert openrouter.chat_requests == []
+
+
 def test_a_nul_in_a_searched_query_parameter_is_422(client: httpx.Client, user: AppUser) -> None:
     for route, param in [
         ("/conversations", "q"),

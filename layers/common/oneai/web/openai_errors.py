@@ -64,7 +64,8 @@ def _parameter_code(kind: str) -> str | None:
         return "missing_required_parameter"
     if kind == "json_invalid":  # NaN or Infinity: not JSON, which OpenAI answers without a code
         return None
-    return "invalid_type" if kind.endswith("_type") else "invalid_value"
+    # pydantic's `string_type`, `dict_type`..., and `bool_parsing`, `int_parsing`... (a string it could not read)
+    return "invalid_type" if kind.endswith(("_type", "_parsing")) else "invalid_value"
 
 
 def _parameter_message(code: str | None, param: str | None, message: str) -> str:
