@@ -20,7 +20,7 @@ from oneai.pagination import decode_cursor
 from oneai.web.app import create_app
 from oneai.web.bodies import json_body
 from oneai.web.errors import retry_after_seconds
-from oneai.web.inputs import MAX_JSON_DEPTH, check_json_body, check_query
+from oneai.web.inputs import MAX_JSON_DEPTH, check_json_body, check_query, nests_deeper_than
 
 SECRET_INPUT = "my-private-words-4711"
 
@@ -160,3 +160,16 @@ def test_a_cursor_holding_deeply_nested_json_is_422_not_500() -> None:
     deep = base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode()
     with pytest.raises(ValidationError):
         decode_cursor(deep, {"id": str})
+
+
+def test_the_depth_is_read_from_the_bytes_exactly_whatever_the_strings_hold() -> None:
+    def levels(count: int, filler: str) -> bytes:
+        # `count` arrays, one in the other, each first holding a string `filler`
+        return (f'["{filler}", ' * count + "0" + "]" * count).encode()
+
+    for filler in ("", "]", "}]", "[[", '\\"]', "\\\\", '\\\\\\"]', "{[]}"):
+        assert not nests_deeper_than(levels(MAX_JSON_DEPTH, filler), MAX_JSON_DEPTH), filler
+        assert nests_deeper_than(levels(MAX_JSON_DEPTH + 1, filler), MAX_JSON_DEPTH), filler
+    # Brackets in text are text: a long chat message of them nests nothing.
+    assert not nests_deeper_than(json.dumps({"content": "[{" * 5000}).encode(), MAX_JSON_DEPTH)
+    assert check_json_body(json.dumps({"content": "]" * 5000 + "[" * 5000}).encode()) is None

@@ -33,6 +33,9 @@ SUSPECT_JSON = re.compile(rb"\\u(0000|[dD][89a-fA-F])|NaN|Infinity")
 # Deep enough for any request (a tool's JSON schema included), shallow enough for every recursive walk.
 MAX_JSON_DEPTH = 64
 TOO_DEEP = f"The request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+_NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"')
+_QUOTED = re.compile(rb'"[^"]*"')
+_EMPTY_PAIRS = re.compile(rb"\[\]|\{\}")
 
 
 class _NotJson(ValueError):
@@ -76,59 +79,61 @@ def unstorable_fields(value: Any, path: str = "") -> list[dict[str, str]]:
     return found
 
 
-def _bracket_count(body: bytes) -> int:
-    return body.count(b"[") + body.count(b"{")
+def nests_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of a JSON text nest deeper than `limit`, read from its bytes before
+    any parser recurses into them (exact for valid JSON; malformed JSON is refused by the parser anyway).
+    Bytes operations only, no Python loop per character: the escapes that could hide a quote go, then all
+    but quotes and brackets, then the strings; the brackets left are emptied one level of `[]`/`{}` pairs
+    at a time."""
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = body.translate(None, _NOT_MARKS)
+    if marks.count(b"[") + marks.count(b"{") <= limit:
+        return False
+    # Quotes alternate open, close: dropping two adjacent ones (an empty string, or the gap between two
+    # strings with no bracket in it) keeps every bracket on its side, and leaves few strings to drop.
+    brackets = _QUOTED.sub(b"", marks.replace(b'""', b""))
+    for _ in range(limit + 1):
+        if not brackets:
+            return False
+        brackets, emptied = _EMPTY_PAIRS.subn(b"", brackets)
+        if not emptied:  # unbalanced: not JSON, which the parser says
+            return False
+    return True
 
 
-def _nests_deeper_than(document: Any, limit: int) -> bool:
-    """Without recursion, which is what a document this deep would break."""
-    pending: list[tuple[Any, int]] = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        children = value.values() if isinstance(value, dict) else value
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > limit:
-                    return True
-                pending.append((child, depth + 1))
-    return False
+def _unreadable(body: bytes) -> BadRequestError | None:
+    if nests_deeper_than(body, MAX_JSON_DEPTH):
+        return BadRequestError(TOO_DEEP)
+    if not (body.isascii() or _is_utf8(body)):  # RFC 8259: JSON between systems is UTF-8
+        return BadRequestError("The request body is not UTF-8")
+    return None
 
 
 def decode_json(body: bytes) -> Any:
-    """The JSON document of a body: BadRequestError (400) when it is not UTF-8, not JSON, or nested deeper
-    than MAX_JSON_DEPTH; ValidationError (422) for NaN and Infinity, which are not JSON numbers."""
+    """The JSON document of a body: BadRequestError (400) when it nests deeper than MAX_JSON_DEPTH, is not
+    UTF-8 or not JSON; ValidationError (422) for NaN and Infinity, which are not JSON numbers."""
+    unreadable = _unreadable(body)
+    if unreadable is not None:
+        raise unreadable
     try:
-        text = body.decode("utf-8")  # what RFC 8259 requires between systems
-    except UnicodeDecodeError:
-        raise BadRequestError("The request body is not UTF-8") from None
-    try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except _NotJson as exc:
         raise ValidationError(
             "The request is not valid",
             details={"errors": [{"field": "", "message": f"{exc} is not a JSON number", "type": "json_invalid"}]},
         ) from None
-    except RecursionError:
-        raise BadRequestError(TOO_DEEP) from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadRequestError("The request body is not valid JSON") from None
-    # A document with no more brackets than the limit cannot nest deeper than it.
-    if _bracket_count(body) > MAX_JSON_DEPTH and _nests_deeper_than(document, MAX_JSON_DEPTH):
-        raise BadRequestError(TOO_DEEP)
-    return document
 
 
 def check_json_body(body: bytes) -> OneAIError | None:
-    """What is wrong with a JSON body: a 400 when it is not UTF-8 or nests too deep, a 422 for NaN/Infinity
-    or unstorable text; None when it is fine. Parsed only when one of these may be there (malformed JSON
-    that is not parsed here is the app's to refuse, with the same 400)."""
-    suspect = (
-        SUSPECT_JSON.search(body) is not None
-        or _bracket_count(body) > MAX_JSON_DEPTH
-        or not (body.isascii() or _is_utf8(body))
-    )
-    if not suspect:
-        return None
+    """What is wrong with a JSON body: a 400 when it nests too deep or is not UTF-8, a 422 for NaN/Infinity
+    or unstorable text; None when it is fine. Parsed only when one of the latter may be there (malformed
+    JSON that is not parsed here is the app's to refuse, with the same 400)."""
+    unreadable = _unreadable(body)
+    if unreadable is not None or SUSPECT_JSON.search(body) is None:
+        return unreadable
     try:
         document = decode_json(body)
     except OneAIError as error:
