@@ -17,7 +17,7 @@ import pytest
 from local.dev_process import LocalServerProcess
 from local.fake_openrouter import FakeOpenRouter, MidStreamError, Reply, Status
 from tests.conftest import AppUser, create_user
-from tests.e2e.conftest import CHAT_MODEL
+from tests.e2e.conftest import CHAT_MODEL, use_up_small_messages
 from tests.e2e.limited_server import limited_server
 
 pytestmark = pytest.mark.e2e
@@ -319,18 +319,9 @@ def test_given_a_used_up_quota_then_insufficient_quota_says_when_to_retry(
     server: LocalServerProcess, http: httpx.Client, alice: AppUser, database_url: str, stream: bool
 ) -> None:
     client = sdk(server, new_key(http, alice)["key"])
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "update public.usage_quotas set used_count = quota_limit where user_id = %s and quota_key = 'small_messages'",
-            (alice.id,),
-        )
-        [resets_at] = conn.execute(
-            "select next_reset_at from public.usage_quotas where user_id = %s and quota_key = 'small_messages'",
-            (alice.id,),
-        ).fetchone() or [None]
+    resets_at = use_up_small_messages(database_url, alice.id)
     with pytest.raises(openai.RateLimitError) as raised:
         client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, stream=stream)
     assert raised.value.code == "insufficient_quota"
     seconds = int(raised.value.response.headers["retry-after"])
-    assert resets_at is not None
     assert abs(seconds - (resets_at - datetime.now(UTC)).total_seconds()) <= 5
