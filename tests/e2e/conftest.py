@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 
+import psycopg
 import pytest
 
 from local.dev_process import LocalServerProcess, run_local_server
@@ -122,3 +124,15 @@ def local_server(
         except (RuntimeError, TimeoutError) as exc:
             pytest.fail(str(exc))
         yield server
+
+
+def use_up_small_messages(database_url: str, user_id: object) -> datetime:
+    """The user's `small_messages` quota used up in the database; when it resets."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "update public.usage_quotas set used_count = quota_limit"
+            " where user_id = %s and quota_key = 'small_messages' returning next_reset_at",
+            (user_id,),
+        ).fetchone()
+    assert row is not None and isinstance(row[0], datetime)
+    return row[0]

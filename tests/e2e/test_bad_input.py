@@ -4,6 +4,7 @@ reset connection, never a redirect to a host the request named."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 
 from local.fake_openrouter import FakeOpenRouter, Reply
 from tests.conftest import AppUser, create_user
-from tests.e2e.conftest import CHAT_MODEL, LocalServer
+from tests.e2e.conftest import CHAT_MODEL, LocalServer, use_up_small_messages
 
 pytestmark = pytest.mark.e2e
 NUL = "\u0000"
@@ -72,6 +73,27 @@ def test_a_nul_in_any_stored_text_is_422_naming_the_field(
     assert client.get(path, headers=user.headers).json()["title"] == "fine"
     assert [c["title"] for c in client.get("/conversations", headers=user.headers).json()["items"]] == ["fine"]
     assert client.get("/user/profile", headers=user.headers).json()["name"] is None
+    assert openrouter.chat_requests == []
+
+
+def test_a_body_nested_too_deep_or_not_utf8_is_400_on_every_body_route(
+    client: httpx.Client, user: AppUser, openrouter: FakeOpenRouter
+) -> None:
+    bodies = [
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        # Parsed by Python's JSON parser, then too deep for the recursive walks after it.
+        b'{"content": ' + b"[" * 1400 + b'"\\u0000"' + b"]" * 1400 + b"}",
+        b'{"model": "' + CHAT_MODEL.encode() + b'", "content": "\xff"}',
+    ]
+    for route in ("/chat/stream", "/conversations"):
+        for body in bodies:
+            response = client.post(
+                route, content=body, headers=user.headers | {"content-type": "application/json"}
+            )
+            envelope(response, 400, "BAD_REQUEST")
+    # AND nothing was written, nor sent to the model
+    assert client.get("/conversations", headers=user.headers).json()["items"] == []
     assert openrouter.chat_requests == []
 
 
@@ -157,17 +179,7 @@ def test_a_trailing_slash_is_404_and_never_a_redirect_to_the_requested_host(
 def test_every_route_that_answers_quota_exceeded_says_when_to_retry(
     client: httpx.Client, user: AppUser, database_url: str, openrouter: FakeOpenRouter
 ) -> None:
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "update public.usage_quotas set used_count = quota_limit where user_id = %s and quota_key = 'small_messages'",
-            (user.id,),
-        )
-        [resets_at] = conn.execute(
-            "select next_reset_at from public.usage_quotas where user_id = %s and quota_key = 'small_messages'",
-            (user.id,),
-        ).fetchone() or [None]
+    resets_at = use_up_small_messages(database_url, user.id)
     openrouter.script(Reply(chunks=["never"]), model=CHAT_MODEL)
     responses = [
         client.post("/chat/stream", json={"model": CHAT_MODEL, "content": "hi"}, headers=user.headers),
@@ -183,9 +195,6 @@ def test_every_route_that_answers_quota_exceeded_says_when_to_retry(
         seconds = int(response.headers["retry-after"])
         assert seconds >= 1
         assert error["details"]["resets_at"].endswith("Z")
-        if resets_at is not None:
-            from datetime import UTC, datetime
-
-            expected = (resets_at - datetime.now(UTC)).total_seconds()
-            assert abs(seconds - expected) <= 5, (seconds, expected)
+        expected = (resets_at - datetime.now(UTC)).total_seconds()
+        assert abs(seconds - expected) <= 5, (seconds, expected)
     assert openrouter.chat_requests == []  # refused before the model was asked

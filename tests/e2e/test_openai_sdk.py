@@ -4,7 +4,9 @@ with a tight chat rate limit (three replies, then one a minute)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,7 +17,7 @@ import pytest
 from local.dev_process import LocalServerProcess
 from local.fake_openrouter import FakeOpenRouter, MidStreamError, Reply, Status
 from tests.conftest import AppUser, create_user
-from tests.e2e.conftest import CHAT_MODEL
+from tests.e2e.conftest import CHAT_MODEL, use_up_small_messages
 from tests.e2e.limited_server import limited_server
 
 pytestmark = pytest.mark.e2e
@@ -181,20 +183,6 @@ def test_given_a_drained_chat_bucket_then_the_sdk_raises_rate_limit_error_rate_l
     assert raised.value.response.headers["ratelimit"].startswith('"chat";r=0;')
 
 
-def test_given_a_used_up_quota_then_the_sdk_raises_rate_limit_error_insufficient_quota(
-    server: LocalServerProcess, http: httpx.Client, alice: AppUser, database_url: str
-) -> None:
-    client = sdk(server, new_key(http, alice)["key"])
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "update public.usage_quotas set used_count = quota_limit where user_id = %s and quota_key = 'small_messages'",
-            (alice.id,),
-        )
-    with pytest.raises(openai.RateLimitError) as raised:
-        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
-    assert raised.value.code == "insufficient_quota"
-
-
 def test_given_models_outside_the_plan_or_unknown_then_403_and_404_model_not_found(
     server: LocalServerProcess, http: httpx.Client, alice: AppUser
 ) -> None:
@@ -264,3 +252,76 @@ def test_given_the_model_fails_midway_without_streaming_then_502_and_the_unit_is
     assert raised.value.status_code == 502
     assert http.get("/user/quota", headers=alice.headers).json()["quotas"]["small_messages"]["used"] == 0
     assert usage_statuses(database_url, alice) == ["error"]
+
+
+def small_messages_used(http: httpx.Client, user: AppUser) -> int:
+    used: int = http.get("/user/quota", headers=user.headers).json()["quotas"]["small_messages"]["used"]
+    return used
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_given_messages_openai_would_refuse_then_bad_request_error_naming_the_param_and_no_unit_is_spent(
+    server: LocalServerProcess, http: httpx.Client, alice: AppUser, openrouter: FakeOpenRouter, stream: bool
+) -> None:
+    client = sdk(server, new_key(http, alice)["key"])
+    asked = len(openrouter.chat_requests)
+    cases: list[tuple[list[Any], str, str]] = [
+        ([{"role": "wizard", "content": "hi"}], "messages[0].role", "invalid_value"),
+        ([{"role": "user", "content": 5}], "messages[0].content", "invalid_type"),
+        ([*MESSAGES, {"role": "user"}], "messages[2].content", "missing_required_parameter"),
+        (
+            [{"role": "user", "content": [{"type": "text"}]}],
+            "messages[0].content[0].text",
+            "missing_required_parameter",
+        ),
+        ([{"role": "tool", "content": "42"}], "messages[0].tool_call_id", "missing_required_parameter"),
+    ]
+    for messages, param, code in cases:
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.chat.completions.create(model=CHAT_MODEL, messages=messages, stream=stream)
+        assert raised.value.status_code == 400
+        assert (raised.value.type, raised.value.param, raised.value.code) == ("invalid_request_error", param, code)
+        assert param in raised.value.message
+    # AND nothing was reserved, nor asked of the model
+    assert small_messages_used(http, alice) == 0
+    assert len(openrouter.chat_requests) == asked
+
+
+def test_given_bodies_the_api_cannot_read_or_accept_then_400_in_openais_shape_and_no_unit_is_spent(
+    server: LocalServerProcess, http: httpx.Client, alice: AppUser
+) -> None:
+    key = new_key(http, alice)["key"]
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    good = json.dumps({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    cases: list[tuple[bytes, str | None, str | None]] = [
+        (b"[" * 5000 + b"]" * 5000, None, None),
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, None, None),
+        (good.encode().replace(b'"hi"', b'"\xff"'), None, None),  # not UTF-8
+        ((good[:-1] + ', "temperature": NaN}').encode(), None, None),
+        (good[:-1].encode(), None, None),  # not JSON
+        (good.replace('"hi"', '"a\\u0000b"').encode(), "messages[0].content", "invalid_value"),
+        (good.replace('"hi"', '"\\udc00"').encode(), "messages[0].content", "invalid_value"),
+        (json.dumps({"messages": MESSAGES}).encode(), "model", "missing_required_parameter"),
+        (json.dumps({"model": CHAT_MODEL, "messages": []}).encode(), "messages", "empty_array"),
+        ((good[:-1] + ', "stream": "often"}').encode(), "stream", "invalid_type"),
+    ]
+    for body, param, code in cases:
+        response = http.post("/v1/chat/completions", content=body, headers=headers)
+        assert response.status_code == 400, (body[:80], response.text)
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+        assert (error["param"], error["code"]) == (param, code), body[:80]
+    assert small_messages_used(http, alice) == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_given_a_used_up_quota_then_insufficient_quota_says_when_to_retry(
+    server: LocalServerProcess, http: httpx.Client, alice: AppUser, database_url: str, stream: bool
+) -> None:
+    client = sdk(server, new_key(http, alice)["key"])
+    resets_at = use_up_small_messages(database_url, alice.id)
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, stream=stream)
+    assert raised.value.code == "insufficient_quota"
+    seconds = int(raised.value.response.headers["retry-after"])
+    assert abs(seconds - (resets_at - datetime.now(UTC)).total_seconds()) <= 5

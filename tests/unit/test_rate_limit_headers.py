@@ -7,6 +7,7 @@ import pytest
 
 from oneai.config import override_settings
 from oneai.errors import (
+    BadRequestError,
     ForbiddenError,
     NotFoundError,
     OneAIError,
@@ -59,18 +60,20 @@ def test_given_a_refusal_then_retry_after_is_whole_seconds_of_at_least_one(wait:
         (NotFoundError("no", details={"model": "m"}), 404, "invalid_request_error", "model_not_found", "model"),
         (RateLimitedError(), 429, "requests", "rate_limit_exceeded", None),
         (QuotaExceededError(), 429, "insufficient_quota", "insufficient_quota", None),
+        # A field's error names it (tests/unit/test_openai_api_errors.py); one without a field, the body.
         (
-            ValidationError("bad", details={"errors": [{"field": "messages", "message": "x"}]}),
+            ValidationError("bad", details={"errors": [{"field": "", "message": "bad"}]}),
             400,
             "invalid_request_error",
-            "validation_error",
-            "messages",
+            "invalid_value",
+            None,
         ),
+        (BadRequestError("not JSON"), 400, "invalid_request_error", None, None),
         (UpstreamError(), 502, "server_error", "upstream_error", None),
     ],
 )
 def test_given_a_domain_error_then_v1_answers_openais_body(
-    error: OneAIError, status: int, kind: str, code: str, param: str | None
+    error: OneAIError, status: int, kind: str, code: str | None, param: str | None
 ) -> None:
     assert openai_error_body(error) == (
         status,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chat_stream.middleware import RequestLogContext
-from chat_stream.openai_routes import build_v1_app
+from chat_stream.openai_routes import OPENAI_PREFIX, build_v1_app
 from chat_stream.routes import router
 from oneai.runtime import freeze_startup_objects
 from oneai.web import create_app
+from oneai.web.openai_errors import openai_answer_under
 
 
 def build_app() -> FastAPI:
@@ -17,9 +18,10 @@ def build_app() -> FastAPI:
         prefix="/chat",
         description="The streamed chat reply through OpenRouter, and the model list.",
         routers=[router],
+        error_answer=openai_answer_under(OPENAI_PREFIX),
     )
     # The OpenAI-compatible API (API keys, OpenAI's error bodies); here because its replies stream.
-    app.mount("/v1", build_v1_app())
+    app.mount(OPENAI_PREFIX, build_v1_app())
     app.add_middleware(RequestLogContext)
     return app
 

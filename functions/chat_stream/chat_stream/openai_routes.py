@@ -20,6 +20,7 @@ from oneai.web.openai_errors import install_openai_error_handlers
 from oneai.web.streaming import EventStreamResponse
 
 router = APIRouter(tags=["OpenAI-compatible"])
+OPENAI_PREFIX = "/v1"  # where the chat app mounts this API
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 

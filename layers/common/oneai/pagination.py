@@ -40,7 +40,7 @@ def decode_cursor(cursor: str, parsers: dict[str, Callable[[Any], Any]]) -> dict
         if not isinstance(keys, dict) or set(keys) != set(parsers):
             raise ValueError("unexpected keys")
         return {name: parse(keys[name]) for name, parse in parsers.items()}
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(
             "The cursor is not valid",
             details={"errors": [{"field": "cursor", "message": "not a cursor returned by this list"}]},

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from oneai.auth import Principal
 from oneai.chat.offered_models import OFFERED_MODELS, OfferedModel, offered_model
+from oneai.chat.openai_messages import check_messages
 from oneai.db import api_keys as key_rows
 from oneai.db.connection import Database
 from oneai.db.users import caller_tier
@@ -121,8 +122,10 @@ def model_listing(tier: str) -> dict[str, Any]:
 
 
 def prepare_completion(db: Database, principal: Principal, request: CompletionRequest) -> PreparedCompletion:
-    """One transaction as the key's user (it also takes the request's `chat` rate token): the model
-    against the tier, then one unit of its quota."""
+    """The messages as OpenAI checks them, then one transaction as the key's user (it also takes the
+    request's `chat` rate token): the model against the tier, then one unit of its quota. A request OpenAI
+    would refuse is refused before that transaction: it reserves nothing."""
+    check_messages(request.messages)
     with db.user_transaction(principal) as conn:
         if not any(m.model_id == request.model for m in OFFERED_MODELS):
             raise ModelNotFoundError(

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from oneai.config import environment_settings
 from oneai.errors import PayloadTooLargeError
 from oneai.web.deps import RATE_CHECK_SCOPE_KEY
-from oneai.web.errors import ErrorEnvelope, error_response, install_error_handlers
+from oneai.web.errors import ErrorAnswer, ErrorEnvelope, envelope_answer, install_error_handlers
 from oneai.web.inputs import InputGuard
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -36,11 +36,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class BodySizeLimit:
-    """413 in the envelope for bodies over `max_bytes`, by Content-Length or by counting the stream."""
+    """413 for bodies over `max_bytes`, by Content-Length or by counting the stream, in the shape `answer`
+    writes for the request's API."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, answer: ErrorAnswer = envelope_answer) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.answer = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +89,7 @@ class BodySizeLimit:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(PayloadTooLargeError(f"The body must be at most {self.max_bytes} bytes"))
+        response = self.answer(scope, PayloadTooLargeError(f"The body must be at most {self.max_bytes} bytes"))
         await response(scope, receive, send)
 
 
@@ -123,7 +125,10 @@ def create_app(
     prefix: str,
     routers: Sequence[APIRouter],
     description: str = "",
+    error_answer: ErrorAnswer = envelope_answer,
 ) -> FastAPI:
+    """`error_answer` shapes the refusals of the middlewares (before any route runs): the envelope, unless
+    the app also serves another API (the chat app's OpenAI-compatible `/v1`)."""
     settings = environment_settings()  # no secret is read at import
     app = FastAPI(
         title=title,
@@ -140,8 +145,8 @@ def create_app(
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(InputGuard)  # inside the size limit: it reads bodies already known to be small
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InputGuard, answer=error_answer)  # inside the size limit: it reads small bodies
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, answer=error_answer)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         CORSMiddleware,

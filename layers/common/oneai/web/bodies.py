@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 
-from oneai.errors import BadRequestError
+from oneai.web.inputs import check_json_body, decode_json
 
 
 async def json_body(request: Request) -> Any:
-    """The parsed JSON body; 400 in the envelope when it is not JSON."""
-    try:
-        return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestError("The request body is not valid JSON") from None
+    """The parsed JSON body, held to the input guard's rules whatever its content type says (the guard
+    checks only bodies declared JSON): 400 in the envelope when it is not UTF-8 JSON or nests too deep, 422
+    for NaN or text the database cannot store."""
+    body = await request.body()
+    error = check_json_body(body)
+    if error is not None:
+        raise error
+    return decode_json(body)

@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from oneai.errors import (
     BadRequestError,
@@ -71,14 +73,27 @@ def retry_after_seconds(resets_at: object, now: datetime | None = None) -> int |
     return max(1, int(-(-remaining // 1)))  # rounded up: retrying earlier is refused again
 
 
-def error_response(error: OneAIError, headers: dict[str, str] | None = None) -> JSONResponse:
-    count_server_error(error.status)  # every error answer passes here, the streaming app's too
-    body = ErrorEnvelope(error=ErrorBody(code=error.code, message=error.message, details=error.details))
+def error_headers(error: OneAIError, headers: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The headers of an error answer: a quota refusal's `Retry-After` added to the given ones."""
     if isinstance(error, QuotaExceededError):
         seconds = retry_after_seconds(error.details.get("resets_at"))
         if seconds is not None:
-            headers = {**(headers or {}), "retry-after": str(seconds)}
-    return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)
+            return {**(headers or {}), "retry-after": str(seconds)}
+    return dict(headers) if headers is not None else None
+
+
+def error_response(error: OneAIError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    count_server_error(error.status)  # every error answer passes here, the streaming app's too
+    body = ErrorEnvelope(error=ErrorBody(code=error.code, message=error.message, details=error.details))
+    return JSONResponse(body.model_dump(), status_code=error.status, headers=error_headers(error, headers))
+
+
+# How a middleware answers an error, given the request's scope: the API a path belongs to picks the shape.
+ErrorAnswer = Callable[[Scope, OneAIError], Response]
+
+
+def envelope_answer(_: Scope, error: OneAIError) -> Response:
+    return error_response(error)
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
@@ -101,13 +116,31 @@ def validation_error_from(exc: RequestValidationError) -> OneAIError:
     return ValidationError("The request is not valid", details={"errors": fields})
 
 
+def error_of_http_exception(exc: StarletteHTTPException) -> OneAIError:
+    """The domain error of an HTTPException raised by FastAPI or Starlette (a body they cannot read is 400)."""
+    return _STATUS_ERRORS.get(exc.status_code, OneAIError)()
+
+
+def note_domain_error(exc: OneAIError) -> None:
+    """The log line and metric of a domain error about to be answered (a 4xx is the caller's, unlogged)."""
+    if exc.status >= 500:
+        logger.warning("request failed", extra={"error_code": exc.code, "status": exc.status})
+    if exc.code.startswith("UPSTREAM"):
+        emit_metric("UpstreamFailures", 1, code=exc.code)
+
+
+def note_unhandled(exc: BaseException) -> None:
+    """The log line of an unexpected exception: its type and where it was raised, never the message (a
+    database error quotes the user's input)."""
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
+    logger.error("unhandled error", extra={"error_type": type(exc).__name__, "where": where})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, OneAIError)
-        if exc.status >= 500:
-            logger.warning("request failed", extra={"error_code": exc.code, "status": exc.status})
-        if exc.code.startswith("UPSTREAM"):
-            emit_metric("UpstreamFailures", 1, code=exc.code)
+        note_domain_error(exc)
         return error_response(exc)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -116,14 +149,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        error_type = _STATUS_ERRORS.get(exc.status_code, OneAIError)
-        return error_response(error_type(), headers=getattr(exc, "headers", None))
+        return error_response(error_of_http_exception(exc), headers=exc.headers)
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # The type and where it was raised, never the message: a database error quotes the user's input.
-        frames = traceback.extract_tb(exc.__traceback__)[-4:]
-        where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
-        logger.error("unhandled error", extra={"error_type": type(exc).__name__, "where": where})
+        note_unhandled(exc)
         return error_response(OneAIError())
 
     app.add_exception_handler(OneAIError, on_domain_error)
