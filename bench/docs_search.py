@@ -6,8 +6,11 @@ pages), to see how each search path grows with the guide. Measured inside `Datab
 - baseline: `service.get_page` (one primary-key read, the cheapest request of the same function);
 - search, every word matches (`websearch_to_tsquery`, `ts_rank`, `ts_headline`);
 - search, the any-word fallback (a question with words no page holds);
-- search, the title-trigram fallback (a misspelt title: full text finds nothing);
-- search, nothing matches (all three stages run and find nothing).
+- search, misspelt words corrected against the guide's vocabulary, then the same question typed right
+  (the difference is what the correction costs);
+- search, the title-trigram fallback (typos too short to correct: full text finds nothing);
+- search, nothing matches (correction finds no word, and every stage runs and finds nothing).
+Every search runs the per-word correction step; only the misspelt cases find something to correct.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ WARMUP = 5
 CASES: dict[str, str] = {
     "every word matches": "when does my quota reset",
     "any-word fallback": "edit a message I already sent",
-    "title-trigram fallback": "revisons and branchs",
+    "misspelt words corrected": "how do I cancel my subscirption invocie",
+    "the same typed right": "how do I cancel my subscription invoice",
+    "title-trigram fallback": "plns and bling",
     "nothing matches": "xylophone zebra",
 }
 

@@ -132,16 +132,17 @@ searched as (
          count(c.candidate) > 0 as corrected
   from typed t left join corrections c on c.word = t.word
 ),
-query as (
+-- Materialized, and read through scalar subqueries below: each tsquery is computed once (not again for
+-- every page compared with it), and the text-search index can take it as a value.
+query as materialized (
   select websearch_to_tsquery('english'::regconfig, s.q) as all_words,
          -- the same words joined by "or" (PostgreSQL quotes the lexemes in the text it gives)
          replace(plainto_tsquery('english'::regconfig, s.q)::text, ' & ', ' | ')::tsquery as any_word
   from searched s
 ),
-chosen as (
-  select case when exists (select 1 from public.guide_pages p where p.search @@ query.all_words)
-              then query.all_words else query.any_word end as tsq
-  from query
+chosen as materialized (
+  select case when exists (select 1 from public.guide_pages p where p.search @@ (select all_words from query))
+              then (select all_words from query) else (select any_word from query) end as tsq
 ),
 query_words as (select w from searched s, unnest(public.guide_meaningful_words(s.q)) as w),
 query_trigrams as (
@@ -162,10 +163,10 @@ title_match as (
   group by slug
 ),
 full_text as (
-  select p.slug, p.position, ts_rank(p.search, chosen.tsq) + 0.5 * coalesce(tm.score, 0) as score,
-         chosen.tsq
-  from public.guide_pages p cross join chosen left join title_match tm on tm.slug = p.slug
-  where p.search @@ chosen.tsq
+  select p.slug, p.position, ts_rank(p.search, (select tsq from chosen)) + 0.5 * coalesce(tm.score, 0) as score,
+         (select tsq from chosen) as tsq
+  from public.guide_pages p left join title_match tm on tm.slug = p.slug
+  where p.search @@ (select tsq from chosen)
 ),
 by_title as (
   select p.slug, p.position, tm.score, null::tsquery as tsq

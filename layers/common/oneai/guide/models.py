@@ -53,7 +53,6 @@ class SearchResults(BaseModel):
     items: list[SearchResult]
     next_cursor: str | None
     corrected_query: str | None = Field(
-        default=None,
         description="What was searched when a misspelt word of `q` was corrected (`quotta` -> `quota`); "
         "null when `q` was searched as typed",
     )
