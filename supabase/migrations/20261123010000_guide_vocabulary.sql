@@ -31,6 +31,8 @@ create table public.guide_vocabulary_trigrams (
 );
 
 -- Edit distance with adjacent transpositions (optimal string alignment), two rows of the table kept.
+-- Words only: null past 100 letters, as the work grows with the product of the lengths and anyone may
+-- call it (the search runs as anon; vocabulary words have at most 50 letters).
 create function public.guide_edit_distance(a text, b text)
 returns integer
 language plpgsql immutable strict parallel safe
@@ -45,6 +47,9 @@ declare
   previous integer[];
   cur integer[];
 begin
+  if m > 100 or n > 100 then
+    return null;
+  end if;
   if m = 0 or n = 0 then
     return greatest(m, n);
   end if;

@@ -137,6 +137,27 @@ def test_a_word_the_guide_holds_is_never_corrected(db: Database, word: str) -> N
     assert "<mark>" in results.items[0].snippet
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "edits"),
+    [
+        ("quota", "quota", 0),
+        ("quotta", "quota", 1),  # a letter added
+        ("invocie", "invoice", 1),  # two neighbours swapped: one edit, not two
+        ("subscirption", "subscription", 1),
+        ("atachmnts", "attachments", 2),
+        ("kitten", "sitting", 3),
+        ("", "abc", 3),
+        ("ca", "abc", 3),  # optimal string alignment: a swapped pair is not edited again
+        ("a" * 100, "a", 99),
+        ("a" * 101, "a", None),  # not a word: no quadratic work for whoever calls it
+    ],
+)
+def test_the_edit_distance_counts_a_swap_as_one_edit(db: Database, a: str, b: str, edits: int | None) -> None:
+    with db.anon_transaction() as conn:
+        row = conn.execute("select public.guide_edit_distance(%s, %s) as edits", (a, b)).fetchone()
+    assert row == {"edits": edits}
+
+
 @pytest.mark.parametrize("query", ["xylophone zebra", "qwertyuiop", "zzzzzz"])
 def test_nonsense_is_not_corrected_into_something_and_finds_nothing(db: Database, query: str) -> None:
     assert search(db, query) == SearchResults(items=[], next_cursor=None, corrected_query=None)
