@@ -110,9 +110,10 @@ def test_a_misspelt_word_is_corrected_and_ranked_as_the_right_spelling(
 
 @pytest.mark.parametrize(
     ("query", "corrected"),
-    [('"Quotta reset"', '"Quota reset"'), ("plan -subscirption", "plan -subscription"), ("quotta or biling", "quota or billing")],
+    [('"Quotta reset"', '"Quota reset"'), ("plan -subscirption", "plan -subscription"), ("quotta or biling", "quota or billing"),
+     ("QUOTTA", "QUOTA")],
 )  # fmt: skip
-def test_a_corrected_query_keeps_its_phrases_exclusions_and_alternatives(
+def test_a_corrected_query_keeps_its_phrases_exclusions_alternatives_and_capitals(
     db: Database, query: str, corrected: str
 ) -> None:
     results = search(db, query)

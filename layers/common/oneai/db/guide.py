@@ -127,6 +127,8 @@ corrections as (
 searched as (
   select coalesce(string_agg(
            case when c.candidate is null then t.token
+                -- written as the reader wrote the word: QUOTTA -> QUOTA, Quotta -> Quota
+                when t.token = upper(t.token) then upper(c.candidate)
                 when t.token ~ '^[[:upper:]]' then upper(left(c.candidate, 1)) || substr(c.candidate, 2)
                 else c.candidate end, '' order by t.n), %(q)s) as q,
          count(c.candidate) > 0 as corrected
