@@ -49,7 +49,8 @@ def test_anyone_searches_the_guide_best_match_first(http: httpx.Client) -> None:
     response = http.get("/docs/search", params={"q": "when does my quota reset"})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"items", "next_cursor"}
+    assert set(body) == {"items", "next_cursor", "corrected_query"}
+    assert body["corrected_query"] is None  # searched as typed
     first = body["items"][0]
     assert set(first) == {"slug", "title", "snippet"}
     assert (first["slug"], first["title"]) == ("quotas-and-resets", "Quotas and resets")
@@ -59,7 +60,27 @@ def test_anyone_searches_the_guide_best_match_first(http: httpx.Client) -> None:
 def test_a_misspelt_title_and_a_query_matching_nothing_over_http(http: httpx.Client) -> None:
     found = http.get("/docs/search", params={"q": "plans and biling"}).json()["items"]
     assert found[0]["slug"] == "plans-and-billing"
-    assert http.get("/docs/search", params={"q": "xylophone zebra"}).json() == {"items": [], "next_cursor": None}
+    assert http.get("/docs/search", params={"q": "xylophone zebra"}).json() == {
+        "items": [],
+        "next_cursor": None,
+        "corrected_query": None,
+    }
+
+
+def test_a_misspelt_word_is_corrected_and_the_answer_says_what_was_searched(http: httpx.Client) -> None:
+    response = http.get("/docs/search", params={"q": "how do I cancel my subscirption", "limit": 1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["corrected_query"] == "how do I cancel my subscription"
+    [first] = body["items"]
+    assert first["slug"] == "plans-and-billing"
+    assert "<mark>" in first["snippet"]
+    # the next page of the same search is the same corrected search
+    following = http.get(
+        "/docs/search", params={"q": "how do I cancel my subscirption", "limit": 1, "cursor": body["next_cursor"]}
+    ).json()
+    assert following["corrected_query"] == "how do I cancel my subscription"
+    assert following["items"][0]["slug"] != "plans-and-billing"
 
 
 @pytest.mark.parametrize(

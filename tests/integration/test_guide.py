@@ -83,6 +83,100 @@ def test_a_misspelt_page_title_still_finds_that_page_first(db: Database, slug: s
     assert results.items[0].title == next(p.title for p in load_pages(GUIDE_DIR) if p.slug == slug)
 
 
+# A query with a misspelt word, what is searched instead, and the page that answers it first.
+MISSPELT_WORDS = {
+    "quotta": ("quota", "quotas-and-resets"),  # a letter doubled
+    "subscirption": ("subscription", "plans-and-billing"),  # two letters swapped (full text found nothing)
+    "invocie": ("invoice", "plans-and-billing"),  # a swap in a word found only in a page's body
+    "atachmnts": ("attachments", "attachments-and-images"),  # two letters left out of a long word
+    "delete an atachment": ("delete an attachments", "attachments-and-images"),  # one typo among words
+    "how do I cancel my subscirption": ("how do I cancel my subscription", "plans-and-billing"),
+    "Which modle should I choose": ("Which model should I choose", "chatting-and-models"),
+}
+
+
+@pytest.mark.parametrize(("query", "expected"), MISSPELT_WORDS.items())
+def test_a_misspelt_word_is_corrected_and_ranked_as_the_right_spelling(
+    db: Database, query: str, expected: tuple[str, str]
+) -> None:
+    corrected, slug = expected
+    results = search(db, query)
+    assert results.corrected_query == corrected
+    assert results.items[0].slug == slug
+    assert "<mark>" in results.items[0].snippet  # found by full text, the corrected word marked
+    # the same pages in the same order as the query typed right
+    assert results.items == search(db, corrected).items
+
+
+@pytest.mark.parametrize(
+    ("query", "corrected"),
+    [('"Quotta reset"', '"Quota reset"'), ("plan -subscirption", "plan -subscription"), ("quotta or biling", "quota or billing"),
+     ("QUOTTA", "QUOTA")],
+)  # fmt: skip
+def test_a_corrected_query_keeps_its_phrases_exclusions_alternatives_and_capitals(
+    db: Database, query: str, corrected: str
+) -> None:
+    results = search(db, query)
+    assert results.corrected_query == corrected
+    assert results.items
+    assert results.items == search(db, corrected).items
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "plain",  # said once in the guide, one edit from "plan" (said 29 times)
+        "quotes",  # once, one edit from "quotas"
+        "resetting",  # not in the guide in this form, but "reset" and "resets" are
+        "razorpay",
+    ],
+)
+def test_a_word_the_guide_holds_is_never_corrected(db: Database, word: str) -> None:
+    results = search(db, word)
+    assert results.corrected_query is None
+    assert results.items
+    assert "<mark>" in results.items[0].snippet
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "edits"),
+    [
+        ("quota", "quota", 0),
+        ("quotta", "quota", 1),  # a letter added
+        ("invocie", "invoice", 1),  # two neighbours swapped: one edit, not two
+        ("subscirption", "subscription", 1),
+        ("atachmnts", "attachments", 2),
+        ("kitten", "sitting", 3),
+        ("", "abc", 3),
+        ("ca", "abc", 3),  # optimal string alignment: a swapped pair is not edited again
+        ("a" * 100, "a", 99),
+        ("a" * 101, "a", None),  # not a word: no quadratic work for whoever calls it
+    ],
+)
+def test_the_edit_distance_counts_a_swap_as_one_edit(db: Database, a: str, b: str, edits: int | None) -> None:
+    with db.anon_transaction() as conn:
+        row = conn.execute("select public.guide_edit_distance(%s, %s) as edits", (a, b)).fetchone()
+    assert row == {"edits": edits}
+
+
+@pytest.mark.parametrize("query", ["xylophone zebra", "qwertyuiop", "zzzzzz"])
+def test_nonsense_is_not_corrected_into_something_and_finds_nothing(db: Database, query: str) -> None:
+    assert search(db, query) == SearchResults(items=[], next_cursor=None, corrected_query=None)
+
+
+def test_every_page_of_a_corrected_search_says_what_was_searched(db: Database) -> None:
+    everything = search(db, "quota", limit=50).items
+    seen, cursor = [], None
+    while True:
+        page = search(db, "quotta", limit=2, cursor=cursor)
+        assert page.corrected_query == "quota"
+        seen.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == everything
+
+
 @pytest.mark.parametrize("query", ["xylophone zebra", "the and of", "!!!", "<script>alert(1)</script>", "€€€"])
 def test_a_query_matching_nothing_answers_an_empty_list(db: Database, query: str) -> None:
     results = search(db, query)
@@ -206,6 +300,21 @@ def test_rebuilding_the_index_is_idempotent_and_follows_the_folder(tmp_path: Pat
     }
     assert [i.slug for i in search(fresh_db, "lighthouse").items] == ["sharing-and-export"]
     assert "attachments-and-images" not in {i.slug for i in search(fresh_db, "attach a picture").items}
+
+
+def test_the_words_corrected_to_follow_the_pages_at_every_rebuild(tmp_path: Path, fresh_db: Database) -> None:
+    url = fresh_db.settings.require_database_url()
+    write_pages(tmp_path, {"01-lighthouse.md": "# Lighthouse\n\nThe keeper lights the lantern every night.\n"})
+    index_guide(url, tmp_path)
+    found = search(fresh_db, "lantren")
+    assert (found.corrected_query, [i.slug for i in found.items]) == ("lantern", ["lighthouse"])
+
+    # WHEN the page no longer says "lantern" THEN nothing is corrected to it; its new words are
+    write_pages(tmp_path, {"01-lighthouse.md": "# Lighthouse\n\nThe keeper lights the beacon every night.\n"})
+    index_guide(url, tmp_path)
+    assert search(fresh_db, "lantren") == SearchResults(items=[], next_cursor=None, corrected_query=None)
+    found = search(fresh_db, "baecon")
+    assert (found.corrected_query, [i.slug for i in found.items]) == ("beacon", ["lighthouse"])
 
 
 def test_concurrent_rebuilds_leave_one_consistent_index(tmp_path: Path, fresh_db: Database) -> None:

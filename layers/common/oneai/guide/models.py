@@ -52,6 +52,10 @@ class SearchResult(BaseModel):
 class SearchResults(BaseModel):
     items: list[SearchResult]
     next_cursor: str | None
+    corrected_query: str | None = Field(
+        description="What was searched when a misspelt word of `q` was corrected (`quotta` -> `quota`); "
+        "null when `q` was searched as typed",
+    )
 
 
 class GuidePage(BaseModel):

@@ -25,6 +25,12 @@ from oneai.pagination import decode_cursor, encode_cursor
 # How close a misspelt query must come to a title's words (0..1, trigram overlap) to find that page when
 # full text finds nothing. 0.3 is pg_trgm's default similarity threshold.
 MIN_TITLE_SIMILARITY = 0.3
+# A query word the guide does not hold is corrected to the closest word it does hold: from 5 letters within
+# one edit, from 9 letters within two (a swap of neighbouring letters is one edit). A word the guide holds
+# is never corrected. Shorter limits would also "correct" real words the guide happens not to use (4
+# letters: a third of them, like data -> date): docs/api/documentation.md gives the measured rates.
+CORRECT_ONE_EDIT_FROM = 5
+CORRECT_TWO_EDITS_FROM = 9
 DEFAULT_COMMENTS_PER_PAGE = 5
 
 
@@ -46,15 +52,25 @@ def _snippet(marked: str) -> str:
 
 
 def search(conn: Connection, query: SearchQuery) -> SearchResults:
-    """The best matching pages first; an empty list when nothing matches. Cursor: an offset in the ranking."""
+    """The best matching pages first; an empty list when nothing matches. Cursor: an offset in the ranking.
+    Misspelt words are corrected first, and the answer says what was searched then."""
     offset = decode_cursor(query.cursor, {"offset": _offset})["offset"] if query.cursor else 0
-    rows = guide_db.search_pages(
-        conn, query.q, offset=offset, limit=query.limit + 1, min_title_similarity=MIN_TITLE_SIMILARITY
+    answer = guide_db.search_pages(
+        conn,
+        query.q,
+        offset=offset,
+        limit=query.limit + 1,
+        min_title_similarity=MIN_TITLE_SIMILARITY,
+        one_edit_from=CORRECT_ONE_EDIT_FROM,
+        two_edits_from=CORRECT_TWO_EDITS_FROM,
     )
+    rows = answer.rows
     items = [SearchResult(slug=r.slug, title=r.title, snippet=_snippet(r.snippet)) for r in rows[: query.limit]]
     more = len(rows) > query.limit
     return SearchResults(
-        items=items, next_cursor=encode_cursor({"offset": offset + query.limit}) if more else None
+        items=items,
+        next_cursor=encode_cursor({"offset": offset + query.limit}) if more else None,
+        corrected_query=answer.corrected_query,
     )
 
 
