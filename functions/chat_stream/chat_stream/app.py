@@ -9,6 +9,7 @@ from chat_stream.openai_routes import build_v1_app
 from chat_stream.routes import router
 from oneai.runtime import freeze_startup_objects
 from oneai.web import create_app
+from oneai.web.snapstart import snapstart_hooks
 
 
 def build_app() -> FastAPI:
@@ -16,7 +17,7 @@ def build_app() -> FastAPI:
         title="OneAI chat",
         prefix="/chat",
         description="The streamed chat reply through OpenRouter, and the model list.",
-        routers=[router],
+        routers=[router, snapstart_hooks],  # the adapter's SnapStart hook (template: AWS_LWA_SNAPSTART_*)
     )
     # The OpenAI-compatible API (API keys, OpenAI's error bodies); here because its replies stream.
     app.mount("/v1", build_v1_app())
