@@ -13,11 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import httpx
 import openai
 import psycopg
 import pytest
 
+from lambda_build.layout import REGION, SSM_PATH
 from local.fake_openrouter import FakeOpenRouter, Reply
 from oneai import api_keys
 from oneai.db.connection import Database
@@ -127,3 +129,49 @@ def test_run_sh_serves_the_openai_compatible_api_to_the_sdk_with_an_api_key(
     # and a key that is not one is refused
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(api_key="oneai_sk_" + "x" * 54, base_url=f"{base}/v1", max_retries=0).models.list()
+
+
+def _app_backends(database_url: str) -> set[int]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select pid from pg_stat_activity where application_name = 'oneai'").fetchall()
+    return {pid for (pid,) in rows}
+
+
+def test_after_a_snapstart_restore_the_app_reads_the_secrets_again_and_opens_its_own_connection(
+    dev_user_with_usage: None, database_url: str, moto_endpoint: str, started: tuple[str, Built, FakeOpenRouter]
+) -> None:
+    base, built, fake = started
+    event = json.loads((EVENTS / "stream-chat.json").read_text())
+    headers = {"authorization": event["headers"]["Authorization"], "content-type": "application/json"}
+    body = json.dumps({"conversation_id": None, "model": "openai/gpt-4o-mini", "action": "send", "content": "Hi"})
+    ssm = boto3.client(
+        "ssm", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    key_name = f"{SSM_PATH}OPENROUTER_API_KEY"
+
+    def reply() -> str | None:
+        fake.script(Reply(chunks=["Hel", "lo!"]))
+        answer = httpx.post(f"{base}/chat/stream", content=body, headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return fake.chat_requests[-1].headers.get("authorization")
+
+    others = _app_backends(database_url)
+    first = reply()  # the snapshot's app has served a request: a connection and the settings are cached
+    app_backends = _app_backends(database_url) - others
+    assert app_backends  # the app's own connection to the database
+    try:
+        ssm.put_parameter(Name=key_name, Value="sk-or-rotated", Type="SecureString", Overwrite=True)
+        assert reply() == first  # warm: the settings are kept (for their max age), so is the connection
+        # WHEN the restored environment's adapter POSTs its after-restore path (empty), as configured
+        hook = built.function.environment["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"]
+        assert httpx.post(f"{base}{hook}", timeout=10).status_code == 204  # 2xx, else the restore fails
+        # THEN the connection from before the snapshot is closed, and the next reply uses the secret as it
+        # is now and a connection of its own
+        deadline = time.monotonic() + 10
+        while _app_backends(database_url) & app_backends:
+            assert time.monotonic() < deadline, "the connection from before the snapshot is still open"
+            time.sleep(0.1)
+        assert reply() == "Bearer sk-or-rotated"
+        assert _app_backends(database_url) - others - app_backends
+    finally:
+        ssm.delete_parameter(Name=key_name)

@@ -10,6 +10,7 @@ from chat_stream.routes import router
 from oneai.runtime import freeze_startup_objects
 from oneai.web import create_app
 from oneai.web.openai_errors import openai_answer_under
+from oneai.web.snapstart import snapstart_hooks
 
 
 def build_app() -> FastAPI:
@@ -17,7 +18,7 @@ def build_app() -> FastAPI:
         title="OneAI chat",
         prefix="/chat",
         description="The streamed chat reply through OpenRouter, and the model list.",
-        routers=[router],
+        routers=[router, snapstart_hooks],  # the adapter's SnapStart hook (template: AWS_LWA_SNAPSTART_*)
         error_answer=openai_answer_under(OPENAI_PREFIX),
     )
     # The OpenAI-compatible API (API keys, OpenAI's error bodies); here because its replies stream.

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from typing import Any
+
+Hook = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 def freeze_startup_objects() -> None:
@@ -32,14 +36,35 @@ def forget_pre_snapshot_state() -> None:
     reset_settings()
 
 
-def _register_after_restore(hook: object) -> None:
+def run_after_restore_hooks() -> int:
+    """Run the registered after-restore hooks as the managed runtime does after a restore: in the order
+    of registration. For a process the runtime does not run (the chat app, served by uvicorn under the
+    Lambda Web Adapter, which calls this through its after-restore HTTP hook). Returns how many ran."""
+    hooks = list(_after_restore_registry())
+    for hook, args, kwargs in hooks:
+        hook(*args, **kwargs)
+    return len(hooks)
+
+
+def _after_restore_registry() -> list[Hook]:
+    try:
+        from snapshot_restore_py import get_after_restore  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:  # outside the Lambda runtime (make dev): this module's own list
+        return _local_after_restore
+    registry: list[Hook] = get_after_restore()
+    return registry
+
+
+def _register_after_restore(hook: Callable[..., Any]) -> None:
+    registry = _after_restore_registry()
+    if any(registered is hook for registered, _, _ in registry):
+        return
     try:
         from snapshot_restore_py import register_after_restore  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    except ImportError:  # outside the Lambda runtime: there is no snapshot to restore from
-        return
-    if not _registered:
+    except ImportError:
+        registry.append((hook, (), {}))
+    else:
         register_after_restore(hook)
-        _registered.append(hook)
 
 
-_registered: list[object] = []
+_local_after_restore: list[Hook] = []
