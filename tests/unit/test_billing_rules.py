@@ -167,3 +167,11 @@ def test_each_tier_and_its_quota_limits_are_read_from_the_one_table_of_tiers() -
         "monthly",
     )
     assert quota_limit("free", "image_generation").reset_frequency == "3hour"
+
+
+@pytest.mark.parametrize("deep", [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000])
+def test_a_signed_body_nested_too_deep_for_the_parser_is_malformed_not_a_crash(deep: bytes) -> None:
+    # GIVEN a verified body no parser can read (Python's gives up with RecursionError, not ValueError)
+    # WHEN it is read THEN it is the 400 of a malformed event, which Razorpay is not asked to retry for a day
+    with pytest.raises(BadRequestError):
+        parse_event(deep)

@@ -67,7 +67,7 @@ def _json_header(headers: dict[bytes, bytes], name: bytes) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a client may send these headers too: deep JSON is no context
         return {}
     return parsed if isinstance(parsed, dict) else {}
 

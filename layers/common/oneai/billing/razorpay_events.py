@@ -180,7 +180,7 @@ def parse_event(body: bytes) -> RazorpayEvent:
     anything else that is odd is tolerated: a missing `event` is `"unknown"`, an unreadable entity None."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # too deep for the parser: not an event either
         raise MalformedEventError("The body is not valid JSON") from None
     if not isinstance(document, dict):
         raise MalformedEventError("The body is not a JSON object")
