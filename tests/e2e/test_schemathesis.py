@@ -23,18 +23,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, create_user
+from local.openapi import FASTAPI_FUNCTIONS
+from tests.conftest import REPO_ROOT, create_user, token_for
 from tests.e2e.conftest import LocalServer
 
 pytestmark = pytest.mark.e2e
 
-# App -> where the local server serves its document (the app's prefix + /openapi.json).
+# App -> where the local server serves its document (the app's prefix + /openapi.json): every FastAPI
+# function's (test_every_openapi_document_is_checked holds this to local.openapi's list).
 DOCUMENTS = {
     "conversations": "/conversations/openapi.json",
     "chat_stream": "/chat/openapi.json",
     "account": "/user/openapi.json",
     "billing": "/subscription/openapi.json",
+    "admin": "/admin/openapi.json",
+    "docs": "/docs/openapi.json",
 }
+# The admin API is run as an admin (the token's `app_metadata.role`); every other app as a plain user.
+ADMIN_APPS = {"admin"}
 MAX_EXAMPLES = int(os.environ.get("ONEAI_SCHEMATHESIS_EXAMPLES", "20"))
 RUN_TIMEOUT_SECONDS = 240
 EXCLUDED_CHECKS = "unsupported_method,allow_header_conformance,ensure_resource_availability"
@@ -52,10 +58,17 @@ def schemathesis_binary() -> str:
     return on_path
 
 
+def test_every_openapi_document_is_checked() -> None:
+    assert sorted(DOCUMENTS) == sorted(FASTAPI_FUNCTIONS)
+
+
 @pytest.mark.parametrize("app", sorted(DOCUMENTS))
 def test_schemathesis_finds_nothing(app: str, local_server: LocalServer, database_url: str) -> None:
-    # GIVEN a fresh user signed in, and the app's document as the server serves it
+    # GIVEN a fresh user signed in (an admin for the admin API), and the app's document as the server serves it
     user = create_user(database_url)
+    token = user.token
+    if app in ADMIN_APPS:
+        token = token_for(user.id, user.principal.email, extra_claims={"app_metadata": {"role": "admin"}})
     REPORTS.mkdir(parents=True, exist_ok=True)
     log = REPORTS / f"{app}.log"
     command = [
@@ -67,7 +80,7 @@ def test_schemathesis_finds_nothing(app: str, local_server: LocalServer, databas
         "--url",
         local_server.base_url,
         "--header",
-        f"Authorization: Bearer {user.token}",
+        f"Authorization: Bearer {token}",
         "--checks",
         "all",
         "--exclude-checks",

@@ -18,7 +18,7 @@ CANONICAL_UUID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 def canonical_uuid(text: str) -> UUID | None:
     """The UUID `text` writes in the canonical form, or None for any other text (another form included)."""
-    return UUID(text) if CANONICAL_UUID.match(text) else None
+    return UUID(text) if CANONICAL_UUID.fullmatch(text) else None
 
 
 def require_canonical_uuid(value: Any) -> Any:

@@ -44,6 +44,20 @@ UtcTime = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def require_iso_date(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.match(value.strip()):
+        raise ValueError("must be an ISO 8601 date, e.g. 2026-03-01")
+    return value.strip()
+
+
+# A day the API reads (`2026-03-01`); pydantic's lax date would also read `0` as 1970-01-01.
+IsoDate = Annotated[date, BeforeValidator(require_iso_date), WithJsonSchema({"type": "string", "format": "date"})]
+
 IsoDateTime = Annotated[
     datetime,
     BeforeValidator(require_iso_8601),

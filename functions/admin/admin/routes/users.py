@@ -35,12 +35,25 @@ def get_user(admin: AdminPrincipal, db: Db, user_id: PathId) -> AdminUserDetail:
     return service.get_user(db, admin, user_id)
 
 
-@router.post("/{user_id}/suspend", summary="Suspend: the user's next request is 403 on every route")
+@router.post(
+    "/{user_id}/suspend",
+    summary="Suspend: the user's next request is 403 on every route",
+    responses={
+        409: {
+            "model": ErrorEnvelope,
+            "description": "CONFLICT: already suspended, or the admin is suspending themselves",
+        }
+    },
+)
 def suspend_user(admin: AdminPrincipal, db: Db, user_id: PathId, body: SuspendRequest) -> AdminUserDetail:
     return service.suspend_user(db, admin, user_id, body)
 
 
-@router.post("/{user_id}/unsuspend", summary="Lift a suspension")
+@router.post(
+    "/{user_id}/unsuspend",
+    summary="Lift a suspension",
+    responses={409: {"model": ErrorEnvelope, "description": "CONFLICT: the user is not suspended"}},
+)
 def unsuspend_user(admin: AdminPrincipal, db: Db, user_id: PathId) -> AdminUserDetail:
     return service.unsuspend_user(db, admin, user_id)
 

@@ -21,7 +21,7 @@ from pydantic import (
 
 from oneai.account.models import Cost
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
-from oneai.timestamps import UtcTime, require_ordered
+from oneai.timestamps import IsoDate, UtcTime, require_ordered
 
 # users.subscription_status values, and "suspended" (suspended_at set) for the user list's `status`.
 UserStatusFilter = Literal["active", "pending", "halted", "cancelled", "completed", "suspended"]
@@ -103,10 +103,10 @@ class AuditLogQuery(BaseModel):
 
 
 class AnalyticsQuery(BaseModel):
-    from_: date | None = Field(
+    from_: IsoDate | None = Field(
         default=None, alias="from", description="First UTC day (default: 29 days before `to`)"
     )
-    to: date | None = Field(
+    to: IsoDate | None = Field(
         default=None, validate_default=True, description="Last UTC day, included (default: today)"
     )
 
