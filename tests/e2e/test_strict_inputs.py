@@ -91,6 +91,17 @@ def test_a_path_id_that_is_bad_is_404_even_when_the_body_is_bad_too(client: http
     assert is_not_found(response), response.text
 
 
+def test_an_id_in_a_query_is_read_in_the_canonical_form_only(client: httpx.Client, database_url: str) -> None:
+    admin_user = create_user(database_url)
+    admin = admin_headers(admin_user)
+    canonical = client.get("/admin/audit-log", params={"actor_id": str(admin_user.id)}, headers=admin)
+    assert canonical.status_code == 200, canonical.text
+    for alias in aliases(str(admin_user.id)):
+        response = client.get("/admin/audit-log", params={"actor_id": alias}, headers=admin)
+        assert response.status_code == 422, (alias, response.text)
+        assert response.json()["error"]["details"]["errors"][0]["field"] == "actor_id"
+
+
 def range_error(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 422, response.text
     errors = response.json()["error"]["details"]["errors"]

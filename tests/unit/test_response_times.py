@@ -8,7 +8,7 @@ import importlib
 import sys
 import types
 import typing
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -89,7 +89,7 @@ def test_a_utc_time_is_written_with_z_whatever_offset_it_came_with() -> None:
         at: UtcTime
 
     assert Answer(at=moment).model_dump(mode="json") == {"at": "2026-11-23T10:00:00Z"}
-    assert Answer(at=moment).model_dump()["at"] == moment.astimezone(UTC)
+    assert Answer(at=moment).model_dump()["at"].utcoffset() == timedelta(0)
 
 
 def test_the_shared_snapshot_writes_shared_at_with_z() -> None:

@@ -40,6 +40,7 @@ def iso_z(moment: datetime) -> str:
 # formatted at all). tests/unit/test_response_times.py holds every response model to it.
 UtcTime = Annotated[
     datetime,
+    AfterValidator(as_utc),  # in UTC in Python too (`.date()` is the UTC day)
     PlainSerializer(iso_z, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]

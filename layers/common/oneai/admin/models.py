@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from oneai.account.models import Cost
+from oneai.ids import CanonicalUuid
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
 from oneai.timestamps import IsoDate, UtcTime, require_ordered
 
@@ -95,7 +96,7 @@ class SubscriptionListQuery(BaseModel):
 class AuditLogQuery(BaseModel):
     target_type: Literal["user", "subscription"] | None = None
     target_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    actor_id: UUID | None = None
+    actor_id: CanonicalUuid | None = None
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = None
 
