@@ -11,18 +11,25 @@ Excluded checks:
   (docs/api/attachments.md), so reading it right after `POST /attachments` is 404 by design; schemathesis's
   stateful phase applies no per-operation check settings, so the check is off for the run.
 `positive_data_acceptance` also accepts 422 (tests/e2e/schemathesis.toml says why).
+
+Every FastAPI app's document is run: the admin API with an admin's token, and with the fake Razorpay
+knowing every subscription in the database (as Razorpay does in production), since its sync and erasure
+routes ask Razorpay about what they find.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from local.fake_razorpay import FakeRazorpay
 from local.openapi import FASTAPI_FUNCTIONS
 from tests.conftest import REPO_ROOT, create_user, token_for
 from tests.e2e.conftest import LocalServer
@@ -62,13 +69,28 @@ def test_every_openapi_document_is_checked() -> None:
     assert sorted(DOCUMENTS) == sorted(FASTAPI_FUNCTIONS)
 
 
+def razorpay_knows_every_subscription(razorpay: FakeRazorpay, database_url: str) -> None:
+    """Every subscription in the database exists at the fake Razorpay, as in production. Other tests leave
+    theirs in the session's database while the fake forgets them between tests, and the admin API's sync
+    and erasure ask Razorpay about any subscription they find (a refusal is a 502 by design)."""
+    with psycopg.connect(database_url) as conn:
+        ids = [row[0] for row in conn.execute("select provider_subscription_id from public.subscriptions")]
+    with razorpay.state.lock:
+        for subscription_id in ids:
+            known = copy.deepcopy(razorpay.state.subscription_template) | {"id": subscription_id}
+            razorpay.state.subscriptions.setdefault(subscription_id, known)
+
+
 @pytest.mark.parametrize("app", sorted(DOCUMENTS))
-def test_schemathesis_finds_nothing(app: str, local_server: LocalServer, database_url: str) -> None:
+def test_schemathesis_finds_nothing(
+    app: str, local_server: LocalServer, database_url: str, razorpay: FakeRazorpay
+) -> None:
     # GIVEN a fresh user signed in (an admin for the admin API), and the app's document as the server serves it
     user = create_user(database_url)
     token = user.token
     if app in ADMIN_APPS:
         token = token_for(user.id, user.principal.email, extra_claims={"app_metadata": {"role": "admin"}})
+        razorpay_knows_every_subscription(razorpay, database_url)
     REPORTS.mkdir(parents=True, exist_ok=True)
     log = REPORTS / f"{app}.log"
     command = [
