@@ -191,7 +191,7 @@ def test_edit_and_regenerate_keep_their_rules(db: Database, make_user: Any) -> N
             ),
         )
     assert assistant_edit.value.details == {
-        "errors": [{"field": "message_id", "message": "must be a user message"}]
+        "errors": [{"field": "message_id", "message": "must be a user message", "type": "message_role"}]
     }
     # an edit of the first message starts a new branch from it
     edited = prepare_turn(

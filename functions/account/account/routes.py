@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
-from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
@@ -29,6 +28,7 @@ from oneai.notifications.render import PREFERENCE_LABELS
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.app import ERROR_RESPONSES
 from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
+from oneai.web.ids import PathId
 
 QUOTA_EXCEEDED: dict[int | str, dict[str, Any]] = {
     429: {
@@ -145,7 +145,7 @@ def list_api_keys(principal: CurrentPrincipal, db: Db) -> ApiKeyList:
 
 
 @api_keys.delete("/api-keys/{id}", status_code=204, summary="Revoke an API key: it stops working at once")
-def revoke_api_key(principal: CurrentPrincipal, db: Db, id: UUID) -> Response:
+def revoke_api_key(principal: CurrentPrincipal, db: Db, id: PathId) -> Response:
     with db.user_transaction(principal) as conn:
         api_key_service.revoke_key(conn, id)
     return Response(status_code=204)

@@ -5,7 +5,6 @@ the bucket rights already; one function keeps one cold start and one set of alar
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from fastapi import APIRouter, status
 from fastapi.responses import RedirectResponse
@@ -15,6 +14,7 @@ from oneai.attachments.models import Attachment, AttachmentCreate, AttachmentUpl
 from oneai.attachments.storage import get_object_store
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
+from oneai.web.ids import PathId
 
 REDIRECT: dict[int | str, dict[str, Any]] = {
     302: {"description": "`Location`: a presigned S3 GET of the file, valid ONEAI_ATTACHMENT_URL_SECONDS"}
@@ -42,7 +42,7 @@ def create_attachment(principal: CurrentPrincipal, db: Db, body: AttachmentCreat
 @attachments.get(
     "/{attachment_id}", summary="An uploaded attachment (404 until its upload is done)", responses=STORAGE_DOWN
 )
-def get_attachment(principal: CurrentPrincipal, db: Db, attachment_id: UUID) -> Attachment:
+def get_attachment(principal: CurrentPrincipal, db: Db, attachment_id: PathId) -> Attachment:
     store = get_object_store()
     with db.user_transaction(principal) as conn:
         return service.get_attachment(conn, store, attachment_id)
@@ -55,7 +55,7 @@ def get_attachment(principal: CurrentPrincipal, db: Db, attachment_id: UUID) -> 
     response_class=RedirectResponse,
     responses={**REDIRECT, **STORAGE_DOWN},
 )
-def get_attachment_content(principal: CurrentPrincipal, db: Db, attachment_id: UUID) -> RedirectResponse:
+def get_attachment_content(principal: CurrentPrincipal, db: Db, attachment_id: PathId) -> RedirectResponse:
     store = get_object_store()
     with db.user_transaction(principal) as conn:
         row = service.uploaded_attachment(conn, store, attachment_id)
@@ -69,7 +69,7 @@ def get_attachment_content(principal: CurrentPrincipal, db: Db, attachment_id: U
     response_class=RedirectResponse,
     responses={**REDIRECT, **STORAGE_DOWN},
 )
-def get_shared_attachment(db: Db, token: str, attachment_id: UUID) -> RedirectResponse:
+def get_shared_attachment(db: Db, token: str, attachment_id: PathId) -> RedirectResponse:
     store = get_object_store()
     with db.anon_transaction() as conn:
         url = service.shared_content_url(conn, store, token, attachment_id)

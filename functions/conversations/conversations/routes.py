@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 from urllib.parse import quote
-from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -19,13 +18,14 @@ from oneai.conversations.models import (
     ConversationWithMessages,
     ExportFormat,
     HistoryHit,
+    HistoryQuery,
     Message,
     SharedSnapshot,
     ShareLink,
 )
 from oneai.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
-from oneai.timestamps import IsoDateTime
 from oneai.web import CurrentPrincipal, Db
+from oneai.web.ids import PathId
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
@@ -56,14 +56,14 @@ def create_conversation(principal: CurrentPrincipal, db: Db, body: ConversationC
 
 
 @conversations.get("/{conversation_id}", summary="A conversation with its current branch of messages")
-def get_conversation(principal: CurrentPrincipal, db: Db, conversation_id: UUID) -> ConversationWithMessages:
+def get_conversation(principal: CurrentPrincipal, db: Db, conversation_id: PathId) -> ConversationWithMessages:
     with db.user_transaction(principal) as conn:
         return service.get_conversation(conn, conversation_id)
 
 
 @conversations.patch("/{conversation_id}", summary="Rename or change metadata")
 def update_conversation(
-    principal: CurrentPrincipal, db: Db, conversation_id: UUID, body: ConversationUpdate
+    principal: CurrentPrincipal, db: Db, conversation_id: PathId, body: ConversationUpdate
 ) -> Conversation:
     with db.user_transaction(principal) as conn:
         return service.update_conversation(conn, conversation_id, body)
@@ -72,7 +72,7 @@ def update_conversation(
 @conversations.delete(
     "/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete with everything on it"
 )
-def delete_conversation(principal: CurrentPrincipal, db: Db, conversation_id: UUID) -> Response:
+def delete_conversation(principal: CurrentPrincipal, db: Db, conversation_id: PathId) -> Response:
     with db.user_transaction(principal) as conn:
         keys = service.delete_conversation(conn, conversation_id)
     delete_objects_after_commit(keys)
@@ -81,7 +81,11 @@ def delete_conversation(principal: CurrentPrincipal, db: Db, conversation_id: UU
 
 @conversations.get("/{conversation_id}/messages", summary="The current branch in sequence order")
 def list_messages(
-    principal: CurrentPrincipal, db: Db, conversation_id: UUID, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    principal: CurrentPrincipal,
+    db: Db,
+    conversation_id: PathId,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> Page[Message]:
     with db.user_transaction(principal) as conn:
         return service.list_messages(conn, conversation_id, PageRequest(limit=limit, cursor=cursor))
@@ -93,8 +97,8 @@ def list_messages(
 def list_revisions(
     principal: CurrentPrincipal,
     db: Db,
-    conversation_id: UUID,
-    message_id: UUID,
+    conversation_id: PathId,
+    message_id: PathId,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[Message]:
@@ -106,14 +110,14 @@ def list_revisions(
     "/{conversation_id}/messages/{message_id}/activate", summary="Make that revision's branch current"
 )
 def activate_revision(
-    principal: CurrentPrincipal, db: Db, conversation_id: UUID, message_id: UUID
+    principal: CurrentPrincipal, db: Db, conversation_id: PathId, message_id: PathId
 ) -> ConversationWithMessages:
     with db.user_transaction(principal) as conn:
         return service.activate_revision(conn, conversation_id, message_id)
 
 
 @conversations.post("/{conversation_id}/share", summary="Create (or return) a read-only public link")
-def share_conversation(principal: CurrentPrincipal, db: Db, conversation_id: UUID) -> ShareLink:
+def share_conversation(principal: CurrentPrincipal, db: Db, conversation_id: PathId) -> ShareLink:
     with db.user_transaction(principal) as conn:
         return service.share_conversation(conn, principal.user_id, conversation_id, db.settings.share_url_base)
 
@@ -121,7 +125,7 @@ def share_conversation(principal: CurrentPrincipal, db: Db, conversation_id: UUI
 @conversations.delete(
     "/{conversation_id}/share", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke the public link"
 )
-def revoke_share(principal: CurrentPrincipal, db: Db, conversation_id: UUID) -> Response:
+def revoke_share(principal: CurrentPrincipal, db: Db, conversation_id: PathId) -> Response:
     with db.user_transaction(principal) as conn:
         service.revoke_share(conn, conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -133,7 +137,9 @@ def revoke_share(principal: CurrentPrincipal, db: Db, conversation_id: UUID) -> 
     response_class=Response,
     responses={200: {"content": {"application/json": {}, "text/markdown": {}, "text/plain": {}}}},
 )
-def export(principal: CurrentPrincipal, db: Db, conversation_id: UUID, format: ExportFormat = "json") -> Response:
+def export(
+    principal: CurrentPrincipal, db: Db, conversation_id: PathId, format: ExportFormat = "json"
+) -> Response:
     with db.user_transaction(principal) as conn:
         conversation = service.get_conversation(conn, conversation_id)
     document = export_conversation(conversation, format)
@@ -149,21 +155,14 @@ def shared(db: Db, token: str) -> SharedSnapshot:
 
 @history.get("/history", summary="Search messages across your conversations")
 def search_history(
-    principal: CurrentPrincipal,
-    db: Db,
-    q: Annotated[str | None, Query(max_length=MAX_SEARCH_CHARS, description="full-text query")] = None,
-    model: Annotated[str | None, Query(max_length=200)] = None,
-    from_: Annotated[IsoDateTime | None, Query(alias="from")] = None,
-    to: Annotated[IsoDateTime | None, Query()] = None,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    principal: CurrentPrincipal, db: Db, query: Annotated[HistoryQuery, Query()]
 ) -> Page[HistoryHit]:
     with db.user_transaction(principal) as conn:
         return service.search_history(
             conn,
-            query=q,
-            model=model,
-            created_from=from_,
-            created_to=to,
-            page=PageRequest(limit=limit, cursor=cursor),
+            query=query.q,
+            model=query.model,
+            created_from=query.from_,
+            created_to=query.to,
+            page=PageRequest(limit=query.limit, cursor=query.cursor),
         )

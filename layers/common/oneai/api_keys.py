@@ -19,11 +19,11 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from oneai.account.models import UtcDateTime, as_utc
 from oneai.auth import Principal, bearer_token
 from oneai.db import api_keys as repo
 from oneai.db.connection import Connection, Database
 from oneai.errors import ConflictError, NotFoundError, UnauthorizedError
+from oneai.timestamps import UtcTime, as_utc
 
 KEY_SCHEME: Final = "oneai_sk_"
 KEY_BODY_CHARS: Final = 54  # secrets.token_urlsafe(40)
@@ -42,7 +42,7 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: KeyName
-    expires_at: UtcDateTime | None = Field(default=None, description="optional; must be in the future")
+    expires_at: UtcTime | None = Field(default=None, description="optional; must be in the future")
 
     @field_validator("expires_at")
     @classmethod
@@ -58,10 +58,10 @@ class ApiKey(BaseModel):
     id: uuid.UUID
     name: str
     prefix: str
-    created_at: UtcDateTime
-    last_used_at: UtcDateTime | None
-    expires_at: UtcDateTime | None
-    revoked_at: UtcDateTime | None
+    created_at: UtcTime
+    last_used_at: UtcTime | None
+    expires_at: UtcTime | None
+    revoked_at: UtcTime | None
 
 
 class ApiKeyCreated(BaseModel):
@@ -71,8 +71,8 @@ class ApiKeyCreated(BaseModel):
     name: str
     key: str
     prefix: str
-    created_at: UtcDateTime
-    expires_at: UtcDateTime | None
+    created_at: UtcTime
+    expires_at: UtcTime | None
 
 
 class ApiKeyList(BaseModel):

@@ -42,7 +42,28 @@ class PayloadTooLargeError(OneAIError):
 
 
 class ValidationError(OneAIError):
+    """422. `details.errors` lists `{field, message, type}` items (`field_error`); an item built without a
+    `type` gets pydantic's generic `value_error`, so that every item a client reads has one."""
+
     status, code, default_message = 422, "VALIDATION_ERROR", "The request is not valid"
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        items = (details or {}).get("errors")
+        if isinstance(items, list):
+            typed = [
+                {**item, "type": item.get("type") or GENERIC_TYPE} if isinstance(item, dict) else item
+                for item in items
+            ]
+            details = {**(details or {}), "errors": typed}
+        super().__init__(message, details=details)
+
+
+GENERIC_TYPE = "value_error"
+
+
+def field_error(field: str, message: str, type: str) -> dict[str, str]:
+    """One item of a 422's `details.errors`: the field (dotted path), what is wrong, and a stable type."""
+    return {"field": field, "message": message, "type": type}
 
 
 class QuotaExceededError(OneAIError):

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from oneai.errors import ValidationError
+from oneai.errors import ValidationError, field_error
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -43,7 +43,7 @@ def decode_cursor(cursor: str, parsers: dict[str, Callable[[Any], Any]]) -> dict
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(
             "The cursor is not valid",
-            details={"errors": [{"field": "cursor", "message": "not a cursor returned by this list"}]},
+            details={"errors": [field_error("cursor", "not a cursor returned by this list", "cursor_invalid")]},
         ) from exc
 
 

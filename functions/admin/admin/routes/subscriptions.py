@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Query
 
@@ -13,6 +12,7 @@ from oneai.billing.razorpay_client import get_razorpay_client
 from oneai.pagination import Page
 from oneai.web import AdminPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
+from oneai.web.ids import PathId
 
 UPSTREAM: dict[int | str, dict[str, Any]] = {
     502: {"model": ErrorEnvelope, "description": "Razorpay failed; nothing was written"}
@@ -33,5 +33,5 @@ def list_subscriptions(
     summary="Fetch the subscription from Razorpay and apply it as the webhooks would",
     responses=UPSTREAM,
 )
-def sync_subscription(admin: AdminPrincipal, db: Db, subscription_id: UUID) -> SyncResult:
+def sync_subscription(admin: AdminPrincipal, db: Db, subscription_id: PathId) -> SyncResult:
     return service.sync_subscription(db, admin, subscription_id, get_razorpay_client)

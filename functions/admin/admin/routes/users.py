@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
@@ -21,6 +20,7 @@ from oneai.pagination import Page
 from oneai.quota.tiers import QuotaKey
 from oneai.web import AdminPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
+from oneai.web.ids import PathId
 
 router = APIRouter(prefix="/admin/users", tags=["users"])
 
@@ -31,23 +31,36 @@ def list_users(admin: AdminPrincipal, db: Db, query: Annotated[UserListQuery, Qu
 
 
 @router.get("/{user_id}", summary="One user with quotas (overrides included), subscription and 30-day usage")
-def get_user(admin: AdminPrincipal, db: Db, user_id: UUID) -> AdminUserDetail:
+def get_user(admin: AdminPrincipal, db: Db, user_id: PathId) -> AdminUserDetail:
     return service.get_user(db, admin, user_id)
 
 
-@router.post("/{user_id}/suspend", summary="Suspend: the user's next request is 403 on every route")
-def suspend_user(admin: AdminPrincipal, db: Db, user_id: UUID, body: SuspendRequest) -> AdminUserDetail:
+@router.post(
+    "/{user_id}/suspend",
+    summary="Suspend: the user's next request is 403 on every route",
+    responses={
+        409: {
+            "model": ErrorEnvelope,
+            "description": "CONFLICT: already suspended, or the admin is suspending themselves",
+        }
+    },
+)
+def suspend_user(admin: AdminPrincipal, db: Db, user_id: PathId, body: SuspendRequest) -> AdminUserDetail:
     return service.suspend_user(db, admin, user_id, body)
 
 
-@router.post("/{user_id}/unsuspend", summary="Lift a suspension")
-def unsuspend_user(admin: AdminPrincipal, db: Db, user_id: UUID) -> AdminUserDetail:
+@router.post(
+    "/{user_id}/unsuspend",
+    summary="Lift a suspension",
+    responses={409: {"model": ErrorEnvelope, "description": "CONFLICT: the user is not suspended"}},
+)
+def unsuspend_user(admin: AdminPrincipal, db: Db, user_id: PathId) -> AdminUserDetail:
     return service.unsuspend_user(db, admin, user_id)
 
 
 @router.put("/{user_id}/quotas/{quota_key}", summary="Override one quota limit, optionally until a time")
 def set_quota_override(
-    admin: AdminPrincipal, db: Db, user_id: UUID, quota_key: QuotaKey, body: QuotaOverrideRequest
+    admin: AdminPrincipal, db: Db, user_id: PathId, quota_key: QuotaKey, body: QuotaOverrideRequest
 ) -> AdminQuota:
     return service.set_quota_override(db, admin, user_id, quota_key, body)
 
@@ -55,7 +68,7 @@ def set_quota_override(
 @router.delete(
     "/{user_id}/quotas/{quota_key}", status_code=204, summary="Remove the override: back to the tier's limit"
 )
-def remove_quota_override(admin: AdminPrincipal, db: Db, user_id: UUID, quota_key: QuotaKey) -> Response:
+def remove_quota_override(admin: AdminPrincipal, db: Db, user_id: PathId, quota_key: QuotaKey) -> Response:
     service.remove_quota_override(db, admin, user_id, quota_key)
     return Response(status_code=204)
 
@@ -74,6 +87,6 @@ def remove_quota_override(admin: AdminPrincipal, db: Db, user_id: UUID, quota_ke
         503: {"model": ErrorEnvelope, "description": "UNAVAILABLE: billing or the database is unavailable"},
     },
 )
-def erase_user(admin: AdminPrincipal, db: Db, user_id: UUID) -> Response:
+def erase_user(admin: AdminPrincipal, db: Db, user_id: PathId) -> Response:
     service.erase_user(db, admin, user_id, get_razorpay_client)
     return Response(status_code=204)

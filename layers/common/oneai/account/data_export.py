@@ -23,6 +23,7 @@ from oneai.conversations.models import Export
 from oneai.db import account_data as repo
 from oneai.db.connection import Connection
 from oneai.money import plain_decimal
+from oneai.timestamps import iso_z
 
 EXPORT_FORMAT_VERSION: Final = 1
 
@@ -30,7 +31,7 @@ EXPORT_FORMAT_VERSION: Final = 1
 def _plain(value: Any) -> Any:
     """A row value as JSON: times in UTC with `Z`, money and other decimals as strings, ids as strings."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return iso_z(value)
     if isinstance(value, Decimal):
         return plain_decimal(value)
     if isinstance(value, UUID):

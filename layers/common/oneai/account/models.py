@@ -10,7 +10,6 @@ from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,7 +24,7 @@ from pydantic import (
 
 from oneai.money import plain_decimal
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
-from oneai.timestamps import IsoDateTime
+from oneai.timestamps import IsoDateTime, UtcTime, as_utc, require_ordered
 
 SubscriptionStatus = Literal["active", "pending", "halted", "cancelled", "completed"]
 UsageGrouping = Literal["model", "day", "api_key"]
@@ -42,12 +41,6 @@ MAX_MODEL_ID_CHARS: Final = 200
 LANGUAGE_TAG: Final = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Aware datetimes in UTC; a naive one (`from=2026-03-01`) is taken to be UTC already."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 Cost = Annotated[Decimal, PlainSerializer(plain_decimal, return_type=str)]
 
 
@@ -65,7 +58,7 @@ class QuotaUsage(BaseModel):
     used: int
     limit: int
     remaining: int
-    resets_at: UtcDateTime
+    resets_at: UtcTime
     # Over 100 after a downgrade that kept usage above the new limit.
     percentage_used: float
     reset_frequency: ResetFrequency
@@ -91,7 +84,7 @@ class QuotaCheckResult(BaseModel):
     used: int
     limit: int
     remaining: int
-    resets_at: UtcDateTime
+    resets_at: UtcTime
 
 
 # ---------------------------------------------------------------- usage
@@ -117,8 +110,7 @@ class UsageQuery(BaseModel):
         end = as_utc(to) if to is not None else datetime.now(UTC)
         start = info.data.get("from_")
         if isinstance(start, datetime):
-            if start >= end:
-                raise ValueError("must be later than from")
+            require_ordered(start, end)
             if end - start > timedelta(days=MAX_USAGE_DAYS):
                 raise ValueError(f"the range from..to may span at most {MAX_USAGE_DAYS} days")
         return end
@@ -159,8 +151,8 @@ class UsageRow(UsageTotals):
 class UsageReport(BaseModel):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
-    from_: UtcDateTime = Field(alias="from")
-    to: UtcDateTime
+    from_: UtcTime = Field(alias="from")
+    to: UtcTime
     group_by: UsageGrouping
     items: list[UsageRow]
     totals: UsageTotals
@@ -177,7 +169,7 @@ class Profile(BaseModel):
     # As stored: the keys of `Preferences` (written through this API), possibly others written elsewhere.
     preferences: dict[str, Any]
     subscription: Subscription
-    created_at: UtcDateTime
+    created_at: UtcTime
 
 
 ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MODEL_ID_CHARS)]

@@ -30,7 +30,7 @@ from oneai.db import notifications as notifications_repo
 from oneai.db import usage as usage_repo
 from oneai.db import users as users_repo
 from oneai.db.connection import Connection
-from oneai.errors import ForbiddenError, QuotaExceededError, ValidationError
+from oneai.errors import ForbiddenError, QuotaExceededError, ValidationError, field_error
 from oneai.money import plain_decimal
 from oneai.quota.service import current_quotas, iso_utc
 from oneai.quota.tiers import QUOTA_KEYS
@@ -167,13 +167,15 @@ def _check_default_model(model_id: str, tier: str) -> None:
     except ValidationError:
         raise ValidationError(
             "This model is not offered",
-            details={"errors": [{"field": field, "message": f"not an offered model: {model_id}"}]},
+            details={"errors": [field_error(field, f"not an offered model: {model_id}", "model_not_offered")]},
         ) from None
     except ForbiddenError as refused:
         raise ValidationError(
             "Your plan does not include this model",
             details={
-                "errors": [{"field": field, "message": f"the {tier} plan does not include {model_id}"}],
+                "errors": [
+                    field_error(field, f"the {tier} plan does not include {model_id}", "model_not_in_plan")
+                ],
                 "tiers": refused.details.get("tiers", []),
             },
         ) from None

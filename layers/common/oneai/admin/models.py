@@ -14,12 +14,15 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from oneai.account.models import Cost, UtcDateTime
+from oneai.account.models import Cost
+from oneai.ids import CanonicalUuid
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
+from oneai.timestamps import IsoDate, UtcTime, require_ordered
 
 # users.subscription_status values, and "suspended" (suspended_at set) for the user list's `status`.
 UserStatusFilter = Literal["active", "pending", "halted", "cancelled", "completed", "suspended"]
@@ -93,7 +96,7 @@ class SubscriptionListQuery(BaseModel):
 class AuditLogQuery(BaseModel):
     target_type: Literal["user", "subscription"] | None = None
     target_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    actor_id: UUID | None = None
+    actor_id: CanonicalUuid | None = None
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = None
 
@@ -101,23 +104,31 @@ class AuditLogQuery(BaseModel):
 
 
 class AnalyticsQuery(BaseModel):
-    from_: date | None = Field(
+    from_: IsoDate | None = Field(
         default=None, alias="from", description="First UTC day (default: 29 days before `to`)"
     )
-    to: date | None = Field(default=None, description="Last UTC day, included (default: today)")
+    to: IsoDate | None = Field(
+        default=None, validate_default=True, description="Last UTC day, included (default: today)"
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 
+    @field_validator("to", mode="after")
+    @classmethod
+    def _range(cls, to: date | None, info: ValidationInfo) -> date:
+        # `from` is validated first; a bad `from` is reported on its own and leaves nothing to compare.
+        end = to if to is not None else datetime.now(UTC).date()
+        start = info.data.get("from_")
+        if isinstance(start, date):
+            require_ordered(start, end, end_included=True)
+            if (end - start).days + 1 > MAX_ANALYTICS_DAYS:
+                raise ValueError(f"the range is at most {MAX_ANALYTICS_DAYS} days")
+        return end
+
     @model_validator(mode="after")
-    def _range(self) -> AnalyticsQuery:
-        if self.to is None:
-            self.to = datetime.now(UTC).date()
-        if self.from_ is None:
+    def _default_start(self) -> AnalyticsQuery:
+        if self.from_ is None and self.to is not None:
             self.from_ = self.to - timedelta(days=DEFAULT_ANALYTICS_DAYS - 1)
-        if self.from_ > self.to:
-            raise ValueError("`from` must not be after `to`")
-        if (self.to - self.from_).days + 1 > MAX_ANALYTICS_DAYS:
-            raise ValueError(f"the range is at most {MAX_ANALYTICS_DAYS} days")
         return self
 
     @property
@@ -140,9 +151,9 @@ class AdminUser(BaseModel):
     name: str | None
     tier: TierName
     subscription_status: str
-    suspended_at: UtcDateTime | None
-    created_at: UtcDateTime
-    last_active_at: UtcDateTime | None
+    suspended_at: UtcTime | None
+    created_at: UtcTime
+    last_active_at: UtcTime | None
     messages_30d: int
     cost_30d: Cost
 
@@ -150,9 +161,9 @@ class AdminUser(BaseModel):
 class QuotaOverrideView(BaseModel):
     limit: int
     reason: str
-    expires_at: UtcDateTime | None
+    expires_at: UtcTime | None
     created_by: UUID | None
-    created_at: UtcDateTime
+    created_at: UtcTime
 
 
 class AdminQuota(BaseModel):
@@ -162,7 +173,7 @@ class AdminQuota(BaseModel):
     limit: int
     tier_limit: int
     remaining: int
-    resets_at: UtcDateTime
+    resets_at: UtcTime
     reset_frequency: ResetFrequency
     override: QuotaOverrideView | None
 
@@ -174,13 +185,13 @@ class AdminSubscription(BaseModel):
     plan_id: str
     tier: str
     status: str
-    current_period_start: UtcDateTime | None
-    current_period_end: UtcDateTime | None
-    paid_until: UtcDateTime | None
-    grace_until: UtcDateTime | None
+    current_period_start: UtcTime | None
+    current_period_end: UtcTime | None
+    paid_until: UtcTime | None
+    grace_until: UtcTime | None
     cancel_at_period_end: bool
-    created_at: UtcDateTime
-    updated_at: UtcDateTime
+    created_at: UtcTime
+    updated_at: UtcTime
 
 
 class UsageTotals(BaseModel):
@@ -212,7 +223,7 @@ class AuditEntry(BaseModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     reason: str | None
-    at: UtcDateTime
+    at: UtcTime
 
 
 class UserCounts(BaseModel):

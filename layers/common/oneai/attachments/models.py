@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 from oneai.config import get_settings
+from oneai.timestamps import UtcTime
 
 # The images every model that reads images takes (API.md "Attachments and images").
 MediaType = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
@@ -50,7 +50,7 @@ class AttachmentUpload(BaseModel):
     id: UUID
     url: str
     upload: PresignedPost
-    expires_at: datetime
+    expires_at: UtcTime
 
 
 class AttachmentRow(BaseModel):
@@ -63,7 +63,7 @@ class AttachmentRow(BaseModel):
     size: int
     s3_key: str
     status: AttachmentStatus
-    created_at: datetime
+    created_at: UtcTime
 
 
 class Attachment(BaseModel):
@@ -74,7 +74,7 @@ class Attachment(BaseModel):
     media_type: MediaType
     size: int
     url: str
-    created_at: datetime
+    created_at: UtcTime
 
     @classmethod
     def of(cls, row: AttachmentRow) -> Attachment:

@@ -32,7 +32,8 @@ from oneai.attachments.models import (
 from oneai.config import get_settings
 from oneai.db import attachments as repo
 from oneai.db.connection import Connection, Database
-from oneai.errors import ConflictError, NotFoundError, ValidationError
+from oneai.errors import ConflictError, NotFoundError, ValidationError, field_error
+from oneai.ids import canonical_uuid
 from oneai.logging import logger
 
 NOT_FOUND_MESSAGE = "Attachment not found"
@@ -41,7 +42,7 @@ NOT_FOUND_MESSAGE = "Attachment not found"
 def _too_large(size: int, limit: int) -> ValidationError:
     return ValidationError(
         f"An attachment may be at most {limit} bytes",
-        details={"errors": [{"field": "size", "message": f"must be at most {limit} bytes, got {size}"}]},
+        details={"errors": [field_error("size", f"must be at most {limit} bytes, got {size}", "too_large")]},
     )
 
 
@@ -146,18 +147,14 @@ def erase_user_objects(db: Database, user_id: UUID) -> None:
 # --- chat turns -------------------------------------------------------------------------------------
 
 MAX_ATTACHMENTS_PER_MESSAGE = 10
-_ATTACHMENT_PATH = re.compile(r"/attachments/(?P<id>[0-9a-fA-F-]{36})/content$")
+_ATTACHMENT_PATH = re.compile(r"/attachments/(?P<id>[^/]+)/content$")
 
 
 def attachment_id_in_url(url: str) -> UUID | None:
-    """The id in an attachment's `url` (`<API base>/attachments/<id>/content`), or None."""
+    """The id in an attachment's `url` (`<API base>/attachments/<id>/content`), or None; the id is read as
+    the path of that address reads it (canonical only, `oneai.ids`)."""
     match = _ATTACHMENT_PATH.search(urlsplit(url).path)
-    if match is None:
-        return None
-    try:
-        return UUID(match.group("id"))
-    except ValueError:
-        return None
+    return None if match is None else canonical_uuid(match.group("id"))
 
 
 def turn_attachments(

@@ -20,6 +20,7 @@ from oneai.db import quota_sweep as repo
 from oneai.db.connection import Connection, Database
 from oneai.events import DomainEvent
 from oneai.quota.sweep import TimeLeft
+from oneai.timestamps import iso_z
 
 
 def _end_grace_periods(conn: Connection, batch_size: int) -> tuple[int, list[AfterCommit]]:
@@ -35,7 +36,7 @@ def _end_grace_periods(conn: Connection, batch_size: int) -> tuple[int, list[Aft
             reason="payment_failure",
             subscription_id=subscription.id,
             subscription_status="halted",
-            metadata={"grace_until": subscription.grace_until.isoformat(), "by": "quota_reset"},
+            metadata={"grace_until": iso_z(subscription.grace_until), "by": "quota_reset"},
         )
         extra = {
             "subscription_id": str(subscription.id),

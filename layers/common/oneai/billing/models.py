@@ -5,22 +5,16 @@ subscription is ours."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from oneai.billing.plans import Plan
 from oneai.billing.razorpay_client import ScheduleChangeAt
 from oneai.quota.tiers import TierName
+from oneai.timestamps import UtcTime
 
-
-def as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 # Razorpay ids and signatures are short ASCII; anything longer is not one.
 RazorpayValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 
@@ -106,7 +100,7 @@ class UpdateResult(BaseModel):
 class ScheduledChange(BaseModel):
     tier: str | None
     plan_id: str
-    at: UtcDateTime | None
+    at: UtcTime | None
 
 
 class SubscriptionView(BaseModel):
@@ -115,16 +109,16 @@ class SubscriptionView(BaseModel):
     tier: str
     plan_id: str
     status: str
-    current_period_start: UtcDateTime | None
-    current_period_end: UtcDateTime | None
-    paid_until: UtcDateTime | None
-    grace_until: UtcDateTime | None
+    current_period_start: UtcTime | None
+    current_period_end: UtcTime | None
+    paid_until: UtcTime | None
+    grace_until: UtcTime | None
     cancel_at_period_end: bool
-    canceled_at: UtcDateTime | None
-    checkout_verified_at: UtcDateTime | None
+    canceled_at: UtcTime | None
+    checkout_verified_at: UtcTime | None
     scheduled_change: ScheduledChange | None
-    created_at: UtcDateTime
-    updated_at: UtcDateTime
+    created_at: UtcTime
+    updated_at: UtcTime
 
 
 class CancelResult(BaseModel):
@@ -141,7 +135,7 @@ class HistoryEntry(BaseModel):
     old_tier: str | None
     new_tier: str
     change_reason: str
-    changed_at: UtcDateTime
+    changed_at: UtcTime
 
 
 class CurrentSubscription(BaseModel):
@@ -159,8 +153,8 @@ class Invoice(BaseModel):
     amount: int
     currency: str
     status: str
-    issued_at: UtcDateTime | None
-    paid_at: UtcDateTime | None
+    issued_at: UtcTime | None
+    paid_at: UtcTime | None
     short_url: str | None
 
 

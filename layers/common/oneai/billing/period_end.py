@@ -20,6 +20,7 @@ from oneai.db import webhooks as repo
 from oneai.db.connection import Connection, Database
 from oneai.events import DomainEvent
 from oneai.quota.sweep import TimeLeft
+from oneai.timestamps import iso_z
 
 
 def _end_paid_periods(conn: Connection, batch_size: int) -> tuple[int, list[AfterCommit]]:
@@ -36,7 +37,7 @@ def _end_paid_periods(conn: Connection, batch_size: int) -> tuple[int, list[Afte
             reason="cancellation",
             subscription_id=subscription.id,
             subscription_status="cancelled" if decision.decides else None,
-            metadata={"paid_until": subscription.paid_until.isoformat(), "by": "quota_reset"},
+            metadata={"paid_until": iso_z(subscription.paid_until), "by": "quota_reset"},
         )
         extra = {
             "subscription_id": str(subscription.id),

@@ -8,7 +8,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from oneai.config import Settings
-from oneai.errors import ValidationError
+from oneai.errors import ValidationError, field_error
 from oneai.quota.tiers import PRICE_CURRENCY, TIER_NAMES, TIERS, ResetFrequency, TierName
 
 FEATURES: Final[dict[TierName, tuple[str, ...]]] = {
@@ -62,7 +62,7 @@ def plan_id_for(settings: Settings, tier: str) -> str:
     if plan_id is None:
         raise ValidationError(
             "This plan cannot be bought",
-            details={"errors": [{"field": "tier", "message": f"not a purchasable tier: {tier}"}]},
+            details={"errors": [field_error("tier", f"not a purchasable tier: {tier}", "tier_not_purchasable")]},
         )
     return plan_id
 

@@ -36,6 +36,7 @@ from oneai.db import subscriptions as subscriptions_repo
 from oneai.db.connection import Connection, Database
 from oneai.errors import UnavailableError, UpstreamError
 from oneai.logging import logger
+from oneai.timestamps import iso_z
 
 OwedKind = Literal["now", "cycle_end", "done"]
 ENDED_STATUSES: Final = frozenset(repo.ENDED_STATUSES)
@@ -145,7 +146,7 @@ def settle_owed_cancels(
                     answer=answer,
                     at_cycle_end=at_cycle_end,
                     metadata={
-                        "cancel_requested_at": _now().isoformat().replace("+00:00", "Z"),
+                        "cancel_requested_at": iso_z(_now()),
                         "cancel_at_cycle_end": at_cycle_end,
                         "replaced_by": item.replacement,
                     },
@@ -194,7 +195,7 @@ def cancel_abandoned_replacements(
                 user_id=row.user_id,
                 answer=answer,
                 at_cycle_end=False,
-                metadata={"abandoned_at": _now().isoformat().replace("+00:00", "Z")},
+                metadata={"abandoned_at": iso_z(_now())},
             )
         cancelled += 1
         logger.info(

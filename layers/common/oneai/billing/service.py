@@ -88,6 +88,7 @@ from oneai.errors import (
 from oneai.logging import logger
 from oneai.pagination import PageRequest, decode_cursor, page_of
 from oneai.quota.tiers import TierName
+from oneai.timestamps import iso_z
 
 # Razorpay needs a finite number of billing cycles: ten years of monthly ones.
 TOTAL_BILLING_CYCLES: Final = 120
@@ -110,7 +111,7 @@ def _now() -> datetime:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment is not None else None
+    return iso_z(moment) if moment is not None else None
 
 
 def _not_configured() -> UnavailableError:

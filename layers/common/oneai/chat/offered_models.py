@@ -13,7 +13,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from oneai.errors import ForbiddenError, ValidationError
+from oneai.errors import ForbiddenError, ValidationError, field_error
 from oneai.openrouter.catalog import OpenRouterModel
 from oneai.quota.tiers import TIER_NAMES, QuotaKey, TierName
 
@@ -89,7 +89,7 @@ def offered_model(model_id: str, tier: str) -> OfferedModel:
     if offered is None:
         raise ValidationError(
             "This model is not offered",
-            details={"errors": [{"field": "model", "message": f"not an offered model: {model_id}"}]},
+            details={"errors": [field_error("model", f"not an offered model: {model_id}", "model_not_offered")]},
         )
     if tier not in offered.tiers:
         raise ForbiddenError(

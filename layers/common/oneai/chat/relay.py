@@ -40,6 +40,7 @@ from oneai.openrouter.catalog import OpenRouterModel, cost_of
 from oneai.openrouter.client import ChatStream, OpenRouterClient
 from oneai.openrouter.errors import IdleTimeoutError, OpenRouterError, PartialStreamError
 from oneai.openrouter.types import ImageDelta, KeepAlive, StreamDone, StreamEvent, StreamResult, TextDelta
+from oneai.timestamps import iso_z
 
 TITLE_PROMPT = (
     "Write a title of at most six words for a conversation that starts with the user's message below. "
@@ -293,7 +294,7 @@ class ChatRelay:
                 "used": quota.used,
                 "limit": quota.limit,
                 "remaining": quota.remaining,
-                "resets_at": quota.resets_at.isoformat().replace("+00:00", "Z"),
+                "resets_at": iso_z(quota.resets_at),
             },
         }
 

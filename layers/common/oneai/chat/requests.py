@@ -13,11 +13,13 @@ from oneai.attachments.service import MAX_ATTACHMENTS_PER_MESSAGE, attachment_id
 from oneai.chat.offered_models import OFFERED_MODELS
 from oneai.config import get_settings
 from oneai.conversations.models import MAX_MESSAGE_CHARS
-from oneai.errors import PayloadTooLargeError, ValidationError
+from oneai.errors import PayloadTooLargeError, ValidationError, field_error
+from oneai.ids import canonical_uuid
 
 Action = Literal["send", "edit", "regenerate"]
 ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-# The AI SDK's chat id: a UUID names our conversation; anything else is the client's own id for it.
+# The AI SDK's chat id: a canonical UUID (`oneai.ids`) names our conversation; any other text is the
+# client's own id for it.
 ChatId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 TOO_LONG_MESSAGE = f"The message is longer than {MAX_MESSAGE_CHARS} characters"
 
@@ -92,7 +94,9 @@ class NativeChatRequest(BaseModel):
 
 def _attachments_error(message: str) -> ValidationError:
     # A OneAIError, not a ValueError: it passes through pydantic's validation as it is.
-    return ValidationError(message, details={"errors": [{"field": "attachments", "message": message}]})
+    return ValidationError(
+        message, details={"errors": [field_error("attachments", message, "attachments_invalid")]}
+    )
 
 
 class UIMessagePart(BaseModel):
@@ -127,10 +131,8 @@ class AISDKChatRequest(BaseModel):
     def _conversation(self) -> tuple[UUID | None, str | None]:
         if self.id is None:
             return None, None
-        try:
-            return UUID(self.id), None
-        except ValueError:
-            return None, self.id
+        conversation_id = canonical_uuid(self.id)
+        return (conversation_id, None) if conversation_id is not None else (None, self.id)
 
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
@@ -200,7 +202,7 @@ def parse_chat_body(body: Any) -> ChatTurn:
     """Either body shape as one turn; a 422 listing the fields when it fits neither."""
     if not isinstance(body, dict):
         raise ValidationError(
-            "The body must be a JSON object", details={"errors": [{"field": "", "message": "not an object"}]}
+            "The body must be a JSON object", details={"errors": [field_error("", "not an object", "model_type")]}
         )
     try:
         if "messages" in body:
@@ -213,7 +215,9 @@ def parse_chat_body(body: Any) -> ChatTurn:
         ]
         raise ValidationError("The request is not valid", details={"errors": fields}) from None
     except ValueError as exc:
-        raise ValidationError(str(exc), details={"errors": [{"field": "messages", "message": str(exc)}]}) from None
+        raise ValidationError(
+            str(exc), details={"errors": [field_error("messages", str(exc), "value_error")]}
+        ) from None
 
 
 def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:

@@ -28,6 +28,7 @@ from oneai.db import conversations as conversation_rows
 from oneai.db import reply_streams
 from oneai.db.connection import Connection, Database
 from oneai.errors import NotFoundError, OneAIError
+from oneai.ids import canonical_uuid
 from oneai.logging import logger
 from oneai.web.streaming import EventStreamResponse
 
@@ -254,9 +255,10 @@ class ReplyStreamResponse(EventStreamResponse):
 def _conversation_id(conn: Connection, chat_id: str) -> UUID:
     """The caller's conversation named by its id or by the AI SDK chat id it was created under; someone
     else's (hidden by RLS) is not found."""
-    try:
-        found = conversation_rows.get_conversation(conn, UUID(chat_id))
-    except ValueError:
+    conversation_id = canonical_uuid(chat_id)
+    if conversation_id is not None:
+        found = conversation_rows.get_conversation(conn, conversation_id)
+    else:
         found = conversation_rows.get_conversation_by_client_id(conn, chat_id)
     if found is None:
         raise NotFoundError("Conversation not found")

@@ -42,6 +42,7 @@ from oneai.errors import (
     PayloadTooLargeError,
     UnauthorizedError,
     ValidationError,
+    field_error,
 )
 from oneai.quota import service as quota
 from oneai.quota.service import WARNING_THRESHOLDS, QuotaStatus, Reservation
@@ -107,7 +108,7 @@ def _refusal(error: dict[str, Any]) -> OneAIError:
         role = error["role"]
         return ValidationError(
             f"Only {role} messages can be revised this way",
-            details={"errors": [{"field": "message_id", "message": f"must be a {role} message"}]},
+            details={"errors": [field_error("message_id", f"must be a {role} message", "message_role")]},
         )
     refusals: dict[str, OneAIError] = {
         "unknown_user": UnauthorizedError("Unknown user"),
@@ -116,15 +117,16 @@ def _refusal(error: dict[str, Any]) -> OneAIError:
         "message_not_found": NotFoundError("Message not found"),
         "nothing_to_regenerate": ValidationError(
             "There is nothing to regenerate",
-            details={"errors": [{"field": "message_id", "message": "empty conversation"}]},
+            details={"errors": [field_error("message_id", "empty conversation", "conversation_empty")]},
         ),
         "regenerate_not_latest": ConflictError("Only the latest revision of a message can be regenerated"),
         "regenerate_answered": ValidationError(
             "Only an assistant reply, or an unanswered last message, can be regenerated",
-            details={"errors": [{"field": "message_id", "message": "must be an assistant message"}]},
+            details={"errors": [field_error("message_id", "must be an assistant message", "message_role")]},
         ),
         "regenerate_no_prompt": ValidationError(
-            "This reply answers no message", details={"errors": [{"field": "message_id", "message": "no prompt"}]}
+            "This reply answers no message",
+            details={"errors": [field_error("message_id", "no prompt", "message_without_prompt")]},
         ),
         "revise_not_latest": ConflictError("Only the latest revision of a message can be revised"),
         "reply_conflict": ConflictError("The conversation changed while the reply was written"),

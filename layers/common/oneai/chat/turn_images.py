@@ -11,7 +11,7 @@ from oneai.attachments.images import InlineImage
 from oneai.attachments.service import mark_attached_after_commit, put_inline_image
 from oneai.attachments.storage import get_object_store
 from oneai.chat.requests import ChatTurn
-from oneai.errors import ValidationError
+from oneai.errors import ValidationError, field_error
 from oneai.openrouter.catalog import OpenRouterModel
 
 CANNOT_READ_IMAGES = "This model cannot read images; choose one that does, or send the message without them"
@@ -23,7 +23,9 @@ def refuse_images_the_model_cannot_read(turn: ChatTurn, model: OpenRouterModel |
     if turn.has_images and model is not None and "image" not in model.input_modalities:
         raise ValidationError(
             CANNOT_READ_IMAGES,
-            details={"errors": [{"field": "attachments", "message": f"{model.id} does not read images"}]},
+            details={
+                "errors": [field_error("attachments", f"{model.id} does not read images", "model_reads_no_images")]
+            },
         )
 
 

@@ -7,9 +7,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from oneai.attachments.models import AttachmentRef
+from oneai.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from oneai.timestamps import IsoDateTime, UtcTime, require_ordered
 
 MAX_TITLE_CHARS = 200
 MAX_METADATA_BYTES = 16 * 1024
@@ -26,9 +36,9 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 class Conversation(BaseModel):
     id: UUID
     title: str | None
-    created_at: datetime
-    updated_at: datetime
-    last_message_at: datetime | None
+    created_at: UtcTime
+    updated_at: UtcTime
+    last_message_at: UtcTime | None
     metadata: dict[str, Any]
 
 
@@ -46,7 +56,7 @@ class Message(BaseModel):
     parent_message_id: UUID | None
     is_latest: bool
     status: MessageStatus
-    created_at: datetime
+    created_at: UtcTime
     attachments: list[AttachmentRef] = Field(default_factory=list)
 
     @field_validator("attachments", mode="before")
@@ -104,13 +114,32 @@ class NewMessage(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class HistoryQuery(BaseModel):
+    """`GET /chat/history`: messages created in [`from`, `to`), newest first, a page at a time."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    q: str | None = Field(default=None, max_length=MAX_SEARCH_CHARS, description="full-text query")
+    model: str | None = Field(default=None, max_length=200)
+    from_: IsoDateTime | None = Field(default=None, alias="from", description="inclusive")
+    to: IsoDateTime | None = Field(default=None, description="exclusive; must be later than from")
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="page size")
+    cursor: str | None = Field(default=None, max_length=512, description="next_cursor of the previous page")
+
+    @field_validator("to")
+    @classmethod
+    def _after_from(cls, to: datetime | None, info: ValidationInfo) -> datetime | None:
+        require_ordered(info.data.get("from_"), to)
+        return to
+
+
 class HistoryHit(BaseModel):
     conversation_id: UUID
     message_id: UUID
     role: Role
     snippet: str
     model: str
-    created_at: datetime
+    created_at: UtcTime
 
 
 class SharedAttachment(BaseModel):
@@ -123,23 +152,21 @@ class SharedAttachment(BaseModel):
 
 
 class SharedMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
     role: Role
     content: str
     model_id: str
     sequence_number: int
-    created_at: datetime
+    created_at: UtcTime
     attachments: list[SharedAttachment] = Field(default_factory=list)
 
 
 class SharedSnapshot(BaseModel):
-    """What `GET /shared/{token}` shows: the branch as it was when shared, without private metadata."""
-
-    model_config = ConfigDict(extra="allow")
+    """What `GET /shared/{token}` shows: the branch as it was when shared, without private metadata. Every
+    key is declared (none passes through as stored), so each time is written with `Z`."""
 
     title: str | None = None
-    created_at: datetime | None = None
+    created_at: UtcTime | None = None
+    shared_at: UtcTime = Field(description="when the link was made")
     messages: list[SharedMessage] = Field(default_factory=list)
 
 

@@ -31,7 +31,7 @@ from oneai.conversations.models import (
 from oneai.db import attachments as attachments_repo
 from oneai.db import conversations as repo
 from oneai.db.connection import Connection
-from oneai.errors import ConflictError, NotFoundError, ValidationError
+from oneai.errors import ConflictError, NotFoundError, ValidationError, field_error
 from oneai.pagination import Page, PageRequest, decode_cursor, page_of
 from oneai.timestamps import iso_z
 
@@ -160,7 +160,7 @@ def _revisable(conn: Connection, conversation_id: UUID, message_id: UUID, role: 
     if message.role != role:
         raise ValidationError(
             f"Only {role} messages can be revised this way",
-            details={"errors": [{"field": "message_id", "message": f"must be a {role} message"}]},
+            details={"errors": [field_error("message_id", f"must be a {role} message", "message_role")]},
         )
     if not message.is_latest:
         raise ConflictError("Only the latest revision of a message can be revised")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+
+from oneai.timestamps import UtcTime
 
 MAX_QUERY_LENGTH = 200
 MAX_COMMENT_LENGTH = 2000
@@ -62,7 +63,7 @@ class GuidePage(BaseModel):
     slug: str
     title: str
     markdown: str
-    updated_at: datetime
+    updated_at: UtcTime
 
 
 class FeedbackRequest(BaseModel):
@@ -90,7 +91,7 @@ class FeedbackComment(BaseModel):
     helpful: bool
     comment: str
     user_id: UUID | None = Field(description="The author, or null for anonymous feedback")
-    created_at: datetime
+    created_at: UtcTime
 
 
 class PageFeedback(BaseModel):
@@ -99,7 +100,7 @@ class PageFeedback(BaseModel):
     helpful: int
     not_helpful: int
     total: int
-    last_feedback_at: datetime | None
+    last_feedback_at: UtcTime | None
     latest_comments: list[FeedbackComment]
 
 

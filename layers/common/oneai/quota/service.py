@@ -14,15 +14,16 @@ limit. A reservation counts in the window it was made in: refunding after a rese
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, PrivateAttr
 
 from oneai.db import quota as repo
 from oneai.db.connection import Connection
-from oneai.errors import QuotaExceededError, ValidationError
+from oneai.errors import QuotaExceededError, ValidationError, field_error
 from oneai.observability import emit_metric
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
+from oneai.timestamps import iso_z
 
 
 class Reservation(BaseModel):
@@ -69,14 +70,14 @@ def iso_utc(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a `Z`, as the API writes times (`2026-12-01T00:00:00Z`)."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_z(moment)
 
 
 def _check_units(units: int, name: str = "units") -> None:
     if isinstance(units, bool) or not isinstance(units, int) or units < 1:
         raise ValidationError(
             f"{name} must be a whole number of at least 1",
-            details={"errors": [{"field": name, "message": "must be a whole number of at least 1"}]},
+            details={"errors": [field_error(name, "must be a whole number of at least 1", "int_too_small")]},
         )
 
 

@@ -106,8 +106,8 @@ def validation_error_from(exc: RequestValidationError) -> OneAIError:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return BadRequestError("The request body is not valid JSON")
-    if errors and all(e.get("loc", ("",))[0] == "path" for e in errors):
-        # A malformed id names nothing that exists.
+    if any(e.get("loc", ("",))[0] == "path" for e in errors):
+        # A malformed id names nothing that exists, whatever else the request holds.
         return NotFoundError()
     fields = [
         {"field": _field_path(tuple(e.get("loc", ()))), "message": str(e.get("msg", "")), "type": e.get("type")}
