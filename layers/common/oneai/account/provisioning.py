@@ -1,8 +1,9 @@
 """User provisioning: the one service that brings a new user into the product.
 
-On Supabase the user is created at sign-up by the `auth.users` trigger (the users row and the free
-quotas, in Supabase's own transaction); locally (`make dev`, dev mode) `provision_dev_user` creates the
-`auth.users` row of an unknown token's `sub` on its first request, and the same trigger does the rest.
+On Supabase the user is created at sign-up by the `auth.users` trigger (the users row, the free quotas
+and the personal workspace with its owner's membership, in Supabase's own transaction); locally (`make
+dev`, dev mode) `provision_dev_user` creates the `auth.users` row of an unknown token's `sub` on its first
+request, and the same trigger does the rest in that transaction.
 Either way the product learns of the new user at their first authenticated request, after which
 `welcome_new_user` announces the welcome (`oneai.notifications.welcome`).
 

@@ -89,8 +89,8 @@ def update_caller_profile(
 
 
 # --- provisioning (`oneai.account.provisioning`) -----------------------------------------------------------
-# Dev mode: the auth.users row Supabase would create at sign-up. Its trigger creates the users row and the
-# free quotas in the same transaction, as on Supabase.
+# Dev mode: the auth.users row Supabase would create at sign-up. Its trigger creates the users row, the
+# free quotas and the personal workspace in the same transaction, as on Supabase.
 CREATE_AUTH_USER = """
 insert into auth.users (id, email, raw_app_meta_data, raw_user_meta_data)
 values (%(id)s, %(email)s, %(app_metadata)s, %(user_metadata)s)
