@@ -114,8 +114,9 @@ bench: $(STAMP) $(LITELLM_STAMP)
 openapi: $(STAMP)
 	$(PY) -m local.openapi --write
 
+# The database step of a deploy: the migrations, then what runs after them (the user guide's index).
 migrate: $(STAMP)
-	$(PY) -m oneai.db.migrate
+	$(PY) -m oneai.deploy
 
 clean:
 	rm -rf $(VENV) .oneai .aws-sam .pytest_cache .mypy_cache .ruff_cache

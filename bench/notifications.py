@@ -115,7 +115,7 @@ def run(*, quick: bool = False) -> None:
 def per_email(url: str, calls: int) -> tuple[dict[str, list[float]], int]:
     from notifications.handler import lambda_handler, notifier
 
-    from oneai.db.connection import get_database
+    from oneai.database import get_database
     from oneai.notifications.mail import build_message
     from oneai.notifications.occasions import occasion_of
     from oneai.notifications.render import render
@@ -159,7 +159,7 @@ def per_email(url: str, calls: int) -> tuple[dict[str, list[float]], int]:
 
 
 def sweep_rate(url: str, count: int) -> tuple[int, float, int]:
-    from oneai.db.connection import get_database
+    from oneai.database import get_database
     from oneai.events import EventPublisher, set_local_sink
     from oneai.notifications.summary import Month, emit_usage_summaries
 

@@ -178,7 +178,7 @@ def measure(url: str, settings: Settings, calls: int) -> tuple[dict[str, list[fl
 
     from oneai.billing.razorpay_events import parse_event
     from oneai.billing.webhooks import verify_signature
-    from oneai.db.connection import get_database
+    from oneai.database import get_database
 
     context = Context()
     now = int(time.time())

@@ -146,12 +146,11 @@ def prepare_database() -> tuple[str, Any]:
         print("DATABASE_URL is a Supabase project: not migrating it from `make dev`.", flush=True)
     else:
         from oneai.db.migrate import migrate
+        from oneai.deploy import after_migrations
 
         applied = migrate(url, local_shim=True)
         print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""), flush=True)
-        from oneai.guide.index import index_guide
-
-        guide = index_guide(url)
+        guide = after_migrations(url).guide  # the deploy step's work after the migrations
         print(f"user guide: {guide.pages} pages indexed ({guide.written} changed)", flush=True)
     return url, handle
 

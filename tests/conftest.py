@@ -29,7 +29,7 @@ from oneai.auth import Principal, authenticate, mint_dev_token  # noqa: E402
 from oneai.config import override_settings  # noqa: E402
 from oneai.db.connection import Database  # noqa: E402
 from oneai.db.migrate import migrate  # noqa: E402
-from oneai.guide.index import index_guide  # noqa: E402
+from oneai.deploy import after_migrations  # noqa: E402
 
 TEST_JWT_SECRET = "test-jwt-secret-for-the-oneai-test-suite-000"
 TEST_SUPABASE_URL = "http://127.0.0.1:54321"
@@ -57,7 +57,7 @@ def database_url(admin_database_url: str) -> Iterator[str]:
         admin.execute(f'create database "{name}"')
     url = make_conninfo(admin_database_url, dbname=name)
     migrate(url, local_shim=True)
-    index_guide(url)  # the user guide's search index, as the migrate command builds it
+    after_migrations(url)  # the deploy step's work after the migrations (the user guide's search index)
     yield url
     with psycopg.connect(admin_database_url, autocommit=True) as admin:
         admin.execute(f'drop database if exists "{name}" with (force)')

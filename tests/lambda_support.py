@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from local import LOCAL_SUPABASE_URL
 from oneai.config import DEV_JWT_SECRET, override_settings
-from oneai.db.connection import get_database
+from oneai.database import get_database
 
 
 @dataclass

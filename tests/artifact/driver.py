@@ -52,7 +52,7 @@ def main() -> None:
     )
     for index, event in enumerate(job["events"], start=1):
         answer = handler(event, Context(job["function_name"]))
-        from oneai.db.connection import get_database  # the layer's, as loaded by the handler
+        from oneai.database import get_database  # the layer's, as loaded by the handler
 
         print(json.dumps({"answer": answer, "backend_pid": get_database().backend_pid()}, default=str))
         if job.get("restore_after") == index:

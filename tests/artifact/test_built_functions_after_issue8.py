@@ -83,7 +83,7 @@ def test_docs_searches_reads_and_takes_feedback_from_the_guide_index(
     assert [a["statusCode"] for a in run.answers] == [200, 200, 200, 201], [a["body"][:200] for a in run.answers]
     spec, found, page, receipt = (json.loads(a["body"]) for a in run.answers)
     assert "/docs/search" in spec["paths"]
-    # "reset my quota" finds the quotas page first, from the index the migrate command builds
+    # "reset my quota" finds the quotas page first, from the index the deploy step builds
     assert found["items"][0]["slug"] == "quotas-and-resets"
     assert page["slug"] == "getting-started" and page["markdown"].startswith("# ")
     # the sample carries the dev user's token: the feedback is theirs

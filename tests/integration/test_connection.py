@@ -13,11 +13,12 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from oneai.account.provisioning import provision_dev_user
 from oneai.auth import Principal, authenticate
 from oneai.config import override_settings
 from oneai.conversations import service
 from oneai.conversations.models import ConversationCreate
-from oneai.db.connection import Database, provision_dev_user
+from oneai.db.connection import Database
 from oneai.errors import ForbiddenError, UnauthorizedError, UnavailableError
 from tests.conftest import create_user, token_for
 

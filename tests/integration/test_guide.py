@@ -1,5 +1,5 @@
 """The user guide's search, pages and feedback on real PostgreSQL with the real migrations, over the real
-guide in docs/guide (indexed by the run's fixtures as the migrate command indexes it)."""
+guide in docs/guide (indexed by the run's fixtures as the deploy step indexes it)."""
 
 from __future__ import annotations
 

@@ -204,20 +204,21 @@ def test_the_local_shim_refuses_a_supabase_database(new_database: Callable[[], s
         assert conn.execute("select count(*) from pg_roles where rolname = 'supabase_admin'").fetchone() == (0,)
 
 
-def test_the_command_line_applies_and_reports(new_database: Callable[[], str]) -> None:
-    url = new_database()
-    count = len(discover(default_migrations_dir()))
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> <args>` from the repository, without DATABASE_URL in its environment."""
     env = {**os.environ, "PYTHONPATH": "layers/common"}
     env.pop("DATABASE_URL", None)
-    command = [sys.executable, "-m", "oneai.db.migrate", "--database-url", url, "--local-shim"]
-    first = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_deploy_command_migrates_then_indexes_the_guide(new_database: Callable[[], str]) -> None:
+    url = new_database()
+    count = len(discover(default_migrations_dir()))
+    first = run_module("oneai.deploy", "--database-url", url, "--local-shim")
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith(f"applied {count} migration(s)")
-    second = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    second = run_module("oneai.deploy", "--database-url", url, "--local-shim")
     # AND the user guide's index is rebuilt after the migrations, changing nothing the second time
     assert first.stdout.strip().endswith("guide: 9 page(s), 9 written, 0 removed")
     assert (second.returncode, second.stdout.strip()) == (
@@ -225,8 +226,22 @@ def test_the_command_line_applies_and_reports(new_database: Callable[[], str]) -
         "applied 0 migration(s)\nguide: 9 page(s), 0 written, 0 removed",
     )
     # AND without any database URL it says so instead of guessing
-    missing = subprocess.run(
-        command[:3], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    missing = run_module("oneai.deploy")
+    assert missing.returncode == 2
+    assert "DATABASE_URL" in missing.stderr
+
+
+def test_the_migrate_command_only_applies_migrations(new_database: Callable[[], str]) -> None:
+    url = new_database()
+    versions = [migration.version for migration in discover(default_migrations_dir())]
+    done = run_module("oneai.db.migrate", "--database-url", url, "--local-shim")
+    assert (done.returncode, done.stdout.strip()) == (
+        0,
+        f"applied {len(versions)} migration(s): {', '.join(versions)}",
     )
+    # AND what runs after the migrations is the deploy step's: the guide's index is still empty
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from public.guide_pages").fetchone() == (0,)
+    missing = run_module("oneai.db.migrate")
     assert missing.returncode == 2
     assert "DATABASE_URL" in missing.stderr

@@ -26,7 +26,8 @@ from pydantic import SecretStr
 from local.template_routes import load_template
 from oneai.billing.webhooks import handle_webhook, sign
 from oneai.config import override_settings
-from oneai.db.connection import Database, get_database
+from oneai.database import get_database
+from oneai.db.connection import Database
 from oneai.events import DomainEvent, EventPublisher
 from oneai.notifications.mail import SesMailer
 from oneai.notifications.service import Notifier

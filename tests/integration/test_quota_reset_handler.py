@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from local.template_routes import load_template
 from oneai.config import override_settings
-from oneai.db.connection import get_database
+from oneai.database import get_database
 from oneai.logging import logger
 from oneai.quota.sweep import sweep_due_quotas
 from oneai.quota.tiers import RESET_FREQUENCIES

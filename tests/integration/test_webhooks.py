@@ -44,8 +44,9 @@ from oneai.billing.webhooks import (
     signature_matches,
 )
 from oneai.config import override_settings
+from oneai.database import get_database
 from oneai.db import webhooks as repo
-from oneai.db.connection import Database, get_database
+from oneai.db.connection import Database
 from oneai.logging import logger
 from tests.aws_support import Received, captured_events
 from tests.conftest import REPO_ROOT

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from local.template_routes import load_template, parameter_defaults
 from oneai import runtime
 from oneai.config import get_settings, override_settings, reset_settings
-from oneai.db.connection import get_database
+from oneai.database import get_database
 from oneai.web.snapstart import AFTER_RESTORE_PATH
 from tests.unit.test_config import aws, clean_env, put_params
 

@@ -310,7 +310,7 @@ def test_the_snapstart_restore_hook_closes_the_connection_and_forgets_the_secret
 ) -> None:
     import snapshot_restore_py
 
-    from oneai.db.connection import get_database
+    from oneai.database import get_database
     from oneai.runtime import forget_pre_snapshot_state, freeze_startup_objects
 
     monkeypatch.setenv("ONEAI_SSM_PATH", "/oneai/test/")

@@ -20,7 +20,7 @@ from uuid import UUID
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from oneai.config import get_settings
-from oneai.db.connection import get_database
+from oneai.database import get_database
 from oneai.events import get_publisher
 from oneai.logging import logger
 from oneai.notifications.mail import mailer_for

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from oneai.billing.razorpay_events import HANDLED_EVENTS
 from oneai.billing.webhooks import InvalidSignatureError, handle_webhook
 from oneai.config import get_settings
-from oneai.db.connection import get_database
+from oneai.database import get_database
 from oneai.errors import NotFoundError, OneAIError, PayloadTooLargeError
 from oneai.function_url import FunctionUrlRequest
 from oneai.logging import log_invocation, logger

@@ -27,9 +27,26 @@ from typing import TYPE_CHECKING, Literal
 
 from oneai.config import Settings
 from oneai.db import rate_limits as rate_rows
+from oneai.db.scope import RateOutcome, RateRequest
 
 if TYPE_CHECKING:
     from oneai.db.connection import Database
+
+__all__ = [  # RateOutcome (what a bucket answers) is the data layer's type, named here too
+    "BUCKETS",
+    "UNKNOWN_SOURCE",
+    "Bucket",
+    "RateCheck",
+    "RateOutcome",
+    "RatePolicy",
+    "SourceBucket",
+    "clear_idle_buckets",
+    "new_check",
+    "new_source_check",
+    "policy_for",
+    "source_digest",
+    "source_policy",
+]
 
 Bucket = Literal["all", "chat"]
 # Requests that start a model reply count in the `chat` bucket (and only there); all others in `all`.
@@ -55,33 +72,16 @@ class RatePolicy:
         return f'"{self.bucket}";q={self.burst};w={self.window_seconds}'
 
 
-@dataclass(frozen=True, slots=True)
-class RateOutcome:
-    admitted: bool
-    remaining: int
-    reset_seconds: float
-    retry_after_seconds: float
+class RateCheck(RateRequest):
+    """The rate check of one request under its policy: done by the request's first user (or anonymous)
+    transaction, once (the data layer takes it as the `RateRequest` it is)."""
 
-    @property
-    def retry_after(self) -> int:
-        """Whole seconds until a request would be admitted again, at least 1 (for `Retry-After`)."""
-        return max(1, math.ceil(self.retry_after_seconds))
-
-
-class RateCheck:
-    """The rate check of one request: done by the request's first user (or anonymous) transaction, once."""
-
-    __slots__ = ("outcome", "policy", "source_digest")
+    __slots__ = ("policy",)
 
     def __init__(self, policy: RatePolicy, *, source_digest: str | None = None) -> None:
-        self.policy = policy
         # Anonymous checks only: the sha256 (hex) of the caller's source address; None for a user's bucket.
-        self.source_digest = source_digest
-        self.outcome: RateOutcome | None = None
-
-    @property
-    def pending(self) -> bool:
-        return self.outcome is None
+        super().__init__(policy.bucket, policy.per_minute, policy.burst, source_digest=source_digest)
+        self.policy = policy
 
     def headers(self) -> dict[str, str]:
         """`RateLimit-Policy` and `RateLimit` once checked (and `Retry-After` when refused)."""

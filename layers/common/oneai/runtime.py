@@ -30,7 +30,7 @@ def forget_pre_snapshot_state() -> None:
     secrets again. Everything built from the settings (database, API clients, token verifier) is
     rebuilt because the settings object changes."""
     from oneai.config import reset_settings
-    from oneai.db.connection import close_database
+    from oneai.database import close_database
 
     close_database()
     reset_settings()

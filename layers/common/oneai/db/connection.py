@@ -12,6 +12,10 @@ server dropped it (idle timeout, failover, pooler restart), the connection is op
 statement retried once, because nothing has been done yet. `prepare_threshold=None` because Supabase's
 transaction pooler cannot keep prepared statements; only transaction-local settings are used for the
 same reason.
+
+The caller comes as plain values (`oneai.db.scope`: a user id and claims, a rate check's parameters).
+What a new user needs (the dev user's row, the welcome) is not this module's: the container's database
+(`oneai.database`) passes in the hooks of the user provisioning service (`oneai.account.provisioning`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from uuid import UUID
 
 import psycopg
@@ -30,12 +34,9 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
-from oneai.config import Settings, get_settings
+from oneai.config import Settings
+from oneai.db.scope import Caller, RateOutcome, RateRequest
 from oneai.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
-
-if TYPE_CHECKING:  # only a type here: service-only functions (webhooks, sweeps) need no JWT code
-    from oneai.auth import Principal
-    from oneai.ratelimit import RateCheck
 
 Connection = psycopg.Connection[DictRow]
 
@@ -107,7 +108,7 @@ class Database:
         self,
         settings: Settings,
         *,
-        provision_user: Callable[[Database, Principal], None] | None = None,
+        provision_user: Callable[[Database, Caller], None] | None = None,
         on_new_user: Callable[[Database, UUID], object] | None = None,
         max_idle: int = 4,
     ):
@@ -117,9 +118,9 @@ class Database:
         self._max_idle = max_idle
         self._in_transaction = threading.local()
         self._provisioned: set[UUID] = set()
-        # Dev mode only: create the users row of an unknown `sub` on first use.
+        # Dev mode only: create the user of an unknown `sub` on first use (`oneai.account.provisioning`).
         self._provision_user = provision_user
-        # Called after a new user's request committed (`oneai.notifications.welcome.announce_new_user`).
+        # Called after a new user's request committed: the welcome (`oneai.account.provisioning`).
         self._on_new_user = on_new_user
 
     @property
@@ -224,7 +225,7 @@ class Database:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def user_transaction(self, principal: Principal) -> Iterator[Connection]:
+    def user_transaction(self, principal: Caller) -> Iterator[Connection]:
         """A transaction as this user, under RLS. Unknown users are 401, suspended ones 403."""
         if self._provision_user is not None and principal.user_id not in self._provisioned:
             self._provision_user(self, principal)
@@ -247,7 +248,7 @@ class Database:
         if welcome_due and self._on_new_user is not None:  # committed: the user's request succeeded
             self._on_new_user(self, principal.user_id)
 
-    def user_call(self, principal: Principal, function: str, argument: dict[str, Any]) -> dict[str, Any]:
+    def user_call(self, principal: Caller, function: str, argument: dict[str, Any]) -> dict[str, Any]:
         """One round trip as this user: `begin; <scope>; select oneai_private.<function>(<argument>);
         commit` sent as one query (psycopg would otherwise spend a round trip on `begin` and one on
         `commit`). The function takes and answers one JSON value. It does first what `user_transaction`
@@ -264,9 +265,8 @@ class Database:
         scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
         check = principal.rate_check if principal.rate_check is not None and principal.rate_check.pending else None
         if check is not None:
-            policy = check.policy
             argument = argument | {
-                "rate": {"bucket": policy.bucket, "per_minute": policy.per_minute, "burst": policy.burst}
+                "rate": {"bucket": check.bucket, "per_minute": check.per_minute, "burst": check.burst}
             }
         parts: list[sql.Composable] = [
             sql.SQL("begin"),
@@ -329,7 +329,7 @@ class Database:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def anon_transaction(self, rate_check: RateCheck | None = None) -> Iterator[Connection]:
+    def anon_transaction(self, rate_check: RateRequest | None = None) -> Iterator[Connection]:
         """A transaction as `anon`. With a pending `rate_check` (an anonymous write), its source's bucket
         is taken in the same round trip as the scope: refused is 429 and nothing is written."""
         check = rate_check if rate_check is not None and rate_check.pending else None
@@ -355,16 +355,15 @@ class Database:
             yield conn
 
 
-def _request_statements(check: RateCheck | None, api_key_id: UUID | None) -> tuple[sql.Composable, ...]:
+def _request_statements(check: RateRequest | None, api_key_id: UUID | None) -> tuple[sql.Composable, ...]:
     """What the request's first transaction runs beside its scope: the rate check (then the savepoint
     the work starts from) and the API key's use. The rate check comes first: its row is read back."""
     statements: list[sql.Composable] = []
     if check is not None:
-        policy = check.policy
         values = {
-            "bucket": sql.Literal(policy.bucket),
-            "per_minute": sql.Literal(policy.per_minute),
-            "burst": sql.Literal(policy.burst),
+            "bucket": sql.Literal(check.bucket),
+            "per_minute": sql.Literal(check.per_minute),
+            "burst": sql.Literal(check.burst),
         }
         if check.source_digest is None:
             statements.append(_TAKE_RATE_LIMIT.format(**values))
@@ -384,7 +383,7 @@ class _Refused:
     detail: dict[str, Any]
 
 
-def _raise_refusal(detail: dict[str, Any], check: RateCheck | None) -> NoReturn:
+def _raise_refusal(detail: dict[str, Any], check: RateRequest | None) -> NoReturn:
     code = detail.get("code")
     if code == "unknown_user":
         raise UnauthorizedError("Unknown user")
@@ -395,9 +394,7 @@ def _raise_refusal(detail: dict[str, Any], check: RateCheck | None) -> NoReturn:
     raise RuntimeError(f"unexpected refusal of a user call: {code!r}")
 
 
-def _record_outcome(check: RateCheck, row: Any) -> None:
-    from oneai.ratelimit import RateOutcome  # small module; imported here to keep it off service paths
-
+def _record_outcome(check: RateRequest, row: Any) -> None:
     check.outcome = RateOutcome(
         admitted=bool(row["admitted"]),
         remaining=int(row["remaining"]),
@@ -408,7 +405,7 @@ def _record_outcome(check: RateCheck, row: Any) -> None:
         # Nothing was written: the transaction rolls back on this error.
         raise RateLimitedError(
             "Too many requests; try again later",
-            details={"bucket": check.policy.bucket, "retry_after": check.outcome.retry_after},
+            details={"bucket": check.bucket, "retry_after": check.outcome.retry_after},
         )
 
 
@@ -443,46 +440,3 @@ def _end_call(conn: Connection) -> None:
 def _close_quietly(conn: Connection) -> None:
     with suppress(psycopg.Error):
         conn.close()
-
-
-def provision_dev_user(db: Database, principal: Principal) -> None:
-    """Dev mode: create the auth.users row (the trigger creates users + free quotas, as on Supabase)."""
-    with db.service_transaction() as conn:
-        conn.execute(
-            "insert into auth.users (id, email, raw_app_meta_data, raw_user_meta_data)"
-            " values (%s, %s, %s, %s) on conflict (id) do nothing",
-            (
-                principal.user_id,
-                principal.email,
-                Jsonb(principal.claims.get("app_metadata") or {"provider": "email"}),
-                Jsonb(principal.claims.get("user_metadata") or {}),
-            ),
-        )
-
-
-_database: Database | None = None
-
-
-def get_database() -> Database:
-    """The container's database, rebuilt if the settings were swapped (tests)."""
-    global _database
-    settings = get_settings()
-    if _database is None or _database.settings is not settings:
-        if _database is not None:
-            _database.close()
-        from oneai.notifications.welcome import announce_new_user
-
-        _database = Database(
-            settings,
-            provision_user=provision_dev_user if settings.dev_mode else None,
-            on_new_user=announce_new_user,
-        )
-    return _database
-
-
-def close_database() -> None:
-    """Close and forget the container's database (after a SnapStart restore its sockets are stale)."""
-    global _database
-    database, _database = _database, None
-    if database is not None:
-        database.close()

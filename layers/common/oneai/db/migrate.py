@@ -7,7 +7,8 @@ concurrent runs wait for each other; every migration runs in its own transaction
     python -m oneai.db.migrate                      # DATABASE_URL from the environment
     python -m oneai.db.migrate --local-shim         # plain PostgreSQL only: add the auth shim first
 
-The command then rebuilds the user guide's search index from docs/guide (`oneai.guide.index`).
+This runner only applies migrations. What must run after them (the user guide's search index) is the
+deploy step's: `python -m oneai.deploy` runs this, then that (`oneai.deploy.after_migrations`).
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def migrate(database_url: str, *, local_shim: bool = False, directory: Path | No
     return applied_now
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m oneai.db.migrate", description=__doc__.split("\n\n")[0])
+def run(argv: list[str] | None, *, prog: str, description: str) -> argparse.Namespace:
+    """The command line: apply the pending migrations and say which; returns the parsed arguments."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--dir", type=Path, default=None, help="migrations folder (default: supabase/migrations)")
     parser.add_argument(
@@ -111,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parser.error("DATABASE_URL is not set and --database-url was not given")
     applied = migrate(args.database_url, local_shim=args.local_shim, directory=args.dir)
-    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
-    # The user guide's search index is rebuilt from docs/guide after every migration run (idempotent).
-    from oneai.guide.index import index_guide
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""), flush=True)
+    return args
 
-    guide = index_guide(args.database_url)
-    print(f"guide: {guide.pages} page(s), {guide.written} written, {guide.removed} removed")
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv, prog="python -m oneai.db.migrate", description=__doc__.split("\n\n")[0])
     return 0
 
 

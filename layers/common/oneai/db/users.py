@@ -86,3 +86,26 @@ def update_caller_profile(
     if row is None:
         raise UnauthorizedError("Unknown user")
     return row
+
+
+# --- provisioning (`oneai.account.provisioning`) -----------------------------------------------------------
+# Dev mode: the auth.users row Supabase would create at sign-up. Its trigger creates the users row, the
+# free quotas and the personal workspace in the same transaction, as on Supabase.
+CREATE_AUTH_USER = """
+insert into auth.users (id, email, raw_app_meta_data, raw_user_meta_data)
+values (%(id)s, %(email)s, %(app_metadata)s, %(user_metadata)s)
+on conflict (id) do nothing"""
+
+
+def create_auth_user(
+    conn: Connection, user_id: UUID, email: str | None, app_metadata: object, user_metadata: object
+) -> None:
+    conn.execute(
+        CREATE_AUTH_USER,
+        {
+            "id": user_id,
+            "email": email,
+            "app_metadata": Jsonb(app_metadata),
+            "user_metadata": Jsonb(user_metadata),
+        },
+    )

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from oneai.guide.folder import default_guide_dir
 from oneai.quota.tiers import PRICE_CURRENCY, QUOTA_KEYS, TIERS, QuotaKey, ResetFrequency, Tier
 
 _BLOCK = re.compile(
@@ -97,8 +98,6 @@ def stale_pages(directory: Path, *, write: bool) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oneai.guide.pages import default_guide_dir
-
     parser = argparse.ArgumentParser(prog="python -m oneai.guide.generated", description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="rewrite the pages whose generated blocks are stale")
     parser.add_argument("--dir", type=Path, default=None, help="the guide folder (default: docs/guide)")

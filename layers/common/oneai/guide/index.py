@@ -1,6 +1,7 @@
 """Rebuild the guide's search index from `docs/guide/*.md`, idempotently.
 
-Run after the migrations (the migrate command does it; so do `make dev` and the test fixtures):
+Run after the migrations (the deploy step `python -m oneai.deploy` does it through
+`oneai.deploy.after_migrations`; so do `make dev` and the test fixtures):
 
     python -m oneai.guide.index                    # DATABASE_URL from the environment
 

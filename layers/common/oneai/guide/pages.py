@@ -9,11 +9,11 @@ so what is indexed always matches the configuration, even if a committed page we
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from oneai.guide.folder import default_guide_dir
 from oneai.guide.generated import expand_generated
 
 PAGE_FILE = re.compile(r"^(?P<position>\d{2,4})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
@@ -44,18 +44,6 @@ class GuidePageSource:
     @property
     def content_sha256(self) -> str:
         return hashlib.sha256(f"{INDEX_FORMAT}\n{self.title}\n{self.markdown}".encode()).hexdigest()
-
-
-def default_guide_dir() -> Path:
-    """`ONEAI_GUIDE_DIR`, else `docs/guide` of the repository this runs in."""
-    configured = os.environ.get("ONEAI_GUIDE_DIR")
-    if configured:
-        return Path(configured)
-    for folder in (Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents):
-        candidate = folder / "docs" / "guide"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("docs/guide not found; set ONEAI_GUIDE_DIR")
 
 
 def _plain(line: str) -> str:

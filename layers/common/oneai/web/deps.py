@@ -18,7 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from oneai.api_keys import authenticate_api_key
 from oneai.auth import Principal, authenticate
 from oneai.config import get_settings
-from oneai.db.connection import Database, get_database
+from oneai.database import get_database
+from oneai.db.connection import Database
 from oneai.errors import ForbiddenError
 from oneai.ratelimit import Bucket, RateCheck, SourceBucket, new_check, new_source_check
 
