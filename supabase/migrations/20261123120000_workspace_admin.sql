@@ -83,3 +83,10 @@ create policy workspace_invitations_admins_withdraw on public.workspace_invitati
 create index idx_workspaces_owner on public.workspaces (owner_id);
 -- The admin list, newest first, paged by (created_at, id).
 create index idx_workspaces_created on public.workspaces (created_at desc, id desc);
+
+-- ---------------------------------------------------------------------------------------------
+-- The audit log names workspaces too (an admin suspends and unsuspends them)
+-- ---------------------------------------------------------------------------------------------
+alter table public.audit_log drop constraint audit_log_target_type_check;
+alter table public.audit_log add constraint audit_log_target_type_check
+  check (target_type in ('user', 'subscription', 'workspace'));

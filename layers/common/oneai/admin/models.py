@@ -13,12 +13,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
 from oneai.account.models import Cost, UtcDateTime
+from oneai.money import balance_decimal
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
 
 # users.subscription_status values, and "suspended" (suspended_at set) for the user list's `status`.
@@ -28,6 +30,8 @@ WorkspaceStatusFilter = Literal["active", "suspended", "deleted"]
 SubscriptionStatusFilter = Literal[
     "created", "authenticated", "active", "pending", "halted", "cancelled", "completed", "expired", "paused"
 ]
+# A balance (a workspace's credits): a decimal string with at least cents.
+Balance = Annotated[Decimal, PlainSerializer(balance_decimal, return_type=str)]
 MAX_REASON_CHARS: Final = 1000
 MAX_QUERY_CHARS: Final = 200
 MAX_QUOTA_LIMIT: Final = 1_000_000
@@ -245,7 +249,7 @@ class WorkspaceStats(BaseModel):
     documents: int = 0
     storage_bytes: int = 0
     messages_30d: int = 0
-    credits_balance: Cost = Decimal("0.00")
+    credits_balance: Balance = Decimal("0.00")
     members: int
 
 
