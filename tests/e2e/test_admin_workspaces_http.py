@@ -10,14 +10,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 import httpx
 import psycopg
 import pytest
 
+from oneai.db.connection import Database
 from tests.conftest import AppUser, create_user
 from tests.e2e.conftest import LocalServer
 from tests.e2e.test_admin_http import admin_headers, audit_of, error_of
+from tests.integration.test_workspaces_rls import INVITE, invite_params, state_of, team
 
 pytestmark = pytest.mark.e2e
 
@@ -33,60 +36,35 @@ def admin(database_url: str) -> dict[str, str]:
     return admin_headers(create_user(database_url))
 
 
-def make_team(
-    database_url: str, owner: AppUser, members: dict[uuid.UUID, str] | None = None, name: str = ""
-) -> str:
-    """A workspace as the workspaces routes make one (they are another function's): the row, its owner's
-    membership and the members; and one pending invitation."""
-    name = name or f"Team {uuid.uuid4().hex[:8]}"
-    slug = f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "insert into public.workspaces (name, slug, owner_id) values (%s, %s, %s) returning id",
-            (name, slug, owner.id),
-        ).fetchone()
-        assert row is not None
-        for user_id, role in {owner.id: "owner", **(members or {})}.items():
-            conn.execute(
-                "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, %s)",
-                (row[0], user_id, role),
-            )
-        conn.execute(
-            "insert into public.workspace_invitations (workspace_id, email, role, token_hash, invited_by)"
-            " values (%s, %s, 'viewer', sha256(gen_random_uuid()::text::bytea), %s)",
-            (row[0], f"{uuid.uuid4().hex[:8]}@example.test", owner.id),
-        )
-    return str(row[0])
+def make_team(db: Database, owner: AppUser, members: dict[uuid.UUID, str] | None = None, name: str = "") -> str:
+    """A workspace as the workspaces routes make one (they are another function's), with one pending
+    invitation."""
+    workspace = team(db, owner, members, name=name or f"Team {uuid.uuid4().hex[:8]}")
+    with db.service_transaction() as conn:
+        conn.execute(INVITE, invite_params(workspace, owner.id))
+    return str(workspace)
 
 
-def slug_of(database_url: str, workspace_id: str) -> str:
-    with psycopg.connect(database_url) as conn:
+def slug_of(db: Database, workspace_id: str) -> str:
+    with db.service_transaction() as conn:
         row = conn.execute("select slug from public.workspaces where id = %s", (workspace_id,)).fetchone()
     assert row is not None
-    return str(row[0])
+    return str(row["slug"])
 
 
-def workspace_state(database_url: str, workspace_id: str) -> dict[str, Any] | None:
-    """The workspace row's owner and flags, its members and invitations; None when it is gone."""
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "select owner_id, suspended_at, deleted_at from public.workspaces where id = %s", (workspace_id,)
-        ).fetchone()
-        members = conn.execute(
-            "select user_id, role from public.workspace_members where workspace_id = %s", (workspace_id,)
-        ).fetchall()
-        invitations = conn.execute(
-            "select count(*) from public.workspace_invitations where workspace_id = %s", (workspace_id,)
-        ).fetchone()
-    if row is None:
-        assert members == [] and invitations == (0,)
+def workspace_state(db: Database, workspace_id: str) -> dict[str, Any] | None:
+    """The workspace's owner, suspension and members; None when it is gone with its members and invitations."""
+    state = state_of(db, UUID(workspace_id))
+    if state["workspace"] is None:
+        assert (state["members"], state["invitations"]) == ({}, 0)
         return None
-    return {
-        "owner_id": row[0],
-        "suspended": row[1] is not None,
-        "deleted": row[2] is not None,
-        "members": {user_id: role for user_id, role in members},
-    }
+    with db.service_transaction() as conn:
+        row = conn.execute(
+            "select owner_id, suspended_at is not null as suspended from public.workspaces where id = %s",
+            (workspace_id,),
+        ).fetchone()
+    assert row is not None
+    return {**row, "members": state["members"]}
 
 
 def listed(client: httpx.Client, admin: dict[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -99,12 +77,12 @@ def listed(client: httpx.Client, admin: dict[str, str], **params: Any) -> list[d
 
 
 def test_the_admin_finds_workspaces_by_name_slug_id_owner_and_state_with_owner_and_members(
-    client: httpx.Client, admin: dict[str, str], database_url: str
+    client: httpx.Client, admin: dict[str, str], database_url: str, db: Database
 ) -> None:
     owner, member = create_user(database_url), create_user(database_url)
     marker = uuid.uuid4().hex[:8]
-    acme = make_team(database_url, owner, {member.id: "editor"}, name=f"Acme {marker}")
-    globex = make_team(database_url, owner, name=f"Globex {marker}")
+    acme = make_team(db, owner, {member.id: "editor"}, name=f"Acme {marker}")
+    globex = make_team(db, owner, name=f"Globex {marker}")
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("update public.workspaces set deleted_at = now() where id = %s", (globex,))
 
@@ -131,7 +109,7 @@ def test_the_admin_finds_workspaces_by_name_slug_id_owner_and_state_with_owner_a
     # a deleted one says when it will be purged
     assert items[0]["deleted_at"].endswith("Z") and items[0]["purge_after"] > items[0]["deleted_at"]
     # by slug, by id
-    assert [i["id"] for i in listed(client, admin, q=slug_of(database_url, acme))] == [acme]
+    assert [i["id"] for i in listed(client, admin, q=slug_of(db, acme))] == [acme]
     assert [i["id"] for i in listed(client, admin, q=acme)] == [acme]
     # by owner: the owner's personal workspace and both teams, and nobody else's
     owned = listed(client, admin, owner_id=str(owner.id))
@@ -146,10 +124,10 @@ def test_the_admin_finds_workspaces_by_name_slug_id_owner_and_state_with_owner_a
 
 
 def test_the_workspace_list_pages_with_a_cursor_and_refuses_a_bad_one(
-    client: httpx.Client, admin: dict[str, str], database_url: str
+    client: httpx.Client, admin: dict[str, str], database_url: str, db: Database
 ) -> None:
     owner = create_user(database_url)
-    made = [make_team(database_url, owner) for _ in range(3)]
+    made = [make_team(db, owner) for _ in range(3)]
     seen: list[str] = []
     cursor: str | None = None
     while True:
@@ -173,10 +151,10 @@ def test_the_workspace_list_pages_with_a_cursor_and_refuses_a_bad_one(
 
 
 def test_suspend_and_unsuspend_set_the_workspace_flag_once_each_and_are_audited(
-    client: httpx.Client, admin: dict[str, str], database_url: str
+    client: httpx.Client, admin: dict[str, str], database_url: str, db: Database
 ) -> None:
     owner = create_user(database_url)
-    workspace = make_team(database_url, owner)
+    workspace = make_team(db, owner)
 
     response = client.post(
         f"/admin/workspaces/{workspace}/suspend", json={"reason": "phishing chatbot"}, headers=admin
@@ -185,20 +163,18 @@ def test_suspend_and_unsuspend_set_the_workspace_flag_once_each_and_are_audited(
     assert response.status_code == 200, response.text
     assert response.json()["id"] == workspace and response.json()["suspended_at"].endswith("Z")
     # the flag is on the workspace row (what the chatbots and widget read) and in the admin's list
-    assert workspace_state(database_url, workspace) == {
+    assert workspace_state(db, workspace) == {
         "owner_id": owner.id,
         "suspended": True,
-        "deleted": False,
         "members": {owner.id: "owner"},
     }
     assert [i["id"] for i in listed(client, admin, q=workspace, status="suspended")] == [workspace]
     # its members still see their workspace, and that it is suspended
-    with psycopg.connect(database_url) as conn:
-        conn.execute("select set_config('role', 'authenticated', false)")
-        conn.execute("select set_config('request.jwt.claim.sub', %s, false)", (str(owner.id),))
-        conn.execute("select set_config('request.jwt.claims', %s, false)", (f'{{"sub": "{owner.id}"}}',))
-        seen = conn.execute("select suspended_at is not null from public.workspaces where id = %s", (workspace,))
-        assert seen.fetchall() == [(True,)]
+    with db.user_transaction(owner.principal) as conn:
+        seen = conn.execute(
+            "select suspended_at is not null as suspended from public.workspaces where id = %s", (workspace,)
+        )
+        assert seen.fetchall() == [{"suspended": True}]
     # suspending again changes nothing: 409, no entry
     error_of(
         client.post(f"/admin/workspaces/{workspace}/suspend", json={"reason": "again"}, headers=admin),
@@ -208,7 +184,7 @@ def test_suspend_and_unsuspend_set_the_workspace_flag_once_each_and_are_audited(
     # lifted
     lifted = client.post(f"/admin/workspaces/{workspace}/unsuspend", headers=admin)
     assert lifted.status_code == 200 and lifted.json()["suspended_at"] is None
-    assert workspace_state(database_url, workspace)["suspended"] is False  # type: ignore[index]
+    assert workspace_state(db, workspace)["suspended"] is False  # type: ignore[index]
     error_of(client.post(f"/admin/workspaces/{workspace}/unsuspend", headers=admin), 409, "CONFLICT")
     # the audit log has exactly the two changes, with the reason of the suspension
     entries = [e for e in audit_of(client, admin, workspace) if e["target_type"] == "workspace"]
@@ -223,80 +199,81 @@ def test_suspend_and_unsuspend_set_the_workspace_flag_once_each_and_are_audited(
 
 
 def test_suspending_no_workspace_is_404_and_a_reason_is_required(
-    client: httpx.Client, admin: dict[str, str], database_url: str
+    client: httpx.Client, admin: dict[str, str], database_url: str, db: Database
 ) -> None:
     for path in (f"/admin/workspaces/{uuid.uuid4()}", "/admin/workspaces/not-a-uuid"):
         error_of(client.post(f"{path}/suspend", json={"reason": "x"}, headers=admin), 404, "NOT_FOUND")
         error_of(client.post(f"{path}/unsuspend", headers=admin), 404, "NOT_FOUND")
-    workspace = make_team(database_url, create_user(database_url))
+    workspace = make_team(db, create_user(database_url))
     for body in ({}, {"reason": "  "}, {"reason": "x", "extra": 1}):
         error_of(
             client.post(f"/admin/workspaces/{workspace}/suspend", json=body, headers=admin),
             422,
             "VALIDATION_ERROR",
         )
-    assert workspace_state(database_url, workspace)["suspended"] is False  # type: ignore[index]
+    assert workspace_state(db, workspace)["suspended"] is False  # type: ignore[index]
     assert audit_of(client, admin, workspace) == []
 
 
 # --- erasure and export ----------------------------------------------------------------------------------
 
 
-def workspaces_of_leaver(database_url: str) -> tuple[AppUser, AppUser, AppUser, dict[str, str]]:
+def workspaces_of_leaver(database_url: str, db: Database) -> tuple[AppUser, AppUser, AppUser, dict[str, str]]:
     """A user who alone owns one workspace, shares another with a second owner and is a member of a third."""
     leaving, partner, host = (create_user(database_url) for _ in range(3))
     teams = {
-        "alone": make_team(database_url, leaving, {host.id: "editor"}),
-        "shared": make_team(database_url, leaving, {partner.id: "owner", host.id: "viewer"}),
-        "hosted": make_team(database_url, host, {leaving.id: "admin"}),
+        "alone": make_team(db, leaving, {host.id: "editor"}),
+        "shared": make_team(db, leaving, {partner.id: "owner", host.id: "viewer"}),
+        "hosted": make_team(db, host, {leaving.id: "admin"}),
     }
     return leaving, partner, host, teams
 
 
 def assert_erased_with_workspaces(
-    database_url: str, leaving: AppUser, partner: AppUser, host: AppUser, teams: dict[str, str]
+    db: Database, leaving: AppUser, partner: AppUser, host: AppUser, teams: dict[str, str]
 ) -> None:
-    assert workspace_state(database_url, teams["alone"]) is None
-    assert workspace_state(database_url, teams["shared"]) == {
+    assert workspace_state(db, teams["alone"]) is None
+    assert workspace_state(db, teams["shared"]) == {
         "owner_id": partner.id,
         "suspended": False,
-        "deleted": False,
         "members": {partner.id: "owner", host.id: "viewer"},
     }
-    assert workspace_state(database_url, teams["hosted"])["members"] == {host.id: "owner"}  # type: ignore[index]
-    with psycopg.connect(database_url) as conn:
+    assert workspace_state(db, teams["hosted"])["members"] == {host.id: "owner"}  # type: ignore[index]
+    with db.service_transaction() as conn:
         left = conn.execute(
-            "select (select count(*) from public.workspace_members where user_id = %(id)s),"
-            " (select count(*) from public.workspaces where owner_id = %(id)s)",
+            "select (select count(*) from public.workspace_members where user_id = %(id)s) as memberships,"
+            " (select count(*) from public.workspaces where owner_id = %(id)s) as owned",
             {"id": leaving.id},
         ).fetchone()
-    assert left == (0, 0)
+    assert left == {"memberships": 0, "owned": 0}
 
 
 def test_delete_user_takes_the_memberships_and_the_workspaces_the_user_alone_owns(
-    client: httpx.Client, database_url: str
+    client: httpx.Client, database_url: str, db: Database
 ) -> None:
-    leaving, partner, host, teams = workspaces_of_leaver(database_url)
+    leaving, partner, host, teams = workspaces_of_leaver(database_url, db)
 
     assert client.delete("/user", headers=leaving.headers).status_code == 204
 
-    assert_erased_with_workspaces(database_url, leaving, partner, host, teams)
+    assert_erased_with_workspaces(db, leaving, partner, host, teams)
 
 
 def test_the_admins_erasure_does_the_same_with_workspaces(
-    client: httpx.Client, admin: dict[str, str], database_url: str
+    client: httpx.Client, admin: dict[str, str], database_url: str, db: Database
 ) -> None:
-    leaving, partner, host, teams = workspaces_of_leaver(database_url)
+    leaving, partner, host, teams = workspaces_of_leaver(database_url, db)
 
     assert client.delete(f"/admin/users/{leaving.id}", headers=admin).status_code == 204
 
-    assert_erased_with_workspaces(database_url, leaving, partner, host, teams)
+    assert_erased_with_workspaces(db, leaving, partner, host, teams)
     assert teams["shared"] in {i["id"] for i in listed(client, admin, owner_id=str(partner.id))}
 
 
-def test_the_export_lists_the_callers_workspaces_and_memberships(client: httpx.Client, database_url: str) -> None:
+def test_the_export_lists_the_callers_workspaces_and_memberships(
+    client: httpx.Client, database_url: str, db: Database
+) -> None:
     alice, bob = create_user(database_url), create_user(database_url)
-    acme = make_team(database_url, bob, {alice.id: "viewer"})
+    acme = make_team(db, bob, {alice.id: "viewer"})
 
     document = client.get("/user/export", headers=alice.headers).json()
 
