@@ -115,6 +115,30 @@ def test_the_purge_goes_in_batches_and_a_failing_step_purges_nothing_of_its_batc
     assert existing(db, workspaces) == set()
 
 
+def test_a_restore_in_progress_is_never_purged_under_it(
+    db: Database, settings_with_db: Any, make_user: Callable[..., AppUser]
+) -> None:
+    purge_everything_due(db)
+    owner = make_user()
+    workspace = team(db, owner, name="Restoring")
+    delete_days_ago(db, workspace, 31)
+    sweep = Database(settings_with_db)  # the sweep's own connection, as in its own Lambda
+    try:
+        # WHILE the owner's restore holds the row (not committed yet)
+        with db.user_transaction(owner.principal) as conn:
+            restored = conn.execute(
+                "update public.workspaces set deleted_at = null where id = %s returning id", (workspace,)
+            ).fetchall()
+            assert len(restored) == 1
+            # THEN the sweep skips it without waiting
+            assert purge_deleted_workspaces(sweep) == 0
+        # AND once restored it is live, and stays
+        assert purge_deleted_workspaces(sweep) == 0
+    finally:
+        sweep.close()
+    assert state_of(db, workspace)["workspace"] == ("Restoring", None)
+
+
 def test_the_quota_reset_schedule_runs_the_purge(
     database_url: str, db: Database, make_user: Callable[..., AppUser]
 ) -> None:
