@@ -2,8 +2,8 @@
 purge of workspaces deleted long ago.
 
 Every function runs inside a service transaction (role `service_role`, which bypasses RLS on purpose: an
-admin and the sweep act on every workspace). What members do with their workspaces is the workspaces
-routes' (`oneai.db.workspaces`), under RLS.
+admin and the sweep act on every workspace). What members do with their own workspaces is the workspace
+routes' data module's, under RLS.
 """
 
 from __future__ import annotations
