@@ -24,6 +24,7 @@ from bench import (
     quota_sweep,
     rate_limit,
     webhooks,
+    workspace_rls,
 )
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[..., None]] = {
     "quota_sweep": quota_sweep.run,
     "rate_limit": rate_limit.run,
     "webhooks": webhooks.run,
+    "workspace_rls": workspace_rls.run,
 }
 
 

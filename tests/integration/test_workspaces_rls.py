@@ -445,5 +445,7 @@ def test_every_workspace_policy_asks_the_one_membership_helper(db: Database) -> 
     assert helper is not None
     assert (helper["provolatile"], helper["prosecdef"], helper["proconfig"]) == ("s", True, ['search_path=""'])
     assert {r["tablename"] for r in policies} >= set(WORKSPACE_TABLES)
-    assert [r["policyname"] for r in policies if "has_workspace_role" not in r["rule"]] == []
+    # every policy asks the membership helpers (the set form, once per statement: 20261123120000)
+    helpers = ("has_workspace_role", "workspaces_with_role")
+    assert [r["policyname"] for r in policies if not any(h in r["rule"] for h in helpers)] == []
     assert len(probe) == 1

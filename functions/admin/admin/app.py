@@ -7,7 +7,7 @@ from typing import Final
 
 from fastapi import APIRouter, FastAPI
 
-from admin.routes import analytics, audit_log, subscriptions, users
+from admin.routes import analytics, audit_log, subscriptions, users, workspaces
 from oneai.web import create_app
 from oneai.web.deps import current_admin
 from oneai.web.guide_feedback_admin import guide_feedback_router
@@ -15,6 +15,7 @@ from oneai.web.guide_feedback_admin import guide_feedback_router
 ROUTERS: Final[tuple[APIRouter, ...]] = (
     users.router,
     subscriptions.router,
+    workspaces.router,
     analytics.router,
     audit_log.router,
     guide_feedback_router(current_admin),
@@ -26,8 +27,8 @@ def build_app() -> FastAPI:
         title="OneAI admin",
         prefix="/admin",
         description=(
-            "Run the business: users, suspensions, quota overrides, subscription sync, analytics, the user "
-            "guide's feedback and the audit log. Only callers whose access token has "
+            "Run the business: users, suspensions, quota overrides, subscription sync, workspaces and their "
+            "suspension, analytics, the user guide's feedback and the audit log. Only callers whose access token has "
             '`app_metadata.role = "admin"`; everyone else gets 403. '
             "Every write is recorded in the append-only audit log."
         ),

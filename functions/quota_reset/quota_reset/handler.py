@@ -1,7 +1,7 @@
 """Lambda entry point for the quota-reset schedules (EventBridge Scheduler, one schedule per reset
 frequency, each sending an EventBridge-shaped event with `detail.frequency`). Wiring only: parse the
-event, run the sweep (`oneai.quota.sweep`) and the grace-period expiry (`oneai.billing.grace`) within the
-invocation's remaining time, report them as one log line and three metrics (namespace OneAI, dimension
+event, run the sweep (`oneai.quota.sweep`), the grace-period expiry (`oneai.billing.grace`) and the purge of
+workspaces deleted 30 days ago (`oneai.admin.workspace_purge`) within the invocation's remaining time, report them as one log line and three metrics (namespace OneAI, dimension
 `frequency`, through the layer's module-level Powertools `metrics` and `tracer`)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from oneai.admin.workspace_purge import purge_deleted_workspaces
 from oneai.billing.grace import end_expired_grace_periods
 from oneai.billing.period_end import end_finished_cancellations
 from oneai.billing.replacement import sweep_replacements
@@ -57,6 +58,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Plan changes by replacement: owed cancels of replaced subscriptions, abandoned replacements.
     result |= sweep_replacements(database).as_dict()
     result["rate_limit_buckets_cleared"] = clear_idle_buckets(database)
+    # Workspaces deleted more than 30 days ago, with everything in them.
+    result["workspaces_purged"] = purge_deleted_workspaces(database, time_left=time_left)
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",

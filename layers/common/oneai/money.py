@@ -11,3 +11,10 @@ def plain_decimal(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
+
+
+def balance_decimal(value: Decimal) -> str:
+    """A balance as the API writes it: at least cents, exact beyond them (`"0.00"`, `"12.50"`, `"0.0015"`)."""
+    text = plain_decimal(value)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"

@@ -6,8 +6,10 @@ branch or not: `is_latest` marks the current ones), `share_links` (with their sn
 `usage` (the usage records, money as decimal strings), `subscriptions` (with what Razorpay told us and
 the notes we sent), `subscription_history`, and `invoices`: empty, because invoices are not stored here
 (Razorpay holds them; `GET /subscription/invoices` lists them), `api_keys` (name, prefix and times,
-never the key or its hash) and `sent_notifications` (which emails were sent: kind, occasion, status,
-times). Times are ISO 8601 UTC with `Z`.
+never the key or its hash), `sent_notifications` (which emails were sent: kind, occasion, status,
+times), `workspaces` (those the caller is a member of; `owned` when the caller is the owner whose tier
+sets their limits) and `workspace_memberships` (the caller's own: workspace, role, since when). Times are
+ISO 8601 UTC with `Z`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def account_export(conn: Connection, *, now: datetime | None = None) -> dict[str
         "invoices": [],
         "api_keys": sections["api_keys"],
         "sent_notifications": sections["sent_notifications"],
+        "workspaces": sections["workspaces"],
+        "workspace_memberships": sections["workspace_memberships"],
     }
 
 

@@ -25,7 +25,7 @@ from oneai.db.connection import Connection, Database
 from oneai.errors import ForbiddenError, UnauthorizedError
 from oneai.logging import logger
 
-TargetType = Literal["user", "subscription"]
+TargetType = Literal["user", "subscription", "workspace"]
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -21,14 +22,19 @@ from pydantic import (
 
 from oneai.account.models import Cost
 from oneai.ids import CanonicalUuid
+from oneai.money import balance_decimal
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
 from oneai.timestamps import IsoDate, UtcTime, require_ordered
 
 # users.subscription_status values, and "suspended" (suspended_at set) for the user list's `status`.
 UserStatusFilter = Literal["active", "pending", "halted", "cancelled", "completed", "suspended"]
+# A workspace's state for the admin's workspace list: live and answering, suspended, or soft-deleted.
+WorkspaceStatusFilter = Literal["active", "suspended", "deleted"]
 SubscriptionStatusFilter = Literal[
     "created", "authenticated", "active", "pending", "halted", "cancelled", "completed", "expired", "paused"
 ]
+# A balance (a workspace's credits): a decimal string with at least cents.
+Balance = Annotated[Decimal, PlainSerializer(balance_decimal, return_type=str)]
 MAX_REASON_CHARS: Final = 1000
 MAX_QUERY_CHARS: Final = 200
 MAX_QUOTA_LIMIT: Final = 1_000_000
@@ -87,6 +93,20 @@ class UserListQuery(BaseModel):
     _q_text = field_validator("q")(lambda v: None if v is None else _no_nul(v))
 
 
+class WorkspaceListQuery(BaseModel):
+    q: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)] | None
+    ) = Field(default=None, description="Part of the name or slug, or a workspace id")
+    owner_id: CanonicalUuid | None = Field(default=None, description="Only the workspaces this user owns")
+    status: WorkspaceStatusFilter | None = Field(
+        default=None, description="`active` (neither suspended nor deleted), `suspended` or `deleted`"
+    )
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+    _q_text = field_validator("q")(lambda v: None if v is None else _no_nul(v))
+
+
 class SubscriptionListQuery(BaseModel):
     status: SubscriptionStatusFilter | None = None
     limit: int = Field(default=20, ge=1, le=100)
@@ -94,7 +114,7 @@ class SubscriptionListQuery(BaseModel):
 
 
 class AuditLogQuery(BaseModel):
-    target_type: Literal["user", "subscription"] | None = None
+    target_type: Literal["user", "subscription", "workspace"] | None = None
     target_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     actor_id: CanonicalUuid | None = None
     limit: int = Field(default=20, ge=1, le=100)
@@ -224,6 +244,41 @@ class AuditEntry(BaseModel):
     after: dict[str, Any] | None
     reason: str | None
     at: UtcTime
+
+
+class WorkspaceOwner(BaseModel):
+    id: UUID
+    email: str | None
+    name: str | None
+
+
+class WorkspaceStats(BaseModel):
+    """API.md "Workspaces and teams" `stats`. Until the chatbots, documents and credits of later issues
+    exist, a workspace holds none of them: their figures are 0 and join here with their tables."""
+
+    chatbots: int = 0
+    documents: int = 0
+    storage_bytes: int = 0
+    messages_30d: int = 0
+    credits_balance: Balance = Decimal("0.00")
+    members: int
+
+
+class AdminWorkspace(BaseModel):
+    id: UUID
+    name: str
+    slug: str
+    industry: str | None
+    personal: bool
+    owner: WorkspaceOwner
+    stats: WorkspaceStats
+    created_at: UtcTime
+    updated_at: UtcTime
+    # Set while an admin has the workspace suspended: its chatbots and widget do not answer.
+    suspended_at: UtcTime | None
+    # Set while it is soft-deleted: restorable by an owner until 30 days after, then purged.
+    deleted_at: UtcTime | None
+    purge_after: UtcTime | None = Field(description="When the sweep may purge a deleted workspace")
 
 
 class UserCounts(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from oneai.account.erasure import ErasureReport, erase_account
-from oneai.admin import models
+from oneai.admin import models, paging
 from oneai.admin.audit import admin_transaction, admin_write
 from oneai.auth import Principal
 from oneai.billing.razorpay_client import RazorpayClient
@@ -24,23 +24,9 @@ from oneai.db import admin as repo
 from oneai.db.connection import Connection, Database
 from oneai.errors import ConflictError, NotFoundError
 from oneai.logging import logger
-from oneai.pagination import Page, decode_cursor, encode_cursor
+from oneai.pagination import Page
 from oneai.quota.service import iso_utc
 from oneai.quota.tiers import QuotaKey
-
-_CURSOR_KEYS = {"created_at": datetime.fromisoformat, "id": UUID}
-_AUDIT_CURSOR_KEYS = {"at": datetime.fromisoformat, "id": UUID}
-
-
-def _after(cursor: str | None, keys: dict[str, Any], first: str) -> tuple[datetime, UUID] | None:
-    if cursor is None:
-        return None
-    decoded = decode_cursor(cursor, keys)
-    return decoded[first], decoded["id"]
-
-
-def _next_cursor(has_more: bool, key: str, moment: datetime, row_id: UUID) -> str | None:
-    return encode_cursor({key: moment.isoformat(), "id": str(row_id)}) if has_more else None
 
 
 def _user(row: repo.UserRow) -> models.AdminUser:
@@ -88,14 +74,12 @@ def _quota(row: repo.QuotaRow) -> models.AdminQuota:
 
 
 def list_users(db: Database, admin: Principal, query: models.UserListQuery) -> Page[models.AdminUser]:
-    after = _after(query.cursor, _CURSOR_KEYS, "created_at")
+    start = paging.after(query.cursor, "created_at")
     with admin_transaction(db, admin) as conn:
         rows = repo.list_users(
-            conn, q=query.q, tier=query.tier, status=query.status, after=after, limit=query.limit + 1
+            conn, q=query.q, tier=query.tier, status=query.status, after=start, limit=query.limit + 1
         )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    cursor = _next_cursor(more, "created_at", rows[-1].created_at, rows[-1].id) if rows else None
+    rows, cursor = paging.one_page(rows, query.limit, "created_at", lambda r: (r.created_at, r.id))
     return Page(items=[_user(r) for r in rows], next_cursor=cursor)
 
 
@@ -118,29 +102,25 @@ def get_user(db: Database, admin: Principal, user_id: UUID) -> models.AdminUserD
 def list_subscriptions(
     db: Database, admin: Principal, query: models.SubscriptionListQuery
 ) -> Page[models.AdminSubscription]:
-    after = _after(query.cursor, _CURSOR_KEYS, "created_at")
+    start = paging.after(query.cursor, "created_at")
     with admin_transaction(db, admin) as conn:
-        rows = repo.list_subscriptions(conn, status=query.status, after=after, limit=query.limit + 1)
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    cursor = _next_cursor(more, "created_at", rows[-1].created_at, rows[-1].id) if rows else None
+        rows = repo.list_subscriptions(conn, status=query.status, after=start, limit=query.limit + 1)
+    rows, cursor = paging.one_page(rows, query.limit, "created_at", lambda r: (r.created_at, r.id))
     return Page(items=[_subscription(r) for r in rows], next_cursor=cursor)
 
 
 def audit_log(db: Database, admin: Principal, query: models.AuditLogQuery) -> Page[models.AuditEntry]:
-    after = _after(query.cursor, _AUDIT_CURSOR_KEYS, "at")
+    start = paging.after(query.cursor, "at")
     with admin_transaction(db, admin) as conn:
         rows = repo.list_audit_log(
             conn,
             target_type=query.target_type,
             target_id=query.target_id,
             actor_id=query.actor_id,
-            after=after,
+            after=start,
             limit=query.limit + 1,
         )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    cursor = _next_cursor(more, "at", rows[-1].at, rows[-1].id) if rows else None
+    rows, cursor = paging.one_page(rows, query.limit, "at", lambda r: (r.at, r.id))
     items = [
         models.AuditEntry(**{name: getattr(r, name) for name in models.AuditEntry.model_fields}) for r in rows
     ]

@@ -78,6 +78,17 @@ from public.subscription_history where user_id = (select auth.uid()) order by ch
     "api_keys": """
 select id, name, prefix, created_at, last_used_at, expires_at, revoked_at
 from public.api_keys where user_id = (select auth.uid()) order by created_at, id""",
+    # The workspaces the caller is a member of, and the caller's own memberships (the other members' rows
+    # are theirs, not the caller's).
+    "workspaces": """
+select w.id, w.name, w.slug, w.industry, w.settings, w.personal, w.owner_id = (select auth.uid()) as owned,
+       w.created_at, w.updated_at, w.deleted_at, w.suspended_at
+from public.workspaces w
+where w.id in (select m.workspace_id from public.workspace_members m where m.user_id = (select auth.uid()))
+order by w.created_at, w.id""",
+    "workspace_memberships": """
+select workspace_id, role, created_at, updated_at
+from public.workspace_members where user_id = (select auth.uid()) order by created_at, workspace_id""",
     "sent_notifications": """
 select kind, occasion, status, claimed_at, sent_at
 from public.sent_notifications where user_id = (select auth.uid()) order by claimed_at, kind, occasion""",

@@ -1,0 +1,85 @@
+"""The admin's workspaces (API.md "Admin", issue 23): the list with owner, members and stats, and
+suspension. A suspended workspace's chatbots and widget stop answering: the platform's answering paths
+read `workspaces.suspended_at`; members keep managing it. Writes are audited like the admin's other
+writes (`oneai.admin.audit.admin_write`), each a real change or an error (409 when already in that state,
+404 for no such workspace)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from oneai.admin import models, paging
+from oneai.admin.audit import admin_transaction, admin_write
+from oneai.auth import Principal
+from oneai.db import workspace_admin as repo
+from oneai.db.connection import Database
+from oneai.errors import ConflictError, NotFoundError
+from oneai.pagination import Page
+from oneai.quota.service import iso_utc
+
+
+def _workspace(row: repo.WorkspaceRow) -> models.AdminWorkspace:
+    purge_after = row.deleted_at + timedelta(days=repo.PURGE_AFTER_DAYS) if row.deleted_at else None
+    return models.AdminWorkspace(
+        id=row.id,
+        name=row.name,
+        slug=row.slug,
+        industry=row.industry,
+        personal=row.personal,
+        owner=models.WorkspaceOwner(id=row.owner_id, email=row.owner_email, name=row.owner_name),
+        stats=models.WorkspaceStats(members=row.members),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        suspended_at=row.suspended_at,
+        deleted_at=row.deleted_at,
+        purge_after=purge_after,
+    )
+
+
+def list_workspaces(
+    db: Database, admin: Principal, query: models.WorkspaceListQuery
+) -> Page[models.AdminWorkspace]:
+    start = paging.after(query.cursor, "created_at")
+    with admin_transaction(db, admin) as conn:
+        rows = repo.list_workspaces(
+            conn, q=query.q, owner_id=query.owner_id, status=query.status, after=start, limit=query.limit + 1
+        )
+    rows, cursor = paging.one_page(rows, query.limit, "created_at", lambda r: (r.created_at, r.id))
+    return Page(items=[_workspace(r) for r in rows], next_cursor=cursor)
+
+
+def _suspension(suspended_at: datetime | None) -> dict[str, Any]:
+    return {"suspended_at": iso_utc(suspended_at)}
+
+
+def _set_suspension(
+    db: Database, admin: Principal, workspace_id: UUID, *, suspend: bool, reason: str | None
+) -> models.AdminWorkspace:
+    action = "workspace.suspend" if suspend else "workspace.unsuspend"
+    with admin_write(db, admin, action, "workspace", workspace_id, reason=reason) as (conn, change):
+        state = repo.lock_workspace(conn, workspace_id)
+        if state is None:
+            raise NotFoundError("No such workspace")
+        if (state.suspended_at is not None) == suspend:
+            raise ConflictError(
+                "The workspace is already suspended" if suspend else "The workspace is not suspended"
+            )
+        change.before = _suspension(state.suspended_at)
+        after = repo.set_workspace_suspension(conn, workspace_id, datetime.now(UTC) if suspend else None)
+        change.after = _suspension(after)
+        row = repo.get_workspace(conn, workspace_id)
+    assert row is not None
+    return _workspace(row)
+
+
+def suspend_workspace(
+    db: Database, admin: Principal, workspace_id: UUID, body: models.SuspendRequest
+) -> models.AdminWorkspace:
+    """Its chatbots and widget stop answering until it is unsuspended; its members keep their access."""
+    return _set_suspension(db, admin, workspace_id, suspend=True, reason=body.reason)
+
+
+def unsuspend_workspace(db: Database, admin: Principal, workspace_id: UUID) -> models.AdminWorkspace:
+    return _set_suspension(db, admin, workspace_id, suspend=False, reason=None)
