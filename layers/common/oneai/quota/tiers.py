@@ -67,3 +67,50 @@ def tier(name: TierName) -> Tier:
 
 def quota_limit(tier_name: TierName, quota_key: QuotaKey) -> QuotaLimit:
     return TIERS[tier_name].quotas[quota_key]
+
+
+class WorkspaceLimits(BaseModel):
+    """What the workspaces of an owner on a tier may hold (API.md "Third round: shared rules"). The
+    defaults below; `ONEAI_WORKSPACE_LIMITS` may change them (`oneai.workspaces.limits`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspaces_owned: int
+    members: int
+    chatbots: int
+    documents: int
+    storage_bytes: int
+    widget_messages_per_day: int
+
+
+MIB: Final = 1024 * 1024
+GIB: Final = 1024 * MIB
+
+WORKSPACE_LIMITS: Final[Mapping[TierName, WorkspaceLimits]] = MappingProxyType(
+    {
+        "free": WorkspaceLimits(
+            workspaces_owned=1,
+            members=2,
+            chatbots=1,
+            documents=10,
+            storage_bytes=20 * MIB,
+            widget_messages_per_day=100,
+        ),
+        "pro": WorkspaceLimits(
+            workspaces_owned=5,
+            members=10,
+            chatbots=10,
+            documents=500,
+            storage_bytes=GIB,
+            widget_messages_per_day=5_000,
+        ),
+        "enterprise": WorkspaceLimits(
+            workspaces_owned=50,
+            members=100,
+            chatbots=100,
+            documents=10_000,
+            storage_bytes=20 * GIB,
+            widget_messages_per_day=100_000,
+        ),
+    }
+)
