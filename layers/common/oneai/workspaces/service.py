@@ -25,7 +25,14 @@ import psycopg.errors
 from oneai.config import Settings
 from oneai.db import workspaces as repo
 from oneai.db.connection import Connection
-from oneai.errors import ConflictError, ForbiddenError, NotFoundError, PlanLimitError, ValidationError
+from oneai.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    OneAIError,
+    PlanLimitError,
+    ValidationError,
+)
 from oneai.events import get_publisher
 from oneai.logging import logger
 from oneai.notifications.occasions import WORKSPACE_INVITATION_CREATED, WORKSPACES_SOURCE
@@ -79,6 +86,14 @@ def _membership(conn: Connection, workspace_id: UUID, *, deleted: bool = False) 
 def _require(member: MembershipRow, minimum: Role) -> None:
     if not at_least(member.role, minimum):
         raise ForbiddenError(f"This needs the role {minimum} (or above) in the workspace")
+
+
+def _nothing_written(conn: Connection, workspace_id: UUID, minimum: Role, missing: str) -> OneAIError:
+    """A write the checks admitted changed no row: a concurrent request changed the caller's role, the
+    workspace or the member in between, and the policies (evaluated on the committed state) kept the row.
+    The answer is the one the new state gives: 404, 403, or `missing` (404)."""
+    _require(_membership(conn, workspace_id), minimum)
+    return NotFoundError(missing)
 
 
 @contextmanager
@@ -179,7 +194,8 @@ def update_workspace(
     if changes.get("name", "") is None:
         raise _field_error("name", "cannot be null")
     with _data_rules():
-        repo.update_workspace(conn, workspace_id, changes)
+        if not repo.update_workspace(conn, workspace_id, changes):
+            raise _nothing_written(conn, workspace_id, "admin", NOT_FOUND)
     return get_workspace(conn, settings, workspace_id)
 
 
@@ -194,7 +210,8 @@ def delete_workspace(conn: Connection, workspace_id: UUID) -> None:
     if member.personal:
         raise ConflictError("A personal workspace cannot be deleted")
     with _data_rules():
-        repo.soft_delete(conn, workspace_id)
+        if not repo.soft_delete(conn, workspace_id):
+            raise _nothing_written(conn, workspace_id, "owner", NOT_FOUND)
 
 
 def restore_workspace(conn: Connection, settings: Settings, workspace_id: UUID) -> WorkspaceDetail:
@@ -239,7 +256,10 @@ def change_role(conn: Connection, workspace_id: UUID, user_id: UUID, data: Membe
     if "owner" in (current, data.role):
         _require(member, "owner")
     with _data_rules():
-        repo.update_member(conn, workspace_id, user_id, data.role)
+        if not repo.update_member(conn, workspace_id, user_id, data.role):
+            raise _nothing_written(
+                conn, workspace_id, "owner" if "owner" in (current, data.role) else "admin", MEMBER_NOT_FOUND
+            )
     changed = repo.get_member(conn, workspace_id, user_id)
     assert changed is not None
     return changed
@@ -248,6 +268,7 @@ def change_role(conn: Connection, workspace_id: UUID, user_id: UUID, data: Membe
 def remove_member(conn: Connection, caller_id: UUID, workspace_id: UUID, user_id: UUID) -> None:
     """Remove a member (admins; an owner takes an owner), or leave (yourself, any role)."""
     member = _membership(conn, workspace_id)
+    current: str | None = member.role
     if user_id != caller_id:
         _require(member, "admin")
         current = repo.member_role(conn, workspace_id, user_id)
@@ -257,7 +278,8 @@ def remove_member(conn: Connection, caller_id: UUID, workspace_id: UUID, user_id
             _require(member, "owner")
     with _data_rules():
         if not repo.delete_member(conn, workspace_id, user_id):
-            raise NotFoundError(MEMBER_NOT_FOUND)
+            minimum: Role = "viewer" if user_id == caller_id else "owner" if current == "owner" else "admin"
+            raise _nothing_written(conn, workspace_id, minimum, MEMBER_NOT_FOUND)
 
 
 # --- invitations ----------------------------------------------------------------------------------------
