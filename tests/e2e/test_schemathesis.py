@@ -34,6 +34,7 @@ DOCUMENTS = {
     "chat_stream": "/chat/openapi.json",
     "account": "/user/openapi.json",
     "billing": "/subscription/openapi.json",
+    "workspaces": "/workspaces/openapi.json",
 }
 MAX_EXAMPLES = int(os.environ.get("ONEAI_SCHEMATHESIS_EXAMPLES", "20"))
 RUN_TIMEOUT_SECONDS = 240
