@@ -8,7 +8,10 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -19,6 +22,8 @@ from oneai.auth import authenticate
 from oneai.config import Settings, override_settings
 from oneai.db.connection import Database
 from oneai.errors import ConflictError, ForbiddenError, NotFoundError, OneAIError, PlanLimitError
+from oneai.notifications.mail import OutboxMailer
+from oneai.notifications.service import Notifier
 from oneai.pagination import PageRequest
 from oneai.workspaces import service
 from oneai.workspaces.models import InvitationCreate, MemberUpdate, WorkspaceCreate, WorkspaceUpdate
@@ -425,3 +430,37 @@ def test_an_owner_deletes_and_restores_within_30_days_and_a_personal_workspace_s
         )
     with pytest.raises(NotFoundError), wdb.user_transaction(owner.principal) as conn:
         service.restore_workspace(conn, wdb.settings, workspace.id)
+
+
+# --- the invitation email -------------------------------------------------------------------------------
+
+
+def test_the_invitation_email_carries_a_link_that_accepts_and_goes_once_and_not_after_a_withdrawal(
+    wdb: Database, database_url: str, tmp_path: Path
+) -> None:
+    owner, invitee = new_user(database_url, tier="pro"), new_user(database_url)
+    workspace = create(wdb, owner, unique("Mailed"))
+    assert invitee.principal.email is not None
+    notifier = Notifier(wdb, OutboxMailer(wdb.settings, str(tmp_path)), sender="OneAI <no-reply@oneai.test>")
+
+    def event_of(invitation: Any) -> dict[str, Any]:
+        detail = {"user_id": str(owner.id), "invitation_id": str(invitation.id)}
+        return {"source": "oneai.workspaces", "detail-type": "WorkspaceInvitationCreated", "detail": detail}
+
+    withdrawn = invite(wdb, owner, workspace.id, invitee.principal.email)
+    with wdb.user_transaction(owner.principal) as conn:
+        service.withdraw_invitation(conn, workspace.id, withdrawn.id)
+    assert notifier.deliver_event(event_of(withdrawn)).outcome == "no_recipient"
+    invitation = invite(wdb, owner, workspace.id, invitee.principal.email)
+    assert [notifier.deliver_event(event_of(invitation)).outcome for _ in range(2)] == ["sent", "duplicate"]
+    [path] = tmp_path.glob("*.eml")
+    email = cast(EmailMessage, message_from_bytes(path.read_bytes(), policy=policy.default))
+    assert email["To"] == invitee.principal.email and email["List-Unsubscribe"] is None
+    assert "invited you to the workspace" in str(email["Subject"])
+    body = email.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = str(cast(EmailMessage, body).get_content())
+    link = f"{wdb.settings.invitation_url_base}/{invitation_token(wdb.settings, invitation.id)}"
+    assert link in text and workspace.name in text and "as editor" in text
+    # the link's token is the one that accepts
+    assert accept(wdb, invitee, link.rsplit("/", 1)[1]).id == workspace.id
