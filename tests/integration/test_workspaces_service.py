@@ -364,6 +364,9 @@ def test_an_expired_or_withdrawn_invitation_is_refused_and_a_new_one_replaces_an
     first = invite(wdb, owner, workspace.id, invitee.principal.email)
     with pytest.raises(ConflictError):  # one pending invitation per address
         invite(wdb, owner, workspace.id, invitee.principal.email)
+    assert owner.principal.email is not None
+    with pytest.raises(ConflictError):  # a member's address
+        invite(wdb, owner, workspace.id, owner.principal.email.upper())
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "update public.workspace_invitations set created_at = now() - interval '8 days',"

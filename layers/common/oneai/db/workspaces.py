@@ -76,6 +76,7 @@ where (%(after_joined)s::timestamptz is null or (joined_at, user_id) > (%(after_
 order by joined_at, user_id
 limit %(limit)s"""
 GET_MEMBER = "select user_id, email, name, role, joined_at from oneai_private.workspace_member_profiles(%s) where user_id = %s"
+MEMBER_WITH_EMAIL = "select 1 from oneai_private.workspace_member_profiles(%s) where lower(email) = lower(%s)"
 MEMBER_ROLE = "select role from public.workspace_members where workspace_id = %s and user_id = %s"
 COUNT_MEMBERS = "select count(*) as n from public.workspace_members where workspace_id = %s"
 UPDATE_MEMBER = (
@@ -201,6 +202,10 @@ def list_members(
 def get_member(conn: Connection, workspace_id: UUID, user_id: UUID) -> Member | None:
     with conn.cursor(row_factory=class_row(Member)) as cur:
         return cur.execute(GET_MEMBER, (workspace_id, user_id)).fetchone()
+
+
+def has_member_with_email(conn: Connection, workspace_id: UUID, email: str) -> bool:
+    return conn.execute(MEMBER_WITH_EMAIL, (workspace_id, email)).fetchone() is not None
 
 
 def member_role(conn: Connection, workspace_id: UUID, user_id: UUID) -> str | None:

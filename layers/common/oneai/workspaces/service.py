@@ -289,6 +289,8 @@ def invite(conn: Connection, settings: Settings, workspace_id: UUID, data: Invit
     """A pending invitation (admins). Members and pending invitations together stay within the owner's
     tier's member limit; accepting counts again, under the workspace's lock."""
     _require(_membership(conn, workspace_id), "admin")
+    if repo.has_member_with_email(conn, workspace_id, data.email):
+        raise ConflictError("This address is already a member of the workspace")
     plan = repo.owner_plan(conn, workspace_id)
     assert plan is not None
     limit = workspace_limits(settings, plan.tier).members
