@@ -56,6 +56,21 @@ create trigger workspace_members_pass_ownership after update of role or delete o
 revoke execute on function oneai_private.pass_workspace_ownership() from public;
 
 -- ---------------------------------------------------------------------------------------------
+-- The refusal of a limit: null while `p_used` is under the tier's limit in `p_limits` ({"free": 1, ...})
+-- ---------------------------------------------------------------------------------------------
+create function oneai_private.plan_limit_refusal(p_limits jsonb, p_tier text, p_used integer) returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+  select case when limits.value is null or p_used >= limits.value then
+    jsonb_build_object('refused', 'plan_limit', 'used', p_used, 'limit', coalesce(limits.value, 0), 'tier', p_tier)
+  end
+  from (select (p_limits ->> p_tier)::integer as value) limits
+$$;
+
+revoke execute on function oneai_private.plan_limit_refusal(jsonb, text, integer) from public;
+
+-- ---------------------------------------------------------------------------------------------
 -- Create a workspace for auth.uid()
 -- ---------------------------------------------------------------------------------------------
 -- Answers {"id": ...} or {"refused": "name_taken"} or {"refused": "plan_limit", "used", "limit", "tier"}.
@@ -72,7 +87,7 @@ as $$
 declare
   v_user uuid := (select auth.uid());
   v_tier text;
-  v_limit integer;
+  v_refusal jsonb;
   v_used integer;
   v_id uuid;
   v_candidate text;
@@ -91,10 +106,10 @@ begin
   ) then
     return jsonb_build_object('refused', 'name_taken');
   end if;
-  v_limit := (p_owned_limits ->> v_tier)::integer;
   select count(*) into v_used from public.workspaces w where w.owner_id = v_user and w.deleted_at is null;
-  if v_limit is null or v_used >= v_limit then
-    return jsonb_build_object('refused', 'plan_limit', 'used', v_used, 'limit', coalesce(v_limit, 0), 'tier', v_tier);
+  v_refusal := oneai_private.plan_limit_refusal(p_owned_limits, v_tier, v_used);
+  if v_refusal is not null then
+    return v_refusal;
   end if;
   v_candidate := p_slug;
   loop
@@ -134,7 +149,7 @@ declare
   v_email text := nullif(lower(btrim((select auth.jwt()) ->> 'email')), '');
   v_invitation public.workspace_invitations;
   v_tier text;
-  v_limit integer;
+  v_refusal jsonb;
   v_used integer;
 begin
   if v_user is null or v_email is null then
@@ -160,10 +175,10 @@ begin
   ) then
     return jsonb_build_object('refused', 'already_member', 'workspace_id', v_invitation.workspace_id);
   end if;
-  v_limit := (p_member_limits ->> v_tier)::integer;
   select count(*) into v_used from public.workspace_members m where m.workspace_id = v_invitation.workspace_id;
-  if v_limit is null or v_used >= v_limit then
-    return jsonb_build_object('refused', 'plan_limit', 'used', v_used, 'limit', coalesce(v_limit, 0), 'tier', v_tier);
+  v_refusal := oneai_private.plan_limit_refusal(p_member_limits, v_tier, v_used);
+  if v_refusal is not null then
+    return v_refusal;
   end if;
   insert into public.workspace_members (workspace_id, user_id, role)
   values (v_invitation.workspace_id, v_user, v_invitation.role);

@@ -519,9 +519,10 @@ def walk_docs(walk: RouteWalk) -> None:
 
 
 def walk_workspaces(walk: RouteWalk) -> None:
-    """A workspace of the dev user (on pro since the billing walk): changed, a second user invited by email
-    from the clone's outbox and accepted, their role changed, removed; an invitation withdrawn; the
-    workspace deleted and restored."""
+    """A workspace of the dev user (on pro since the billing walk; the admin walk's sync takes it back):
+    changed, a second user invited by email from the clone's outbox and accepted, their role changed,
+    removed; an invitation withdrawn; the workspace deleted and restored. The second user, on free, owns
+    only their personal workspace: a second one is 402."""
     cleo_id = uuid.uuid4()
     cleo_email = f"cleo-{cleo_id.hex[:8]}@example.test"
     cleo_token = mint_dev_token(
@@ -554,6 +555,8 @@ def walk_workspaces(walk: RouteWalk) -> None:
     accept_path = f"/invitations/{token.group(1)}/accept"
     accepted = walk.call("POST", "/invitations/{token}/accept", accept_path, headers=cleo)
     assert accepted.status_code == 200 and accepted.json()["role"] == "viewer", accepted.text
+    over = walk.call("POST", "/workspaces", json={"name": "Cleo's own"}, headers=cleo)
+    assert over.status_code == 402 and over.json()["error"]["details"]["tier"] == "free", over.text
     members = walk.call("GET", "/workspaces/{workspace_id}/members", f"{one}/members").json()["items"]
     assert {m["email"] for m in members} == {DEV_USER_EMAIL, cleo_email}
     member = f"{one}/members/{cleo_id}"
@@ -611,9 +614,9 @@ AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_conversations,
     walk_api_keys_and_v1,
     walk_notifications,
+    walk_workspaces,
     walk_admin,
     walk_docs,
-    walk_workspaces,
     walk_openapi,
     walk_export_and_erasure,
 )

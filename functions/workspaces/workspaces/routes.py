@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Response, status
 
-from oneai.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
+from oneai.pagination import DEFAULT_LIMIT, Page, PageRequest
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
+from oneai.web.paging import Cursor, Limit
 from oneai.workspaces import service
 from oneai.workspaces.models import (
     Invitation,
@@ -23,14 +24,17 @@ from oneai.workspaces.models import (
 )
 from oneai.workspaces.tokens import MAX_TOKEN_CHARS
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
-Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
 Token = Annotated[str, Path(min_length=1, max_length=MAX_TOKEN_CHARS, description="the token of the accept link")]
 
-PLAN_LIMIT: dict[int | str, dict[str, Any]] = {
-    402: {"model": ErrorEnvelope, "description": "PLAN_LIMIT: details limit, used, tier (the owner's tier)"}
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorEnvelope, "description": "CONFLICT"}}
+Responses = dict[int | str, dict[str, Any]]
+
+
+def refused(status_code: int, description: str) -> Responses:
+    """An error answer of a route, for its OpenAPI document."""
+    return {status_code: {"model": ErrorEnvelope, "description": description}}
+
+
+PLAN_LIMIT = refused(402, "PLAN_LIMIT: details limit, used, tier (the owner's tier)")
 
 workspaces = APIRouter(prefix="/workspaces", tags=["workspaces"])
 members = APIRouter(prefix="/workspaces/{workspace_id}/members", tags=["members"])
@@ -41,7 +45,7 @@ invitations = APIRouter(tags=["invitations"])
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a workspace (you are its owner)",
-    responses={**PLAN_LIMIT, 409: {"model": ErrorEnvelope, "description": "CONFLICT: you own one of this name"}},
+    responses={**PLAN_LIMIT, **refused(409, "CONFLICT: you own one of this name")},
 )
 def create_workspace(principal: CurrentPrincipal, db: Db, body: WorkspaceCreate) -> Workspace:
     with db.user_transaction(principal) as conn:
@@ -62,7 +66,11 @@ def get_workspace(principal: CurrentPrincipal, db: Db, workspace_id: UUID) -> Wo
         return service.get_workspace(conn, db.settings, workspace_id)
 
 
-@workspaces.patch("/{workspace_id}", summary="Change the name, industry or settings (admins)", responses=CONFLICT)
+@workspaces.patch(
+    "/{workspace_id}",
+    summary="Change the name, industry or settings (admins)",
+    responses=refused(409, "CONFLICT: the owner has a workspace of this name"),
+)
 def update_workspace(
     principal: CurrentPrincipal, db: Db, workspace_id: UUID, body: WorkspaceUpdate
 ) -> WorkspaceDetail:
@@ -74,7 +82,7 @@ def update_workspace(
     "/{workspace_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete (owners): restorable for 30 days, then purged",
-    responses={409: {"model": ErrorEnvelope, "description": "CONFLICT: a personal workspace"}},
+    responses=refused(409, "CONFLICT: a personal workspace"),
 )
 def delete_workspace(principal: CurrentPrincipal, db: Db, workspace_id: UUID) -> Response:
     with db.user_transaction(principal) as conn:
@@ -85,7 +93,7 @@ def delete_workspace(principal: CurrentPrincipal, db: Db, workspace_id: UUID) ->
 @workspaces.post(
     "/{workspace_id}/restore",
     summary="Restore a deleted workspace within 30 days (owners)",
-    responses={**PLAN_LIMIT, 409: {"model": ErrorEnvelope, "description": "CONFLICT: not deleted, or name taken"}},
+    responses={**PLAN_LIMIT, **refused(409, "CONFLICT: not deleted, or name taken")},
 )
 def restore_workspace(principal: CurrentPrincipal, db: Db, workspace_id: UUID) -> WorkspaceDetail:
     with db.user_transaction(principal) as conn:
@@ -103,7 +111,7 @@ def list_members(
 @members.patch(
     "/{user_id}",
     summary="Change a member's role (admins; owners for anything about owners)",
-    responses={409: {"model": ErrorEnvelope, "description": "CONFLICT: the last owner would be demoted"}},
+    responses=refused(409, "CONFLICT: the last owner would be demoted"),
 )
 def change_role(
     principal: CurrentPrincipal, db: Db, workspace_id: UUID, user_id: UUID, body: MemberUpdate
@@ -116,7 +124,7 @@ def change_role(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a member (admins; owners for an owner), or leave (your own id)",
-    responses={409: {"model": ErrorEnvelope, "description": "CONFLICT: the last owner would leave"}},
+    responses=refused(409, "CONFLICT: the last owner would leave"),
 )
 def remove_member(principal: CurrentPrincipal, db: Db, workspace_id: UUID, user_id: UUID) -> Response:
     with db.user_transaction(principal) as conn:
@@ -128,10 +136,7 @@ def remove_member(principal: CurrentPrincipal, db: Db, workspace_id: UUID, user_
     "/workspaces/{workspace_id}/invitations",
     status_code=status.HTTP_201_CREATED,
     summary="Invite an email address (admins): an email with an accept link, valid 7 days",
-    responses={
-        **PLAN_LIMIT,
-        409: {"model": ErrorEnvelope, "description": "CONFLICT: a pending invitation to this address"},
-    },
+    responses={**PLAN_LIMIT, **refused(409, "CONFLICT: a member, or a pending invitation, has this address")},
 )
 def invite(principal: CurrentPrincipal, db: Db, workspace_id: UUID, body: InvitationCreate) -> Invitation:
     with db.user_transaction(principal) as conn:
@@ -162,10 +167,7 @@ def withdraw_invitation(principal: CurrentPrincipal, db: Db, workspace_id: UUID,
 @invitations.post(
     "/invitations/{token}/accept",
     summary="Accept an invitation as the invited, verified email: you become a member",
-    responses={
-        **PLAN_LIMIT,
-        409: {"model": ErrorEnvelope, "description": "CONFLICT: already a member"},
-    },
+    responses={**PLAN_LIMIT, **refused(409, "CONFLICT: already a member")},
 )
 def accept_invitation(principal: CurrentPrincipal, db: Db, token: Token) -> Workspace:
     with db.user_transaction(principal) as conn:

@@ -127,17 +127,18 @@ class InvitationMail(BaseModel):
     inviter: str | None
 
 
+def _page(after: tuple[datetime, UUID] | None, limit: int, time_key: str, id_key: str) -> dict[str, Any]:
+    """A list's keyset parameters: the last row's (time, id) of the previous page, or none."""
+    return {time_key: after[0] if after else None, id_key: after[1] if after else None, "limit": limit}
+
+
 def _workspace(row: dict[str, Any]) -> Workspace:
     stats = {name: row.pop(f"stat_{name}") for name in STATS}
     return Workspace.model_validate({**row, "stats": stats})
 
 
 def list_workspaces(conn: Connection, *, after: tuple[datetime, UUID] | None, limit: int) -> list[Workspace]:
-    params = {
-        "after_created": after[0] if after else None,
-        "after_id": after[1] if after else None,
-        "limit": limit,
-    }
+    params = _page(after, limit, "after_created", "after_id")
     return [_workspace(dict(row)) for row in conn.execute(LIST_WORKSPACES, params).fetchall()]
 
 
@@ -189,12 +190,7 @@ def restore(conn: Connection, workspace_id: UUID, within_days: int) -> bool:
 def list_members(
     conn: Connection, workspace_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
 ) -> list[Member]:
-    params = {
-        "workspace": workspace_id,
-        "after_joined": after[0] if after else None,
-        "after_user": after[1] if after else None,
-        "limit": limit,
-    }
+    params = {"workspace": workspace_id, **_page(after, limit, "after_joined", "after_user")}
     with conn.cursor(row_factory=class_row(Member)) as cur:
         return cur.execute(LIST_MEMBERS, params).fetchall()
 
@@ -253,12 +249,7 @@ def insert_invitation(
 def list_invitations(
     conn: Connection, workspace_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
 ) -> list[Invitation]:
-    params = {
-        "workspace": workspace_id,
-        "after_created": after[0] if after else None,
-        "after_id": after[1] if after else None,
-        "limit": limit,
-    }
+    params = {"workspace": workspace_id, **_page(after, limit, "after_created", "after_id")}
     with conn.cursor(row_factory=class_row(Invitation)) as cur:
         return cur.execute(LIST_INVITATIONS, params).fetchall()
 

@@ -79,15 +79,8 @@ class Workspace(BaseModel):
     stats: WorkspaceStats
 
 
-class WorkspaceUsage(BaseModel):
-    """How much of each limit is used (the same keys as `limits`)."""
-
-    workspaces_owned: int
-    members: int
-    chatbots: int
-    documents: int
-    storage_bytes: int
-    widget_messages_per_day: int
+class WorkspaceUsage(WorkspaceLimits):
+    """How much of each limit is used (the keys of `limits`)."""
 
 
 class WorkspaceDetail(Workspace):
