@@ -14,7 +14,11 @@ SSM_PATH = f"/oneai/{STAGE}/"
 REST_API_ID = "0neai0test"  # the id API Gateway would give OneAIApi (what the notification links point at)
 # The template's parameters without defaults, as `make dev` has them.
 ATTACHMENTS_BUCKET = "oneai-attachments-default"
-PARAMETERS = {"SupabaseUrl": LOCAL_SUPABASE_URL, "ShareUrlBase": "https://oneai.test/shared"}
+PARAMETERS = {
+    "SupabaseUrl": LOCAL_SUPABASE_URL,
+    "ShareUrlBase": "https://oneai.test/shared",
+    "InvitationUrlBase": "https://oneai.test/invitations",
+}
 
 
 def functions() -> list[Function]:

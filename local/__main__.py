@@ -36,7 +36,7 @@ DEFAULT_S3_STATE = DEFAULT_OUTBOX.parent / "s3"
 
 def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     """Dev defaults; anything already set in the environment wins."""
-    from local.events import DEV_RAZORPAY_WEBHOOK_SECRET, DEV_UNSUBSCRIBE_SECRET
+    from local.events import DEV_INVITATION_SECRET, DEV_RAZORPAY_WEBHOOK_SECRET, DEV_UNSUBSCRIBE_SECRET
     from oneai.config import DEV_JWT_SECRET
 
     os.environ.setdefault("ONEAI_DEV_MODE", "1")
@@ -52,6 +52,9 @@ def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     os.environ.setdefault("ONEAI_MAIL_FROM", "OneAI <no-reply@oneai.local>")
     os.environ.setdefault("UNSUBSCRIBE_SECRET", DEV_UNSUBSCRIBE_SECRET)
     os.environ.setdefault("ONEAI_PUBLIC_API_URL", f"http://127.0.0.1:{port}")
+    # Workspace invitations: accept links derived with a dev-only key, pointing at a frontend page here.
+    os.environ.setdefault("INVITATION_SECRET", DEV_INVITATION_SECRET)
+    os.environ.setdefault("ONEAI_INVITATION_URL_BASE", f"http://127.0.0.1:{port}/invitations")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would drown the request log
     # One process hosts every function, so their literal template variables share one environment.

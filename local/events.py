@@ -61,6 +61,9 @@ SAMPLE_PATH_PARAMETERS = {
     "token": SAMPLE_SHARE_TOKEN,
     "quota_key": "large_messages",
     "slug": "getting-started",
+    "workspace_id": "55555555-5555-4555-8555-555555555555",
+    "user_id": "66666666-6666-4666-8666-666666666666",
+    "invitation_id": "77777777-7777-4777-8777-777777777777",
 }
 
 TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
@@ -79,6 +82,8 @@ class Sample:
 
 # Dev only: `make dev` signs unsubscribe links with it unless UNSUBSCRIBE_SECRET is set. Never deployed.
 DEV_UNSUBSCRIBE_SECRET = "oneai-local-dev-unsubscribe-secret-change-me"  # noqa: S105 - dev only
+# Dev only: `make dev` derives workspace invitations' accept tokens with it unless INVITATION_SECRET is set.
+DEV_INVITATION_SECRET = "oneai-local-dev-invitation-secret-change-me"  # noqa: S105 - dev only
 SAMPLE_UNSUBSCRIBE_TOKEN = sign_token(DEV_UNSUBSCRIBE_SECRET.encode(), uuid.UUID(DEV_USER_ID), "quota_warnings")
 
 # Realistic inputs per template event; a route without an entry gets a bare authenticated request.
@@ -125,12 +130,18 @@ SAMPLES: dict[str, Sample] = {
     "RemoveQuotaOverride": Sample(admin=True),
     "ListSubscriptions": Sample(query="status=active&limit=20", admin=True),
     "SyncSubscription": Sample(admin=True),
-    "ListWorkspaces": Sample(query="q=acme&status=active&limit=20", admin=True),
+    "ListAllWorkspaces": Sample(query="q=acme&status=active&limit=20", admin=True),
     "SuspendWorkspace": Sample(body={"reason": "Phishing chatbot, ticket 4713"}, admin=True),
     "UnsuspendWorkspace": Sample(admin=True),
     "GetAnalytics": Sample(query="from=2025-01-01&to=2025-01-31", admin=True),
     "ListAuditLog": Sample(query="target_type=user&limit=20", admin=True),
     "GetGuideFeedbackSummary": Sample(query="comments=3", admin=True),
+    "CreateWorkspace": Sample(body={"name": "Acme Support", "industry": "retail"}),
+    "ListWorkspaces": Sample(query="limit=20"),
+    "UpdateWorkspace": Sample(body={"name": "Acme Support EU", "settings": {"timezone": "Europe/Lisbon"}}),
+    "ChangeWorkspaceMemberRole": Sample(body={"role": "editor"}),
+    "InviteToWorkspace": Sample(body={"email": "teammate@example.com", "role": "editor"}),
+    "GetWorkspacesOpenApi": Sample(public=True),
     "GetAdminOpenApi": Sample(public=True),
     # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
     "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
@@ -380,6 +391,12 @@ NOTIFICATION_SAMPLES: dict[str, DomainEvent] = {
             "period_start": "2025-01-01T00:00:00+00:00",
             "period_end": "2025-02-01T00:00:00+00:00",
         },
+    ),
+    # An invitation's email: the invitation is read (and its link derived) when the email is sent.
+    "workspace-invitation": DomainEvent(
+        "oneai.workspaces",
+        "WorkspaceInvitationCreated",
+        {"user_id": DEV_USER_ID, "invitation_id": SAMPLE_PATH_PARAMETERS["invitation_id"]},
     ),
 }
 USAGE_SUMMARY_SCHEDULE_EVENT: dict[str, object] = {

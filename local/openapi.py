@@ -23,6 +23,7 @@ FASTAPI_FUNCTIONS = {
     "billing": "billing.app",
     "admin": "admin.app",
     "docs": "docs.app",
+    "workspaces": "workspaces.app",
 }
 
 

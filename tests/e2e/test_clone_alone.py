@@ -518,9 +518,68 @@ def walk_docs(walk: RouteWalk) -> None:
     assert summary["quotas-and-resets"]["helpful"] >= 1 and summary["getting-started"]["not_helpful"] >= 1
 
 
+def walk_workspaces(walk: RouteWalk) -> None:
+    """A workspace of the dev user (on pro since the billing walk; the admin walk's sync takes it back):
+    changed, a second user invited by email from the clone's outbox and accepted, their role changed,
+    removed; an invitation withdrawn; the workspace deleted and restored. The second user, on free, owns
+    only their personal workspace: a second one is 402."""
+    cleo_id = uuid.uuid4()
+    cleo_email = f"cleo-{cleo_id.hex[:8]}@example.test"
+    cleo_token = mint_dev_token(
+        cleo_id,
+        secret=DEV_JWT_SECRET,
+        issuer=f"{LOCAL_SUPABASE_URL}/auth/v1",
+        email=cleo_email,
+        extra_claims={"user_metadata": {"email_verified": True}},
+    )
+    cleo = {"authorization": f"Bearer {cleo_token}"}
+    created = walk.call("POST", "/workspaces", json={"name": "Clone Support", "industry": "software"})
+    assert created.status_code == 201, created.text
+    one = f"/workspaces/{created.json()['id']}"
+    assert [w["role"] for w in walk.call("GET", "/workspaces").json()["items"]] == ["owner", "owner"]
+    changed = walk.call("PATCH", "/workspaces/{workspace_id}", one, json={"settings": {"tone": "calm"}})
+    assert changed.status_code == 200 and changed.json()["settings"] == {"tone": "calm"}, changed.text
+    assert walk.call("GET", "/workspaces/{workspace_id}", one).json()["limits"]["members"] == 10
+    invited = walk.call(
+        "POST", "/workspaces/{workspace_id}/invitations", f"{one}/invitations", json={"email": cleo_email}
+    )
+    assert invited.status_code == 201, invited.text
+    deadline = time.monotonic() + 20
+    while not (emails := outbox_emails(walk.clone, cleo_email)):
+        assert time.monotonic() < deadline, "no invitation email reached the clone's outbox"
+        time.sleep(0.1)
+    body = emails[0].get_body(preferencelist=("plain",))
+    assert body is not None
+    token = re.search(r"/invitations/([A-Za-z0-9_-]+)", str(cast(EmailMessage, body).get_content()))
+    assert token is not None
+    accept_path = f"/invitations/{token.group(1)}/accept"
+    accepted = walk.call("POST", "/invitations/{token}/accept", accept_path, headers=cleo)
+    assert accepted.status_code == 200 and accepted.json()["role"] == "viewer", accepted.text
+    over = walk.call("POST", "/workspaces", json={"name": "Cleo's own"}, headers=cleo)
+    assert over.status_code == 402 and over.json()["error"]["details"]["tier"] == "free", over.text
+    members = walk.call("GET", "/workspaces/{workspace_id}/members", f"{one}/members").json()["items"]
+    assert {m["email"] for m in members} == {DEV_USER_EMAIL, cleo_email}
+    member = f"{one}/members/{cleo_id}"
+    role = walk.call("PATCH", "/workspaces/{workspace_id}/members/{user_id}", member, json={"role": "editor"})
+    assert role.status_code == 200 and role.json()["role"] == "editor", role.text
+    assert walk.call("DELETE", "/workspaces/{workspace_id}/members/{user_id}", member).status_code == 204
+    pending = walk.call(
+        "POST", "/workspaces/{workspace_id}/invitations", f"{one}/invitations", json={"email": "dan@example.test"}
+    )
+    listed = walk.call("GET", "/workspaces/{workspace_id}/invitations", f"{one}/invitations").json()["items"]
+    assert [i["email"] for i in listed] == ["dan@example.test"]
+    withdrawn = f"{one}/invitations/{pending.json()['id']}"
+    assert (
+        walk.call("DELETE", "/workspaces/{workspace_id}/invitations/{invitation_id}", withdrawn).status_code == 204
+    )
+    assert walk.call("DELETE", "/workspaces/{workspace_id}", one).status_code == 204
+    restored = walk.call("POST", "/workspaces/{workspace_id}/restore", f"{one}/restore")
+    assert restored.status_code == 200, restored.text
+
+
 def walk_openapi(walk: RouteWalk) -> None:
     """Each function's OpenAPI document."""
-    for prefix in ("conversations", "chat", "user", "subscription", "admin", "docs"):
+    for prefix in ("conversations", "chat", "user", "subscription", "admin", "docs", "workspaces"):
         document = walk.call("GET", f"/{prefix}/openapi.json", public=True)
         assert document.status_code == 200 and document.json()["paths"], prefix
 
@@ -555,6 +614,7 @@ AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_conversations,
     walk_api_keys_and_v1,
     walk_notifications,
+    walk_workspaces,
     walk_admin,
     walk_docs,
     walk_openapi,

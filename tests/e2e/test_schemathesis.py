@@ -45,6 +45,7 @@ DOCUMENTS = {
     "billing": "/subscription/openapi.json",
     "admin": "/admin/openapi.json",
     "docs": "/docs/openapi.json",
+    "workspaces": "/workspaces/openapi.json",
 }
 # The admin API is run as an admin (the token's `app_metadata.role`); every other app as a plain user.
 ADMIN_APPS = {"admin"}

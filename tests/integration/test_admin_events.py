@@ -26,7 +26,7 @@ EXPECTED = {
     "remove-quota-override": 404,
     "list-subscriptions": 200,
     "sync-subscription": 404,
-    "list-workspaces": 200,
+    "list-all-workspaces": 200,
     "suspend-workspace": 404,
     "unsuspend-workspace": 404,
     "get-analytics": 200,

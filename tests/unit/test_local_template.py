@@ -120,7 +120,7 @@ ADMIN_ROUTES = {
     ("DELETE", "/admin/users/{id}/quotas/{quota_key}", "RemoveQuotaOverride"),
     ("GET", "/admin/subscriptions", "ListSubscriptions"),
     ("POST", "/admin/subscriptions/{id}/sync", "SyncSubscription"),
-    ("GET", "/admin/workspaces", "ListWorkspaces"),
+    ("GET", "/admin/workspaces", "ListAllWorkspaces"),
     ("POST", "/admin/workspaces/{id}/suspend", "SuspendWorkspace"),
     ("POST", "/admin/workspaces/{id}/unsuspend", "UnsuspendWorkspace"),
     ("GET", "/admin/analytics", "GetAnalytics"),
@@ -133,6 +133,22 @@ DOCS_ROUTES = {
     ("GET", "/docs/{slug}", "GetGuidePage"),
     ("POST", "/docs/feedback", "LeaveGuideFeedback"),
     ("GET", "/docs/openapi.json", "GetDocsOpenApi"),
+}
+WORKSPACES_ROUTES = {
+    ("POST", "/workspaces", "CreateWorkspace"),
+    ("GET", "/workspaces", "ListWorkspaces"),
+    ("GET", "/workspaces/{workspace_id}", "GetWorkspace"),
+    ("PATCH", "/workspaces/{workspace_id}", "UpdateWorkspace"),
+    ("DELETE", "/workspaces/{workspace_id}", "DeleteWorkspace"),
+    ("POST", "/workspaces/{workspace_id}/restore", "RestoreWorkspace"),
+    ("GET", "/workspaces/{workspace_id}/members", "ListWorkspaceMembers"),
+    ("PATCH", "/workspaces/{workspace_id}/members/{user_id}", "ChangeWorkspaceMemberRole"),
+    ("DELETE", "/workspaces/{workspace_id}/members/{user_id}", "RemoveWorkspaceMember"),
+    ("POST", "/workspaces/{workspace_id}/invitations", "InviteToWorkspace"),
+    ("GET", "/workspaces/{workspace_id}/invitations", "ListWorkspaceInvitations"),
+    ("DELETE", "/workspaces/{workspace_id}/invitations/{invitation_id}", "WithdrawWorkspaceInvitation"),
+    ("POST", "/invitations/{token}/accept", "AcceptWorkspaceInvitation"),
+    ("GET", "/workspaces/openapi.json", "GetWorkspacesOpenApi"),
 }
 
 
@@ -184,7 +200,24 @@ def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app
         + len(WEBHOOK_ROUTES)
         + len(ADMIN_ROUTES)
         + len(DOCS_ROUTES)
+        + len(WORKSPACES_ROUTES)
     )
+
+
+def test_given_the_template_then_every_workspaces_route_is_parsed_with_its_function_and_sample_event(
+    template: dict[str, Any],
+) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "WorkspacesFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == WORKSPACES_ROUTES
+    assert len(routes) == len(WORKSPACES_ROUTES)
+    for route in routes:
+        assert route.code_uri == "functions/workspaces/"
+        assert route.handler == "workspaces.handler.lambda_handler"
+        assert route.event_type == "Api" and not route.streaming
+    for method, path, event_name in WORKSPACES_ROUTES:
+        event = json.loads((EVENTS_DIR / "workspaces" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        assert ("Authorization" not in (event["headers"] or {})) is (event_name == "GetWorkspacesOpenApi")
 
 
 def test_given_the_template_then_every_admin_route_is_parsed_with_its_function(template: dict[str, Any]) -> None:

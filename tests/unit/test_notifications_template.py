@@ -26,6 +26,7 @@ def test_the_rule_takes_every_event_that_becomes_an_email(resources: dict[str, A
         (occasions.BILLING_SOURCE, occasions.PAYMENT_RECEIVED),
         (occasions.BILLING_SOURCE, occasions.SUBSCRIPTION_ENDED),
         (occasions.NOTIFICATIONS_SOURCE, occasions.USAGE_SUMMARY_DUE),
+        (occasions.WORKSPACES_SOURCE, occasions.WORKSPACE_INVITATION_CREATED),
     }
     assert {source for source, _ in published} == set(pattern["source"])
     assert {detail_type for _, detail_type in published} == set(pattern["detail-type"])
@@ -72,6 +73,12 @@ def test_the_usage_summary_runs_on_the_first_at_midnight_utc(resources: dict[str
 
 def test_every_function_that_can_see_a_new_user_may_publish(resources: dict[str, Any]) -> None:
     # UserCreated is published after a new user's first authenticated request, whichever function it hits
-    for name in ("ConversationsFunction", "ChatStreamFunction", "AccountFunction", "BillingFunction"):
+    for name in (
+        "ConversationsFunction",
+        "ChatStreamFunction",
+        "AccountFunction",
+        "BillingFunction",
+        "WorkspacesFunction",
+    ):
         policies = resources[name]["Properties"]["Policies"]
         assert any(isinstance(p, dict) and "EventBridgePutEventsPolicy" in p for p in policies), name

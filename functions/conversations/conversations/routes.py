@@ -23,12 +23,10 @@ from oneai.conversations.models import (
     SharedSnapshot,
     ShareLink,
 )
-from oneai.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
+from oneai.pagination import DEFAULT_LIMIT, Page, PageRequest
 from oneai.web import CurrentPrincipal, Db
 from oneai.web.ids import PathId
-
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
-Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
+from oneai.web.paging import Cursor, Limit
 
 conversations = APIRouter(prefix="/conversations", tags=["conversations"])
 public = APIRouter(tags=["shared"])

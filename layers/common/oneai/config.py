@@ -39,6 +39,7 @@ SECRET_KEYS = (
     "RAZORPAY_WEBHOOK_SECRET_PREVIOUS",
     "RAZORPAY_PLAN_IDS",
     "UNSUBSCRIBE_SECRET",
+    "INVITATION_SECRET",
 )
 SECRETS_MAX_AGE_SECONDS = 300
 
@@ -110,6 +111,16 @@ class Settings(BaseModel):
     mail_outbox: str | None = Field(default=None, validation_alias="ONEAI_MAIL_OUTBOX")
     unsubscribe_secret: SecretStr | None = None
     public_api_url: str = Field(default="http://127.0.0.1:3000", validation_alias="ONEAI_PUBLIC_API_URL")
+
+    # Workspaces (issue 23): the key the accept links of invitations are derived with (rotating it voids
+    # every pending invitation's link), where those links point (the frontend's page, which posts the
+    # token to `POST /invitations/{token}/accept`), and changes to the tiers' workspace limits as JSON,
+    # e.g. `{"free": {"members": 3}}` (defaults: oneai.quota.tiers.WORKSPACE_LIMITS).
+    invitation_secret: SecretStr | None = None
+    invitation_url_base: str = Field(
+        default="http://127.0.0.1:3000/invitations", validation_alias="ONEAI_INVITATION_URL_BASE"
+    )
+    workspace_limits: str = Field(default="", validation_alias="ONEAI_WORKSPACE_LIMITS")
 
     port: int = 3000
     # Dev mode provisions an unknown `sub` on first use; never set in AWS.

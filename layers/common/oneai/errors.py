@@ -25,6 +25,12 @@ class UnauthorizedError(OneAIError):
     status, code, default_message = 401, "UNAUTHORIZED", "A valid access token is required"
 
 
+class PlanLimitError(OneAIError):
+    """A workspace limit of its owner's tier is reached; `details`: `limit`, `used`, `tier`."""
+
+    status, code, default_message = 402, "PLAN_LIMIT", "Your plan's limit is reached"
+
+
 class ForbiddenError(OneAIError):
     status, code, default_message = 403, "FORBIDDEN", "You are not allowed to do this"
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, TypeGuard, get_args
 
 EmailKind = Literal[
+    "welcome",
+    "quota_warning",
+    "payment_failed",
+    "payment_received",
+    "subscription_ended",
+    "usage_summary",
+    "workspace_invitation",
+]
+# The emails of a user's own account, each obeying one preference switch. The others go to an address
+# that is not (yet) a user's (`workspace_invitation`: sent once, on an admin's request, no unsubscribe).
+AccountEmailKind = Literal[
     "welcome", "quota_warning", "payment_failed", "payment_received", "subscription_ended", "usage_summary"
 ]
 # The switches of `preferences.notifications` (API.md), each default true.
 PreferenceKey = Literal["quota_warnings", "billing", "product", "usage_summary"]
 PREFERENCE_KEYS: Final[tuple[PreferenceKey, ...]] = get_args(PreferenceKey)
 
-PREFERENCE_OF: Final[dict[EmailKind, PreferenceKey]] = {
+PREFERENCE_OF: Final[dict[AccountEmailKind, PreferenceKey]] = {
     "welcome": "product",
     "quota_warning": "quota_warnings",
     "payment_failed": "billing",
@@ -20,7 +31,7 @@ PREFERENCE_OF: Final[dict[EmailKind, PreferenceKey]] = {
     "usage_summary": "usage_summary",
 }
 # Receipts and payment failures go out whatever `billing` says (API.md): they are about the user's money.
-ALWAYS_SENT: Final[frozenset[EmailKind]] = frozenset({"payment_failed", "payment_received"})
+ALWAYS_SENT: Final[frozenset[AccountEmailKind]] = frozenset({"payment_failed", "payment_received"})
 
 
 def notification_preferences(preferences: dict[str, Any] | None) -> dict[PreferenceKey, bool]:
@@ -30,5 +41,10 @@ def notification_preferences(preferences: dict[str, Any] | None) -> dict[Prefere
     return {key: stored[key] if isinstance(stored.get(key), bool) else True for key in PREFERENCE_KEYS}
 
 
-def wants(kind: EmailKind, preferences: dict[str, Any] | None) -> bool:
+def wants(kind: AccountEmailKind, preferences: dict[str, Any] | None) -> bool:
     return kind in ALWAYS_SENT or notification_preferences(preferences)[PREFERENCE_OF[kind]]
+
+
+def is_account_kind(kind: EmailKind) -> TypeGuard[AccountEmailKind]:
+    """An email of the user's own account (with a preference switch and an unsubscribe link)."""
+    return kind in PREFERENCE_OF

@@ -37,16 +37,17 @@ class SendError(Exception):
     """The email was not accepted; the claim is released and the record retried."""
 
 
-def build_message(email: RenderedEmail, *, sender: str, to: str, unsubscribe_url: str) -> EmailMessage:
+def build_message(email: RenderedEmail, *, sender: str, to: str, unsubscribe_url: str | None) -> EmailMessage:
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = sender
     message["To"] = to
     message["Subject"] = email.subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or "oneai.local")
-    # RFC 8058: a POST to this https URL with the body below unsubscribes, without a login.
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if unsubscribe_url is not None:  # an account email (an invitation has nothing to unsubscribe from)
+        # RFC 8058: a POST to this https URL with the body below unsubscribes, without a login.
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message

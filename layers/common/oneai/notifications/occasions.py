@@ -18,6 +18,7 @@ ACCOUNT_SOURCE: Final = "oneai.account"
 QUOTA_SOURCE: Final = "oneai.quota"
 BILLING_SOURCE: Final = "oneai.billing"
 NOTIFICATIONS_SOURCE: Final = "oneai.notifications"
+WORKSPACES_SOURCE: Final = "oneai.workspaces"
 
 USER_CREATED: Final = "UserCreated"
 QUOTA_WARNING: Final = "QuotaWarning"
@@ -25,6 +26,7 @@ PAYMENT_FAILED: Final = "PaymentFailed"
 PAYMENT_RECEIVED: Final = "PaymentReceived"
 SUBSCRIPTION_ENDED: Final = "SubscriptionEnded"
 USAGE_SUMMARY_DUE: Final = "UsageSummaryDue"
+WORKSPACE_INVITATION_CREATED: Final = "WorkspaceInvitationCreated"
 
 # Currencies whose amounts Razorpay counts in whole units (no minor unit); every other has two decimals.
 ZERO_DECIMAL_CURRENCIES: Final = frozenset({"JPY", "KRW", "VND", "CLP", "PYG", "UGX", "XAF", "XOF"})
@@ -91,6 +93,13 @@ class UsageSummaryDueDetail(_Detail):
     cost: Decimal
 
 
+class WorkspaceInvitationDetail(_Detail):
+    """`user_id` is the inviter's (whose occasion it is); the address and the link are read and derived
+    when the email is sent (oneai.workspaces.tokens), never carried by the event."""
+
+    invitation_id: UUID
+
+
 @dataclass(frozen=True, slots=True)
 class Occasion:
     kind: EmailKind
@@ -140,6 +149,9 @@ def occasion_of(event: dict[str, Any]) -> Occasion:
     if not isinstance(detail, dict):
         raise UnknownEventError(f"{source}/{detail_type}: the event has no detail object")
     try:
+        if (source, detail_type) == (WORKSPACES_SOURCE, WORKSPACE_INVITATION_CREATED):
+            invitation = WorkspaceInvitationDetail.model_validate(detail)
+            return Occasion("workspace_invitation", invitation.user_id, str(invitation.invitation_id), {})
         return _occasion(str(source), str(detail_type), detail)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in error["loc"]) for error in exc.errors()})

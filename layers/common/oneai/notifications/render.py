@@ -11,7 +11,7 @@ from pathlib import Path
 from string import Template
 from typing import Final
 
-from oneai.notifications.kinds import PREFERENCE_OF
+from oneai.notifications.kinds import PREFERENCE_OF, is_account_kind
 from oneai.notifications.occasions import Occasion
 
 TEMPLATES: Final = Path(__file__).with_name("templates")
@@ -35,19 +35,25 @@ def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def render(occasion: Occasion, *, name: str | None, unsubscribe_url: str) -> RenderedEmail:
-    values = {
-        **occasion.values,
-        "name": name or "there",
-        "unsubscribe_url": unsubscribe_url,
-        "preference_label": PREFERENCE_LABELS[PREFERENCE_OF[occasion.kind]],
-    }
-    text = _template(f"{occasion.kind}.txt").substitute(values) + _template("_footer.txt").substitute(values)
+def render(occasion: Occasion, *, name: str | None, unsubscribe_url: str | None) -> RenderedEmail:
+    """An account email's footer says how to stop that kind (`unsubscribe_url`); an email to an address
+    that is not a user's (an invitation) has its own footer and no unsubscribe link."""
+    values = {**occasion.values, "name": name or "there"}
+    footer = "_footer"
+    if is_account_kind(occasion.kind):
+        if unsubscribe_url is None:
+            raise ValueError(f"a {occasion.kind} email needs its unsubscribe link")
+        values.update(
+            unsubscribe_url=unsubscribe_url, preference_label=PREFERENCE_LABELS[PREFERENCE_OF[occasion.kind]]
+        )
+    else:
+        footer = f"_footer_{occasion.kind}"
+    text = _template(f"{occasion.kind}.txt").substitute(values) + _template(f"{footer}.txt").substitute(values)
     first_line, _, body = text.partition("\n")
     if not first_line.startswith("Subject: "):
         raise ValueError(f"templates/{occasion.kind}.txt must start with a Subject: line")
     escaped = {key: html.escape(value) for key, value in values.items()}
-    body_html = _template(f"{occasion.kind}.html").substitute(escaped) + _template("_footer.html").substitute(
+    body_html = _template(f"{occasion.kind}.html").substitute(escaped) + _template(f"{footer}.html").substitute(
         escaped
     )
     subject = first_line.removeprefix("Subject: ").strip()

@@ -13,22 +13,30 @@ inserts the row sends; everyone else finds it and sends nothing.
   left `sending` (visible in the table, with `claimed_at`) is the trace of it.
 Preferences are read when the email is sent (an unsubscribe between event and email wins); receipts and
 payment failures go out whatever `billing` says. An opted-out or address-less occasion is not claimed.
+
+A workspace invitation goes to the invited address, not to a user: the invitation is read when the email is
+sent (withdrawn, accepted or expired by then: nothing is sent, as `no_recipient`), its accept link derived
+from its id (oneai.workspaces.tokens), and it is claimed once per invitation under its inviter's id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from uuid import UUID
 
 from oneai.db import notifications as repo
+from oneai.db import workspaces as workspaces_repo
 from oneai.db.connection import Database
 from oneai.logging import logger
-from oneai.notifications.kinds import PREFERENCE_OF, wants
+from oneai.notifications.kinds import PREFERENCE_OF, is_account_kind, wants
 from oneai.notifications.mail import Mailer, build_message
-from oneai.notifications.occasions import Occasion, occasion_of
-from oneai.notifications.render import render
+from oneai.notifications.occasions import Occasion, occasion_of, when
+from oneai.notifications.render import RenderedEmail, render
 from oneai.notifications.unsubscribe import unsubscribe_url
 from oneai.observability import emit_metric
+from oneai.workspaces.tokens import accept_url
 
 Outcome = Literal["sent", "duplicate", "opted_out", "no_recipient"]
 
@@ -63,6 +71,8 @@ class Notifier:
         return self.deliver(occasion_of(event))
 
     def deliver(self, occasion: Occasion) -> Delivery:
+        if not is_account_kind(occasion.kind):
+            return self._deliver_invitation(occasion)
         settings = self._db.settings
         with self._db.service_transaction() as conn:
             recipient = repo.recipient(conn, occasion.user_id)
@@ -72,14 +82,42 @@ class Notifier:
             return self._done(Delivery("opted_out", occasion.kind, occasion.key), occasion)
 
         link = unsubscribe_url(settings, occasion.user_id, PREFERENCE_OF[occasion.kind])
+        name = recipient.name
+        return self._send_once(
+            occasion,
+            recipient.email,
+            lambda: render(occasion, name=name, unsubscribe_url=link),
+            unsubscribe=link,
+        )
 
+    def _deliver_invitation(self, occasion: Occasion) -> Delivery:
+        with self._db.service_transaction() as conn:
+            invitation = workspaces_repo.invitation_for_mail(conn, UUID(occasion.key))
+        if invitation is None:  # withdrawn, accepted, expired, or its workspace deleted
+            return self._done(Delivery("no_recipient", occasion.kind, occasion.key), occasion)
+        values = {
+            "inviter": invitation.inviter or "A OneAI user",
+            "workspace": invitation.workspace_name,
+            "role": invitation.role,
+            "email": invitation.email,
+            "expires_at": when(invitation.expires_at),
+            "accept_url": accept_url(self._db.settings, invitation.id),
+        }
+        filled = Occasion(occasion.kind, occasion.user_id, occasion.key, values)
+        return self._send_once(
+            occasion, invitation.email, lambda: render(filled, name=None, unsubscribe_url=None), unsubscribe=None
+        )
+
+    def _send_once(
+        self, occasion: Occasion, to: str, rendered: Callable[[], RenderedEmail], *, unsubscribe: str | None
+    ) -> Delivery:
+        """Claim the occasion, send, mark it sent; a failed send releases the claim (the retry can send)."""
         with self._db.service_transaction() as conn:
             claimed = repo.claim(conn, occasion.user_id, occasion.kind, occasion.key)
         if not claimed:  # before rendering: a redelivery costs two short transactions and nothing else
             return self._done(Delivery("duplicate", occasion.kind, occasion.key), occasion)
         try:
-            email = render(occasion, name=recipient.name, unsubscribe_url=link)
-            message = build_message(email, sender=self._sender, to=recipient.email, unsubscribe_url=link)
+            message = build_message(rendered(), sender=self._sender, to=to, unsubscribe_url=unsubscribe)
             message_id = self._mailer.send(message)
         except BaseException:
             with self._db.service_transaction() as conn:

@@ -67,3 +67,36 @@ def tier(name: TierName) -> Tier:
 
 def quota_limit(tier_name: TierName, quota_key: QuotaKey) -> QuotaLimit:
     return TIERS[tier_name].quotas[quota_key]
+
+
+class WorkspaceLimits(BaseModel):
+    """What the workspaces of an owner on a tier may hold (API.md "Third round: shared rules"). The
+    defaults below; `ONEAI_WORKSPACE_LIMITS` may change them (`oneai.workspaces.limits`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspaces_owned: int
+    members: int
+    chatbots: int
+    documents: int
+    storage_bytes: int
+    widget_messages_per_day: int
+
+
+MIB: Final = 1024 * 1024
+GIB: Final = 1024 * MIB
+
+
+def _workspace_limits(*values: int) -> WorkspaceLimits:
+    """In the order of the contract's table: workspaces owned, members, chatbots, documents, storage bytes,
+    widget messages a day."""
+    return WorkspaceLimits(**dict(zip(WorkspaceLimits.model_fields, values, strict=True)))
+
+
+WORKSPACE_LIMITS: Final[Mapping[TierName, WorkspaceLimits]] = MappingProxyType(
+    {
+        "free": _workspace_limits(1, 2, 1, 10, 20 * MIB, 100),
+        "pro": _workspace_limits(5, 10, 10, 500, GIB, 5_000),
+        "enterprise": _workspace_limits(50, 100, 100, 10_000, 20 * GIB, 100_000),
+    }
+)

@@ -1,0 +1,20 @@
+"""The workspaces app, built by the shared factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from oneai.web import create_app
+from workspaces.routes import invitations, members, workspaces
+
+
+def build_app() -> FastAPI:
+    return create_app(
+        title="OneAI workspaces",
+        prefix="/workspaces",
+        description=(
+            "Workspaces of the chatbot platform: create, list, read with limits and usage, update, delete and"
+            " restore; their members and roles; invitations by email and their acceptance."
+        ),
+        routers=[workspaces, members, invitations],
+    )

@@ -1,0 +1,95 @@
+"""The workspaces function's sample events (events/workspaces/) drive its deployed entry point, as
+`sam local invoke WorkspacesFunction -e events/workspaces/...` would, for the dev user (on pro, owner of
+the sample workspace): every route answers as API.md says, in an order where each write finds what it needs
+(the sample member and invitation ids name nobody: 404)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from local import DEV_USER_EMAIL, DEV_USER_ID
+from local.events import DEV_INVITATION_SECRET, SAMPLE_PATH_PARAMETERS
+from oneai.config import override_settings
+from tests.lambda_support import FakeLambdaContext, like_a_lambda_process
+
+pytestmark = pytest.mark.integration
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "workspaces"
+SAMPLE_WORKSPACE_ID = SAMPLE_PATH_PARAMETERS["workspace_id"]
+# In this order: the sample workspace is read, changed, shown with its members and invitations, then
+# deleted and restored.
+EXPECTED = {
+    "get-workspaces-open-api": 200,
+    "create-workspace": 201,
+    "list-workspaces": 200,
+    "get-workspace": 200,
+    "update-workspace": 200,
+    "list-workspace-members": 200,
+    "change-workspace-member-role": 404,
+    "remove-workspace-member": 404,
+    "invite-to-workspace": 201,
+    "list-workspace-invitations": 200,
+    "withdraw-workspace-invitation": 404,
+    "accept-workspace-invitation": 403,  # the dev token's email is not confirmed (no email_verified)
+    "delete-workspace": 204,
+    "restore-workspace": 200,
+}
+
+
+@pytest.fixture
+def dev_user_with_a_workspace(database_url: str) -> Iterator[None]:
+    """The dev user on pro, owning only their personal workspace and the sample one."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into auth.users (id, email) values (%s, %s) on conflict (id) do nothing",
+            (DEV_USER_ID, DEV_USER_EMAIL),
+        )
+        conn.execute(
+            "update public.users set suspended_at = null, subscription_tier = 'pro' where id = %s", (DEV_USER_ID,)
+        )
+        conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
+        conn.execute(
+            "insert into public.workspaces (id, name, slug, owner_id) values (%s, 'Sample', %s, %s)",
+            (SAMPLE_WORKSPACE_ID, f"sample-{DEV_USER_ID[:8]}", DEV_USER_ID),
+        )
+        conn.execute(
+            "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, 'owner')",
+            (SAMPLE_WORKSPACE_ID, DEV_USER_ID),
+        )
+    yield
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
+        conn.execute("update public.users set subscription_tier = 'free' where id = %s", (DEV_USER_ID,))
+
+
+def test_every_workspaces_route_has_a_sample_event() -> None:
+    assert sorted(p.stem for p in EVENTS.glob("*.json")) == sorted(EXPECTED)
+
+
+def test_each_workspaces_sample_event_answers_through_the_lambda_handler(
+    database_url: str, dev_user_with_a_workspace: None
+) -> None:
+    from workspaces.handler import lambda_handler
+
+    context = FakeLambdaContext(function_name="WorkspacesFunction")
+    answers: dict[str, Any] = {}
+    with (
+        like_a_lambda_process(database_url),
+        override_settings(invitation_secret=SecretStr(DEV_INVITATION_SECRET)),
+    ):
+        for name, status in EXPECTED.items():
+            event = json.loads((EVENTS / f"{name}.json").read_text())
+            response: dict[str, Any] = lambda_handler(event, context)
+            assert response["statusCode"] == status, (name, response.get("body"))
+            answers[name] = json.loads(response["body"]) if response.get("body") else None
+    assert answers["create-workspace"]["slug"].startswith("acme-support")
+    assert answers["update-workspace"]["settings"] == {"timezone": "Europe/Lisbon"}
+    assert answers["invite-to-workspace"]["email"] == "teammate@example.com"
+    assert answers["restore-workspace"]["id"] == SAMPLE_WORKSPACE_ID
