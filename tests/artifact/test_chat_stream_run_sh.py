@@ -26,6 +26,7 @@ from oneai.db.connection import Database
 from tests.artifact.conftest import Built, bare_python, built_functions, lambda_environment
 from tests.conftest import create_user
 from tests.integration.test_account_events import dev_user_with_usage
+from tests.sse_support import events_of
 
 __all__ = ["dev_user_with_usage"]
 
@@ -94,10 +95,9 @@ def test_run_sh_serves_the_readiness_path_and_streams_a_reply(
     with httpx.stream("POST", f"{base}/chat/stream", content=event["body"], headers=headers, timeout=30) as reply:
         assert reply.status_code == 200, reply.read()
         assert reply.headers["x-vercel-ai-ui-message-stream"] == "v1"
-        chunks = list(reply.iter_text())
-    payloads = [line.removeprefix("data: ") for line in "".join(chunks).splitlines() if line.startswith("data: ")]
-    assert payloads[-1] == "[DONE]"
-    events = [json.loads(p) for p in payloads[:-1]]
+        chunks = list(reply.iter_bytes())
+    *events, done = events_of(b"".join(chunks))
+    assert done == "[DONE]"
     text = "".join(e["delta"] for e in events if e["type"] == "text-delta")
     assert text  # the fake's reply, streamed through the artifact's app
     assert events[-1]["type"] == "finish"

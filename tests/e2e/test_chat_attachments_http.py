@@ -20,7 +20,8 @@ from local.s3_server import LocalS3
 from tests.conftest import AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL, E2E_BUCKET, LocalServer
 from tests.e2e.test_attachments_http import PICTURE, object_exists, post_to_s3, start_upload, uploaded
-from tests.e2e.test_chat_stream import messages_of, quota_used, sse_events
+from tests.e2e.test_chat_stream import messages_of, quota_used
+from tests.sse_support import aiter_events, events_of, parts_came, read_until
 
 pytestmark = pytest.mark.e2e
 IMAGE_MODEL = "google/gemini-2.5-flash-image-preview"
@@ -73,7 +74,7 @@ def test_an_uploaded_image_reaches_the_model_as_an_image_part_and_stays_on_the_m
         headers=alice.headers,
     )
     assert response.status_code == 200, response.text
-    events = sse_events(response.text)
+    events = events_of(response.text)
     assert events[-2]["type"] == "finish"
     # THEN the model got the text and the picture as an image part whose link serves the very bytes
     (request,) = [r for r in openrouter.chat_requests if r.body["model"] == CHAT_MODEL]
@@ -124,7 +125,7 @@ def test_the_ai_sdk_body_takes_file_parts_attachment_urls_and_data_urls(
     images = [p for p in last_user_content(request) if p["type"] == "image_url"]
     assert [httpx.get(p["image_url"]["url"], timeout=10).content for p in images] == [PICTURE, inline]
     # the data: URL became an attachment of the message
-    events = sse_events(response.text)
+    events = events_of(response.text)
     (user_message, _) = messages_of(client, alice, events[1]["data"]["id"])
     first, second = user_message["attachments"]
     assert first["id"] == picture["id"] and (second["media_type"], second["size"]) == ("image/png", len(inline))
@@ -203,7 +204,7 @@ def test_an_image_model_streams_its_picture_as_a_file_part_and_keeps_it_on_the_r
     assert response.status_code == 200, response.text
     (request,) = [r for r in openrouter.chat_requests if r.body["model"] == IMAGE_MODEL]
     assert request.body["modalities"] == ["image", "text"]
-    events = [e for e in sse_events(response.text) if isinstance(e, dict)]
+    events = [e for e in events_of(response.text) if isinstance(e, dict)]
     types = [e["type"] for e in events]
     # THEN the picture is a file part before `finish`, whose url serves the PNG the model made
     (file_part,) = [e for e in events if e["type"] == "file"]
@@ -235,7 +236,7 @@ def test_a_reply_cut_after_its_picture_keeps_the_text_and_the_picture(
     openrouter.script(Drop(after_chunks=["Here it ", "is"], after_images=[picture]), model=IMAGE_MODEL)
     response = client.post("/chat/stream", json={"model": IMAGE_MODEL, "content": "Draw"}, headers=alice.headers)
     assert response.status_code == 200
-    events = [e for e in sse_events(response.text) if isinstance(e, dict)]
+    events = [e for e in events_of(response.text) if isinstance(e, dict)]
     assert [e["type"] for e in events if e["type"] in ("file", "error")] == ["file", "error"]
     reply = messages_of(client, alice, events[1]["data"]["id"])[1]
     assert (reply["content"], reply["status"], len(reply["attachments"])) == ("Here it is", "incomplete", 1)
@@ -256,16 +257,12 @@ def test_the_resume_address_replays_the_pictures_of_a_reply_the_client_left(
     async def scenario() -> tuple[list[Any], httpx.Response]:
         async with httpx.AsyncClient(base_url=local_server.base_url, timeout=30) as http:
             # WHEN the client reads up to the first picture and goes away
-            received = ""
             async with http.stream(
                 "POST", "/chat/stream", json={"model": IMAGE_MODEL, "content": "Draw"}, headers=alice.headers
             ) as response:
                 assert response.status_code == 200
-                async for text in response.aiter_text():
-                    received += text
-                    if '"type":"file"' in received.replace(" ", "") and received.endswith("\n\n"):
-                        break
-            first = [e for e in sse_events(received) if isinstance(e, dict)]
+                received = await read_until(aiter_events(response), parts_came("file"))
+            first = [e for e in received if isinstance(e, dict)]
             # AND a reload asks the resume address while the other pictures are still coming
             resumed = await http.get(f"/chat/stream/{first[1]['data']['id']}/stream", headers=alice.headers)
             return first, resumed
@@ -274,7 +271,7 @@ def test_the_resume_address_replays_the_pictures_of_a_reply_the_client_left(
     (seen,) = [e for e in first if e["type"] == "file"]
     # THEN the resumed stream replays the picture the client saw, then the others, then finishes
     assert resumed.status_code == 200
-    events = [e for e in sse_events(resumed.text) if isinstance(e, dict)]
+    events = [e for e in events_of(resumed.text) if isinstance(e, dict)]
     files = [e for e in events if e["type"] == "file"]
     assert len(files) == 3 and files[0] == seen and events[-1]["type"] == "finish"
     # AND each replayed part serves the picture the model made, and the reply keeps all three

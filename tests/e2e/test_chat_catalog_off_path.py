@@ -15,6 +15,7 @@ from local.fake_openrouter import FakeOpenRouter, ModelsReply, Reply
 from tests.conftest import create_user
 from tests.e2e.conftest import CHAT_MODEL, GENEROUS_RATE_LIMITS
 from tests.e2e.limited_server import limited_server
+from tests.sse_support import iter_events
 
 pytestmark = pytest.mark.e2e
 SLOW_MODELS_SECONDS = 1.5
@@ -41,15 +42,16 @@ def test_the_first_reply_of_a_fresh_server_does_not_wait_for_a_slow_model_list(
         ) as response:
             assert response.status_code == 200
             first_delta_at = None
-            body = ""
-            for line in response.iter_lines():
-                body += line + "\n"
-                if first_delta_at is None and '"type":"text-delta"' in line.replace(" ", ""):
+            events = []
+            for event in iter_events(response.iter_bytes()):
+                events.append(event)
+                if first_delta_at is None and isinstance(event, dict) and event["type"] == "text-delta":
                     first_delta_at = time.monotonic()
         # THEN the first token arrived well before the slow model list could have
-        assert first_delta_at is not None, body
+        assert first_delta_at is not None, events
         assert first_delta_at - started < SLOW_MODELS_SECONDS * 0.5
-        assert "Hi" in body and " there" in body
+        deltas = [e["delta"] for e in events if isinstance(e, dict) and e["type"] == "text-delta"]
+        assert "".join(deltas) == "Hi there"
         # ... while the server did ask for the list (in the background), which was still on its way
         models_requests = [r for r in openrouter.requests if r.path.endswith("/models")]
         assert models_requests, "the catalog refresh was not started"

@@ -13,7 +13,6 @@ token), counted per reply by bench/chat_stream.py; what is counted here is the t
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from local.pg_proxy import PgRoundTripProxy
 from tests.conftest import AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL, GENEROUS_RATE_LIMITS, TITLE_MODEL
 from tests.e2e.limited_server import limited_server
+from tests.sse_support import events_of
 
 pytestmark = pytest.mark.e2e
 
@@ -52,9 +52,9 @@ def stream_turn(http: httpx.Client, user: AppUser, body: dict[str, Any]) -> tupl
 
 
 def conversation_of(body: str) -> str:
-    for line in body.splitlines():
-        if line.startswith("data: {") and '"data-conversation"' in line:
-            return str(json.loads(line[len("data: ") :])["data"]["id"])
+    for event in events_of(body):
+        if isinstance(event, dict) and event["type"] == "data-conversation":
+            return str(event["data"]["id"])
     raise AssertionError(f"no conversation part in {body!r}")
 
 

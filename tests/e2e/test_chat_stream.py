@@ -4,7 +4,6 @@ SSE): the stream a client reads, what is saved, and what is counted against the 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from local.fake_openrouter import FakeOpenRouter, Hang, MidStreamError, Reply, Status
 from tests.conftest import AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL, LocalServer
+from tests.sse_support import events_of
 
 pytestmark = pytest.mark.e2e
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "cost": 0.00042}
@@ -30,17 +30,6 @@ def client(local_server: LocalServer) -> Any:
 @pytest.fixture
 def user(database_url: str) -> AppUser:
     return create_user(database_url)
-
-
-def sse_events(body: str) -> list[Any]:
-    """The `data:` payloads of an event stream, comments ignored, `[DONE]` kept as a string."""
-    events: list[Any] = []
-    for block in body.split("\n\n"):
-        data = [line[len("data: ") :] for line in block.split("\n") if line.startswith("data: ")]
-        if data:
-            payload = "\n".join(data)
-            events.append(payload if payload == "[DONE]" else json.loads(payload))
-    return events
 
 
 def chat(client: httpx.Client, user: AppUser, **body: Any) -> httpx.Response:
@@ -82,7 +71,7 @@ def test_a_reply_streams_as_ai_sdk_parts_and_is_saved_with_its_usage(
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
     assert response.headers["cache-control"] == "no-cache"
-    events = sse_events(response.text)
+    events = events_of(response.text)
     types = [e if isinstance(e, str) else e["type"] for e in events]
     assert types[:3] == ["start", "data-conversation", "text-start"]
     assert types[-2:] == ["finish", "[DONE]"]
@@ -127,7 +116,7 @@ def test_the_model_that_served_the_reply_is_the_one_billed(
     client: httpx.Client, user: AppUser, openrouter: FakeOpenRouter, database_url: str
 ) -> None:
     openrouter.script(Reply(chunks=["ok"], served_model="openai/gpt-4o-mini", usage=USAGE), model=CHAT_MODEL)
-    events = sse_events(chat(client, user, content="hi").text)
+    events = events_of(chat(client, user, content="hi").text)
     usage = next(e["data"] for e in events if isinstance(e, dict) and e["type"] == "data-usage")
     assert usage["model"] == "openai/gpt-4o-mini"
     saved = messages_of(client, user, events[1]["data"]["id"])
@@ -146,7 +135,7 @@ def test_rate_limited_upstream_is_retried_after_retry_after(
     started = time.monotonic()
     response = chat(client, user, content="hi")
     assert response.status_code == 200
-    assert "after waiting" in "".join(e.get("delta", "") for e in sse_events(response.text) if isinstance(e, dict))
+    assert "after waiting" in "".join(e.get("delta", "") for e in events_of(response.text) if isinstance(e, dict))
     chat_requests = [r for r in openrouter.chat_requests if r.body and r.body.get("stream")]
     assert len(chat_requests) == 2 and time.monotonic() - started >= 1.0
 
@@ -172,7 +161,7 @@ def test_an_error_after_the_first_token_keeps_the_partial_reply_as_incomplete(
     )
     response = chat(client, user, content="hi")
     assert response.status_code == 200
-    events = sse_events(response.text)
+    events = events_of(response.text)
     types = [e if isinstance(e, str) else e["type"] for e in events]
     assert types[-3:] == ["text-end", "error", "[DONE]"] and "finish" not in types
     assert "partial reply was kept" in events[-2]["errorText"] and "provider died" not in events[-2]["errorText"]
@@ -245,11 +234,11 @@ def test_edit_and_regenerate_follow_the_revision_rules(
     client: httpx.Client, user: AppUser, openrouter: FakeOpenRouter
 ) -> None:
     openrouter.script(Reply(chunks=["first answer"]), Reply(chunks=["second answer"]), model=CHAT_MODEL)
-    first = sse_events(chat(client, user, content="question").text)
+    first = events_of(chat(client, user, content="question").text)
     cid = first[1]["data"]["id"]
     question_id, answer_id = first[1]["data"]["user_message_id"], first[0]["messageId"]
     # regenerate the answer: a new revision at position 2
-    regenerated = sse_events(
+    regenerated = events_of(
         chat(client, user, conversation_id=cid, action="regenerate", message_id=answer_id).text
     )
     assert regenerated[-2] == {"type": "finish"}
@@ -287,7 +276,7 @@ def test_the_ai_sdk_transport_body_is_accepted(
     }
     first = client.post("/chat/stream", json=body, headers=user.headers)
     assert first.status_code == 200
-    assert sse_events(first.text)[1]["data"]["id"] == chat_id  # the chat's id names the conversation
+    assert events_of(first.text)[1]["data"]["id"] == chat_id  # the chat's id names the conversation
     regenerate = client.post(
         "/chat/stream", json=body | {"trigger": "regenerate-message", "messageId": None}, headers=user.headers
     )

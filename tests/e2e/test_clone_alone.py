@@ -39,6 +39,7 @@ from oneai.auth import mint_dev_token
 from oneai.config import DEV_JWT_SECRET
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import GENEROUS_RATE_LIMITS
+from tests.sse_support import events_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -142,15 +143,6 @@ class RouteWalk:
     def mark(self, method: str, route: str) -> None:
         """A route walked through another client (the openai SDK)."""
         self.visited.add((method, route))
-
-
-def read_stream(response: httpx.Response) -> list[Any]:
-    parts: list[Any] = []
-    for line in response.text.splitlines():
-        if line.startswith("data: "):
-            payload = line.removeprefix("data: ")
-            parts.append(payload if payload == "[DONE]" else json.loads(payload))
-    return parts
 
 
 def signed_webhook(clone: Path, subscription_id: str, event_id: str) -> tuple[bytes, dict[str, str]]:
@@ -268,7 +260,7 @@ def walk_chat(walk: RouteWalk) -> None:
     streamed = call("POST", "/chat/stream", json={"model": "oneai/offline", "content": "Hello from a clone"})
     assert streamed.status_code == 200, streamed.text
     assert streamed.headers["content-type"].startswith("text/event-stream")
-    parts = read_stream(streamed)
+    parts = events_of(streamed.text)
     assert parts[-1] == "[DONE]"
     assert "".join(p["delta"] for p in parts if isinstance(p, dict) and p["type"] == "text-delta")
     walk.notes["conversation_id"] = next(
@@ -334,7 +326,9 @@ def walk_conversations(walk: RouteWalk) -> None:
         },
     )
     assert seen.status_code == 200, seen.text
-    described = "".join(p["delta"] for p in read_stream(seen) if isinstance(p, dict) and p["type"] == "text-delta")
+    described = "".join(
+        p["delta"] for p in events_of(seen.text) if isinstance(p, dict) and p["type"] == "text-delta"
+    )
     assert "image/png of 2×2 pixels" in described, described
     share = call("POST", "/conversations/{id}/share", f"{one}/share")
     assert share.status_code in {200, 201}, share.text

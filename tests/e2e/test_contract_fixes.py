@@ -20,7 +20,7 @@ from oneai.chat.offered_models import OFFERED_MODELS
 from oneai.quota.tiers import TIERS
 from tests.conftest import TEST_JWT_SECRET, TEST_SUPABASE_URL, AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL, GENEROUS_RATE_LIMITS, LocalServer
-from tests.e2e.test_chat_stream import sse_events
+from tests.sse_support import events_of
 
 pytestmark = pytest.mark.e2e
 USAGE = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9, "cost": 0.0000123}
@@ -49,12 +49,12 @@ def ai_sdk_body(text: str, **extra: Any) -> dict[str, Any]:
 
 def usage_part(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
-    return next(e["data"] for e in sse_events(response.text) if isinstance(e, dict) and e["type"] == "data-usage")
+    return next(e["data"] for e in events_of(response.text) if isinstance(e, dict) and e["type"] == "data-usage")
 
 
 def conversation_part(response: httpx.Response) -> dict[str, Any]:
     return next(
-        e["data"] for e in sse_events(response.text) if isinstance(e, dict) and e["type"] == "data-conversation"
+        e["data"] for e in events_of(response.text) if isinstance(e, dict) and e["type"] == "data-conversation"
     )
 
 

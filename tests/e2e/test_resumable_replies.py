@@ -9,7 +9,6 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ from tests.conftest import REPO_ROOT, AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL, GENEROUS_RATE_LIMITS, LocalServer
 from tests.e2e.limited_server import limited_server
 from tests.e2e.test_ai_sdk_client import NODE_CLIENT_DIR, NODE_TIMEOUT_SECONDS, node
-from tests.e2e.test_chat_stream import sse_events
+from tests.sse_support import aiter_events, events_of, parts_came, read_until
 
 pytestmark = pytest.mark.e2e
 WORDS = [f"w{i} " for i in range(30)]
@@ -52,20 +51,6 @@ def saved_reply(database_url: str, conversation_id: str) -> tuple[str, str, str]
     return None if row is None else (row[0], row[1], row[2])
 
 
-async def read_until(chunks: AsyncIterator[str], deltas: int) -> str:
-    """Read `chunks` (a response's `aiter_text()`, which can be read on afterwards) until `deltas` deltas."""
-    received = ""
-    async for text in chunks:
-        received += text
-        if received.count('"text-delta"') >= deltas:
-            break
-    return received
-
-
-def whole_events(received: str) -> list[Any]:
-    return sse_events(received.rsplit("\n\n", 1)[0] + "\n\n")
-
-
 def test_a_client_that_leaves_loses_nothing_and_the_resume_address_replays_the_whole_reply(
     local_server: LocalServer, user: AppUser, openrouter: FakeOpenRouter, database_url: str
 ) -> None:
@@ -79,7 +64,7 @@ def test_a_client_that_leaves_loses_nothing_and_the_resume_address_replays_the_w
                 "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "count"}, headers=user.headers
             ) as response:
                 assert response.status_code == 200
-                first = whole_events(await read_until(response.aiter_text(), 2))
+                first = await read_until(aiter_events(response), parts_came("text-delta", 2))
             conversation_id = first[1]["data"]["id"]
             # AND a reload asks the resume address
             resumed = await http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers)
@@ -92,7 +77,7 @@ def test_a_client_that_leaves_loses_nothing_and_the_resume_address_replays_the_w
     assert resumed_status == 200
     assert resumed.headers["content-type"].startswith("text/event-stream")
     assert resumed.headers["x-vercel-ai-ui-message-stream"] == "v1"
-    events = sse_events(resumed.text)
+    events = events_of(resumed.text)
     types = types_of(events)
     assert types[:3] == ["start", "data-conversation", "text-start"]
     assert types[-2:] == ["finish", "[DONE]"]
@@ -132,21 +117,19 @@ def test_several_readers_follow_one_reply_and_all_get_the_same_message(
                 "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "count"}, headers=user.headers
             ) as response,
         ):
-            chunks = response.aiter_text()
-            received = await read_until(chunks, 3)
-            conversation_id = whole_events(received)[1]["data"]["id"]
+            assert response.status_code == 200
+            events = aiter_events(response)
+            received = await read_until(events, parts_came("text-delta", 3))
+            conversation_id = received[1]["data"]["id"]
 
             async def resume() -> list[Any]:
                 answer = await http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers)
                 assert answer.status_code == 200
-                return sse_events(answer.text)
+                return events_of(answer.text)
 
             # WHEN three more readers join while the first keeps reading
             async def keep_reading() -> list[Any]:
-                rest = received
-                async for text in chunks:
-                    rest += text
-                return sse_events(rest)
+                return received + [event async for event in events]
 
             return list(await asyncio.gather(keep_reading(), resume(), resume(), resume()))
 
@@ -173,9 +156,10 @@ def test_stop_ends_every_stream_with_finish_and_keeps_the_text_so_far(
                 "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "go"}, headers=user.headers
             ) as response,
         ):
-            chunks = response.aiter_text()
-            received = await read_until(chunks, 3)
-            conversation_id = whole_events(received)[1]["data"]["id"]
+            assert response.status_code == 200
+            events = aiter_events(response)
+            received = await read_until(events, parts_came("text-delta", 3))
+            conversation_id = received[1]["data"]["id"]
             follower = asyncio.create_task(
                 http.get(f"/chat/stream/{conversation_id}/stream", headers=user.headers)
             )
@@ -183,10 +167,9 @@ def test_stop_ends_every_stream_with_finish_and_keeps_the_text_so_far(
             # WHEN the user presses stop (a separate request)
             stopped_at = time.monotonic()
             stop = await http.post(f"/chat/stream/{conversation_id}/stop", headers=user.headers)
-            async for text in chunks:
-                received += text
+            received += [event async for event in events]
             resumed = await follower
-            return sse_events(received), sse_events(resumed.text), stopped_at, stop.status_code
+            return received, events_of(resumed.text), stopped_at, stop.status_code
 
     original, followed, stopped_at, stop_status = asyncio.run(scenario())
     assert stop_status == 204
@@ -217,8 +200,9 @@ def test_resume_and_stop_answer_only_for_the_callers_own_conversations(
             async with http.stream(
                 "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "count"}, headers=user.headers
             ) as response:
-                chunks = response.aiter_text()
-                conversation_id = whole_events(await read_until(chunks, 2))[1]["data"]["id"]
+                assert response.status_code == 200
+                events = aiter_events(response)
+                conversation_id = (await read_until(events, parts_came("text-delta", 2)))[1]["data"]["id"]
                 # WHEN someone else asks for the reply being generated, or to stop it
                 answers = {
                     "stranger resume": (
@@ -232,7 +216,7 @@ def test_resume_and_stop_answer_only_for_the_callers_own_conversations(
                     ).status_code,
                     "anonymous": (await http.get(f"/chat/stream/{conversation_id}/stream")).status_code,
                 }
-                async for _ in chunks:
+                async for _ in events:
                     pass
             return answers
 
@@ -288,7 +272,9 @@ def test_a_reply_nobody_reads_runs_until_the_time_limit_and_is_saved_incomplete(
                     "POST", "/chat/stream", json={"model": CHAT_MODEL, "content": "go"}, headers=user.headers
                 ) as response,
             ):
-                return str(whole_events(await read_until(response.aiter_text(), 2))[1]["data"]["id"])
+                assert response.status_code == 200
+                first = await read_until(aiter_events(response), parts_came("text-delta", 2))
+                return str(first[1]["data"]["id"])
 
         # WHEN the client leaves at once and nobody resumes
         conversation_id = asyncio.run(start_and_leave())
@@ -322,7 +308,7 @@ def test_a_client_that_reloads_right_after_done_finds_nothing_to_resume(
     # GIVEN a reply read to its `[DONE]`
     openrouter.script(Reply(chunks=WORDS[:5], delay=0.01), model=CHAT_MODEL)
     with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
-        events = sse_events(
+        events = events_of(
             http.post("/chat/stream", json={"model": CHAT_MODEL, "content": "count"}, headers=user.headers).text
         )
         assert events[-1] == "[DONE]"

@@ -24,9 +24,9 @@ from oneai.db.connection import Database
 from oneai.errors import NotFoundError, RateLimitedError
 from oneai.guide import service
 from oneai.guide.models import FeedbackReceipt, FeedbackRequest
-from oneai.ratelimit import RateCheck, clear_idle_buckets, new_source_check
+from oneai.ratelimit import RateCheck, clear_idle_buckets, new_source_check, source_digest
 from tests.conftest import AppUser
-from tests.integration.test_rate_limits import rounds_with_a_refusal
+from tests.integration.test_rate_limits import held_up, rounds_with_a_refusal
 from tests.lambda_support import FakeLambdaContext, like_a_lambda_process
 
 pytestmark = pytest.mark.integration
@@ -272,3 +272,39 @@ def test_given_a_new_address_when_its_first_requests_race_then_none_is_refused(s
             return False
 
     assert rounds_with_a_refusal(settings_with_db, an_address, admit_one) == []
+
+
+def taken_from(address: str, *, burst: int) -> Callable[[psycopg.Connection[Any]], bool]:
+    """One token of `address`'s feedback bucket, taken as an anonymous request takes it; True when admitted."""
+
+    def take(conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute(
+            "select admitted from oneai_anon.take_source_rate_limit(%s, 'feedback', %s, %s)",
+            (source_digest(address), SLOW, burst),
+        ).fetchone()
+        return row is not None and bool(row[0])
+
+    return take
+
+
+@pytest.mark.parametrize("burst", [1, 2])
+def test_given_a_request_held_up_while_another_from_its_address_takes_a_token_then_the_bucket_answers_it_truly(
+    db: Database, database_url: str, burst: int
+) -> None:
+    # GIVEN a full bucket, and an anonymous request whose clock was read before another's from its address
+    address, comment = an_address(), f"held up {uuid.uuid4()}"
+    late = anonymous_check(db, address, burst=burst)
+    # WHEN the other request takes a token first
+    receipt = held_up(
+        database_url,
+        "oneai_private.source_rate_limits",
+        lambda: leave_anonymously(db, late, comment),
+        taken_from(address, burst=burst),
+    )
+    # THEN with a burst of two the late one gets the second token; with one, it is told to come back
+    # when the token does: within the minute, not after it
+    assert (receipt is not None) == (burst == 2)
+    headers = late.headers()
+    assert headers["RateLimit"] == f'"feedback";r=0;t={60 * burst}'
+    if burst == 1:
+        assert headers["Retry-After"] == "60"

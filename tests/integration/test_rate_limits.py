@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 # One request a minute refills nothing during a test: a drained bucket stays drained.
 SLOW = 1
+Outcome = TypeVar("Outcome")
 
 
 def requesting(principal: Principal, bucket: str = "all", *, per_minute: int = SLOW, burst: int = 5) -> Principal:
@@ -212,3 +213,66 @@ def test_given_a_new_bucket_when_many_first_requests_race_then_none_is_refused(
         return admit(db, requesting(principal, per_minute=60_000, burst=1_000))
 
     assert rounds_with_a_refusal(settings_with_db, lambda: make_user().principal, admit_one) == []
+
+
+def held_up(
+    database_url: str,
+    table: str,
+    request: Callable[[], Outcome],
+    take_meanwhile: Callable[[psycopg.Connection[Any]], bool],
+) -> Outcome:
+    """`request` (a rate-checked transaction) held up between its clock reading and its bucket's UPDATE,
+    while `take_meanwhile` (a token taken as another request takes it) reads the clock later and commits
+    first: what a lock wait or a busy CPU does to simultaneous requests. A transaction holding `table`
+    (the bucket table) in EXCLUSIVE mode holds the request up; the token is taken in that transaction."""
+    with (
+        psycopg.connect(database_url) as blocker,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        psycopg.connect(database_url, autocommit=True) as watcher,
+    ):
+        blocker.execute(f"lock table {table} in exclusive mode")
+        pending = pool.submit(request)
+        deadline = time.monotonic() + 10
+        waiting = "select exists (select 1 from pg_locks where relation = %s::regclass and not granted)"
+        while watcher.execute(waiting, (table,)).fetchone() != (True,):
+            assert time.monotonic() < deadline and not pending.done(), "the request never reached its bucket"
+            time.sleep(0.01)
+        time.sleep(0.2)  # the other request reads the clock this much later
+        assert take_meanwhile(blocker)
+        blocker.commit()
+        return pending.result(timeout=30)
+
+
+def taken_as(user: AppUser, *, burst: int) -> Callable[[psycopg.Connection[Any]], bool]:
+    """One token of `user`'s `all` bucket, taken as a request of that user takes it; True when admitted."""
+
+    def take(conn: psycopg.Connection[Any]) -> bool:
+        conn.execute("select set_config('request.jwt.claim.sub', %s, true)", (str(user.id),))
+        row = conn.execute(
+            "select admitted from oneai_private.take_rate_limit('all', %s, %s)", (SLOW, burst)
+        ).fetchone()
+        return row is not None and bool(row[0])
+
+    return take
+
+
+@pytest.mark.parametrize("burst", [1, 2])
+def test_given_a_request_held_up_while_another_takes_a_token_then_the_bucket_answers_it_truly(
+    db: Database, database_url: str, make_user: Callable[..., AppUser], burst: int
+) -> None:
+    # GIVEN a full bucket (one token a minute), and a request whose clock was read before another request's
+    user = make_user()
+    late = requesting(user.principal, per_minute=SLOW, burst=burst)
+    # WHEN the other request takes a token first
+    admitted = held_up(
+        database_url, "oneai_private.rate_limits", lambda: admit(db, late), taken_as(user, burst=burst)
+    )
+    # THEN with a burst of two the late one takes the second token (two requests at once fit in it); with
+    # one, it is refused and told to come back when the token does: within the minute, not after it
+    assert admitted == (burst == 2)
+    assert late.rate_check is not None
+    headers = late.rate_check.headers()
+    assert headers["RateLimit-Policy"] == f'"all";q={burst};w={60 * burst}'
+    assert headers["RateLimit"] == f'"all";r=0;t={60 * burst}'
+    if burst == 1:
+        assert headers["Retry-After"] == "60"

@@ -19,6 +19,7 @@ from oneai.db import reply_streams
 from oneai.db.connection import Database
 from oneai.errors import NotFoundError
 from tests.conftest import AppUser
+from tests.sse_support import events_of
 
 REPLY: list[dict[str, Any]] = [
     {"type": "start", "messageId": "m"},
@@ -122,7 +123,7 @@ def test_a_follower_on_another_container_replays_follows_and_finishes_the_same_m
     asyncio.run(follow())
     writer.join(timeout=10)
     # THEN the follower's stream is the whole reply, from start to finish and [DONE], with no part twice
-    events = [json.loads(c[6:-2]) for c in followed if c.startswith(b"data: {")]
+    events = [e for e in events_of(b"".join(followed)) if isinstance(e, dict)]
     assert followed[-1] == parts.DONE
     assert [e["type"] for e in events if e["type"] != "text-delta"] == [
         "start",
