@@ -465,6 +465,13 @@ def walk_admin(walk: RouteWalk) -> None:
     synced = admin("POST", "/admin/subscriptions/{id}/sync", f"/admin/subscriptions/{mine['id']}/sync")
     assert synced.status_code == 200, synced.text
     assert synced.json()["subscription"]["provider_subscription_id"] == walk.notes["subscription_id"]
+    workspaces = admin("GET", "/admin/workspaces", params={"q": "Clone Support"})
+    assert workspaces.status_code == 200, workspaces.text
+    team = f"/admin/workspaces/{workspaces.json()['items'][0]['id']}"
+    held = admin("POST", "/admin/workspaces/{id}/suspend", f"{team}/suspend", json={"reason": "Clone walk"})
+    assert held.status_code == 200 and held.json()["suspended_at"], held.text
+    lifted = admin("POST", "/admin/workspaces/{id}/unsuspend", f"{team}/unsuspend")
+    assert lifted.status_code == 200 and lifted.json()["suspended_at"] is None, lifted.text
     analytics = admin("GET", "/admin/analytics")
     assert analytics.status_code == 200, analytics.text
     assert analytics.json()["users"]["total"] >= 2
