@@ -117,7 +117,7 @@ class StreamTimeouts:
     request: float = 30.0
 
 
-class _Attempts:
+class RetryAttempts:
     """Counts attempts of one logical call and decides, per failure, whether to wait and retry."""
 
     def __init__(self, policy: RetryPolicy) -> None:
@@ -125,7 +125,7 @@ class _Attempts:
         self.retries = 0
         self.started: float | None = None
 
-    def begin(self) -> _Attempts:
+    def begin(self) -> RetryAttempts:
         """Start the budget clock (the anyio clock, so it needs a running event loop)."""
         if self.started is None:
             self.started = anyio.current_time()
@@ -345,7 +345,7 @@ class OpenRouterClient:
         body = self.chat_body(
             model, messages, stream=False, fallback_models=fallback_models, max_tokens=max_tokens, user=user
         )
-        attempts = _Attempts(self.retry).begin()
+        attempts = RetryAttempts(self.retry).begin()
         while True:
             try:
                 return (await self._complete_once(body)).text
@@ -426,7 +426,7 @@ class OpenRouterClient:
             return []
 
     async def _fetch_models(self, *, retry: bool) -> list[OpenRouterModel]:
-        attempts = _Attempts(self.retry if retry else RetryPolicy(max_retries=0)).begin()
+        attempts = RetryAttempts(self.retry if retry else RetryPolicy(max_retries=0)).begin()
         while True:
             try:
                 return await self._fetch_models_once()
@@ -480,7 +480,7 @@ class ChatStream:
         self._requested_model = requested_model
         self._timeouts = client.timeouts
         self._state: _State = "new"
-        self._attempts = _Attempts(client.retry)
+        self._attempts = RetryAttempts(client.retry)
         self._deadline = 0.0  # anyio clock: when the first token must have arrived
         self._response: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
