@@ -10,7 +10,7 @@ neighbouring words and the character trigrams of each word (with `^`/`$` boundar
 "invoices" share most of theirs). Each feature is hashed (CRC-32, seeded per feature kind, so nothing
 depends on Python's per-process hash seed) to one of the dimensions with a sign taken from the hash (signed
 hashing keeps collisions from adding up to a bias), weighted by sublinear term frequency `1 + ln(tf)`.
-Each kind is scaled to a fixed share of the vector (words 0.6, pairs 0.3, trigrams 0.4 before the final
+Each kind is scaled to a fixed share of the vector (words 0.5, pairs 0.3, trigrams 0.5 before the final
 L2 normalisation) so that a long text's many trigrams do not drown its words.
 
 Only the first `MAX_CHARS` characters count (the real model takes 8,192 tokens, about 32,000 characters;
@@ -36,7 +36,7 @@ MAX_CHARS = 100_000
 _WORD = re.compile(r"\w+")
 # Seeds per feature kind: the same string as a word, a pair or a trigram lands on different dimensions.
 _WORD_SEED, _PAIR_SEED, _TRIGRAM_SEED, _FALLBACK_SEED = 0x5EED0001, 0x5EED0002, 0x5EED0003, 0x5EED0004
-_WORD_SHARE, _PAIR_SHARE, _TRIGRAM_SHARE = 0.6, 0.3, 0.4
+_WORD_SHARE, _PAIR_SHARE, _TRIGRAM_SHARE = 0.5, 0.3, 0.5
 # Function words carry no topic: two unrelated English texts would otherwise look alike through them.
 _STOP_TEXT = (
     "a an and are as at be been but by can could did do does for from had has have he her his i if in into "
