@@ -254,6 +254,19 @@ async def test_a_silent_upstream_times_out_and_is_retried(fake: FakeOpenRouter, 
     assert len(result.vectors) == 1
 
 
+async def test_a_timeout_longer_than_the_chat_retry_budget_is_still_retried(fake: FakeOpenRouter) -> None:
+    # GIVEN the chat's retry budget (0.5 s here, 20 s in production) shorter than one embeddings timeout
+    chat_policy = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, budget=0.5)
+    settings = Settings(openrouter_api_key=SecretStr(API_KEY), openrouter_base_url=fake.base_url)
+    fake.script_embeddings(Hang(before_first_token=False))
+    async with OpenRouterClient(settings, retry=chat_policy) as chat_client:
+        # WHEN the first attempt times out after the whole embeddings timeout
+        result = await embeddings(chat_client, timeout=0.7).embed(TEXTS[:1])
+    # THEN it was retried anyway, and the batch succeeded
+    assert len(fake.embeddings_requests) == 2
+    assert len(result.vectors) == 1
+
+
 async def test_a_slow_answer_within_the_timeout_is_fine(fake: FakeOpenRouter, client: OpenRouterClient) -> None:
     fake.script_embeddings(EmbeddingsReply(delay=0.3))
     result = await embeddings(client, timeout=2.0).embed(TEXTS[:1])
@@ -334,3 +347,30 @@ async def test_an_unreachable_upstream_is_a_connection_error(fake: FakeOpenRoute
         with pytest.raises(UpstreamConnectionError) as caught:
             await embeddings(unreachable).embed(TEXTS[:1])
     assert caught.value.attempts == 3
+
+
+# -- offline: `make dev` without a key -----------------------------------------------------------------
+
+
+async def test_without_a_key_make_dev_embeds_with_the_offline_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from local.__main__ import prepare_openrouter
+
+    # GIVEN `make dev`'s start without OPENROUTER_API_KEY
+    # (set first so that what prepare_openrouter writes to os.environ is undone after the test)
+    for name in ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "ONEAI_TITLE_MODEL"):
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+    offline = prepare_openrouter()
+    assert offline is not None
+    try:
+        # WHEN the settings of the environment it prepared are used, as the functions use them
+        settings = Settings()
+        assert settings.openrouter_base_url == offline.base_url
+        async with OpenRouterClient(settings, retry=FAST_RETRY) as client:
+            result = await OpenRouterEmbeddings(client).embed(TEXTS[:2])
+    finally:
+        offline.stop()
+    # THEN the default model was asked for, and the fake answered with the offline embedding
+    assert [r.body["model"] for r in offline.embeddings_requests] == ["openai/text-embedding-3-small"]
+    assert result.vectors == [offline_embedding(text) for text in TEXTS[:2]]
+    assert result.usage.cost is not None

@@ -12,7 +12,8 @@ not promised), and refuse a reply whose vectors do not fit (`InvalidEmbeddingErr
 Texts are sent in batches (at most `ONEAI_EMBEDDING_BATCH_SIZE` texts and `ONEAI_EMBEDDING_BATCH_CHARS`
 characters each; a longer text goes alone), one batch after the other. Each batch is retried like the chat
 client's requests (`RetryPolicy`: 408, 429 honouring `Retry-After`, 5xx, broken connections, our own
-timeout), never on 400/401/402/403. The usage (tokens and the `cost` in credits) of every batch is added
+timeout), never on 400/401/402/403; the budget is widened so a retry may follow attempts that each took
+the whole embeddings timeout. The usage (tokens and the `cost` in credits) of every batch is added
 up in the result, for the caller to record.
 
 Without an OpenRouter key (`make dev`, the tests) `OPENROUTER_BASE_URL` points at the fake OpenRouter
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from oneai.knowledge.offline_embedding import EMBEDDING_DIMENSIONS
 from oneai.logging import logger
-from oneai.openrouter.client import OpenRouterClient, RetryAttempts
+from oneai.openrouter.client import OpenRouterClient, RetryAttempts, RetryPolicy
 from oneai.openrouter.errors import (
     BadGatewayError,
     EmbeddingTimeoutError,
@@ -123,6 +124,7 @@ class OpenRouterEmbeddings:
         batch_chars: int | None = None,
         timeout: float | None = None,
         dimensions: int = EMBEDDING_DIMENSIONS,
+        retry: RetryPolicy | None = None,
     ) -> None:
         settings = client.settings
         self.client = client
@@ -131,6 +133,10 @@ class OpenRouterEmbeddings:
         self.timeout = timeout or settings.embedding_timeout_seconds
         self.dimensions = dimensions
         self.default_model = settings.embedding_model
+        # The chat's policy, with a budget that lets every retry start even after attempts that each took
+        # the whole (longer) embeddings timeout: the chat's 20 s would forbid any retry after one timeout.
+        chat = client.retry
+        self.retry = retry or replace(chat, budget=max(chat.budget, (chat.max_retries + 1) * self.timeout))
 
     async def embed(self, texts: Sequence[str], model: str | None = None) -> EmbeddingResult:
         """The embeddings of `texts`, in their order. Raises `ValueError` for an empty text (the API refuses
@@ -169,7 +175,7 @@ class OpenRouterEmbeddings:
             "encoding_format": "float",
             "dimensions": self.dimensions,
         }
-        attempts = RetryAttempts(self.client.retry).begin()
+        attempts = RetryAttempts(self.retry).begin()
         while True:
             try:
                 reply = await self._post(body)
