@@ -608,26 +608,12 @@ class FakeOpenRouterApp:
     # -- /embeddings --------------------------------------------------------------------------------
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await _read_body(receive)
+        body = await _read_json(receive)
         headers = _headers(scope)
-        try:
-            body: Any = json.loads(raw or b"null")
-        except ValueError:
-            body = None
-        scenario = self.state.next_embeddings_scenario()
-        record = self.state.record(
-            RecordedRequest(
-                "POST",
-                scope["path"],
-                headers,
-                body,
-                type(scenario).__name__ if scenario is not None else "offline",
-                time.monotonic(),
-            )
-        )
+        scenario: EmbeddingsScenario | None = self.state.next_embeddings_scenario()
+        record = self.state.record(_posted(scope, headers, body, scenario))
         inputs = _embedding_inputs(body)
-        authorization = headers.get("authorization")
-        if authorization is not None and not authorization.startswith("Bearer "):
+        if _unauthorized(headers):
             scenario = Status(401, "No auth credentials found")
         elif inputs is None:
             scenario = Status(400, 'Input required: specify "input" as a non-empty string or strings')
@@ -656,27 +642,12 @@ class FakeOpenRouterApp:
     # -- /chat/completions --------------------------------------------------------------------------
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await _read_body(receive)
+        body = await _read_json(receive)
         headers = _headers(scope)
-        try:
-            body: Any = json.loads(raw or b"null")
-        except ValueError:
-            body = None
         scenario = self.state.next_scenario(_requested_model(body) if isinstance(body, dict) else None)
         stream = isinstance(body, dict) and body.get("stream") is True
-        record = self.state.record(
-            RecordedRequest(
-                "POST",
-                scope["path"],
-                headers,
-                body,
-                type(scenario).__name__ if scenario is not None else "offline",
-                time.monotonic(),
-                stream=stream,
-            )
-        )
-        authorization = headers.get("authorization")
-        if authorization is not None and not authorization.startswith("Bearer "):
+        record = self.state.record(_posted(scope, headers, body, scenario, stream=stream))
+        if _unauthorized(headers):
             scenario = Status(401, "No auth credentials found")
         elif not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             scenario = Status(400, 'Input required: specify "messages"')
@@ -701,6 +672,28 @@ class FakeOpenRouterApp:
             await exchange.stream(scenario)
         else:
             await exchange.complete(scenario)
+
+
+async def _read_json(receive: Receive) -> Any:
+    """The request body parsed as JSON (None when it is not JSON)."""
+    try:
+        return json.loads(await _read_body(receive) or b"null")
+    except ValueError:
+        return None
+
+
+def _posted(
+    scope: Scope, headers: dict[str, str], body: Any, scenario: object | None, *, stream: bool = False
+) -> RecordedRequest:
+    """The record of a POST, named after the scenario that answers it ("offline": none was scripted)."""
+    label = type(scenario).__name__ if scenario is not None else "offline"
+    return RecordedRequest("POST", scope["path"], headers, body, label, time.monotonic(), stream=stream)
+
+
+def _unauthorized(headers: Mapping[str, str]) -> bool:
+    """An Authorization header that is not a bearer token (none at all is let through, as offline)."""
+    authorization = headers.get("authorization")
+    return authorization is not None and not authorization.startswith("Bearer ")
 
 
 def _embedding_inputs(body: object) -> list[str] | None:

@@ -352,20 +352,33 @@ class OpenRouterClient:
             except OpenRouterError as exc:
                 await attempts.wait_or_raise(exc)
 
-    async def _complete_once(self, body: dict[str, Any]) -> ChatCompletion:
+    async def post_json(
+        self, path: str, body: dict[str, Any], *, reply_seconds: float, timed_out: Callable[[], OpenRouterError]
+    ) -> httpx.Response:
+        """One non-streaming POST (chat completion, embeddings): its 200 response, or the typed error
+        (`timed_out()` when no whole reply came within `reply_seconds` after connecting)."""
         http = self.http_client()
-        timeout = httpx.Timeout(self.timeouts.request, connect=self.timeouts.connect, write=self.timeouts.write)
+        limits = httpx.Timeout(reply_seconds, connect=self.timeouts.connect, write=self.timeouts.write)
         try:
-            with anyio.fail_after(self.timeouts.request + self.timeouts.connect):
+            with anyio.fail_after(reply_seconds + self.timeouts.connect):
                 response = await http.post(
-                    f"{self.base_url}/chat/completions", json=body, headers=self.headers(), timeout=timeout
+                    f"{self.base_url}{path}", json=body, headers=self.headers(), timeout=limits
                 )
         except (TimeoutError, httpx.ReadTimeout):
-            raise FirstTokenTimeoutError("No reply from the model in time") from None
+            raise timed_out() from None
         except httpx.TransportError as exc:
             raise self.connection_error(exc) from exc
         if response.status_code != httpx.codes.OK:
             raise await self.error_from_response(response)
+        return response
+
+    async def _complete_once(self, body: dict[str, Any]) -> ChatCompletion:
+        response = await self.post_json(
+            "/chat/completions",
+            body,
+            reply_seconds=self.timeouts.request,
+            timed_out=lambda: FirstTokenTimeoutError("No reply from the model in time"),
+        )
         try:
             completion = ChatCompletion.model_validate_json(response.content)
         except (ValidationError, ValueError):

@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import anyio
-import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from oneai.knowledge.offline_embedding import EMBEDDING_DIMENSIONS
@@ -185,20 +183,12 @@ class OpenRouterEmbeddings:
 
     async def _post(self, body: dict[str, Any]) -> _EmbeddingsReply:
         client = self.client
-        http = client.http_client()
-        connect = client.timeouts.connect
-        timeout = httpx.Timeout(self.timeout, connect=connect, write=client.timeouts.write)
-        try:
-            with anyio.fail_after(self.timeout + connect):
-                response = await http.post(
-                    f"{client.base_url}/embeddings", json=body, headers=client.headers(), timeout=timeout
-                )
-        except (TimeoutError, httpx.TimeoutException):
-            raise EmbeddingTimeoutError(f"No embeddings from OpenRouter within {self.timeout:g} s") from None
-        except httpx.TransportError as exc:
-            raise client.connection_error(exc) from exc
-        if response.status_code != httpx.codes.OK:
-            raise await client.error_from_response(response)
+        response = await client.post_json(
+            "/embeddings",
+            body,
+            reply_seconds=self.timeout,
+            timed_out=lambda: EmbeddingTimeoutError(f"No embeddings from OpenRouter within {self.timeout:g} s"),
+        )
         try:
             reply = _EmbeddingsReply.model_validate_json(response.content)
         except (ValidationError, ValueError):
