@@ -27,14 +27,12 @@ from oneai.openrouter import (
     RateLimitError,
     RetryPolicy,
     ServerError,
-    StreamTimeouts,
     UpstreamConnectionError,
 )
+from tests.integration.test_openrouter_client import API_KEY, FAST_RETRY, make_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(20)]
 
-API_KEY = "sk-or-v1-embed-test-0123456789abcdef"
-FAST_RETRY = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, max_retry_after=5.0, budget=10.0)
 TEXTS = [
     "Refunds are issued within 14 days of the returned parcel reaching our warehouse.",
     "The quarterly board meeting approved the new office lease in Berlin.",
@@ -50,24 +48,22 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenRouter]:
+def upstream() -> Iterator[FakeOpenRouter]:
     with FakeOpenRouter(delay=0.0) as server:
         yield server
 
 
-@pytest.fixture(autouse=True)
-def _fresh_fake(fake: FakeOpenRouter) -> Iterator[None]:
-    fake.reset()
-    yield
-    fake.reset()
+@pytest.fixture
+def fake(upstream: FakeOpenRouter) -> Iterator[FakeOpenRouter]:
+    """The module's fake OpenRouter, without scripts or records from other tests."""
+    upstream.reset()
+    yield upstream
+    upstream.reset()
 
 
 @pytest.fixture
 async def client(fake: FakeOpenRouter) -> AsyncIterator[OpenRouterClient]:
-    settings = Settings(openrouter_api_key=SecretStr(API_KEY), openrouter_base_url=fake.base_url)
-    async with OpenRouterClient(
-        settings, retry=FAST_RETRY, timeouts=StreamTimeouts(connect=2.0, request=5.0)
-    ) as openrouter:
+    async with make_client(fake.base_url) as openrouter:
         yield openrouter
 
 
