@@ -44,7 +44,7 @@ _STOP_TEXT = (
     "to too us was we were what when where which who will with would you your"
 )
 _STOP_WORDS = frozenset(_STOP_TEXT.split())
-_SLOT_CACHE_MAX = 200_000
+_SLOT_CACHE_MAX = 50_000  # per cache: a few tens of MB at most
 _SLOT_CACHE: dict[tuple[int, int], dict[str, tuple[int, bool]]] = {}
 _TRIGRAM_CACHE: dict[str, tuple[str, ...]] = {}
 
