@@ -25,7 +25,8 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from itertools import pairwise
+from itertools import chain, pairwise
+from typing import cast
 from zlib import crc32
 
 __all__ = ["EMBEDDING_DIMENSIONS", "MAX_CHARS", "cosine", "offline_embedding", "offline_embeddings"]
@@ -54,20 +55,20 @@ def _words(text: str) -> list[str]:
     return [word for word in _WORD.findall(normalised) if word not in _STOP_WORDS]
 
 
-def _slots(features: Iterable[str], seed: int, dimensions: int) -> list[tuple[int, bool]]:
+def _slots(features: list[str], seed: int, dimensions: int) -> list[tuple[int, bool]]:
     """(dimension, positive) of each feature, memoised: real text repeats its vocabulary, so most hashes of
     a chunk were already computed for an earlier one (the cache is dropped whole when it grows too big)."""
     cache = _SLOT_CACHE.setdefault((seed, dimensions), {})
     if len(cache) > _SLOT_CACHE_MAX:
         cache.clear()
-    slots = []
-    for feature in features:
-        slot = cache.get(feature)
-        if slot is None:
-            h = crc32(feature.encode("utf-8", "surrogatepass"), seed)
-            slot = cache[feature] = ((h >> 1) % dimensions, bool(h & 1))
-        slots.append(slot)
-    return slots
+    get = cache.get
+    slots: list[tuple[int, bool] | None] = [get(feature) for feature in features]
+    if None in slots:
+        for position, feature in enumerate(features):
+            if slots[position] is None:
+                h = crc32(feature.encode("utf-8", "surrogatepass"), seed)
+                slots[position] = cache[feature] = ((h >> 1) % dimensions, bool(h & 1))
+    return cast("list[tuple[int, bool]]", slots)  # no None left
 
 
 def _add(vector: list[float], counts: Counter[str], seed: int, share: float) -> None:
@@ -77,7 +78,7 @@ def _add(vector: list[float], counts: Counter[str], seed: int, share: float) -> 
         return
     weights = [1.0 + math.log(tf) if tf > 1 else 1.0 for tf in counts.values()]
     scale = share / math.sqrt(sum(w * w for w in weights))
-    for (index, positive), weight in zip(_slots(counts, seed, len(vector)), weights, strict=True):
+    for (index, positive), weight in zip(_slots(list(counts), seed, len(vector)), weights, strict=True):
         vector[index] += scale * weight if positive else -scale * weight
 
 
@@ -100,10 +101,7 @@ def offline_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list
     if words:
         _add(vector, Counter(a + " " + b for a, b in pairwise(words)), _PAIR_SEED, _PAIR_SHARE)
         word_counts = Counter(words)
-        trigrams: Counter[str] = Counter()
-        for word, tf in word_counts.items():
-            for trigram in _trigrams(word):
-                trigrams[trigram] += tf
+        trigrams = Counter(chain.from_iterable(map(_trigrams, words)))  # every occurrence of every word
         _add(vector, word_counts, _WORD_SEED, _WORD_SHARE)
         _add(vector, trigrams, _TRIGRAM_SEED, _TRIGRAM_SHARE)
     norm = math.sqrt(sum(x * x for x in vector))
