@@ -318,6 +318,31 @@ async def test_an_unreadable_reply_is_a_bad_gateway_retried(
     assert result.usage.cost is None  # no usage in the reply: the cost is unknown, not zero
 
 
+async def test_an_error_object_under_200_is_mapped_and_retried_when_transient() -> None:
+    # OpenRouter may answer 200 with `{"error": {...}}`: a 429 there is retried, a 400 is not.
+    bodies = [
+        {"error": {"code": 429, "message": "slow down"}},
+        {"data": [{"index": 0, "embedding": offline_embedding(TEXTS[0])}], "usage": {"prompt_tokens": 3}},
+        {"error": {"code": 400, "message": "input too long"}},
+    ]
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json=bodies[len(requests) - 1])
+
+    settings = Settings(openrouter_api_key=SecretStr(API_KEY), openrouter_base_url="http://upstream.test/api/v1")
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        OpenRouterClient(settings, http=http, retry=FAST_RETRY) as mocked,
+    ):
+        result = await embeddings(mocked).embed(TEXTS[:1])
+        assert result.vectors == [offline_embedding(TEXTS[0])]
+        with pytest.raises(BadRequestError, match="input too long"):
+            await embeddings(mocked).embed(TEXTS[:1])
+    assert len(requests) == 3
+
+
 @pytest.mark.parametrize(
     "numbers",
     [",".join(["0.0"] * 1536), ",".join(["1e400"] + ["0.5"] * 1535)],  # all zero; a number beyond float
