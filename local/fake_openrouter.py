@@ -10,6 +10,11 @@ Routes (under any prefix, normally `/api/v1`):
 - `GET .../models`: a small, realistic catalog, including `openrouter/auto` (prices "-1"), an image model,
   and `oneai/offline`, named as offline.
 - `GET .../generation?id=`: tokens and cost of a generation served here.
+- `POST .../embeddings`: `{"model", "input": str | [str], "dimensions"?, "encoding_format"?}` answered like
+  OpenRouter: `{"id": "embd-...", "object": "list", "model", "data": [{"object": "embedding", "index",
+  "embedding"}], "usage": {"prompt_tokens", "total_tokens", "cost"}}`, the vectors being the offline
+  embedding (`oneai.knowledge.offline_embedding`) of each input; tests script faults with
+  `fake.script_embeddings(Status(429, retry_after=1), EmbeddingsReply(dimensions=1024), Hang(), Drop())`.
 
 Without a script every chat request gets the offline reply: a deterministic text derived from the last
 user message, labelled as offline, streamed word by word with a small delay (a word a second when the
@@ -166,6 +171,29 @@ class DroppedConnection(Exception):
 
 
 Scenario = Reply | Status | MidStreamError | Hang | Stall | Infinite | Drop
+
+
+@dataclass(frozen=True)
+class EmbeddingsReply:
+    """A scripted `POST /embeddings` answer: the offline vectors, sent after `delay` seconds, with
+    `dimensions` (None: what the request asked, else 1536) and in reverse `data` order when `reverse` (the
+    API does not promise the input's order); `drop_last` leaves the last input's vector out; `usage`
+    replaces the computed usage (an empty mapping: none sent)."""
+
+    delay: float = 0.0
+    dimensions: int | None = None
+    reverse: bool = False
+    drop_last: bool = False
+    usage: Mapping[str, Any] | None = None
+
+
+EmbeddingsScenario = EmbeddingsReply | Status | Hang | Drop
+# What the embedding models cost per input token (OpenRouter's prices); other models are refused with a 400.
+EMBEDDING_PRICES = {
+    "openai/text-embedding-3-small": Decimal("0.00000002"),
+    "openai/text-embedding-3-large": Decimal("0.00000013"),
+    OFFLINE_MODEL_ID: Decimal(0),
+}
 
 
 @dataclass(frozen=True)
@@ -344,6 +372,7 @@ class FakeState:
     # (model, scenario): a scenario for one requested model only, or for any (None).
     scenarios: deque[tuple[str | None, Scenario]] = field(default_factory=deque)
     models_scenarios: deque[ModelsScenario] = field(default_factory=deque)
+    embeddings_scenarios: deque[EmbeddingsScenario] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     generations: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -361,6 +390,10 @@ class FakeState:
     def next_models_scenario(self) -> ModelsScenario | None:
         with self.lock:
             return self.models_scenarios.popleft() if self.models_scenarios else None
+
+    def next_embeddings_scenario(self) -> EmbeddingsScenario | None:
+        with self.lock:
+            return self.embeddings_scenarios.popleft() if self.embeddings_scenarios else None
 
     def record(self, request: RecordedRequest) -> RecordedRequest:
         with self.lock:
@@ -536,6 +569,8 @@ class FakeOpenRouterApp:
             await self._chat(scope, receive, send)
         elif path.endswith("/models") and method == "GET":
             await self._models(scope, receive, send)
+        elif path.endswith("/embeddings") and method == "POST":
+            await self._embeddings(scope, receive, send)
         elif path.endswith("/generation") and method == "GET":
             await self._generation(scope, send)
         else:
@@ -570,30 +605,49 @@ class FakeOpenRouterApp:
         else:
             await _json(send, 200, {"data": data})
 
+    # -- /embeddings --------------------------------------------------------------------------------
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_json(receive)
+        headers = _headers(scope)
+        scenario: EmbeddingsScenario | None = self.state.next_embeddings_scenario()
+        record = self.state.record(_posted(scope, headers, body, scenario))
+        inputs = _embedding_inputs(body)
+        if _unauthorized(headers):
+            scenario = Status(401, "No auth credentials found")
+        elif inputs is None:
+            scenario = Status(400, 'Input required: specify "input" as a non-empty string or strings')
+        elif scenario is None:
+            model = body.get("model")
+            if model not in EMBEDDING_PRICES:
+                scenario = Status(400, f"{model} is not a valid embedding model ID")
+            else:
+                scenario = EmbeddingsReply()
+        if isinstance(scenario, Status):
+            record.status = scenario.status
+            await _status_response(send, scenario)
+        elif isinstance(scenario, Drop):
+            raise DroppedConnection("connection dropped on purpose by the fake OpenRouter")
+        elif isinstance(scenario, Hang):
+            exchange = _Exchange(self.state, record, body, receive, send)
+            await exchange._watch_only()  # nothing until the client gives up
+            return
+        else:
+            assert inputs is not None
+            await anyio.sleep(scenario.delay)
+            record.status = 200
+            await _json(send, 200, _embeddings_payload(body, inputs, scenario))
+        record.finished_at = time.monotonic()
+
     # -- /chat/completions --------------------------------------------------------------------------
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await _read_body(receive)
+        body = await _read_json(receive)
         headers = _headers(scope)
-        try:
-            body: Any = json.loads(raw or b"null")
-        except ValueError:
-            body = None
         scenario = self.state.next_scenario(_requested_model(body) if isinstance(body, dict) else None)
         stream = isinstance(body, dict) and body.get("stream") is True
-        record = self.state.record(
-            RecordedRequest(
-                "POST",
-                scope["path"],
-                headers,
-                body,
-                type(scenario).__name__ if scenario is not None else "offline",
-                time.monotonic(),
-                stream=stream,
-            )
-        )
-        authorization = headers.get("authorization")
-        if authorization is not None and not authorization.startswith("Bearer "):
+        record = self.state.record(_posted(scope, headers, body, scenario, stream=stream))
+        if _unauthorized(headers):
             scenario = Status(401, "No auth credentials found")
         elif not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             scenario = Status(400, 'Input required: specify "messages"')
@@ -618,6 +672,76 @@ class FakeOpenRouterApp:
             await exchange.stream(scenario)
         else:
             await exchange.complete(scenario)
+
+
+async def _read_json(receive: Receive) -> Any:
+    """The request body parsed as JSON (None when it is not JSON)."""
+    try:
+        return json.loads(await _read_body(receive) or b"null")
+    except ValueError:
+        return None
+
+
+def _posted(
+    scope: Scope, headers: dict[str, str], body: Any, scenario: object | None, *, stream: bool = False
+) -> RecordedRequest:
+    """The record of a POST, named after the scenario that answers it ("offline": none was scripted)."""
+    label = type(scenario).__name__ if scenario is not None else "offline"
+    return RecordedRequest("POST", scope["path"], headers, body, label, time.monotonic(), stream=stream)
+
+
+def _unauthorized(headers: Mapping[str, str]) -> bool:
+    """An Authorization header that is not a bearer token (none at all is let through, as offline)."""
+    authorization = headers.get("authorization")
+    return authorization is not None and not authorization.startswith("Bearer ")
+
+
+def _embedding_inputs(body: object) -> list[str] | None:
+    """The texts of an embeddings request (a string or a list of strings; none empty), else None."""
+    if not isinstance(body, dict):
+        return None
+    value = body.get("input")
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+        return None
+    return texts
+
+
+def _embeddings_payload(body: Mapping[str, Any], inputs: Sequence[str], reply: EmbeddingsReply) -> dict[str, Any]:
+    from oneai.knowledge.offline_embedding import EMBEDDING_DIMENSIONS, offline_embedding
+
+    asked = body.get("dimensions")
+    dimensions = reply.dimensions or (asked if isinstance(asked, int) and asked > 0 else EMBEDDING_DIMENSIONS)
+    data = [
+        {"object": "embedding", "index": index, "embedding": offline_embedding(text, dimensions)}
+        for index, text in enumerate(inputs)
+    ]
+    if reply.drop_last:
+        data.pop()
+    if reply.reverse:
+        data.reverse()
+    model = str(body.get("model"))
+    # About four characters a token, as the real tokenizers average on English text.
+    tokens = sum(max(1, len(text) // 4) for text in inputs)
+    usage = (
+        dict(reply.usage)
+        if reply.usage is not None
+        else {
+            "prompt_tokens": tokens,
+            "total_tokens": tokens,
+            "cost": float(EMBEDDING_PRICES.get(model, Decimal(0)) * tokens),
+        }
+    )
+    payload: dict[str, Any] = {
+        "id": f"embd-{int(time.time())}-{secrets.token_hex(6)}",
+        "object": "list",
+        "model": model,
+        "provider": _PROVIDER,
+        "data": data,
+    }
+    if usage:
+        payload["usage"] = usage
+    return payload
 
 
 class _Exchange:
@@ -1045,11 +1169,17 @@ class FakeOpenRouter(FakeUpstream):
         with self.state.lock:
             self.state.models_scenarios.extend(scenarios)
 
+    def script_embeddings(self, *scenarios: EmbeddingsScenario) -> None:
+        """Queue answers for the next `POST /embeddings` requests, one per request, in order."""
+        with self.state.lock:
+            self.state.embeddings_scenarios.extend(scenarios)
+
     def reset(self) -> None:
         """Forget scripts and records (between tests sharing one server)."""
         with self.state.lock:
             self.state.scenarios.clear()
             self.state.models_scenarios.clear()
+            self.state.embeddings_scenarios.clear()
             self.state.requests.clear()
             self.state.generations.clear()
 
@@ -1061,6 +1191,10 @@ class FakeOpenRouter(FakeUpstream):
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.rstrip("/").endswith("/chat/completions")]
+
+    @property
+    def embeddings_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.rstrip("/").endswith("/embeddings")]
 
     @property
     def models_requests(self) -> list[RecordedRequest]:

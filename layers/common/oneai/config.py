@@ -70,6 +70,13 @@ class Settings(BaseModel):
     reply_persistence: bool = Field(default=True, validation_alias="ONEAI_REPLY_PERSISTENCE")
     # How long a reply may read the model: before the chat function's Timeout (300 s), leaving time to save.
     reply_time_limit_seconds: float = Field(default=280.0, gt=0, validation_alias="ONEAI_REPLY_TIME_LIMIT")
+    # Knowledge base embeddings (issue 24): the model (its vectors must have the 1536 dimensions of the chunks'
+    # column), how many chunks go in one request and how many characters at most (a proxy for the
+    # provider's tokens-per-request limit, about 4 characters a token), and how long one request may take.
+    embedding_model: str = Field(default="openai/text-embedding-3-small", validation_alias="ONEAI_EMBEDDING_MODEL")
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048, validation_alias="ONEAI_EMBEDDING_BATCH_SIZE")
+    embedding_batch_chars: int = Field(default=200_000, ge=1, validation_alias="ONEAI_EMBEDDING_BATCH_CHARS")
+    embedding_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="ONEAI_EMBEDDING_TIMEOUT")
 
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None

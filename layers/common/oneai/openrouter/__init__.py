@@ -1,18 +1,22 @@
-"""OpenRouter: SSE decoding, typed chunks and errors, the streaming client with retries, the model catalog.
+"""OpenRouter: SSE decoding, typed chunks and errors, the streaming client with retries, the model catalog,
+and embeddings (batched, retried, checked).
 
 No web framework here: `oneai.chat` relays what `OpenRouterClient.stream_chat` yields.
 """
 
 from oneai.openrouter.catalog import ModelPricing, OpenRouterModel, cost_of, parse_price
 from oneai.openrouter.client import ChatStream, OpenRouterClient, RetryPolicy, StreamTimeouts
+from oneai.openrouter.embeddings import EmbeddingResult, EmbeddingUsage, OpenRouterEmbeddings
 from oneai.openrouter.errors import (
     AuthenticationError,
     BadGatewayError,
     BadRequestError,
+    EmbeddingTimeoutError,
     FirstTokenTimeoutError,
     GatewayTimeoutError,
     IdleTimeoutError,
     InsufficientCreditsError,
+    InvalidEmbeddingError,
     MidStreamError,
     ModerationError,
     OpenRouterError,
@@ -44,15 +48,20 @@ __all__ = [
     "ChatChunk",
     "ChatCompletion",
     "ChatStream",
+    "EmbeddingResult",
+    "EmbeddingTimeoutError",
+    "EmbeddingUsage",
     "FirstTokenTimeoutError",
     "GatewayTimeoutError",
     "IdleTimeoutError",
     "InsufficientCreditsError",
+    "InvalidEmbeddingError",
     "KeepAlive",
     "MidStreamError",
     "ModelPricing",
     "ModerationError",
     "OpenRouterClient",
+    "OpenRouterEmbeddings",
     "OpenRouterError",
     "OpenRouterModel",
     "PartialStreamError",

@@ -117,7 +117,7 @@ class StreamTimeouts:
     request: float = 30.0
 
 
-class _Attempts:
+class RetryAttempts:
     """Counts attempts of one logical call and decides, per failure, whether to wait and retry."""
 
     def __init__(self, policy: RetryPolicy) -> None:
@@ -125,7 +125,7 @@ class _Attempts:
         self.retries = 0
         self.started: float | None = None
 
-    def begin(self) -> _Attempts:
+    def begin(self) -> RetryAttempts:
         """Start the budget clock (the anyio clock, so it needs a running event loop)."""
         if self.started is None:
             self.started = anyio.current_time()
@@ -345,27 +345,40 @@ class OpenRouterClient:
         body = self.chat_body(
             model, messages, stream=False, fallback_models=fallback_models, max_tokens=max_tokens, user=user
         )
-        attempts = _Attempts(self.retry).begin()
+        attempts = RetryAttempts(self.retry).begin()
         while True:
             try:
                 return (await self._complete_once(body)).text
             except OpenRouterError as exc:
                 await attempts.wait_or_raise(exc)
 
-    async def _complete_once(self, body: dict[str, Any]) -> ChatCompletion:
+    async def post_json(
+        self, path: str, body: dict[str, Any], *, reply_seconds: float, timed_out: Callable[[], OpenRouterError]
+    ) -> httpx.Response:
+        """One non-streaming POST (chat completion, embeddings): its 200 response, or the typed error
+        (`timed_out()` when no whole reply came within `reply_seconds` after connecting)."""
         http = self.http_client()
-        timeout = httpx.Timeout(self.timeouts.request, connect=self.timeouts.connect, write=self.timeouts.write)
+        limits = httpx.Timeout(reply_seconds, connect=self.timeouts.connect, write=self.timeouts.write)
         try:
-            with anyio.fail_after(self.timeouts.request + self.timeouts.connect):
+            with anyio.fail_after(reply_seconds + self.timeouts.connect):
                 response = await http.post(
-                    f"{self.base_url}/chat/completions", json=body, headers=self.headers(), timeout=timeout
+                    f"{self.base_url}{path}", json=body, headers=self.headers(), timeout=limits
                 )
         except (TimeoutError, httpx.ReadTimeout):
-            raise FirstTokenTimeoutError("No reply from the model in time") from None
+            raise timed_out() from None
         except httpx.TransportError as exc:
             raise self.connection_error(exc) from exc
         if response.status_code != httpx.codes.OK:
             raise await self.error_from_response(response)
+        return response
+
+    async def _complete_once(self, body: dict[str, Any]) -> ChatCompletion:
+        response = await self.post_json(
+            "/chat/completions",
+            body,
+            reply_seconds=self.timeouts.request,
+            timed_out=lambda: FirstTokenTimeoutError("No reply from the model in time"),
+        )
         try:
             completion = ChatCompletion.model_validate_json(response.content)
         except (ValidationError, ValueError):
@@ -426,7 +439,7 @@ class OpenRouterClient:
             return []
 
     async def _fetch_models(self, *, retry: bool) -> list[OpenRouterModel]:
-        attempts = _Attempts(self.retry if retry else RetryPolicy(max_retries=0)).begin()
+        attempts = RetryAttempts(self.retry if retry else RetryPolicy(max_retries=0)).begin()
         while True:
             try:
                 return await self._fetch_models_once()
@@ -480,7 +493,7 @@ class ChatStream:
         self._requested_model = requested_model
         self._timeouts = client.timeouts
         self._state: _State = "new"
-        self._attempts = _Attempts(client.retry)
+        self._attempts = RetryAttempts(client.retry)
         self._deadline = 0.0  # anyio clock: when the first token must have arrived
         self._response: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None

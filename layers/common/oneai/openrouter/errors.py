@@ -23,10 +23,12 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "EmbeddingTimeoutError",
     "FirstTokenTimeoutError",
     "GatewayTimeoutError",
     "IdleTimeoutError",
     "InsufficientCreditsError",
+    "InvalidEmbeddingError",
     "MidStreamError",
     "ModerationError",
     "OpenRouterError",
@@ -173,6 +175,24 @@ class ProviderUnavailableError(OpenRouterError):
 class ServerError(OpenRouterError):
     default_status, default_message = 500, "OpenRouter server error"
     retryable = True
+
+
+class EmbeddingTimeoutError(OpenRouterError):
+    """An embeddings request got no whole reply in time. Retried: nobody is watching an ingest wait."""
+
+    default_message = "No embeddings from OpenRouter in time"
+    retryable = True
+    api_message = GatewayTimeoutError.default_message
+
+    def to_api_error(self) -> OneAIError:
+        return GatewayTimeoutError(self.api_message, details=self.api_details())
+
+
+class InvalidEmbeddingError(OpenRouterError):
+    """An embeddings reply that cannot be stored: vectors of the wrong length, missing or repeated indices,
+    non-finite numbers. Not retried: the same model would answer the same way."""
+
+    default_status, default_message = 502, "OpenRouter sent embeddings that do not fit"
 
 
 class UpstreamConnectionError(OpenRouterError):

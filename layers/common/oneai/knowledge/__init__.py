@@ -1,0 +1,1 @@
+"""The knowledge base (issue 24): documents parsed, chunked, embedded and searched."""
