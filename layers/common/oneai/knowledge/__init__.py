@@ -1,0 +1,1 @@
+"""The knowledge base: documents parsed, chunked, embedded and searched (issue 24)."""
