@@ -72,7 +72,7 @@ def _pdf_file(objects: list[bytes], root: int) -> bytes:
     return out.getvalue()
 
 
-def encrypt_pdf(data: bytes, *, user_password: str, owner_password: str = "owner") -> bytes:
+def encrypt_pdf(data: bytes, *, user_password: str, owner_password: str) -> bytes:
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))

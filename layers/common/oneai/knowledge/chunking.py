@@ -166,17 +166,34 @@ def _pack(pieces: list[_Piece], settings: ChunkingSettings) -> Iterator[str]:
 
 
 def _tail(pieces: list[_Piece], overlap_tokens: int) -> list[_Piece]:
-    """The last whole pieces that fit in the overlap; never the whole chunk again."""
+    """The end of a chunk that fits in the overlap, in whole sentences; never the whole chunk again."""
     tail: list[_Piece] = []
-    size = 0
-    for piece in reversed(pieces[1:]):
-        size += piece.tokens + _JOINER_TOKENS
-        if size > overlap_tokens:
-            break
-        tail.insert(0, piece)
+    room = overlap_tokens
+    for piece in reversed(pieces[1:] if len(pieces) > 1 else []):
+        if piece.tokens + _JOINER_TOKENS <= room:
+            tail.insert(0, piece)
+            room -= piece.tokens + _JOINER_TOKENS
+            continue
+        tail[:0] = _last_sentences(piece.text, room)
+        break
+    if len(pieces) == 1:
+        tail = _last_sentences(pieces[0].text, room)
     if tail:
         tail[0] = _Piece(tail[0].text, tail[0].tokens, "")
     return tail
+
+
+def _last_sentences(text: str, room: int) -> list[_Piece]:
+    """The trailing sentences of a piece that fit in `room` tokens together (none if the last alone does not)."""
+    parts = [part.strip() for part in _SENTENCE_END.split(text)[::3] if part and part.strip()]
+    taken: list[_Piece] = []
+    for sentence in reversed(parts[1:]):
+        tokens = count_tokens(sentence)
+        if tokens + _JOINER_TOKENS > room:
+            break
+        taken.insert(0, _Piece(sentence, tokens, " "))
+        room -= tokens + _JOINER_TOKENS
+    return taken
 
 
 def _join(pieces: list[_Piece]) -> str:

@@ -65,8 +65,10 @@ def declared_kind(media_type: str, filename: str) -> DocumentKind:
     """The format the upload claims; a name and a type that claim different formats are refused."""
     base_type = media_type.split(";", 1)[0].strip().lower()
     by_type = _BY_MEDIA_TYPE.get(base_type)
-    by_name = _BY_EXTENSION.get(PurePath(filename).suffix.lower())
-    if by_name is None and by_type is None:
+    suffix = PurePath(filename).suffix.lower()
+    by_name = _BY_EXTENSION.get(suffix)
+    # a name without an extension leaves it to the type; an extension we do not read is refused whatever the type
+    if by_name is None and (by_type is None or suffix):
         raise DocumentUnreadableError(
             "this file type is not supported: upload a PDF, DOCX, TXT, Markdown, HTML or CSV file"
         )

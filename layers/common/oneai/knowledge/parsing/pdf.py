@@ -16,13 +16,14 @@ from oneai.knowledge.parsing._model import (
 from oneai.knowledge.parsing._paragraphs import paragraphs
 
 NO_TEXT_LAYER = "this PDF has no text layer: it looks scanned (run OCR on it, then upload it again)"
+TOO_COMPLEX = "the PDF is too large or complex to read"
 # Fewer letters than this in the whole file: nothing worth indexing (a scanned file with a stamped page number).
 _MIN_TEXT_CHARS = 16
 
 
 def parse_pdf(data: bytes, limits: ParsingLimits) -> ParsedDocument:
     from pypdf import PdfReader  # only the ingest worker reads PDFs; its import is the heavy one
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     started = time.monotonic()
     try:
@@ -49,7 +50,10 @@ def parse_pdf(data: bytes, limits: ParsingLimits) -> ParsedDocument:
         title = _title(reader)
     except DocumentUnreadableError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as error:
+    except LimitReachedError as error:
+        # pypdf's own bounds (array sizes, decompressed stream lengths) were reached
+        raise DocumentUnreadableError(TOO_COMPLEX) from error
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as error:
         # pypdf meets broken files with these; the reason a person can act on is the same for all of them
         raise DocumentUnreadableError("the file is not a valid PDF (it is damaged or incomplete)") from error
     if sum(len(block.text) for block in blocks) < _MIN_TEXT_CHARS:
