@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from itertools import pairwise
 
 import pytest
@@ -156,3 +158,18 @@ def test_settings_out_of_bounds_are_refused(settings: dict[str, int]) -> None:
 
 def test_the_default_settings_are_500_tokens_with_ten_percent_overlap() -> None:
     assert ChunkingSettings() == ChunkingSettings(target_tokens=500, overlap_tokens=50)
+
+
+def test_a_long_text_without_sentence_ends_is_chunked_in_linear_time() -> None:
+    generator = random.Random(3)
+    words = [
+        "".join(generator.choice("abcdefghijklmnop") for _ in range(generator.randint(2, 9))) for _ in range(2000)
+    ]
+    text = " ".join(generator.choice(words) for _ in range(300_000))
+
+    started = time.monotonic()
+    chunks = chunks_of(text.encode(), "text/plain", "one-paragraph.txt")
+
+    assert time.monotonic() - started < 6
+    assert all(chunk.tokens <= 500 for chunk in chunks)
+    assert " ".join(chunk.text for chunk in chunks[:3]).split()[:5] == text.split()[:5]

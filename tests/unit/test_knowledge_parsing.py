@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import tracemalloc
 
@@ -391,3 +392,45 @@ def test_binary_noise_named_txt_is_refused_as_not_text() -> None:
 )
 def test_files_without_readable_text_fail_with_a_reason(data: bytes, media_type: str, filename: str) -> None:
     assert reason_of(data, media_type, filename)
+
+
+@pytest.mark.parametrize(
+    ("data", "media_type", "filename"),
+    [
+        (make_pdf(["Opening hours are nine to five.", "Refunds take five days."]), "application/pdf", "a.pdf"),
+        (make_docx(docx_paragraph("Leave", heading=1) + docx_table([["a", "b"]])), DOCX_MEDIA_TYPE, "a.docx"),
+        (make_html("Return items within 30 days."), "text/html", "a.html"),
+        (make_csv(20), "text/csv", "a.csv"),
+        (b"# Title\n\n```\ncode\n```\n\ntext\n", "text/markdown", "a.md"),
+    ],
+    ids=["pdf", "docx", "html", "csv", "markdown"],
+)
+def test_damaged_files_fail_with_a_reason_never_another_exception(
+    data: bytes, media_type: str, filename: str
+) -> None:
+    generator = random.Random(24)
+    variants = [data[:cut] for cut in range(1, len(data), max(1, len(data) // 40))]
+    for _ in range(400):
+        flipped = bytearray(data)
+        for _ in range(generator.randint(1, 8)):
+            flipped[generator.randrange(len(flipped))] = generator.randrange(256)
+        variants.append(bytes(flipped))
+
+    reasons = []
+    for variant in variants:
+        try:
+            parse_document(variant, media_type, filename)
+        except DocumentUnreadableError as error:
+            reasons.append(error.reason)
+    assert reasons, "the damage was noticed"
+    assert all(reasons)
+
+
+def test_deeply_nested_html_with_stray_end_tags_is_read_in_linear_time() -> None:
+    data = b"<p>Deep text.</p>" + b"<span>" * 200_000 + b"</b>" * 200_000 + b"<p>After.</p>"
+
+    started = time.monotonic()
+    document = parse_document(data, "text/html", "deep.html")
+
+    assert time.monotonic() - started < 10
+    assert [block.text for block in document.blocks] == ["Deep text.", "After."]

@@ -62,6 +62,9 @@ class _Piece:
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])(\s+)|(\n)")
 _JOINER_TOKENS = 1
+# English runs about 4 characters a token: windows of that many characters rarely need halving again
+_WINDOW_CHARS_PER_TOKEN = 4
+_WINDOWS_FROM = 16
 
 
 def chunk_document(document: ParsedDocument, settings: ChunkingSettings = DEFAULT_SETTINGS) -> list[Chunk]:
@@ -128,6 +131,13 @@ def _fit_block(text: str, budget: int) -> list[_Piece]:
 
 
 def _halve_until_fits(text: str, budget: int) -> list[_Piece]:
+    if len(text) > _WINDOWS_FROM * budget:
+        # far too long (a whole book without a full stop): windows first, so the halving below stays shallow
+        pieces = []
+        for window, joiner in _windows(text, _WINDOW_CHARS_PER_TOKEN * budget):
+            first, *rest = _halve_until_fits(window, budget)
+            pieces.extend([_Piece(first.text, first.tokens, joiner), *rest])
+        return pieces
     tokens = count_tokens(text)
     if tokens <= budget:
         return [_Piece(text, tokens, " ")]
@@ -142,6 +152,20 @@ def _halve_until_fits(text: str, budget: int) -> list[_Piece]:
     pieces = _halve_until_fits(left, budget)
     first, *rest = _halve_until_fits(right, budget)
     return [*pieces, _Piece(first.text, first.tokens, joiner), *rest]
+
+
+def _windows(text: str, size: int) -> Iterator[tuple[str, str]]:
+    """Consecutive slices of about `size` characters, cut at a space where there is one near the end."""
+    start, joiner = 0, " "
+    while start < len(text):
+        end = min(start + size, len(text))
+        space = text.rfind(" ", start + size // 2, end) if end < len(text) else -1
+        if space > start:
+            yield text[start:space], joiner
+            start, joiner = space + 1, " "
+        else:
+            yield text[start:end], joiner
+            start, joiner = end, ""
 
 
 def _pack(pieces: list[_Piece], settings: ChunkingSettings) -> Iterator[str]:

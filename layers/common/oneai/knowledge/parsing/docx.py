@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import zipfile
+import zlib
 from xml.etree import ElementTree
 
 from oneai.knowledge.parsing._model import (
@@ -28,12 +30,17 @@ _STYLES = "word/styles.xml"
 NOT_A_DOCX = "the file is not a valid DOCX"
 _HEADING_NAME = re.compile(r"^(?:heading|überschrift|titre|título|titolo|kop)\s*([1-9])$", re.IGNORECASE)
 _MAX_HEADING_LEVELS = 9
+# what zipfile raises on a damaged archive (a bad header, an unknown method or version, a broken stream)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error,
+    ValueError, OSError, EOFError, NotImplementedError, RuntimeError,
+)  # fmt: skip
 
 
 def parse_docx(data: bytes, limits: ParsingLimits) -> ParsedDocument:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
+    except _ZIP_ERRORS as error:
         raise DocumentUnreadableError(NOT_A_DOCX) from error
     with archive:
         _check_archive(archive, limits)
@@ -86,7 +93,7 @@ def _read_xml(archive: zipfile.ZipFile, name: str, budget: list[int]) -> Element
                         "the DOCX unpacks to more than its limit: it is refused as a zip bomb"
                     )
                 pieces.append(piece)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+    except _ZIP_ERRORS as error:
         raise DocumentUnreadableError(f"{NOT_A_DOCX}: it is damaged") from error
     content = b"".join(pieces)
     # Word writes UTF-8 XML without a DOCTYPE; refusing any other (NUL bytes: UTF-16) keeps the check below whole

@@ -38,6 +38,7 @@ class _MainText(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.stack: list[tuple[str, bool, bool]] = []  # (tag, skipping, in main) per open element
+        self.open_count: dict[str, int] = {}  # per tag: is it open? in constant time, however deep the nesting
         self.blocks: list[tuple[bool, Block]] = []  # with "inside the main content"
         self.buffer: list[str] = []
         self.heading: int | None = None
@@ -73,12 +74,13 @@ class _MainText(HTMLParser):
         if tag in _HEADINGS and not skipping:
             self.heading = _HEADINGS[tag]
         self.stack.append((tag, skipping, in_main))
+        self.open_count[tag] = self.open_count.get(tag, 0) + 1
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "title" and self.title_parts is not None:
             self.title = clean_text(" ".join("".join(self.title_parts).split())) or None
             self.title_parts = None
-        if tag in _VOID or not any(open_tag == tag for open_tag, _, _ in self.stack):
+        if tag in _VOID or not self.open_count.get(tag):
             return
         # close it and anything left open inside it (HTML in the wild leaves tags open)
         while self.stack:
@@ -88,6 +90,7 @@ class _MainText(HTMLParser):
             elif open_tag in _BLOCK:
                 self._flush()
             self.stack.pop()
+            self.open_count[open_tag] -= 1
             if open_tag == tag:
                 break
 
@@ -96,6 +99,14 @@ class _MainText(HTMLParser):
             self.title_parts.append(data)
         if not self.skipping:
             self.buffer.append(data)
+
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        # the standard parser asserts on an unknown `<![keyword`; a damaged page loses that tag only
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i)
+            return -1 if end == -1 else end + 1
 
     def close(self) -> None:
         super().close()

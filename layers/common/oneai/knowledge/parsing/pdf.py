@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import zlib
 
 from oneai.knowledge.parsing._model import (
     Block,
@@ -53,7 +54,16 @@ def parse_pdf(data: bytes, limits: ParsingLimits) -> ParsedDocument:
     except LimitReachedError as error:
         # pypdf's own bounds (array sizes, decompressed stream lengths) were reached
         raise DocumentUnreadableError(TOO_COMPLEX) from error
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as error:
+    except (
+        PyPdfError,
+        zlib.error,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+    ) as error:
         # pypdf meets broken files with these; the reason a person can act on is the same for all of them
         raise DocumentUnreadableError("the file is not a valid PDF (it is damaged or incomplete)") from error
     if sum(len(block.text) for block in blocks) < _MIN_TEXT_CHARS:
