@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 import zlib
+from typing import TYPE_CHECKING
 
 from oneai.knowledge.parsing._model import (
     Block,
@@ -15,6 +16,9 @@ from oneai.knowledge.parsing._model import (
     clean_text,
 )
 from oneai.knowledge.parsing._paragraphs import paragraphs
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 NO_TEXT_LAYER = "this PDF has no text layer: it looks scanned (run OCR on it, then upload it again)"
 TOO_COMPLEX = "the PDF is too large or complex to read"
@@ -71,29 +75,29 @@ def parse_pdf(data: bytes, limits: ParsingLimits) -> ParsedDocument:
     return ParsedDocument(kind=DocumentKind.PDF, blocks=tuple(blocks), pages=page_count, title=title)
 
 
-def _opens_without_password(reader: object) -> bool:
+def _opens_without_password(reader: PdfReader) -> bool:
     """An owner password alone (printing/copying restrictions) still lets anyone read the text."""
     from pypdf import PasswordType
     from pypdf.errors import DependencyError
 
     try:
-        return bool(reader.decrypt("") != PasswordType.NOT_DECRYPTED)  # type: ignore[attr-defined]
+        return reader.decrypt("") != PasswordType.NOT_DECRYPTED
     except (DependencyError, NotImplementedError, ValueError):
         return False
 
 
-def _declared_page_count(reader: object) -> int:
+def _declared_page_count(reader: PdfReader) -> int:
     """The page tree's /Count, read without walking the tree (a file may claim a million pages)."""
     try:
-        count = reader.trailer["/Root"]["/Pages"]["/Count"]  # type: ignore[attr-defined]
+        count = reader.trailer["/Root"]["/Pages"]["/Count"]  # type: ignore[index]
         return int(count)
     except (KeyError, TypeError, ValueError):
         return 0
 
 
-def _title(reader: object) -> str | None:
+def _title(reader: PdfReader) -> str | None:
     try:
-        metadata = reader.metadata  # type: ignore[attr-defined]
+        metadata = reader.metadata
         title = metadata.title if metadata is not None else None
     except Exception:  # a damaged info dictionary costs the title only
         return None
