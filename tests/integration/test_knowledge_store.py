@@ -18,7 +18,14 @@ from psycopg.rows import dict_row
 
 from oneai.admin.workspace_purge import purge_deleted_workspaces
 from oneai.db.connection import Connection, Database
-from oneai.db.knowledge import EMBEDDING_DIMENSIONS, INDEX_SETTINGS, SEARCH, candidate_count, search_chunks
+from oneai.db.knowledge import (
+    EMBEDDING_DIMENSIONS,
+    SEARCH,
+    candidate_count,
+    search_chunks,
+    search_params,
+    set_index_settings,
+)
 from oneai.db.knowledge import vector_literal as literal
 from tests.conftest import AppUser
 from tests.integration.test_workspace_admin import delete_days_ago
@@ -246,16 +253,8 @@ def test_a_tenant_with_1_percent_of_the_chunks_gets_its_full_top_k_equal_to_the_
 
 
 def explain(conn: Connection, workspace_id: UUID, query: Vector) -> str:
-    conn.execute(INDEX_SETTINGS, {"ef_search": "100"})
-    params = {
-        "workspace_id": workspace_id,
-        "document_ids": None,
-        "embedding": literal(query),
-        "query": "chunk",
-        "candidates": candidate_count(TOP_K),
-        "min_score": -1.0,
-        "top_k": TOP_K,
-    }
+    set_index_settings(conn, TOP_K)
+    params = search_params(workspace_id=workspace_id, embedding=query, query="chunk", top_k=TOP_K, min_score=-1.0)
     rows = conn.execute("explain (costs off) " + SEARCH, params).fetchall()
     return "\n".join(str(next(iter(row.values()))) for row in rows)
 

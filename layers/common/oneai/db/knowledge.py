@@ -44,6 +44,8 @@ MIN_CANDIDATES: Final = 40
 CANDIDATES_PER_RESULT: Final = 4
 # pgvector caps ef_search at 1000; 100 keeps recall@10 over 0.95 at 100k chunks (bench/knowledge_search.py).
 MIN_EF_SEARCH: Final = 100
+# The full-text list ranks at most this many matching chunks (a bounded cost for common words).
+MAX_TEXT_MATCHES: Final = 1000
 MAX_EF_SEARCH: Final = 1000
 
 
@@ -93,37 +95,43 @@ scanned as materialized (
     and (select count(*) from indexed) < %(candidates)s
 ),
 vector_hits as (
-  select id, row_number() over (order by distance, id) as rank
+  select id, distance, row_number() over (order by distance, id) as rank
   from (
     select id, distance from indexed where (select count(*) from indexed) >= %(candidates)s
     union all
     (select id, distance from scanned order by distance, id limit %(candidates)s)
   ) v
 ),
-text_hits as (
-  select c.id,
-         row_number() over (
-           order by ts_rank_cd(c.tsv, websearch_to_tsquery('english'::regconfig, %(query)s)) desc, c.id
-         ) as rank
+text_matches as materialized (
+  -- At most MAX_TEXT_MATCHES matching chunks are ranked: a query of common words costs a bounded scan.
+  select c.id, ts_rank_cd(c.tsv, websearch_to_tsquery('english'::regconfig, %(query)s)) as text_rank
   from public.document_chunks c
   where {_IN_SCOPE}
     and c.tsv @@ websearch_to_tsquery('english'::regconfig, %(query)s)
-  order by rank
-  limit %(candidates)s
+  limit %(text_matches)s
 ),
-fused as (
-  select id, sum(1.0 / ({RRF_K} + rank)) as rrf
-  from (select id, rank from vector_hits union all select id, rank from text_hits) hits
+text_hits as (
+  select t.id, {_DISTANCE} as distance, t.rank
+  from (
+    select id, row_number() over (order by text_rank desc, id) as rank
+    from text_matches order by rank limit %(candidates)s
+  ) t
+  join public.document_chunks c on c.id = t.id
+),
+best as materialized (
+  select id, min(distance) as distance, sum(1.0 / ({RRF_K} + rank)) as rrf
+  from (select id, distance, rank from vector_hits union all select id, distance, rank from text_hits) hits
   group by id
+  having 1 - min(distance) >= %(min_score)s
+  order by rrf desc, distance, id
+  limit %(top_k)s
 )
 select c.id as chunk_id, c.document_id, d.filename, c.page, c.chunk_index as index, c.text,
-       (1 - {_DISTANCE})::float8 as score, f.rrf::float8 as rrf
-from fused f
-join public.document_chunks c on c.id = f.id
+       (1 - b.distance)::float8 as score, b.rrf::float8 as rrf
+from best b
+join public.document_chunks c on c.id = b.id
 join public.documents d on d.id = c.document_id
-where 1 - {_DISTANCE} >= %(min_score)s
-order by f.rrf desc, score desc, c.id
-limit %(top_k)s"""
+order by b.rrf desc, b.distance, b.id"""
 
 
 def candidate_count(top_k: int) -> int:
@@ -135,6 +143,36 @@ def vector_literal(embedding: Sequence[float]) -> str:
     if len(embedding) != EMBEDDING_DIMENSIONS:
         raise ValueError(f"an embedding has {EMBEDDING_DIMENSIONS} dimensions, not {len(embedding)}")
     return "[" + ",".join(repr(float(x)) for x in embedding) + "]"
+
+
+def search_params(
+    *,
+    workspace_id: UUID,
+    embedding: Sequence[float],
+    query: str,
+    top_k: int,
+    min_score: float,
+    document_ids: Sequence[UUID] | None = None,
+) -> dict[str, object]:
+    """The parameters of SEARCH."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ValueError(f"top_k is between 1 and {MAX_TOP_K}")
+    return {
+        "workspace_id": workspace_id,
+        "document_ids": None if document_ids is None else list(document_ids),
+        "embedding": vector_literal(embedding),
+        "query": query,
+        "candidates": candidate_count(top_k),
+        "text_matches": MAX_TEXT_MATCHES,
+        "min_score": min_score,
+        "top_k": top_k,
+    }
+
+
+def set_index_settings(conn: Connection, top_k: int) -> None:
+    """The index settings of a search, for the rest of the transaction."""
+    ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, candidate_count(top_k)))
+    conn.execute(INDEX_SETTINGS, {"ef_search": str(ef_search)})
 
 
 def search_chunks(
@@ -149,19 +187,14 @@ def search_chunks(
 ) -> list[KnowledgeHit]:
     """The workspace's `top_k` chunks for a query (its vector and its text), best first; sets the index
     settings for the rest of the transaction."""
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise ValueError(f"top_k is between 1 and {MAX_TOP_K}")
-    candidates = candidate_count(top_k)
-    ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, candidates))
-    conn.execute(INDEX_SETTINGS, {"ef_search": str(ef_search)})
-    params = {
-        "workspace_id": workspace_id,
-        "document_ids": None if document_ids is None else list(document_ids),
-        "embedding": vector_literal(embedding),
-        "query": query,
-        "candidates": candidates,
-        "min_score": min_score,
-        "top_k": top_k,
-    }
+    params = search_params(
+        workspace_id=workspace_id,
+        embedding=embedding,
+        query=query,
+        top_k=top_k,
+        min_score=min_score,
+        document_ids=document_ids,
+    )
+    set_index_settings(conn, top_k)
     with conn.cursor(row_factory=class_row(KnowledgeHit)) as cur:
         return cur.execute(SEARCH, params).fetchall()
