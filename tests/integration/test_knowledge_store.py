@@ -115,6 +115,12 @@ def test_a_non_member_sees_no_documents_no_chunks_and_nothing_from_the_search(
         assert conn.execute("select id from public.documents where id = %s", (document_id,)).fetchall() == []
         assert conn.execute("select id from public.document_chunks").fetchall() == []
     assert search(stranger) == []
+    # nor from the full-text part's function, which reads past RLS and checks the membership itself
+    text_matches = "select id from oneai_private.workspace_text_matches(%s, 'refund', null, 10)"
+    with db.user_transaction(stranger.principal) as conn:
+        assert conn.execute(text_matches, (workspace,)).fetchall() == []
+    with db.user_transaction(viewer.principal) as conn:
+        assert sorted(r["id"] for r in conn.execute(text_matches, (workspace,)).fetchall()) == sorted(chunk_ids)
 
 
 def test_a_viewer_writes_nothing_and_an_editor_writes_documents_and_chunks(
@@ -250,6 +256,24 @@ def test_a_tenant_with_1_percent_of_the_chunks_gets_its_full_top_k_equal_to_the_
     with db.user_transaction(owner.principal) as conn:
         hits = search_chunks(conn, workspace_id=small, embedding=query, query="", top_k=TOP_K, min_score=threshold)
     assert [hit.chunk_id for hit in hits] == [small_ids[n] for n in exact[:3]]
+
+    # AND when the planner takes the HNSW index for the small tenant too (here: its btree index dropped
+    # and sequential scans off, for one rolled-back transaction), the index comes back short and the
+    # exact scan makes up the top_k
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        conn.execute("drop index public.idx_document_chunks_workspace")
+        conn.execute("set local enable_seqscan = off")
+        conn.execute(
+            "select set_config('role', 'authenticated', true), set_config('request.jwt.claim.sub', %s, true)",
+            (str(owner.id),),
+        )
+        plan = explain(conn, small, query)
+        hits = search_chunks(
+            conn, workspace_id=small, embedding=query, query="nothing matches", top_k=TOP_K, min_score=-1.0
+        )
+        conn.rollback()
+    assert plan.split("CTE scanned")[0].count("idx_document_chunks_embedding") == 1
+    assert [hit.chunk_id for hit in hits] == [small_ids[n] for n in exact]
 
 
 def explain(conn: Connection, workspace_id: UUID, query: Vector) -> str:

@@ -103,12 +103,12 @@ vector_hits as (
   ) v
 ),
 text_matches as materialized (
-  -- At most MAX_TEXT_MATCHES matching chunks are ranked: a query of common words costs a bounded scan.
-  select c.id, ts_rank_cd(c.tsv, websearch_to_tsquery('english'::regconfig, %(query)s)) as text_rank
-  from public.document_chunks c
-  where {_IN_SCOPE}
-    and c.tsv @@ websearch_to_tsquery('english'::regconfig, %(query)s)
-  limit %(text_matches)s
+  -- Through the GIN index: a security definer function that checks the caller's membership itself
+  -- (under RLS the `@@` operator, not leakproof, cannot use the index; see the migration). At most
+  -- MAX_TEXT_MATCHES matching chunks are ranked: a query of common words costs a bounded scan.
+  select id, text_rank
+  from oneai_private.workspace_text_matches(
+    %(workspace_id)s, %(query)s, %(document_ids)s::uuid[], %(text_matches)s)
 ),
 text_hits as (
   select t.id, {_DISTANCE} as distance, t.rank
