@@ -5,7 +5,8 @@ the workspace, so another tenant's rows are never candidates).
 The statement fuses two ranked lists by reciprocal rank (RRF, k = 60):
 - the vector neighbours: the workspace's `candidates` chunks nearest to the query vector (cosine);
 - the full-text matches: the workspace's chunks matching `websearch_to_tsquery('english', query)`, best
-  `ts_rank_cd` first, at most `candidates` of them.
+  `ts_rank_cd` first, at most `candidates` of them (through `oneai_private.workspace_text_matches`, which
+  checks the membership itself and so can use the GIN index, which RLS would not let `@@` use).
 Rows come out by fused rank (`rrf`, highest first). Each row's `score` is its cosine similarity to the
 query vector (1 - cosine distance, in [-1, 1]; the same whether the chunk came from the vector list, the
 text list or both): it is what `min_score` compares, so a threshold means the same thing for every
