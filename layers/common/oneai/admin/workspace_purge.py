@@ -27,7 +27,8 @@ from oneai.logging import logger
 from oneai.quota.sweep import TimeLeft
 
 PurgeStep = Callable[[Connection, UUID], None]
-# Nothing of a workspace lives outside PostgreSQL yet; the documents' files join here with their issue.
+# Nothing of a workspace lives outside PostgreSQL yet: its documents and their chunks (vectors included)
+# go with the workspace row by cascade; the documents' files in S3 join here with the upload work.
 PURGE_STEPS: Final[tuple[PurgeStep, ...]] = ()
 DEFAULT_PURGE_BATCH: Final = 20
 
