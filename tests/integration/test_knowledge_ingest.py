@@ -162,6 +162,9 @@ def test_pdf_becomes_ready_with_its_pages_chunks_and_cost(env: Env) -> None:
     assert row["tokens"] > 0 and row["attempts"] == 1 and row["processing_started_at"] is None
     assert row["embedding_model"] == env.settings.embedding_model and row["embedding_tokens"] > 0
     assert row["content_sha256"] is not None
+    # kept past the lifecycle rule that expires unattached uploads after a day
+    tags = env.s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+    assert {"Key": "oneai-attached", "Value": "true"} in tags
 
 
 @pytest.mark.parametrize(

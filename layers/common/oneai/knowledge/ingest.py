@@ -174,7 +174,10 @@ class Ingestor:
         changed_sha: bytes | None = None
         if ref.storage_key is not None and state.status in {"ready", "failed"}:
             # the same upload notified twice, or a new file under the key: only the latter is processed
-            data = self._read(ref.storage_key)
+            try:
+                data = self._read(ref.storage_key)
+            except DocumentUnreadableError:  # a new file over the limit: the processed one stays
+                return IngestOutcome(ref, IngestResult.SKIPPED, state.id)
             if data is None:
                 return IngestOutcome(ref, IngestResult.SKIPPED, state.id)
             changed_sha = hashlib.sha256(data).digest()
@@ -207,6 +210,9 @@ class Ingestor:
             if data is None:
                 raise DocumentUnreadableError(FILE_MISSING)
             sha = hashlib.sha256(data).digest()
+            # uploads arrive tagged unattached (the bucket's lifecycle expires those after a day): a
+            # document's file is kept for its reprocess and download
+            self.store.mark_attached(claim.storage_key)
             limits = ParsingLimits(max_bytes=self.settings.max_document_bytes)
             parsed = parse_document(data, claim.media_type, claim.filename, limits)
             chunks = chunk_document(parsed, _chunking_settings(claim.chunking))
