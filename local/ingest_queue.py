@@ -23,17 +23,18 @@ from oneai.knowledge.ingest_queue import set_local_ingest_sink
 INGEST_HANDLER: Final = "ingest.handler.lambda_handler"
 
 
-def s3_object_created(bucket: str, key: str, *, size: int = 0) -> dict[str, Any]:
+def s3_object_created(bucket: str, key: str, *, size: int = 0, event_time: str | None = None) -> dict[str, Any]:
     """The notification S3 sends a queue for one stored object (keys URL-encoded, a space as '+')."""
     from urllib.parse import quote_plus
 
+    event_time = event_time or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return {
         "Records": [
             {
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
                 "awsRegion": "local",
-                "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "eventTime": event_time,
                 "eventName": "ObjectCreated:Post",
                 "s3": {
                     "s3SchemaVersion": "1.0",

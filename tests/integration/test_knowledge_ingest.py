@@ -374,3 +374,41 @@ def test_handler_reports_only_the_failed_records(env: Env, upstream: FakeOpenRou
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
     assert env.document(good)["status"] == "ready"
     assert env.document(bad)["status"] == "queued"
+
+
+def test_sample_events_run_through_the_handler(env: Env) -> None:
+    """events/ingest/*.json (for `sam local invoke IngestFunction -e`) do what they say."""
+    from ingest.handler import lambda_handler
+
+    from local.events import EVENTS_DIR, INGEST_SAMPLE_DOCUMENT, INGEST_SAMPLE_WORKSPACE
+
+    with env.db.service_transaction() as conn:
+        conn.execute(
+            "insert into public.workspaces (id, name, slug, owner_id) values (%s, 'Samples', %s, %s)"
+            " on conflict (id) do nothing",
+            (INGEST_SAMPLE_WORKSPACE, f"samples-{uuid.uuid4().hex[:8]}", env.owner.id),
+        )
+        conn.execute("delete from public.documents where id = %s", (INGEST_SAMPLE_DOCUMENT,))
+    env.workspace_id = UUID(INGEST_SAMPLE_WORKSPACE)
+    pdf = make_pdf([PARAGRAPH, PARAGRAPH])
+    document_id = UUID(INGEST_SAMPLE_DOCUMENT)
+    key = f"knowledge/{INGEST_SAMPLE_WORKSPACE}/{document_id}/Refund policy.pdf"
+    with env.db.service_transaction() as conn:
+        conn.execute(
+            "insert into public.documents (id, workspace_id, filename, media_type, size_bytes, storage_key)"
+            " values (%s, %s, 'Refund policy.pdf', 'application/pdf', %s, %s)",
+            (document_id, env.workspace_id, len(pdf), key),
+        )
+    env.s3.put_object(Bucket=BUCKET, Key=key, Body=pdf, ContentType="application/pdf")
+
+    def run(name: str) -> dict[str, Any]:
+        event = json.loads((EVENTS_DIR / "ingest" / f"{name}.json").read_text())
+        answer: dict[str, Any] = lambda_handler(event, FakeLambdaContext("IngestFunction"))
+        return answer
+
+    assert run("s3-object-created") == {"batchItemFailures": []}
+    assert (env.document(document_id)["status"], env.document(document_id)["pages"]) == ("ready", 2)
+    env.set_status(document_id, "status = 'queued'")
+    assert run("reprocess") == {"batchItemFailures": []}
+    assert (env.document(document_id)["status"], env.document(document_id)["attempts"]) == ("ready", 2)
+    assert run("sweep") == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0}
