@@ -412,3 +412,28 @@ def test_sample_events_run_through_the_handler(env: Env) -> None:
     assert run("reprocess") == {"batchItemFailures": []}
     assert (env.document(document_id)["status"], env.document(document_id)["attempts"]) == ("ready", 2)
     assert run("sweep") == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0}
+
+
+def test_worker_whose_claim_was_taken_over_stops_embedding(env: Env, upstream: FakeOpenRouter) -> None:
+    """A worker presumed dead (its claim taken over by another delivery) stops after the batch in flight:
+    it neither pays for the rest of the embeddings nor writes anything."""
+    document_id, key = env.upload("long.txt", "text/plain", ("\n\n".join([PARAGRAPH * 6] * 40)).encode())
+
+    class TakenOverDuringTheFirstBatch(OpenRouterEmbeddings):
+        async def embed(self, texts: Any, model: str | None = None) -> Any:
+            result = await super().embed(texts, model)
+            env.set_status(document_id, "attempts = attempts + 1")  # the other worker's claim
+            return result
+
+    ingestor = Ingestor(
+        env.db,
+        env.ingestor.store,
+        env.settings,
+        embeddings=lambda client: TakenOverDuringTheFirstBatch(client, retry=FAST_RETRY, batch_size=8),
+    )
+    before = len(upstream.requests)
+    [outcome] = ingestor.ingest_message(s3_body(key), receive_count=1)
+    assert outcome.result is IngestResult.SKIPPED
+    assert len(upstream.requests) - before == 1  # of the document's several batches
+    row = env.document(document_id)
+    assert row["status"] == "processing" and row["chunks"] == 0 and row["chunks_total"] > 8

@@ -87,6 +87,10 @@ class RetryLaterError(Exception):
     the queue. The document is `queued` again."""
 
 
+class _ClaimLostError(Exception):
+    """Another worker took the document over (this one was presumed dead), or it was deleted."""
+
+
 class MalformedMessageError(ValueError):
     """A message that is neither an S3 notification nor `{"document_id"}`: retrying cannot help."""
 
@@ -222,6 +226,8 @@ class Ingestor:
             return self._fail(ref, claim, exc.reason, sha)
         try:
             vectors, cost = asyncio.run(self._embed(claim, chunks))
+        except _ClaimLostError:  # stop paying for embeddings nobody will store
+            return IngestOutcome(ref, IngestResult.SKIPPED, claim.id, "the document was taken over")
         except OpenRouterError as exc:
             logger.warning(
                 "document embedding failed",
@@ -275,7 +281,8 @@ class Ingestor:
                 vectors.extend(result.vectors)
                 usage = usage.plus(result.usage)
                 with self.database.service_transaction() as conn:
-                    set_progress(conn, claim, chunks_done=len(vectors), chunks_total=len(texts))
+                    if not set_progress(conn, claim, chunks_done=len(vectors), chunks_total=len(texts)):
+                        raise _ClaimLostError(str(claim.id))
         return vectors, EmbeddingCost(
             model=model, tokens=usage.total_tokens or usage.prompt_tokens, cost=usage.cost
         )
