@@ -14,6 +14,8 @@ SSM_PATH = f"/oneai/{STAGE}/"
 REST_API_ID = "0neai0test"  # the id API Gateway would give OneAIApi (what the notification links point at)
 # The template's parameters without defaults, as `make dev` has them.
 ATTACHMENTS_BUCKET = "oneai-attachments-default"
+# Issue 24: the ingest queue (a resource of the stack; a sample URL in moto's account).
+INGEST_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/oneai-ingest-{STAGE}"
 PARAMETERS = {
     "SupabaseUrl": LOCAL_SUPABASE_URL,
     "ShareUrlBase": "https://oneai.test/shared",
@@ -49,6 +51,8 @@ def template_environment(function: Function, *, tracing: bool = True) -> dict[st
     resolved["POWERTOOLS_TRACE_DISABLED"] = "false" if tracing else "true"
     # Issue 12: the attachments bucket is a resource of the stack (named here as a sample).
     resolved["ONEAI_ATTACHMENTS_BUCKET"] = ATTACHMENTS_BUCKET
+    if "ONEAI_INGEST_QUEUE_URL" in resolved:
+        resolved["ONEAI_INGEST_QUEUE_URL"] = INGEST_QUEUE_URL
     own = (resource["Properties"].get("Environment") or {}).get("Variables") or {}
     if "ONEAI_PUBLIC_API_URL" in own:  # no PublicApiUrl: the stage's execute-api URL
         resolved["ONEAI_PUBLIC_API_URL"] = f"https://{REST_API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"

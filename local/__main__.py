@@ -125,6 +125,20 @@ def start_event_bus(template: dict[str, Any]) -> Any:
     return LocalEventBus(function).start()
 
 
+def start_ingest_queue(template: dict[str, Any], local_s3: Any) -> Any:
+    """Uploads under knowledge/ in the local S3 and the reprocess messages go to the ingest function
+    in-process (local/ingest_queue.py); a handle to stop."""
+    from local.ingest_queue import LocalIngestQueue, ingest_function
+
+    function = ingest_function(list_functions(template))
+    if function is None:
+        return None
+    queue = LocalIngestQueue(function).start()
+    if local_s3 is not None:
+        local_s3.on_object_created = queue.object_created
+    return queue
+
+
 def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
@@ -264,6 +278,7 @@ def main() -> int:
     api = rest_api_settings(template)
     routes = list_routes(template)
     event_bus = start_event_bus(template)
+    ingest_queue = start_ingest_queue(template, local_s3)
     app = LocalApiGateway(
         routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
     )
@@ -305,7 +320,7 @@ def main() -> int:
         # The protocol answers API Gateway's 414/431 to a request head too large to parse (local/request_limits.py).
         uvicorn.run(app, host="127.0.0.1", port=port, lifespan="on", log_level="info", http=GatewayH11Protocol)
     finally:
-        _stop_all(offline, fake_razorpay, local_s3, event_bus, pg_tcp)
+        _stop_all(offline, fake_razorpay, ingest_queue, local_s3, event_bus, pg_tcp)
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

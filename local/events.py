@@ -435,6 +435,42 @@ def notification_files(template: dict[str, object]) -> dict[Path, str]:
     return files
 
 
+# The ingest function's inputs: the S3 notification of a document's upload and a reprocess message (SQS
+# batches of one), and the sweep's schedule input.
+INGEST_SAMPLE_DOCUMENT = "55555555-5555-4555-8555-555555555555"
+INGEST_SAMPLE_WORKSPACE = "66666666-6666-4666-8666-666666666666"
+
+
+def ingest_files(template: dict[str, object]) -> dict[Path, str]:
+    from local.ingest_queue import INGEST_HANDLER, s3_object_created
+
+    function = next((fn for fn in list_functions(template) if fn.handler == INGEST_HANDLER), None)
+    if function is None:
+        return {}
+    folder = EVENTS_DIR / function.events_dir_name
+    key = f"knowledge/{INGEST_SAMPLE_WORKSPACE}/{INGEST_SAMPLE_DOCUMENT}/Refund policy.pdf"
+    bodies = {
+        "s3-object-created": s3_object_created(
+            "oneai-attachments-local", key, size=2048, event_time="2025-01-01T12:00:00.000Z"
+        ),
+        "reprocess": {"document_id": INGEST_SAMPLE_DOCUMENT},
+    }
+    files: dict[Path, str] = {}
+    for name, body in bodies.items():
+        record = sqs_record(
+            json.dumps(body), receive_count=1, message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:sqs:{name}"))
+        )
+        record["attributes"] = {
+            **record["attributes"],
+            "SentTimestamp": "1735732800000",
+            "ApproximateFirstReceiveTimestamp": "1735732800000",
+        }
+        record["eventSourceARN"] = "arn:aws:sqs:ap-south-1:123456789012:oneai-ingest"
+        files[folder / f"{name}.json"] = json.dumps({"Records": [record]}, indent=2) + "\n"
+    files[folder / "sweep.json"] = json.dumps({"sweep": "stuck-documents"}, indent=2) + "\n"
+    return files
+
+
 def render_all() -> dict[Path, str]:
     """Every events file as it should be on disk, keyed by path."""
     template = load_template()
@@ -459,6 +495,7 @@ def render_all() -> dict[Path, str]:
             json.dumps(sample_event(route, stage=stage, token=token, admin_token=admin_token), indent=2) + "\n"
         )
     files.update(notification_files(template))
+    files.update(ingest_files(template))
     return files
 
 

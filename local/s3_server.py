@@ -145,8 +145,53 @@ class PostPolicyEnforcer:
         return self.app(environ, start_response)
 
 
+ObjectCreated = Callable[[str, str], None]
+
+
+class ObjectCreatedNotifier:
+    """WSGI middleware around the S3 API: after an object was stored (a PUT of an object, a POST form
+    upload, answered 2xx) `notify(bucket, key)` runs, as S3's ObjectCreated event notification would."""
+
+    def __init__(self, app: WsgiApp, notify: ObjectCreated) -> None:
+        self.app = app
+        self.notify = notify
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        created = self._created_key(environ)
+        if created is None:
+            return self.app(environ, start_response)
+        statuses: list[int] = []
+
+        def recording_start_response(status: str, headers: Any, *args: Any) -> Any:
+            statuses.append(int(status.split(maxsplit=1)[0]))
+            return start_response(status, headers, *args)
+
+        answer = self.app(environ, recording_start_response)
+        if statuses and 200 <= statuses[0] < 300:
+            self.notify(*created)
+        return answer
+
+    @staticmethod
+    def _created_key(environ: dict[str, Any]) -> tuple[str, str] | None:
+        method = environ.get("REQUEST_METHOD")
+        bucket, _, key = environ.get("PATH_INFO", "/").lstrip("/").partition("/")
+        if method == "PUT" and key and not environ.get("QUERY_STRING"):  # not ?tagging, ?partNumber, ...
+            return bucket, key
+        if method == "POST" and environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            _, form, files = parse_form_data({**environ, "wsgi.input": io.BytesIO(body)})
+            upload = files.get("file")
+            form_key = form.get("key") or ""
+            if not form_key:
+                return None
+            return bucket, form_key.replace("${filename}", (upload.filename or "") if upload else "")
+        return None
+
+
 class LocalS3:
-    """moto's S3 with POST policies enforced, on 127.0.0.1 (a free port unless given)."""
+    """moto's S3 with POST policies enforced, on 127.0.0.1 (a free port unless given). `on_object_created`
+    (settable while it runs) is told of every object stored, like S3's event notifications."""
 
     def __init__(
         self, *, port: int = 0, secret: str = LOCAL_SECRET_ACCESS_KEY, state_dir: Path | None = None
@@ -157,6 +202,7 @@ class LocalS3:
         self._buckets: list[str] = []
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.on_object_created: ObjectCreated | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -172,7 +218,10 @@ class LocalS3:
         )
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        app = PostPolicyEnforcer(DomainDispatcherApplication(create_backend_app), secret=self._secret)
+        app = ObjectCreatedNotifier(
+            PostPolicyEnforcer(DomainDispatcherApplication(create_backend_app), secret=self._secret),
+            self._object_created,
+        )
         self._server = make_server("127.0.0.1", self._port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="local-s3")
         self._thread.start()
@@ -188,6 +237,10 @@ class LocalS3:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
+
+    def _object_created(self, bucket: str, key: str) -> None:
+        if self.on_object_created is not None:
+            self.on_object_created(bucket, key)
 
     def __enter__(self) -> LocalS3:
         return self.start()

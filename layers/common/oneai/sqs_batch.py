@@ -16,6 +16,8 @@ from typing import Any
 class SqsMessage:
     message_id: str
     body: str
+    # SQS's ApproximateReceiveCount: 1 on the first delivery, maxReceiveCount on the last before the DLQ
+    receive_count: int = 1
 
 
 def process_sqs_batch(event: Mapping[str, Any], handle: Callable[[SqsMessage], None]) -> dict[str, Any]:
@@ -23,7 +25,12 @@ def process_sqs_batch(event: Mapping[str, Any], handle: Callable[[SqsMessage], N
     exception is its record's failure only (the handler logs it), never the whole batch's."""
     failures: list[dict[str, str]] = []
     for record in event.get("Records") or []:
-        message = SqsMessage(message_id=record["messageId"], body=record.get("body") or "")
+        attributes = record.get("attributes") or {}
+        message = SqsMessage(
+            message_id=record["messageId"],
+            body=record.get("body") or "",
+            receive_count=int(attributes.get("ApproximateReceiveCount") or 1),
+        )
         try:
             handle(message)
         except Exception:  # one record's failure, reported to SQS below
