@@ -104,6 +104,11 @@ class Settings(BaseModel):
     max_attachment_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, validation_alias="ONEAI_MAX_ATTACHMENT_BYTES"
     )
+    # Knowledge base (issue 24): the largest document accepted (the presigned POST holds an upload to its
+    # declared size, never more than this), and the SQS queue the ingest function reads (unset locally:
+    # `oneai.knowledge.ingest_queue` hands the messages to the local sink, or only logs them).
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, gt=0, validation_alias="ONEAI_MAX_DOCUMENT_BYTES")
+    ingest_queue_url: str | None = Field(default=None, validation_alias="ONEAI_INGEST_QUEUE_URL")
     # Lifetimes of the presigned upload (POST) and of the presigned GET a content route redirects to.
     attachment_upload_seconds: int = Field(default=900, gt=0, le=3600, validation_alias="ONEAI_UPLOAD_URL_SECONDS")
     attachment_url_seconds: int = Field(
