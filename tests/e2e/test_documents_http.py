@@ -189,6 +189,10 @@ def test_list_filter_sort_patch_and_quota(client: httpx.Client, owner: AppUser, 
     ]
     assert client.get(url, params={"status": "ready"}, headers=owner.headers).json()["items"] == []
 
+    chatbots = client.patch(
+        f"/documents/{small['id']}", json={"chatbot_ids": [str(uuid.uuid4())]}, headers=owner.headers
+    )
+    assert chatbots.status_code == 422  # no chatbots yet: refused, not silently ignored
     patched = client.patch(
         f"/documents/{small['id']}",
         json={"filename": "renamed.txt", "tags": ["faq"], "description": "the FAQ"},

@@ -42,6 +42,11 @@ class DocumentsCreate(BaseModel):
 class DocumentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    chatbot_ids: list[UUID] | None = Field(
+        default=None,
+        max_length=0,
+        description="refused when not empty until chatbots exist (their documents come with them)",
+    )
     filename: str | None = Field(default=None, min_length=1, max_length=255)
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     description: str | None = Field(default=None, max_length=2000)
