@@ -352,3 +352,30 @@ def test_plan_limits_are_402_and_bulk_is_all_or_nothing(
     assert bytes_refused.json()["error"]["details"] == {"limit": 20 * 1024 * 1024, "used": 90, "tier": "free"}
     assert client.post(url, json=nine[0], headers=owner.headers).status_code == 201
     assert client.post(url, json=nine[0], headers=owner.headers).status_code == 402
+
+
+def test_a_document_being_processed_is_not_queued_again(
+    client: httpx.Client, owner: AppUser, database_url: str
+) -> None:
+    workspace_id = personal_workspace(database_url, owner)
+    document = uploaded(client, owner, workspace_id)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "update public.documents set status = 'processing', processing_started_at = now(), chunks_total = 4,"
+            " chunks_done = 2 where id = %s",
+            (document["id"],),
+        )
+    answer = client.post(f"/documents/{document['id']}/reprocess", headers=owner.headers)
+    assert answer.status_code == 409, answer.text
+    detail = client.get(f"/documents/{document['id']}", headers=owner.headers).json()
+    assert (detail["status"], detail["progress"]) == ("processing", {"chunks_done": 2, "chunks_total": 4})
+
+
+def test_downloading_a_file_not_uploaded_yet_is_404(
+    client: httpx.Client, owner: AppUser, database_url: str
+) -> None:
+    workspace_id = personal_workspace(database_url, owner)
+    started = start(client, owner, workspace_id)
+    answer = client.get(f"/documents/{started['id']}/download", headers=owner.headers, follow_redirects=False)
+    assert answer.status_code == 404
+    assert "not been uploaded" in answer.json()["error"]["message"]

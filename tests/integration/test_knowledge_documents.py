@@ -1,11 +1,12 @@
 """The documents' producer side and their files' ends, against the real database and moto's AWS: the ingest
-queue (the local sink; SQS in batches of 10), a reprocess through the workspaces app reaching the sink,
+queue (the local sink; SQS in batches of 10), the plan limit under concurrent uploads, a reprocess through the workspaces app reaching the sink,
 the purge of a deleted workspace deleting its files, and account erasure deleting the files of the
 workspaces it deletes (and only those)."""
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,8 +19,12 @@ from moto import mock_aws
 
 from oneai.account.erasure import erase_account
 from oneai.admin.workspace_purge import purge_deleted_workspaces
-from oneai.config import override_settings
+from oneai.attachments.storage import ObjectStore
+from oneai.config import get_settings, override_settings
 from oneai.db.connection import Database
+from oneai.errors import PlanLimitError
+from oneai.knowledge.document_models import DocumentCreate
+from oneai.knowledge.documents import create_documents
 from oneai.knowledge.ingest_queue import enqueue_ingest, set_local_ingest_sink
 from tests.conftest import AppUser
 from tests.integration.test_workspace_admin import delete_days_ago, no_razorpay, purge_everything_due
@@ -159,3 +164,38 @@ def test_erasure_deletes_the_files_of_the_workspaces_the_user_alone_owned(
     assert keys(s3, f"knowledge/{personal}/") == []
     assert keys(s3, f"knowledge/{alone}/") == []
     assert keys(s3, f"knowledge/{shared_with_staying}/") == [shared_key]
+
+
+def test_two_uploads_at_once_cannot_both_take_the_last_slot(
+    db: Database, make_user: Callable[..., AppUser], s3: Any
+) -> None:
+    """The second upload waits for the first one's transaction (the workspace's lock), then counts it: without
+    the lock it would count 9 committed documents while the first is still open, and both would pass."""
+    owner = make_user()
+    workspace_id = UUID(str(personal_workspace(db, owner.id)["id"]))
+    store = ObjectStore(get_settings())
+    one = DocumentCreate(filename="a.txt", media_type="text/plain", size=10)
+    with db.user_transaction(owner.principal) as conn:
+        create_documents(conn, db.settings, store, workspace_id, [one] * 9, bulk=True)
+
+    first_inserted, second_done = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def second() -> None:
+        first_inserted.wait(10)
+        try:
+            with db.user_transaction(owner.principal) as conn:
+                create_documents(conn, db.settings, store, workspace_id, [one])
+            outcome["second"] = "created"
+        except PlanLimitError as error:
+            outcome["second"] = error.details
+        second_done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with db.user_transaction(owner.principal) as conn:
+        create_documents(conn, db.settings, store, workspace_id, [one])
+        first_inserted.set()
+        assert not second_done.wait(1)  # the second waits for this transaction
+    thread.join(10)
+    assert outcome["second"] == {"limit": 10, "used": 10, "tier": "free"}

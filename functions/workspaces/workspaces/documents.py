@@ -141,7 +141,11 @@ def delete_document(principal: CurrentPrincipal, db: Db, document_id: PathId) ->
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@documents.post("/{document_id}/reprocess", summary="Process the document again (editors)")
+@documents.post(
+    "/{document_id}/reprocess",
+    summary="Process the document again (editors)",
+    responses=refused(409, "CONFLICT: the document is being processed"),
+)
 def reprocess(principal: CurrentPrincipal, db: Db, document_id: PathId) -> DocumentDetail:
     with db.user_transaction(principal) as conn:
         ids = service.reprocess(conn, document_id)
@@ -155,6 +159,7 @@ def reprocess(principal: CurrentPrincipal, db: Db, document_id: PathId) -> Docum
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
     summary="302 to a short-lived presigned GET of the file",
+    responses=refused(404, "NOT_FOUND: no such document, or its file has not been uploaded yet"),
 )
 def download(principal: CurrentPrincipal, db: Db, document_id: PathId) -> RedirectResponse:
     store = get_object_store()

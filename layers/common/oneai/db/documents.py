@@ -85,6 +85,7 @@ REQUEUE = """
 update public.documents set status = 'queued', error = null, chunks_done = 0, chunks_total = null,
   processing_started_at = null, attempts = 0
 where workspace_id = %(workspace_id)s and id = any(%(ids)s)
+  and status <> 'processing'
   and (not %(failed_only)s or status = 'failed')
 returning id"""
 CHUNKS = """

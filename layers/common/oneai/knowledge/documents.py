@@ -28,7 +28,7 @@ from oneai.db import documents as repo
 from oneai.db import knowledge as knowledge_repo
 from oneai.db import workspaces as workspaces_repo
 from oneai.db.connection import Connection, Database
-from oneai.errors import NotFoundError, PlanLimitError, ValidationError, field_error
+from oneai.errors import ConflictError, NotFoundError, PlanLimitError, ValidationError, field_error
 from oneai.knowledge.document_models import (
     Chunk,
     Document,
@@ -292,10 +292,16 @@ def delete_files(store: storage.ObjectStore, keys: Sequence[str]) -> None:
 
 
 def reprocess(conn: Connection, document_id: UUID) -> list[UUID]:
-    """Back to `queued`, error and progress cleared; returns the id to enqueue after the commit."""
+    """Back to `queued`, error and progress cleared; returns the id to enqueue after the commit. A document
+    being processed is 409: a worker holds it (the sweep fails it if that worker died)."""
     row = _visible(conn, document_id)
     require_role(conn, row.workspace_id, "editor")
-    return repo.requeue(conn, row.workspace_id, [document_id], failed_only=False)
+    queued = repo.requeue(conn, row.workspace_id, [document_id], failed_only=False)
+    if not queued:
+        if repo.get_document(conn, document_id) is None:
+            raise NotFoundError(NOT_FOUND)
+        raise ConflictError("The document is being processed; reprocess it once it is ready or failed")
+    return queued
 
 
 def reprocess_failed(conn: Connection, workspace_id: UUID) -> list[UUID]:
@@ -305,6 +311,8 @@ def reprocess_failed(conn: Connection, workspace_id: UUID) -> list[UUID]:
 
 def download_url(conn: Connection, settings: Settings, store: storage.ObjectStore, document_id: UUID) -> str:
     row = _visible(conn, document_id)
+    if row.status == "uploading" and store.head(row.storage_key) is None:
+        raise NotFoundError("The file has not been uploaded yet")
     return store.presigned_get(
         row.storage_key,
         media_type=row.media_type,
