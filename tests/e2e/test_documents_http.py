@@ -306,7 +306,13 @@ def test_strangers_get_404_and_viewers_403(client: httpx.Client, owner: AppUser,
         answer = client.request(method, path, json=json_body, headers=stranger.headers, follow_redirects=False)
         assert answer.status_code == 404, (method, path, answer.text)
 
-    # A member of one workspace cannot reach another's document through their own workspace either.
+    # Their own workspace's search finds nothing of it, and the other's document is not theirs to delete.
+    own = client.post(
+        f"/workspaces/{personal_workspace(database_url, stranger)}/knowledge/search",
+        json={"query": REFUND_SENTENCE},
+        headers=stranger.headers,
+    )
+    assert own.status_code == 200 and own.json() == {"items": []}
     assert (
         client.post(
             f"/workspaces/{other_workspace}/documents/bulk-delete",
