@@ -154,10 +154,19 @@ def test_refused_types_and_sizes_are_422(client: httpx.Client, owner: AppUser, d
         {"filename": "a.pdf", "media_type": "text/plain", "size": 10},
         {"filename": "big.pdf", "media_type": "application/pdf", "size": 20 * 1024 * 1024 + 1},
         {"filename": "a.txt", "media_type": "text/plain", "size": 10, "chatbot_ids": [str(uuid.uuid4())]},
+        {"filename": "a.txt", "media_type": "text/plain", "size": "10"},
+        {"filename": "a.txt", "media_type": "text/plain", "size": True},
     ):
         response = client.post(f"/workspaces/{workspace_id}/documents", json=body, headers=owner.headers)
         assert response.status_code == 422, body
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    search = f"/workspaces/{workspace_id}/knowledge/search"
+    for body in (
+        {"query": "refunds", "min_score": False},
+        {"query": "refunds", "top_k": "5"},
+        {"query": "refunds", "top_k": 5.0},
+    ):
+        assert client.post(search, json=body, headers=owner.headers).status_code == 422, body
 
 
 def test_list_filter_sort_patch_and_quota(client: httpx.Client, owner: AppUser, database_url: str) -> None:
@@ -255,6 +264,8 @@ def test_reprocess_queues_again(client: httpx.Client, owner: AppUser, database_u
         )
     bulk = client.post(f"/workspaces/{workspace_id}/documents/bulk-reprocess", headers=owner.headers)
     assert bulk.json() == {"ids": [failed["id"]]}
+    none_failed = client.post(f"/workspaces/{workspace_id}/documents/bulk-reprocess", headers=owner.headers)
+    assert (none_failed.status_code, none_failed.json()) == (200, {"ids": []})
     assert client.get(f"/documents/{failed['id']}", headers=owner.headers).json()["status"] == "queued"
 
 

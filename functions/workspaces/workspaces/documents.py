@@ -25,6 +25,7 @@ from oneai.knowledge.document_models import (
     DocumentUploads,
     KnowledgeResults,
     KnowledgeSearch,
+    QueuedDocuments,
 )
 from oneai.knowledge.ingest_queue import enqueue_ingest
 from oneai.pagination import DEFAULT_LIMIT, Page, PageRequest
@@ -98,12 +99,11 @@ def bulk_delete(principal: CurrentPrincipal, db: Db, workspace_id: PathId, body:
 
 
 @workspace_documents.post("/documents/bulk-reprocess", summary="Process the failed documents again (editors)")
-def bulk_reprocess(principal: CurrentPrincipal, db: Db, workspace_id: PathId) -> DocumentIds:
-    """`ids`: the documents queued again (empty when none had failed)."""
+def bulk_reprocess(principal: CurrentPrincipal, db: Db, workspace_id: PathId) -> QueuedDocuments:
     with db.user_transaction(principal) as conn:
         ids = service.reprocess_failed(conn, workspace_id)
     enqueue_ingest(ids)
-    return DocumentIds.model_construct(ids=ids)
+    return QueuedDocuments(ids=ids)
 
 
 @workspace_documents.post(

@@ -24,7 +24,7 @@ class DocumentCreate(BaseModel):
 
     filename: str = Field(min_length=1, max_length=255)
     media_type: str = Field(min_length=1, max_length=255)
-    size: int = Field(ge=1, description="the file's size in bytes: the upload is held to it")
+    size: int = Field(strict=True, ge=1, description="the file's size in bytes: the upload is held to it")
     chatbot_ids: list[UUID] = Field(
         default_factory=list,
         max_length=0,
@@ -56,6 +56,10 @@ class DocumentIds(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ids: list[UUID] = Field(min_length=1, max_length=100)
+
+
+class QueuedDocuments(BaseModel):
+    ids: list[UUID] = Field(description="the documents queued again (empty when none had failed)")
 
 
 class DocumentUpload(BaseModel):
@@ -125,8 +129,8 @@ class KnowledgeSearch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=2000)
-    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K)
-    min_score: float = Field(default=0.0, ge=-1, le=1)
+    top_k: int = Field(default=5, strict=True, ge=1, le=MAX_TOP_K)
+    min_score: float = Field(default=0.0, strict=True, ge=-1, le=1)
     document_ids: list[UUID] | None = Field(default=None, max_length=100)
 
 

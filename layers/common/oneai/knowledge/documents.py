@@ -118,12 +118,13 @@ def _validated(settings: Settings, index: int | None, body: DocumentCreate) -> N
         ) from None
 
 
-def _quota(conn: Connection, settings: Settings, workspace_id: UUID) -> DocumentQuota:
+def _quota(conn: Connection, settings: Settings, workspace_id: UUID) -> tuple[DocumentQuota, str]:
+    """What the workspace's documents use of the owner's tier's limits, and that tier."""
     plan = workspaces_repo.owner_plan(conn, workspace_id)
     if plan is None:
         raise NotFoundError("Workspace not found")
     count, used_bytes = repo.usage(conn, workspace_id)
-    return DocumentQuota(count=count, bytes=used_bytes, limits=workspace_limits(settings, plan.tier))
+    return DocumentQuota(count=count, bytes=used_bytes, limits=workspace_limits(settings, plan.tier)), plan.tier
 
 
 def create_documents(
@@ -140,18 +141,16 @@ def create_documents(
     for index, body in enumerate(bodies):
         _validated(settings, index if bulk else None, body)
     repo.lock_documents(conn, workspace_id)
-    quota = _quota(conn, settings, workspace_id)
-    plan = workspaces_repo.owner_plan(conn, workspace_id)
-    assert plan is not None
+    quota, tier = _quota(conn, settings, workspace_id)
     if quota.count + len(bodies) > quota.limits.documents:
         raise PlanLimitError(
             "Your plan's limit of documents is reached",
-            details={"limit": quota.limits.documents, "used": quota.count, "tier": plan.tier},
+            details={"limit": quota.limits.documents, "used": quota.count, "tier": tier},
         )
     if quota.bytes + sum(b.size for b in bodies) > quota.limits.storage_bytes:
         raise PlanLimitError(
             "Your plan's limit of document storage is reached",
-            details={"limit": quota.limits.storage_bytes, "used": quota.bytes, "tier": plan.tier},
+            details={"limit": quota.limits.storage_bytes, "used": quota.bytes, "tier": tier},
         )
     new = [
         repo.NewDocument(
@@ -222,7 +221,7 @@ def list_documents(
     return DocumentPage(
         items=[_document(row) for row in rows],
         next_cursor=next_cursor,
-        quota=_quota(conn, settings, workspace_id),
+        quota=_quota(conn, settings, workspace_id)[0],
     )
 
 
