@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,7 +17,9 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
+from pydantic import SecretStr
 
+from local.fake_openrouter import FakeOpenRouter, Hang
 from oneai.account.erasure import erase_account
 from oneai.admin.workspace_purge import purge_deleted_workspaces
 from oneai.attachments.storage import ObjectStore
@@ -199,3 +202,31 @@ def test_two_uploads_at_once_cannot_both_take_the_last_slot(
         assert not second_done.wait(1)  # the second waits for this transaction
     thread.join(10)
     assert outcome["second"] == {"limit": 10, "used": 10, "tier": "free"}
+
+
+def test_a_hanging_embedding_service_fails_the_search_within_the_functions_time(
+    db: Database, make_user: Callable[..., AppUser]
+) -> None:
+    """The search runs in a 15 s function: its query's embedding is given short attempts and a budget
+    (the ingest's 60 s an attempt would have the function killed without an answer), and the failure is
+    the envelope's 502 (an OpenRouter error is not one of the API's errors by itself: it was a 500)."""
+    from workspaces.app import build_app
+
+    owner = make_user()
+    workspace_id = UUID(str(personal_workspace(db, owner.id)["id"]))
+    with FakeOpenRouter(delay=0.0) as openrouter:
+        openrouter.script_embeddings(*[Hang(before_first_token=False)] * 5)
+        with (
+            override_settings(
+                openrouter_api_key=SecretStr("sk-or-v1-test-key"), openrouter_base_url=openrouter.base_url
+            ),
+            TestClient(build_app()) as client,
+        ):
+            started = time.monotonic()
+            answer = client.post(
+                f"/workspaces/{workspace_id}/knowledge/search", json={"query": "refunds"}, headers=owner.headers
+            )
+            took = time.monotonic() - started
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["code"] == "UPSTREAM_ERROR"
+    assert took < 13, took

@@ -19,6 +19,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final
 from uuid import UUID
 
@@ -28,7 +29,14 @@ from oneai.db import documents as repo
 from oneai.db import knowledge as knowledge_repo
 from oneai.db import workspaces as workspaces_repo
 from oneai.db.connection import Connection, Database
-from oneai.errors import ConflictError, NotFoundError, PlanLimitError, ValidationError, field_error
+from oneai.errors import (
+    ConflictError,
+    NotFoundError,
+    PlanLimitError,
+    UpstreamError,
+    ValidationError,
+    field_error,
+)
 from oneai.knowledge.document_models import (
     Chunk,
     Document,
@@ -48,11 +56,15 @@ from oneai.knowledge.parsing._sniff import declared_kind
 from oneai.logging import logger
 from oneai.openrouter.client import OpenRouterClient
 from oneai.openrouter.embeddings import OpenRouterEmbeddings
+from oneai.openrouter.errors import OpenRouterError
 from oneai.pagination import Page, PageRequest, decode_cursor, encode_cursor
 from oneai.workspaces.limits import workspace_limits
 from oneai.workspaces.service import require_role
 
 NOT_FOUND: Final = "Document not found"
+QUERY_EMBEDDING_TIMEOUT_SECONDS: Final = 4.0
+QUERY_EMBEDDING_BUDGET_SECONDS: Final = 10.0
+QUERY_MAX_RETRY_AFTER: Final = 3.0
 MAX_SAFE_NAME_CHARS: Final = 100
 
 
@@ -334,7 +346,11 @@ def list_chunks(conn: Connection, document_id: UUID, page: PageRequest) -> Page[
 
 async def _embed_query(settings: Settings, query: str) -> list[float]:
     async with OpenRouterClient(settings) as client:
-        result = await OpenRouterEmbeddings(client).embed([query])
+        # One short text someone waits for, in a 15 s function: short attempts, every retry within the
+        # budget (the ingest's defaults, 60 s an attempt, are for batches of chunks).
+        retry = replace(client.retry, budget=QUERY_EMBEDDING_BUDGET_SECONDS, max_retry_after=QUERY_MAX_RETRY_AFTER)
+        embeddings = OpenRouterEmbeddings(client, timeout=QUERY_EMBEDDING_TIMEOUT_SECONDS, retry=retry)
+        result = await embeddings.embed([query])
     return result.vectors[0]
 
 
@@ -342,7 +358,12 @@ def embed_query(settings: Settings, query: str) -> list[float]:
     """The query's embedding (before the transaction opens: no connection is held during the call)."""
     if not query.strip():
         raise ValidationError(details={"errors": [field_error("query", "must not be blank", "blank")]})
-    return asyncio.run(_embed_query(settings, query))
+    try:
+        return asyncio.run(_embed_query(settings, query))
+    except OpenRouterError as error:
+        # Its type only: an upstream message could echo the query.
+        logger.warning("query embedding failed", extra={"error_type": type(error).__name__})
+        raise UpstreamError("The embedding service failed; try the search again") from None
 
 
 def require_member(conn: Connection, workspace_id: UUID) -> None:
