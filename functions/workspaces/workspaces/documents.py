@@ -107,7 +107,9 @@ def bulk_reprocess(principal: CurrentPrincipal, db: Db, workspace_id: PathId) ->
 
 
 @workspace_documents.post(
-    "/knowledge/search", summary="Search the knowledge base as a chatbot would (hybrid: vector and full text)"
+    "/knowledge/search",
+    summary="Search the knowledge base as a chatbot would (hybrid: vector and full text)",
+    responses=refused(502, "UPSTREAM_ERROR: the query could not be embedded; try again"),
 )
 def search(principal: CurrentPrincipal, db: Db, workspace_id: PathId, body: KnowledgeSearch) -> KnowledgeResults:
     with db.user_transaction(principal) as conn:  # a non-member's 404 before any embedding is paid for
