@@ -62,8 +62,9 @@ from oneai.workspaces.limits import workspace_limits
 from oneai.workspaces.service import require_role
 
 NOT_FOUND: Final = "Document not found"
-QUERY_EMBEDDING_TIMEOUT_SECONDS: Final = 4.0
-QUERY_EMBEDDING_BUDGET_SECONDS: Final = 10.0
+QUERY_EMBEDDING_TIMEOUT_SECONDS: Final = 3.0
+# A retry starts only within the budget, so the whole search waits at most budget + one attempt (~9 s).
+QUERY_EMBEDDING_BUDGET_SECONDS: Final = 6.0
 QUERY_MAX_RETRY_AFTER: Final = 3.0
 MAX_SAFE_NAME_CHARS: Final = 100
 
