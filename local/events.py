@@ -64,6 +64,7 @@ SAMPLE_PATH_PARAMETERS = {
     "workspace_id": "55555555-5555-4555-8555-555555555555",
     "user_id": "66666666-6666-4666-8666-666666666666",
     "invitation_id": "77777777-7777-4777-8777-777777777777",
+    "document_id": "88888888-8888-4888-8888-888888888888",
 }
 
 TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
@@ -142,6 +143,17 @@ SAMPLES: dict[str, Sample] = {
     "ChangeWorkspaceMemberRole": Sample(body={"role": "editor"}),
     "InviteToWorkspace": Sample(body={"email": "teammate@example.com", "role": "editor"}),
     "GetWorkspacesOpenApi": Sample(public=True),
+    # issue 24: the knowledge base
+    "CreateDocument": Sample(
+        body={"filename": "refund-policy.pdf", "media_type": "application/pdf", "size": 48213, "tags": ["policy"]}
+    ),
+    "CreateDocumentsBulk": Sample(
+        body={"documents": [{"filename": "faq.md", "media_type": "text/markdown", "size": 2048}]}
+    ),
+    "ListDocuments": Sample(query="status=ready&q=refund&sort=-created_at&limit=20"),
+    "BulkDeleteDocuments": Sample(body={"ids": ["88888888-8888-4888-8888-888888888888"]}),
+    "SearchKnowledge": Sample(body={"query": "How long do refunds take?", "top_k": 5, "min_score": 0.2}),
+    "UpdateDocument": Sample(body={"filename": "refund-policy-2026.pdf", "tags": ["policy", "billing"]}),
     "GetAdminOpenApi": Sample(public=True),
     # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
     "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),

@@ -149,6 +149,19 @@ WORKSPACES_ROUTES = {
     ("DELETE", "/workspaces/{workspace_id}/invitations/{invitation_id}", "WithdrawWorkspaceInvitation"),
     ("POST", "/invitations/{token}/accept", "AcceptWorkspaceInvitation"),
     ("GET", "/workspaces/openapi.json", "GetWorkspacesOpenApi"),
+    # issue 24: the knowledge base
+    ("POST", "/workspaces/{workspace_id}/documents", "CreateDocument"),
+    ("POST", "/workspaces/{workspace_id}/documents/bulk", "CreateDocumentsBulk"),
+    ("GET", "/workspaces/{workspace_id}/documents", "ListDocuments"),
+    ("POST", "/workspaces/{workspace_id}/documents/bulk-delete", "BulkDeleteDocuments"),
+    ("POST", "/workspaces/{workspace_id}/documents/bulk-reprocess", "BulkReprocessDocuments"),
+    ("POST", "/workspaces/{workspace_id}/knowledge/search", "SearchKnowledge"),
+    ("GET", "/documents/{document_id}", "GetDocument"),
+    ("PATCH", "/documents/{document_id}", "UpdateDocument"),
+    ("DELETE", "/documents/{document_id}", "DeleteDocument"),
+    ("POST", "/documents/{document_id}/reprocess", "ReprocessDocument"),
+    ("GET", "/documents/{document_id}/download", "DownloadDocument"),
+    ("GET", "/documents/{document_id}/chunks", "ListDocumentChunks"),
 }
 
 

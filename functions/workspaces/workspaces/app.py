@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from oneai.web import create_app
+from workspaces.documents import documents, workspace_documents
 from workspaces.routes import invitations, members, workspaces
 
 
@@ -14,7 +15,7 @@ def build_app() -> FastAPI:
         prefix="/workspaces",
         description=(
             "Workspaces of the chatbot platform: create, list, read with limits and usage, update, delete and"
-            " restore; their members and roles; invitations by email and their acceptance."
+            " restore; their members and roles; invitations by email and their acceptance; the knowledge base's documents and its search."
         ),
-        routers=[workspaces, members, invitations],
+        routers=[workspaces, members, invitations, workspace_documents, documents],
     )

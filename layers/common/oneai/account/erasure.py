@@ -5,7 +5,9 @@ retry can always finish:
    Razorpay fails, the erasure stops here with 502 `UPSTREAM_ERROR`: nothing is erased (a customer must
    never keep paying for an account that is gone);
 2. the external steps (`EXTERNAL_STEPS`): what the account holds outside PostgreSQL: every S3 object
-   under `users/<user_id>/` (batched DeleteObjects), before the rows that list them go;
+   under `users/<user_id>/` (batched DeleteObjects), and the document files (`knowledge/<workspace_id>/`)
+   of the workspaces the erasure deletes (the personal one, those the user alone owns), before the rows
+   that list them go;
 3. one service transaction (`oneai_private.erase_user`): usage records lose the user id (kept for
    accounting), then the auth user is deleted through the database, which deletes `public.users` and by
    `on delete cascade` every row of the user: conversations, messages, share links, quota rows,
@@ -38,11 +40,12 @@ from oneai.billing.replacement import cancel_at_razorpay, record_cancel_answer
 from oneai.db import account_data as repo
 from oneai.db.connection import Connection, Database
 from oneai.errors import UpstreamError
+from oneai.knowledge.documents import erase_workspace_files
 from oneai.logging import logger
 
 # One external step: delete what `user_id` holds outside PostgreSQL; must succeed when run again.
 ExternalStep = Callable[[Database, UUID], None]
-EXTERNAL_STEPS: Final[tuple[ExternalStep, ...]] = (erase_user_objects,)
+EXTERNAL_STEPS: Final[tuple[ExternalStep, ...]] = (erase_user_objects, erase_workspace_files)
 RAZORPAY_FAILED_MESSAGE: Final = (
     "Your subscription could not be cancelled at the payment provider, so nothing was erased; try again"
 )

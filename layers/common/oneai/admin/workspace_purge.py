@@ -8,8 +8,8 @@ rows. Deleting a workspace deletes everything in it by `on delete cascade` (memb
 rows of every platform table, which reference their workspace so). Idempotent: a purged workspace is gone,
 a run with nothing due deletes nothing, and a failed batch rolls back whole and is retried by the next run.
 
-`PURGE_STEPS` is the hook for what a workspace holds outside its rows (the files of its documents in S3,
-their vectors elsewhere if ever): each step gets the batch's transaction, while the rows still exist (to
+`PURGE_STEPS` is the hook for what a workspace holds outside its rows (the files of its documents in S3;
+their vectors are rows, gone with the cascade): each step gets the batch's transaction, while the rows still exist (to
 read which objects to delete) and the workspace is locked, and must succeed when run again.
 """
 
@@ -20,16 +20,29 @@ from functools import partial
 from typing import Final
 from uuid import UUID
 
+from oneai.attachments.storage import get_object_store
 from oneai.billing.batches import DEFAULT_SAFETY_MARGIN, AfterCommit, run_in_batches
+from oneai.config import get_settings
 from oneai.db import workspace_admin as repo
 from oneai.db.connection import Connection, Database
+from oneai.knowledge.documents import workspace_prefix
 from oneai.logging import logger
 from oneai.quota.sweep import TimeLeft
 
 PurgeStep = Callable[[Connection, UUID], None]
-# Nothing of a workspace lives outside PostgreSQL yet: its documents and their chunks (vectors included)
-# go with the workspace row by cascade; the documents' files in S3 join here with the upload work.
-PURGE_STEPS: Final[tuple[PurgeStep, ...]] = ()
+
+
+def delete_document_files(conn: Connection, workspace_id: UUID) -> None:
+    """The files of the workspace's documents: every S3 object under `knowledge/<workspace_id>/` (by
+    prefix, so a file whose row is already gone goes too). A failure (503) rolls the batch back."""
+    del conn  # found by prefix, not through the rows
+    if not get_settings().attachments_bucket:
+        return  # no bucket configured: nothing can have been stored
+    deleted = get_object_store().delete_prefix(workspace_prefix(workspace_id))
+    logger.info("workspace document files deleted", extra={"workspace_id": str(workspace_id), "objects": deleted})
+
+
+PURGE_STEPS: Final[tuple[PurgeStep, ...]] = (delete_document_files,)
 DEFAULT_PURGE_BATCH: Final = 20
 
 

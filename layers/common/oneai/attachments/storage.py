@@ -81,15 +81,16 @@ class ObjectStore:
             raise UnavailableError("File storage is unavailable; try again") from None
 
     def presigned_post(
-        self, key: str, *, media_type: str, max_bytes: int, expires_in: int
+        self, key: str, *, media_type: str, max_bytes: int, expires_in: int, unattached: bool = True
     ) -> tuple[str, dict[str, str]]:
-        """A form upload S3 itself holds to this key, this Content-Type and at most `max_bytes`."""
-        fields = {"Content-Type": media_type, "tagging": UNATTACHED_TAGGING_XML}
-        conditions: list[Any] = [
-            {"Content-Type": media_type},
-            {"tagging": UNATTACHED_TAGGING_XML},
-            ["content-length-range", 1, max_bytes],
-        ]
+        """A form upload S3 itself holds to this key, this Content-Type and at most `max_bytes`. With
+        `unattached` (attachments) the object is tagged for the lifecycle rule's expiry; a document's file
+        (`unattached=False`) is kept until its document is deleted."""
+        fields = {"Content-Type": media_type}
+        conditions: list[Any] = [{"Content-Type": media_type}, ["content-length-range", 1, max_bytes]]
+        if unattached:
+            fields["tagging"] = UNATTACHED_TAGGING_XML
+            conditions.append({"tagging": UNATTACHED_TAGGING_XML})
         # Signing is local (no network call), so no S3 failure can happen here.
         post = self._s3().generate_presigned_post(
             Bucket=self.bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in

@@ -96,6 +96,14 @@ def _nothing_written(conn: Connection, workspace_id: UUID, minimum: Role, missin
     return NotFoundError(missing)
 
 
+def require_role(conn: Connection, workspace_id: UUID, minimum: Role) -> MembershipRow:
+    """The caller's membership of a live workspace, at least `minimum` (404 for a non-member, 403 below it):
+    the start of every route of a workspace's content (its documents, ...)."""
+    member = _membership(conn, workspace_id)
+    _require(member, minimum)
+    return member
+
+
 @contextmanager
 def _data_rules() -> Iterator[None]:
     """The rules the database keeps itself, as the contract's answers."""
