@@ -39,6 +39,7 @@ from oneai.auth import mint_dev_token
 from oneai.config import DEV_JWT_SECRET
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import GENEROUS_RATE_LIMITS
+from tests.knowledge_files import make_csv, make_pdf
 from tests.sse_support import events_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -578,6 +579,98 @@ def walk_workspaces(walk: RouteWalk) -> None:
     assert restored.status_code == 200, restored.text
 
 
+def document_settled(walk: RouteWalk, path: str, seconds: float = 60) -> dict[str, Any]:
+    """The document once its ingest ended (ready or failed), polled over HTTP."""
+    deadline = time.monotonic() + seconds
+    while True:
+        detail = walk.call("GET", "/documents/{document_id}", path)
+        assert detail.status_code == 200, detail.text
+        if detail.json()["status"] in ("ready", "failed"):
+            return cast(dict[str, Any], detail.json())
+        assert time.monotonic() < deadline, f"the document stayed {detail.json()['status']}"
+        time.sleep(0.2)
+
+
+def upload_to(upload: dict[str, Any], data: bytes, content_type: str) -> None:
+    landed = httpx.post(
+        upload["url"], data=upload["fields"], files={"file": ("f", data, content_type)}, timeout=20
+    )
+    assert landed.status_code in (200, 201, 204), landed.text
+
+
+def walk_documents(walk: RouteWalk) -> None:
+    """The knowledge base under make dev: a two-page PDF posted to the clone's local S3 with its presigned
+    POST is ingested by the same handler (parse, chunk, offline embeddings) until ready; the search finds
+    its sentence first; the document is changed, downloaded, reprocessed; a bulk upload's CSV and a
+    scanned-like PDF (no text) settle, the failed one is reprocessed in bulk, and all are deleted."""
+    personal = next(w for w in walk.call("GET", "/workspaces").json()["items"] if w["personal"])
+    space = f"/workspaces/{personal['id']}"
+    pdf = make_pdf(["Refunds reach the card within five working days.", "Invoices are sent every month."])
+    created = walk.call(
+        "POST",
+        "/workspaces/{workspace_id}/documents",
+        f"{space}/documents",
+        json={"filename": "policies.pdf", "media_type": "application/pdf", "size": len(pdf)},
+    )
+    assert created.status_code == 201, created.text
+    one = f"/documents/{created.json()['id']}"
+    upload_to(created.json()["upload"], pdf, "application/pdf")
+    ready = document_settled(walk, one)
+    assert ready["status"] == "ready" and ready["pages"] == 2, ready
+    chunks = walk.call("GET", "/documents/{document_id}/chunks", f"{one}/chunks").json()["items"]
+    assert sorted(c["page"] for c in chunks) == [1, 2]
+    found = walk.call(
+        "POST",
+        "/workspaces/{workspace_id}/knowledge/search",
+        f"{space}/knowledge/search",
+        json={"query": "how long do refunds take to reach the card"},
+    )
+    assert found.status_code == 200, found.text
+    assert (found.json()["items"][0]["document_id"], found.json()["items"][0]["page"]) == (created.json()["id"], 1)
+    changed = walk.call("PATCH", "/documents/{document_id}", one, json={"tags": ["walk"], "description": "Policy"})
+    assert changed.status_code == 200 and changed.json()["tags"] == ["walk"], changed.text
+    listed = walk.call("GET", "/workspaces/{workspace_id}/documents", f"{space}/documents").json()
+    assert created.json()["id"] in {d["id"] for d in listed["items"]}
+    download = walk.call("GET", "/documents/{document_id}/download", f"{one}/download")
+    assert download.status_code == 302 and httpx.get(download.headers["location"], timeout=20).content == pdf
+    again = walk.call("POST", "/documents/{document_id}/reprocess", f"{one}/reprocess")
+    assert again.status_code == 200 and again.json()["status"] == "queued", again.text
+    assert document_settled(walk, one)["status"] == "ready"
+    csv, scanned = make_csv(30), make_pdf([None])
+    bulk = walk.call(
+        "POST",
+        "/workspaces/{workspace_id}/documents/bulk",
+        f"{space}/documents/bulk",
+        json={
+            "documents": [
+                {"filename": "rows.csv", "media_type": "text/csv", "size": len(csv)},
+                {"filename": "scan.pdf", "media_type": "application/pdf", "size": len(scanned)},
+            ]
+        },
+    )
+    assert bulk.status_code == 201, bulk.text
+    (rows, scan) = bulk.json()["items"]
+    upload_to(rows["upload"], csv, "text/csv")
+    upload_to(scan["upload"], scanned, "application/pdf")
+    assert document_settled(walk, f"/documents/{rows['id']}")["status"] == "ready"
+    failed = document_settled(walk, f"/documents/{scan['id']}")
+    assert failed["status"] == "failed" and "scanned" in failed["error"], failed
+    requeued = walk.call(
+        "POST", "/workspaces/{workspace_id}/documents/bulk-reprocess", f"{space}/documents/bulk-reprocess"
+    )
+    assert requeued.status_code == 200 and requeued.json()["ids"] == [scan["id"]], requeued.text
+    assert document_settled(walk, f"/documents/{scan['id']}")["status"] == "failed"
+    gone = walk.call(
+        "POST",
+        "/workspaces/{workspace_id}/documents/bulk-delete",
+        f"{space}/documents/bulk-delete",
+        json={"ids": [rows["id"], scan["id"]]},
+    )
+    assert gone.status_code == 204, gone.text
+    assert walk.call("DELETE", "/documents/{document_id}", one).status_code == 204
+    assert walk.call("GET", "/documents/{document_id}", one).status_code == 404
+
+
 def walk_openapi(walk: RouteWalk) -> None:
     """Each function's OpenAPI document."""
     for prefix in ("conversations", "chat", "user", "subscription", "admin", "docs", "workspaces"):
@@ -616,6 +709,7 @@ AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_api_keys_and_v1,
     walk_notifications,
     walk_workspaces,
+    walk_documents,
     walk_admin,
     walk_docs,
     walk_openapi,

@@ -149,11 +149,13 @@ def delete_document(principal: CurrentPrincipal, db: Db, document_id: PathId) ->
     responses=refused(409, "CONFLICT: the document is being processed"),
 )
 def reprocess(principal: CurrentPrincipal, db: Db, document_id: PathId) -> DocumentDetail:
+    # The answer is read in the transaction that queued the document: after the message is sent the
+    # ingest may already have claimed it, and the answer would say `processing` instead of `queued`.
     with db.user_transaction(principal) as conn:
         ids = service.reprocess(conn, document_id)
+        detail = service.get_document(conn, document_id)
     enqueue_ingest(ids)
-    with db.user_transaction(principal) as conn:
-        return service.get_document(conn, document_id)
+    return detail
 
 
 @documents.get(
