@@ -39,7 +39,7 @@ from oneai.auth import mint_dev_token
 from oneai.config import DEV_JWT_SECRET
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import GENEROUS_RATE_LIMITS
-from tests.knowledge_files import make_csv, make_pdf
+from tests.knowledge_files import docx_paragraph, make_csv, make_docx, make_html, make_pdf
 from tests.sse_support import events_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -601,8 +601,9 @@ def upload_to(upload: dict[str, Any], data: bytes, content_type: str) -> None:
 def walk_documents(walk: RouteWalk) -> None:
     """The knowledge base under make dev: a two-page PDF posted to the clone's local S3 with its presigned
     POST is ingested by the same handler (parse, chunk, offline embeddings) until ready; the search finds
-    its sentence first; the document is changed, downloaded, reprocessed; a bulk upload's CSV and a
-    scanned-like PDF (no text) settle, the failed one is reprocessed in bulk, and all are deleted."""
+    its sentence first; the document is changed, downloaded, reprocessed; a bulk upload's CSV, DOCX and
+    HTML become ready and a scanned-like PDF (no text) fails with that reason, the failed one is
+    reprocessed in bulk, and all are deleted."""
     personal = next(w for w in walk.call("GET", "/workspaces").json()["items"] if w["personal"])
     space = f"/workspaces/{personal['id']}"
     pdf = make_pdf(["Refunds reach the card within five working days.", "Invoices are sent every month."])
@@ -636,23 +637,28 @@ def walk_documents(walk: RouteWalk) -> None:
     again = walk.call("POST", "/documents/{document_id}/reprocess", f"{one}/reprocess")
     assert again.status_code == 200 and again.json()["status"] == "queued", again.text
     assert document_settled(walk, one)["status"] == "ready"
-    csv, scanned = make_csv(30), make_pdf([None])
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    files = [
+        ("rows.csv", "text/csv", make_csv(30)),
+        ("terms.docx", docx_type, make_docx(docx_paragraph("Terms", heading=1) + docx_paragraph("Be kind."))),
+        ("returns.html", "text/html", make_html("Returns are free within 30 days.")),
+        ("scan.pdf", "application/pdf", make_pdf([None])),
+    ]
     bulk = walk.call(
         "POST",
         "/workspaces/{workspace_id}/documents/bulk",
         f"{space}/documents/bulk",
-        json={
-            "documents": [
-                {"filename": "rows.csv", "media_type": "text/csv", "size": len(csv)},
-                {"filename": "scan.pdf", "media_type": "application/pdf", "size": len(scanned)},
-            ]
-        },
+        json={"documents": [{"filename": f, "media_type": t, "size": len(data)} for f, t, data in files]},
     )
     assert bulk.status_code == 201, bulk.text
-    (rows, scan) = bulk.json()["items"]
-    upload_to(rows["upload"], csv, "text/csv")
-    upload_to(scan["upload"], scanned, "application/pdf")
-    assert document_settled(walk, f"/documents/{rows['id']}")["status"] == "ready"
+    (rows, terms, returns, scan) = bulk.json()["items"]
+    for item, (_, media_type, data) in zip(bulk.json()["items"], files, strict=True):
+        upload_to(item["upload"], data, media_type)
+    # 30 CSV rows (about 30 tokens each) take two chunks of about 500 tokens, each under the header; the
+    # HTML page has two sections (Returns, Refunds) and a chunk never spans two; the DOCX has one
+    for item, chunk_count in ((rows, 2), (terms, 1), (returns, 2)):
+        settled = document_settled(walk, f"/documents/{item['id']}")
+        assert (settled["status"], settled["chunks"]) == ("ready", chunk_count), settled
     failed = document_settled(walk, f"/documents/{scan['id']}")
     assert failed["status"] == "failed" and "scanned" in failed["error"], failed
     requeued = walk.call(
@@ -664,7 +670,7 @@ def walk_documents(walk: RouteWalk) -> None:
         "POST",
         "/workspaces/{workspace_id}/documents/bulk-delete",
         f"{space}/documents/bulk-delete",
-        json={"ids": [rows["id"], scan["id"]]},
+        json={"ids": [item["id"] for item in (rows, terms, returns, scan)]},
     )
     assert gone.status_code == 204, gone.text
     assert walk.call("DELETE", "/documents/{document_id}", one).status_code == 204
