@@ -62,7 +62,11 @@ class ObjectStore:
                     # Locally the bucket is a path of the endpoint (no wildcard DNS on 127.0.0.1).
                     s3={"addressing_style": "path" if self._endpoint_url else "virtual"},
                 )
-                self._client = boto3.client("s3", endpoint_url=self._endpoint_url, config=config)
+                # A session of its own: boto3's default session keeps the credentials it resolved first,
+                # so a store made after the environment changed (another local S3, rotated keys) would
+                # sign its presigned POSTs with stale ones.
+                session = boto3.session.Session()
+                self._client = session.client("s3", endpoint_url=self._endpoint_url, config=config)
             return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
