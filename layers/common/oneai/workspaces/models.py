@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from oneai.quota.tiers import TierName, WorkspaceLimits
 from oneai.timestamps import UtcTime
@@ -51,7 +51,22 @@ class WorkspaceUpdate(BaseModel):
     def _small_settings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(json.dumps(value)) > MAX_SETTINGS_BYTES:
             raise ValueError(f"settings must be at most {MAX_SETTINGS_BYTES} bytes as JSON")
+        if value is not None and "chunking" in value:
+            _check_chunking(value["chunking"])
         return value
+
+
+def _check_chunking(chunking: Any) -> None:
+    """`settings.chunking` is what the ingest chunks the workspace's documents with: refused here when the
+    ingest could not use it (it would fall back to the defaults without telling anyone)."""
+    # Imported here: the chunker (and its tokenizer's module) is not on every cold start of the function.
+    from oneai.knowledge.chunking import ChunkingSettings
+
+    try:
+        ChunkingSettings.model_validate(chunking)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'chunking'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"settings.chunking is not usable ({problems})") from None
 
 
 class WorkspaceStats(BaseModel):
