@@ -9,6 +9,9 @@ SAM := $(SAM_VENV)/bin/sam
 # The real AI SDK client the chat stream is checked with (node), at the versions package-lock.json pins.
 NODE_CLIENT := tests/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
+# A copy of pgserver's PostgreSQL with pgvector 0.8.0 (Supabase's version; pgserver has 0.6.2), built from
+# source for the knowledge search's test on both versions (tests/pgvector08.py; about 10 s).
+PGVECTOR08_STAMP := .oneai/pg-vector-0.8/.built
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
 # `sam build` output: the template's target (arm64, what `sam deploy` ships) in .aws-sam/build, and the
@@ -21,7 +24,7 @@ NATIVE_BUILD := .oneai/build-$(NATIVE_ARCH)
 RUNTIME := python$(RUNTIME_PYTHON)
 SAM_BUILD = ONEAI_BUILD_PYTHON=$(CURDIR)/$(PY) PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --parallel --cached
 
-.PHONY: check-python dev test lint typecheck validate cfn-lint build build-native pytest coverage unit integration e2e bench openapi migrate clean node-client sam
+.PHONY: check-python dev test lint typecheck validate cfn-lint build build-native pytest coverage unit integration e2e bench openapi migrate clean node-client sam pgvector08 chromium
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt constraints.txt lambda_build/python.mk | check-python
 	$(PYTHON) -m venv --clear $(VENV)
@@ -41,6 +44,27 @@ $(NODE_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
 	@touch $@
 
 node-client: $(NODE_STAMP)
+
+$(PGVECTOR08_STAMP): tests/pgvector08.py $(STAMP)
+	$(PY) -m tests.pgvector08
+
+pgvector08: $(PGVECTOR08_STAMP)
+
+# The widget's browser tests (tests/e2e/test_widget_browser.py) drive Debian's chromium through Playwright
+# for Python (pinned in requirements-dev.txt, `executable_path`; never `playwright install`, which would
+# download a browser build). Installed here when missing: apt-get needs root (CI runs as root); otherwise
+# the target says what to run and fails.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "The widget's browser tests need Debian's chromium at $(CHROMIUM), and installing it needs root:" >&2; \
+	  echo "  sudo apt-get install -y chromium    (then run make again)" >&2; \
+	  exit 1; \
+	fi
+
+chromium: $(CHROMIUM)
 
 dev: $(STAMP)
 	$(PY) -m local
@@ -78,14 +102,14 @@ build-native: $(STAMP) $(SAM_STAMP)
 
 # The whole suite under coverage, in every Python process it starts (the local server of the e2e tests
 # included: pyproject.toml [tool.coverage]); the per-package figures, and a failure under the floor.
-pytest: $(STAMP) $(NODE_STAMP)
+pytest: $(STAMP) $(NODE_STAMP) $(PGVECTOR08_STAMP) $(CHROMIUM)
 	rm -rf .oneai/coverage
 	$(PY) -m coverage run -m pytest tests
 	$(PY) -m coverage combine --quiet
 	$(PY) -m tests.coverage_report
 
 # The same run, with coverage's per-file report (missing lines) before the per-package table.
-coverage: $(STAMP) $(NODE_STAMP)
+coverage: $(STAMP) $(NODE_STAMP) $(PGVECTOR08_STAMP) $(CHROMIUM)
 	rm -rf .oneai/coverage
 	$(PY) -m coverage run -m pytest tests
 	$(PY) -m coverage combine --quiet
@@ -94,10 +118,10 @@ coverage: $(STAMP) $(NODE_STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(PGVECTOR08_STAMP)
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP) $(NODE_STAMP)
+e2e: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m pytest tests/e2e
 
 # Issue 11: LiteLLM's proxy, the comparison of bench/chat_stream.py, in a venv of its own (never the project's).

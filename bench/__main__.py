@@ -12,6 +12,8 @@ from collections.abc import Callable
 from bench import (
     admin_analytics,
     chat_stream,
+    chatbot_turn,
+    credit_reserve,
     current_branch,
     docs_search,
     embeddings,
@@ -27,12 +29,14 @@ from bench import (
     quota_sweep,
     rate_limit,
     webhooks,
+    widget_size,
     workspace_rls,
 )
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
     "admin_analytics": admin_analytics.run,
     "chat_stream": chat_stream.run,
+    "chatbot_turn": chatbot_turn.run,
     "current_branch": current_branch.run,
     "docs_search": docs_search.run,
     "embeddings": embeddings.run,
@@ -45,9 +49,12 @@ BENCHMARKS: dict[str, Callable[..., None]] = {
     "knowledge_ingest": knowledge_ingest.run,
     "knowledge_search": knowledge_search.run,
     "quota_reserve": quota_reserve.run,
+    # issue 26: a reply paid from credits next to the quota's reserve, same run
+    "credit_reserve": credit_reserve.run,
     "quota_sweep": quota_sweep.run,
     "rate_limit": rate_limit.run,
     "webhooks": webhooks.run,
+    "widget_size": widget_size.run,
     "workspace_rls": workspace_rls.run,
 }
 

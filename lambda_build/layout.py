@@ -16,6 +16,8 @@ REST_API_ID = "0neai0test"  # the id API Gateway would give OneAIApi (what the n
 ATTACHMENTS_BUCKET = "oneai-attachments-default"
 # Issue 24: the ingest queue (a resource of the stack; a sample URL in moto's account).
 INGEST_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/oneai-ingest-{STAGE}"
+# Issue 28: the outbound webhooks' queue (retries re-enter it with a delay).
+WEBHOOK_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/oneai-webhook-{STAGE}"
 PARAMETERS = {
     "SupabaseUrl": LOCAL_SUPABASE_URL,
     "ShareUrlBase": "https://oneai.test/shared",
@@ -53,6 +55,8 @@ def template_environment(function: Function, *, tracing: bool = True) -> dict[st
     resolved["ONEAI_ATTACHMENTS_BUCKET"] = ATTACHMENTS_BUCKET
     if "ONEAI_INGEST_QUEUE_URL" in resolved:
         resolved["ONEAI_INGEST_QUEUE_URL"] = INGEST_QUEUE_URL
+    if "ONEAI_WEBHOOK_QUEUE_URL" in resolved:  # issue 28: the outbound webhooks' queue (retries re-enter it)
+        resolved["ONEAI_WEBHOOK_QUEUE_URL"] = WEBHOOK_QUEUE_URL
     own = (resource["Properties"].get("Environment") or {}).get("Variables") or {}
     if "ONEAI_PUBLIC_API_URL" in own:  # no PublicApiUrl: the stage's execute-api URL
         resolved["ONEAI_PUBLIC_API_URL"] = f"https://{REST_API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"

@@ -32,11 +32,18 @@ _AWS_ONLY_ENV = frozenset({"ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "AWS_LAMBDA_EXEC
 DEFAULT_OUTBOX = Path(__file__).resolve().parent.parent / ".oneai" / "outbox"
 # Where the local S3 keeps its files between runs (like the embedded PostgreSQL's .oneai/pgdata).
 DEFAULT_S3_STATE = DEFAULT_OUTBOX.parent / "s3"
+# The material of the local KMS key provider keys are sealed under, kept between runs (local/kms.py).
+DEFAULT_KMS_MATERIAL = DEFAULT_OUTBOX.parent / "kms" / "provider-keys.key"
 
 
 def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     """Dev defaults; anything already set in the environment wins."""
-    from local.events import DEV_INVITATION_SECRET, DEV_RAZORPAY_WEBHOOK_SECRET, DEV_UNSUBSCRIBE_SECRET
+    from local.events import (
+        DEV_INVITATION_SECRET,
+        DEV_RAZORPAY_WEBHOOK_SECRET,
+        DEV_UNSUBSCRIBE_SECRET,
+        DEV_WIDGET_SESSION_SECRET,
+    )
     from oneai.config import DEV_JWT_SECRET
 
     os.environ.setdefault("ONEAI_DEV_MODE", "1")
@@ -55,6 +62,11 @@ def apply_dev_environment(port: int, template: dict[str, Any]) -> None:
     # Workspace invitations: accept links derived with a dev-only key, pointing at a frontend page here.
     os.environ.setdefault("INVITATION_SECRET", DEV_INVITATION_SECRET)
     os.environ.setdefault("ONEAI_INVITATION_URL_BASE", f"http://127.0.0.1:{port}/invitations")
+    # Outbound URLs a customer chooses (a custom provider, webhooks) may be plain http and loopback here, so
+    # the local stand-ins can play them; never in AWS.
+    os.environ.setdefault("ONEAI_ALLOW_LOOPBACK_URLS", "1")
+    # Widget visitor sessions: tokens signed with a dev-only key.
+    os.environ.setdefault("WIDGET_SESSION_SECRET", DEV_WIDGET_SESSION_SECRET)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines would drown the request log
     # One process hosts every function, so their literal template variables share one environment.
@@ -115,14 +127,56 @@ def prepare_s3() -> Any:
     return s3
 
 
-def start_event_bus(template: dict[str, Any]) -> Any:
-    """Domain events go to the notifications function in-process (local/event_bus.py); a handle to stop."""
-    from local.event_bus import LocalEventBus, notifications_function
+def prepare_kms(local_s3: Any) -> bool:
+    """Without ONEAI_PROVIDER_KEYS_KMS_KEY_ID, the provider keys' KMS key in the local S3's moto server
+    (local/kms.py), its material kept in .oneai/kms so sealed keys open after a restart. Whether it did."""
+    if os.environ.get("ONEAI_PROVIDER_KEYS_KMS_KEY_ID") or local_s3 is None:
+        return False
+    from local.kms import local_kms_environment
 
-    function = notifications_function(list_functions(template))
-    if function is None:
+    os.environ.update(local_kms_environment(local_s3, material_file=DEFAULT_KMS_MATERIAL))
+    return True
+
+
+def start_event_bus(template: dict[str, Any]) -> Any:
+    """Domain events go in-process to the functions whose rules match them, as in AWS: the notifications
+    function (local/event_bus.py) and the webhook delivery function (local/webhook_queue.py); a handle to
+    stop both."""
+    from local.event_bus import LocalEventBus, notifications_function
+    from local.webhook_queue import LocalWebhookQueue, rule_patterns, webhook_function
+    from oneai.events import DomainEvent, set_local_sink
+
+    functions = list_functions(template)
+    notifications = notifications_function(functions)
+    bus = LocalEventBus(notifications).start() if notifications is not None else None
+    webhooks_fn = webhook_function(functions)
+    webhooks = (
+        LocalWebhookQueue(webhooks_fn, rule_patterns(template, webhooks_fn)).start() if webhooks_fn else None
+    )
+    if bus is None and webhooks is None:
         return None
-    return LocalEventBus(function).start()
+    notification_patterns = rule_patterns(template, notifications) if notifications is not None else []
+
+    def publish(event: DomainEvent) -> None:
+        from local.webhook_queue import matches
+
+        if bus is not None and matches(notification_patterns, event):
+            bus.publish(event)
+        if webhooks is not None:
+            webhooks.publish(event)
+
+    set_local_sink(publish)
+    return _Services(bus, webhooks)
+
+
+class _Services:
+    """Local services stopped together."""
+
+    def __init__(self, *services: Any) -> None:
+        self.services = services
+
+    def stop(self) -> None:
+        _stop_all(*self.services)
 
 
 def start_ingest_queue(template: dict[str, Any], local_s3: Any) -> Any:
@@ -269,6 +323,7 @@ def main() -> int:
     offline = prepare_openrouter()
     fake_razorpay = prepare_razorpay()
     local_s3 = prepare_s3()
+    local_kms = prepare_kms(local_s3)
     apply_dev_environment(port, template)
     database_url, pg_handle = prepare_database()
     pg_tcp = None
@@ -304,6 +359,12 @@ def main() -> int:
         print(
             f"  S3              moto's server at {local_s3.endpoint_url}, bucket {os.environ['ONEAI_ATTACHMENTS_BUCKET']}"
             " (files kept in .oneai/s3 between runs; set ONEAI_S3_ENDPOINT_URL to use another)\n",
+            flush=True,
+        )
+    if local_kms:
+        print(
+            f"  KMS             moto's, in the same server: provider keys sealed under {os.environ['ONEAI_PROVIDER_KEYS_KMS_KEY_ID']}"
+            " (its material kept in .oneai/kms between runs; set ONEAI_PROVIDER_KEYS_KMS_KEY_ID to use another)\n",
             flush=True,
         )
     if event_bus is not None:

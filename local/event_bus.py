@@ -1,6 +1,8 @@
 """The `make dev` stand-in for EventBridge -> SQS -> the notifications function.
 
-Every domain event published without `ONEAI_EVENT_BUS` (`oneai.events`) comes here: it is wrapped the way
+Every domain event published without `ONEAI_EVENT_BUS` (`oneai.events`) that the notification rule of
+template.yaml matches comes here (`local.__main__.start_event_bus`; the webhook rule's events go to
+`local/webhook_queue.py`): it is wrapped the way
 AWS wraps it (an EventBridge event, as the body of an SQS record) and handed to the notifications
 function's own `Handler` from template.yaml, on one worker thread (like one warm container, one invocation
 at a time), after the publishing request has moved on. A record the handler reports as failed

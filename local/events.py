@@ -65,6 +65,10 @@ SAMPLE_PATH_PARAMETERS = {
     "user_id": "66666666-6666-4666-8666-666666666666",
     "invitation_id": "77777777-7777-4777-8777-777777777777",
     "document_id": "88888888-8888-4888-8888-888888888888",
+    "chatbot_id": "99999999-9999-4999-8999-999999999999",
+    "public_id": "cb_0123456789abcdef0123456789abcdef",
+    "conversation_id": SAMPLE_CONVERSATION_ID,
+    "provider_key_id": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa",
 }
 
 TOKEN_ISSUED_AT = 1735689600  # 2025-01-01T00:00:00Z
@@ -85,6 +89,8 @@ class Sample:
 DEV_UNSUBSCRIBE_SECRET = "oneai-local-dev-unsubscribe-secret-change-me"  # noqa: S105 - dev only
 # Dev only: `make dev` derives workspace invitations' accept tokens with it unless INVITATION_SECRET is set.
 DEV_INVITATION_SECRET = "oneai-local-dev-invitation-secret-change-me"  # noqa: S105 - dev only
+# Dev only: `make dev` signs widget visitor sessions with it unless WIDGET_SESSION_SECRET is set.
+DEV_WIDGET_SESSION_SECRET = "oneai-local-dev-widget-session-secret-change-me"  # noqa: S105 - dev only
 SAMPLE_UNSUBSCRIBE_TOKEN = sign_token(DEV_UNSUBSCRIBE_SECRET.encode(), uuid.UUID(DEV_USER_ID), "quota_warnings")
 
 # Realistic inputs per template event; a route without an entry gets a bare authenticated request.
@@ -143,6 +149,30 @@ SAMPLES: dict[str, Sample] = {
     "ChangeWorkspaceMemberRole": Sample(body={"role": "editor"}),
     "InviteToWorkspace": Sample(body={"email": "teammate@example.com", "role": "editor"}),
     "GetWorkspacesOpenApi": Sample(public=True),
+    # issue 26: workspace credits
+    "PurchaseWorkspaceCredits": Sample(body={"amount": "500.00"}),
+    "ListCreditTransactions": Sample(query="type=purchase&limit=20"),
+    "GetCreditUsage": Sample(query="group_by=model&from=2025-01-01&to=2025-02-01"),
+    "GetCreditsOpenApi": Sample(public=True),
+    # issue 26: a workspace's own provider keys (a sample key, not a real one)
+    "CreateProviderKey": Sample(
+        body={
+            "provider": "openai",
+            "name": "Production",
+            "key": "sk-proj-sample-not-a-real-key",
+            "monthly_limit": "5000.00",
+        }
+    ),
+    "UpdateProviderKey": Sample(body={"name": "Production (EU)", "monthly_limit": None}),
+    "GrantWorkspaceCredits": Sample(
+        body={"amount": "250.00", "reason": "Launch partner, ticket 5120"}, admin=True
+    ),
+    "AdjustWorkspaceCredits": Sample(body={"amount": "-20.50", "reason": "Double grant, ticket 5121"}, admin=True),
+    # issue 28: outbound webhooks
+    "SaveWorkspaceWebhook": Sample(
+        body={"url": "https://hooks.example.com/oneai", "events": ["document.processed", "credits.low"]}
+    ),
+    "ListWorkspaceWebhookDeliveries": Sample(query="status=failed&limit=20"),
     # issue 24: the knowledge base
     "CreateDocument": Sample(
         body={"filename": "refund-policy.pdf", "media_type": "application/pdf", "size": 48213, "tags": ["policy"]}
@@ -154,6 +184,35 @@ SAMPLES: dict[str, Sample] = {
     "BulkDeleteDocuments": Sample(body={"ids": ["88888888-8888-4888-8888-888888888888"]}),
     "SearchKnowledge": Sample(body={"query": "How long do refunds take?", "top_k": 5, "min_score": 0.2}),
     "UpdateDocument": Sample(body={"filename": "refund-policy-2026.pdf", "tags": ["policy", "billing"]}),
+    # issue 25: chatbots
+    "CreateChatbot": Sample(
+        body={
+            "name": "Refunds helper",
+            "use_case": "support",
+            "model": "openai/gpt-4o-mini",
+            "temperature": 0.2,
+            "max_tokens": 800,
+            "system_prompt": "You answer questions about refunds from the documents.",
+            "document_ids": ["88888888-8888-4888-8888-888888888888"],
+            "retrieval": {"top_k": 5, "min_score": 0.3},
+            "fallback": {"mode": "message", "message": "Sorry, I don't know that yet."},
+            "widget": {"title": "Refunds", "color": "#0a7cff", "allowed_origins": ["https://shop.example.com"]},
+            "status": "active",
+        }
+    ),
+    "ListChatbots": Sample(query="q=refund&use_case=support&status=active&limit=20"),
+    "UpdateChatbot": Sample(body={"name": "Refunds and returns helper", "retrieval": {"top_k": 8}}),
+    "DeleteChatbot": Sample(query="keep_conversations=true&keep_documents=true"),
+    "GetChatbotStats": Sample(query="from=2025-01-01&to=2025-01-31"),
+    "ListChatbotTemplates": Sample(query="use_case=support"),
+    "RetrieveChatbotChunks": Sample(body={"query": "How long do refunds take?"}),
+    # issue 28: the inbox (the sample conversation id names a visitor conversation of the sample chatbot)
+    "ListChatbotConversations": Sample(query="status=open&q=refund&limit=20"),
+    "GetChatbotConversationStats": Sample(query="from=2025-01-01&to=2025-01-31"),
+    "BulkDeleteChatbotConversations": Sample(body={"ids": [SAMPLE_CONVERSATION_ID]}),
+    "ExportChatbotConversations": Sample(query="format=json"),
+    "UpdateChatbotConversation": Sample(body={"tags": ["billing"], "status": "resolved", "notes": "Refund sent"}),
+    "GetChatbotsOpenApi": Sample(public=True),
     "GetAdminOpenApi": Sample(public=True),
     # The dev user's quota-warning unsubscribe link (signed with DEV_UNSUBSCRIBE_SECRET, below).
     "ShowUnsubscribe": Sample(query=f"token={SAMPLE_UNSUBSCRIBE_TOKEN}", public=True),
@@ -162,6 +221,20 @@ SAMPLES: dict[str, Sample] = {
     "GetGuidePage": Sample(public=True),
     "LeaveGuideFeedback": Sample(body={"slug": "quotas-and-resets", "helpful": True, "comment": "Clear, thanks."}),
     "GetDocsOpenApi": Sample(public=True),
+    # The widget (issue 27): public; the conversation routes take a visitor session token, not a user's.
+    "GetWidgetScript": Sample(public=True),
+    "GetWidgetOpenApi": Sample(public=True),
+    "GetWidgetSettings": Sample(public=True),
+    "PreflightWidgetSettings": Sample(public=True),
+    "OpenWidgetSession": Sample(
+        body={"visitor_id": "3f9c2a7e-8b1d-4c5e-9f60-1a2b3c4d5e6f", "page_url": "https://shop.example/help"},
+        public=True,
+    ),
+    "PreflightWidgetSession": Sample(public=True),
+    "ListVisitorMessages": Sample(public=True),
+    "PreflightVisitorMessages": Sample(public=True),
+    "RateVisitorConversation": Sample(body={"score": 5, "comment": "Quick and clear"}, public=True),
+    "PreflightVisitorRating": Sample(public=True),
 }
 
 
@@ -405,6 +478,18 @@ NOTIFICATION_SAMPLES: dict[str, DomainEvent] = {
         },
     ),
     # An invitation's email: the invitation is read (and its link derived) when the email is sent.
+    # A workspace's balance fell under its threshold (issue 26): the owner's email, once per crossing.
+    "credits-low": DomainEvent(
+        "oneai.credits",
+        "CreditsLow",
+        {
+            "user_id": DEV_USER_ID,
+            "workspace_id": SAMPLE_PATH_PARAMETERS["workspace_id"],
+            "balance": "84.50",
+            "threshold": "100.00",
+            "crossing": 1,
+        },
+    ),
     "workspace-invitation": DomainEvent(
         "oneai.workspaces",
         "WorkspaceInvitationCreated",
@@ -483,6 +568,53 @@ def ingest_files(template: dict[str, object]) -> dict[Path, str]:
     return files
 
 
+def webhook_delivery_files(template: dict[str, object]) -> dict[Path, str]:
+    """The webhook delivery function's inputs: a DocumentProcessed event of the webhook rule and a retry
+    message (SQS batches of one), and the sweep's schedule input."""
+    from local.webhook_queue import WEBHOOK_HANDLER
+
+    function = next((fn for fn in list_functions(template) if fn.handler == WEBHOOK_HANDLER), None)
+    if function is None:
+        return {}
+    folder = EVENTS_DIR / function.events_dir_name
+    processed = DomainEvent(
+        "oneai.knowledge",
+        "DocumentProcessed",
+        {
+            "workspace_id": INGEST_SAMPLE_WORKSPACE,
+            "document_id": INGEST_SAMPLE_DOCUMENT,
+            "filename": "Refund policy.pdf",
+            "status": "ready",
+            "chunks": 12,
+            "pages": 3,
+        },
+    )
+    envelope = eventbridge_event(processed)
+    envelope.update(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, "oneai:event:document-processed")), time="2025-01-01T12:00:00Z"
+    )
+    bodies: dict[str, object] = {
+        "document-processed": envelope,
+        "retry": {"delivery_id": "77777777-7777-4777-8777-777777777777", "attempt": 2},
+    }
+    files: dict[Path, str] = {}
+    for name, body in bodies.items():
+        record = sqs_record(
+            json.dumps(body),
+            receive_count=1,
+            message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oneai:sqs:webhook-{name}")),
+        )
+        record["attributes"] = {
+            **record["attributes"],
+            "SentTimestamp": "1735732800000",
+            "ApproximateFirstReceiveTimestamp": "1735732800000",
+        }
+        record["eventSourceARN"] = "arn:aws:sqs:ap-south-1:123456789012:oneai-webhooks"
+        files[folder / f"{name}.json"] = json.dumps({"Records": [record]}, indent=2) + "\n"
+    files[folder / "sweep.json"] = json.dumps({"sweep": "overdue-webhooks"}, indent=2) + "\n"
+    return files
+
+
 def render_all() -> dict[Path, str]:
     """Every events file as it should be on disk, keyed by path."""
     template = load_template()
@@ -508,6 +640,7 @@ def render_all() -> dict[Path, str]:
         )
     files.update(notification_files(template))
     files.update(ingest_files(template))
+    files.update(webhook_delivery_files(template))
     return files
 
 

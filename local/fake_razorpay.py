@@ -12,6 +12,9 @@ Routes (what `oneai.billing.razorpay_client` calls through the SDK):
   `authenticated` or `active` subscription, like the real API.
 - `GET /v1/invoices?subscription_id=...&count=...`: `invoice_collection.json`'s items, marked with the
   subscription id (an unknown subscription has none; `set_invoices()` replaces them).
+- `POST /v1/orders`, `GET /v1/orders/{id}`: Razorpay's order entity (workspace credits); `pay_order(id)`
+  is the customer paying it at Checkout, `order_webhook_body("payment.captured" | "order.paid", ...)` the
+  body Razorpay posts then (the published `payment.captured` sample carrying this fake's payment).
 What Razorpay does on its own, for tests: `complete_checkout(id)` (the customer finished Checkout: the
 subscription is `authenticated` and, unless it starts later, charged at once: `active` with its first
 period paid) and `webhook_body(event, id)` (Razorpay's published sample body of that event carrying the
@@ -154,6 +157,9 @@ class FakeRazorpayState:
     invoice_template: list[dict[str, Any]]
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: deque[tuple[str | None, Fault]] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -177,6 +183,8 @@ class FakeRazorpayState:
         template = copy.deepcopy(self.subscription_template)
         self.subscriptions = {template["id"]: template}
         self.invoices = {}
+        self.orders = {}
+        self.payments = {}
 
     def next_fault(self, method: str) -> Fault | None:
         with self.lock:
@@ -252,6 +260,13 @@ class FakeRazorpayApp:
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
+        if parts[:2] == ["v1", "orders"]:
+            return self._orders(method, parts, body)
+        return self._route_subscriptions(method, parts, query, body)
+
+    def _route_subscriptions(
+        self, method: str, parts: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
         if parts[:2] == ["v1", "subscriptions"]:
             if len(parts) == 2 and method == "POST":
                 return self._create(body)
@@ -308,6 +323,38 @@ class FakeRazorpayApp:
         )
         self.state.subscriptions[subscription["id"]] = subscription
         return 200, subscription
+
+    def _orders(self, method: str, parts: list[str], body: Any) -> tuple[int, Any]:
+        if len(parts) == 2 and method == "POST":
+            return self._create_order(body)
+        order = self.state.orders.get(parts[2]) if len(parts) == 3 and method == "GET" else None
+        return (200, order) if order is not None else (400, error_body("The id provided does not exist"))
+
+    def _create_order(self, body: Any) -> tuple[int, Any]:
+        """Razorpay's order entity (https://razorpay.com/docs/api/orders/create/): `created`, nothing paid."""
+        if not isinstance(body, dict):
+            return 400, error_body("The amount field is required.")
+        amount = body.get("amount")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 100:
+            return 400, error_body("The amount must be atleast INR 1.00.")
+        if body.get("currency") != "INR":
+            return 400, error_body("The currency field is required.")
+        order = {
+            "id": new_id("order_"),
+            "entity": "order",
+            "amount": amount,
+            "amount_paid": 0,
+            "amount_due": amount,
+            "currency": "INR",
+            "receipt": body.get("receipt"),
+            "offer_id": None,
+            "status": "created",
+            "attempts": 0,
+            "notes": body.get("notes") or [],
+            "created_at": int(time.time()),
+        }
+        self.state.orders[order["id"]] = order
+        return 200, order
 
     def _cancel(self, subscription: dict[str, Any], body: Any) -> tuple[int, Any]:
         status = subscription["status"]
@@ -476,6 +523,96 @@ class FakeRazorpay(FakeUpstream):
         document = load_fixture(f"docs_webhooks/{WEBHOOK_SAMPLES.get(event, event)}.json")
         document["created_at"] = created_at if created_at is not None else int(time.time())
         document["payload"]["subscription"]["entity"] = self.subscription(subscription_id)
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        with self.state.lock:
+            return copy.deepcopy(self.state.orders[order_id])
+
+    def pay_order(self, order_id: str, *, amount: int | None = None, now: int | None = None) -> dict[str, Any]:
+        """The customer paid the order at Checkout (auto-capture): a captured payment of its amount (or of
+        `amount`), the order `paid`. Returns the payment entity."""
+        moment = now if now is not None else int(time.time())
+        with self.state.lock:
+            order = self.state.orders[order_id]
+            sample = load_fixture("docs_webhooks/payment.captured__card.json")["payload"]["payment"]["entity"]
+            paid = amount if amount is not None else order["amount"]
+            payment = {
+                **sample,
+                "id": new_id("pay_"),
+                "order_id": order_id,
+                "amount": paid,
+                "currency": order["currency"],
+                "status": "captured",
+                "captured": True,
+                "notes": order["notes"],
+                "created_at": moment,
+            }
+            order.update(status="paid", amount_paid=paid, amount_due=0, attempts=order["attempts"] + 1)
+            self.state.payments[payment["id"]] = payment
+            return copy.deepcopy(payment)
+
+    def order_webhook_body(
+        self, event: str, order_id: str, payment_id: str, *, created_at: int | None = None
+    ) -> bytes:
+        """The body Razorpay posts for `payment.captured` (the payment) or `order.paid` (the payment and
+        the order), as this fake holds them now: the exact bytes to sign and post."""
+        with self.state.lock:
+            payment = copy.deepcopy(self.state.payments[payment_id])
+            order = copy.deepcopy(self.state.orders[order_id])
+        document = load_fixture("docs_webhooks/payment.captured__card.json")
+        document["event"] = event
+        document["created_at"] = created_at if created_at is not None else int(time.time())
+        document["payload"] = {"payment": {"entity": payment}}
+        document["contains"] = ["payment"]
+        if event == "order.paid":
+            document["payload"]["order"] = {"entity": order}
+            document["contains"] = ["payment", "order"]
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+    def refund_payment(
+        self, payment_id: str, *, amount: int | None = None, now: int | None = None
+    ) -> dict[str, Any]:
+        """The merchant refunded `amount` paise of a captured payment (all of what is left by default), as
+        Razorpay's dashboard does: a processed refund. Returns the refund entity."""
+        moment = now if now is not None else int(time.time())
+        with self.state.lock:
+            payment = self.state.payments[payment_id]
+            left = payment["amount"] - int(payment.get("amount_refunded") or 0)
+            refunded = amount if amount is not None else left
+            refund = {
+                "id": new_id("rfnd_"),
+                "entity": "refund",
+                "amount": refunded,
+                "currency": payment["currency"],
+                "payment_id": payment_id,
+                "notes": [],
+                "receipt": None,
+                "acquirer_data": {"arn": None},
+                "created_at": moment,
+                "batch_id": None,
+                "status": "processed",
+                "speed_processed": "normal",
+                "speed_requested": "normal",
+            }
+            payment["amount_refunded"] = int(payment.get("amount_refunded") or 0) + refunded
+            payment["refund_status"] = "full" if payment["amount_refunded"] >= payment["amount"] else "partial"
+            if payment["refund_status"] == "full":
+                payment["status"] = "refunded"
+            self.state.refunds[refund["id"]] = refund
+            return copy.deepcopy(refund)
+
+    def refund_webhook_body(self, refund_id: str, *, created_at: int | None = None) -> bytes:
+        """The body Razorpay posts for `refund.processed` (the refund and its payment, as this fake holds them
+        now): the exact bytes to sign and post."""
+        with self.state.lock:
+            refund = copy.deepcopy(self.state.refunds[refund_id])
+            payment = copy.deepcopy(self.state.payments[refund["payment_id"]])
+        document = load_fixture("docs_webhooks/payment.captured__card.json")
+        document["event"] = "refund.processed"
+        document["created_at"] = created_at if created_at is not None else int(time.time())
+        document["payload"] = {"refund": {"entity": refund}, "payment": {"entity": payment}}
+        document["contains"] = ["refund", "payment"]
         return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
     def set_invoices(self, subscription_id: str, items: Iterable[Mapping[str, Any]]) -> None:

@@ -24,6 +24,9 @@ FASTAPI_FUNCTIONS = {
     "admin": "admin.app",
     "docs": "docs.app",
     "workspaces": "workspaces.app",
+    "chatbots": "chatbots.app",
+    "credits": "credits.app",
+    "widget": "widget.app",
 }
 
 

@@ -451,7 +451,14 @@ def _with_adapter_headers(scope: Scope, function: Function) -> Scope:
     invocation's Lambda context as JSON headers, each request with its own ids."""
     request_id = str(uuid.uuid4())
     context = LambdaContext(function.logical_id, function.memory_mb, function.timeout_seconds)
-    request_context = {"requestId": request_id, "stage": "local", "httpMethod": scope.get("method")}
+    client = scope.get("client")
+    request_context = {
+        "requestId": request_id,
+        "stage": "local",
+        "httpMethod": scope.get("method"),
+        # API Gateway's view of the caller, as the adapter forwards it (the widget keys its limits by it)
+        "identity": {"sourceIp": client[0] if client else None},
+    }
     lambda_context = {
         "request_id": context.aws_request_id,
         "deadline": int((time.time() + function.timeout_seconds) * 1000),

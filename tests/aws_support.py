@@ -1,5 +1,5 @@
-"""AWS in tests, through moto: an EventBridge bus whose events of one source land in an SQS queue, so a
-test can read back exactly what was published."""
+"""AWS in tests, through moto: fake credentials for its clients, and an EventBridge bus whose events of one
+source land in an SQS queue, so a test can read back exactly what was published."""
 
 from __future__ import annotations
 
@@ -15,15 +15,17 @@ from moto import mock_aws
 Received = Callable[[], list[dict[str, Any]]]
 
 
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, region: str = "ap-south-1") -> None:
+    """The environment boto3 needs to make clients moto answers (no real account is ever reached)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
 @contextmanager
 def captured_events(monkeypatch: pytest.MonkeyPatch, *, bus: str, source: str) -> Iterator[Received]:
     """Inside: a moto EventBridge bus `bus`; the function yielded returns the events of `source` sent so far."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "ap-south-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_credentials(monkeypatch)
     with mock_aws():
         events, sqs = boto3.client("events"), boto3.client("sqs")
         events.create_event_bus(Name=bus)

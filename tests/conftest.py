@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,30 +49,61 @@ def admin_database_url() -> Iterator[str]:
     del server
 
 
+def create_test_database(admin_url: str) -> str:
+    """A database made for a run on the server of `admin_url` (an admin URL), with the local auth shim
+    (roles, `auth` schema) and every migration applied; returns its URL."""
+    name = f"oneai_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    url = make_conninfo(admin_url, dbname=name)
+    migrate(url, local_shim=True)
+    after_migrations(url)  # the deploy step's work after the migrations (the user guide's search index)
+    return url
+
+
+def drop_test_database(admin_url: str, url: str) -> None:
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture(scope="session")
 def database_url(admin_database_url: str) -> Iterator[str]:
     """A database made for this run, with the local auth shim and every migration applied."""
-    name = f"oneai_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'create database "{name}"')
-    url = make_conninfo(admin_database_url, dbname=name)
-    migrate(url, local_shim=True)
-    after_migrations(url)  # the deploy step's work after the migrations (the user guide's search index)
+    url = create_test_database(admin_database_url)
     yield url
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{name}" with (force)')
+    drop_test_database(admin_database_url, url)
+
+
+@pytest.fixture(scope="session")
+def pgvector08_database_url() -> Iterator[str]:
+    """The same, on a second server: pgserver's PostgreSQL with pgvector 0.8.0 (Supabase's version; the
+    embedded server has 0.6.2), built by tests/pgvector08.py (`make test` builds it first; built here if
+    missing), started for the run and stopped at its end."""
+    from tests import pgvector08
+
+    pgvector08.ensure_built()
+    with pgvector08.running_server() as admin_url:
+        url = create_test_database(admin_url)
+        with psycopg.connect(url) as conn:
+            row = conn.execute("select extversion from pg_extension where extname = 'vector'").fetchone()
+        assert row == (pgvector08.VERSION,), f"pgvector {pgvector08.VERSION} expected on the second server: {row}"
+        yield url
+        drop_test_database(admin_url, url)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def test_settings(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Settings for the whole run: HS256 test secret, no dev provisioning, and the run's database
-    when a test needs one (unit tests never start PostgreSQL)."""
+    """Settings for the whole run: HS256 test secret, no dev provisioning, loopback outbound URLs allowed
+    (as under `make dev`), and the run's database when a test needs one (unit tests never start PostgreSQL)."""
     changes: dict[str, Any] = {
         "supabase_url": TEST_SUPABASE_URL,
         "supabase_jwt_issuer": TEST_ISSUER,
         "supabase_jwt_secret": SecretStr(TEST_JWT_SECRET),
         "dev_mode": False,
         "share_url_base": "https://oneai.test/shared",
+        # The stand-ins that play customers' endpoints (a custom provider, webhooks) are on 127.0.0.1.
+        "allow_loopback_urls": True,
     }
     with override_settings(**changes):
         yield

@@ -22,7 +22,12 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from lambda_build.layout import ATTACHMENTS_BUCKET, REGION, SSM_PATH, functions, lambda_process_environment
-from local.events import DEV_INVITATION_SECRET, DEV_RAZORPAY_WEBHOOK_SECRET, DEV_UNSUBSCRIBE_SECRET
+from local.events import (
+    DEV_INVITATION_SECRET,
+    DEV_RAZORPAY_WEBHOOK_SECRET,
+    DEV_UNSUBSCRIBE_SECRET,
+    DEV_WIDGET_SESSION_SECRET,
+)
 from local.template_routes import Function
 from oneai.config import DEV_JWT_SECRET
 
@@ -81,6 +86,7 @@ def moto_endpoint(database_url: str) -> Iterator[str]:
         "RAZORPAY_WEBHOOK_SECRET": DEV_RAZORPAY_WEBHOOK_SECRET,
         "UNSUBSCRIBE_SECRET": DEV_UNSUBSCRIBE_SECRET,  # the account samples' unsubscribe link is signed with it
         "INVITATION_SECRET": DEV_INVITATION_SECRET,  # the workspaces samples' invitation
+        "WIDGET_SESSION_SECRET": DEV_WIDGET_SESSION_SECRET,  # the widget's visitor sessions
     }.items():
         ssm.put_parameter(Name=f"{SSM_PATH}{name}", Value=value, Type="SecureString", Overwrite=True)
     # The stack's attachments bucket (account erasure deletes the user's objects there).

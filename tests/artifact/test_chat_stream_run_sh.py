@@ -31,7 +31,7 @@ from tests.sse_support import events_of
 __all__ = ["dev_user_with_usage"]
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "chat_stream"
-STREAMING = next(b for b in built_functions() if b.function.handler.endswith(".sh"))
+STREAMING = next(b for b in built_functions() if b.name == "ChatStreamFunction")
 
 
 def free_port() -> int:

@@ -11,14 +11,16 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime
 
+import httpx
 import psycopg
 import pytest
 
 from local.dev_process import LocalServerProcess, run_local_server
 from local.fake_openrouter import FakeOpenRouter
 from local.fake_razorpay import FakeRazorpay
+from local.kms import local_kms_environment
 from local.s3_server import LocalS3
-from tests.conftest import REPO_ROOT, TEST_JWT_SECRET, TEST_SUPABASE_URL
+from tests.conftest import REPO_ROOT, TEST_JWT_SECRET, TEST_SUPABASE_URL, AppUser, create_user, token_for
 
 LOG_PATH = REPO_ROOT / ".oneai" / "e2e-local-server.log"  # the server's output, kept for debugging
 # The tests name the server's type by this name.
@@ -51,6 +53,10 @@ GENEROUS_RATE_LIMITS = {
     "ONEAI_CHAT_RATE_LIMIT_BURST": "100000",
     "ONEAI_FEEDBACK_RATE_LIMIT_PER_MINUTE": "100000",
     "ONEAI_FEEDBACK_RATE_LIMIT_BURST": "100000",
+    "ONEAI_WIDGET_RATE_LIMIT_PER_MINUTE": "100000",
+    "ONEAI_WIDGET_RATE_LIMIT_BURST": "100000",
+    "ONEAI_WIDGET_VISITOR_RATE_LIMIT_PER_MINUTE": "100000",
+    "ONEAI_WIDGET_VISITOR_RATE_LIMIT_BURST": "100000",
 }
 
 
@@ -114,6 +120,20 @@ def local_server(
         "RAZORPAY_TIMEOUT_SECONDS": RAZORPAY_TIMEOUT_SECONDS,
         # Attachments: the session's local S3 and its bucket.
         **local_s3.environment(E2E_BUCKET),
+        # Provider keys are sealed under a KMS key in the same moto server; customers' endpoints are local.
+        **local_kms_environment(local_s3),
+        "ONEAI_ALLOW_LOOPBACK_URLS": "1",
+        # The providers' own endpoints (a workspace's openai/anthropic/google keys): the fake OpenRouter's
+        # `GET .../models` under a prefix of each, so a key's test is seen and can be scripted.
+        **{
+            f"ONEAI_{provider.upper()}_BASE_URL": f"{fake_openrouter_server.base_url}/{provider}"
+            for provider in ("openai", "anthropic", "google")
+        },
+        "ONEAI_PROVIDER_KEY_TEST_TIMEOUT": "3",
+        # Outbound webhooks (test_outbound_webhooks_http.py): retries after tens of milliseconds, not
+        # minutes, and a hanging receiver cut after a second.
+        "ONEAI_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
+        "ONEAI_WEBHOOK_TIMEOUT_SECONDS": "1",
         **GENEROUS_RATE_LIMITS,
         "ONEAI_MAIL_OUTBOX": str(E2E_OUTBOX),
     }
@@ -124,6 +144,31 @@ def local_server(
         except (RuntimeError, TimeoutError) as exc:
             pytest.fail(str(exc))
         yield server
+
+
+@pytest.fixture
+def client(local_server: LocalServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the local server (a test file that wants another timeout defines its own)."""
+    with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
+        yield http
+
+
+def admin_headers(user: AppUser) -> dict[str, str]:
+    """The headers of `user` signed in as an admin (the `role` claim the admin API checks)."""
+    token = token_for(
+        user.id, user.principal.email, extra_claims={"app_metadata": {"provider": "google", "role": "admin"}}
+    )
+    return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin_user(database_url: str) -> AppUser:
+    return create_user(database_url)
+
+
+@pytest.fixture
+def admin(admin_user: AppUser) -> dict[str, str]:
+    return admin_headers(admin_user)
 
 
 def use_up_small_messages(database_url: str, user_id: object) -> datetime:

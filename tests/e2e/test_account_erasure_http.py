@@ -137,9 +137,19 @@ def test_every_reference_to_a_user_is_erased_or_kept_without_the_user(database_u
         references = conn.execute(USER_REFERENCES).fetchall()
     assert references, "no table references users?"
     kept = {f"{r['table_name']}.{r['column_name']}" for r in references if r["on_delete"] == "n"}
-    # Usage records stay for the books; a document stays with its workspace (another owner keeps it when
-    # its uploader is erased), only the uploader's id goes.
-    assert kept == {"public.usage_records.user_id", "public.documents.created_by"}
+    # Usage records and the credits ledger stay for the books (a grant keeps its amount and reason, an order
+    # its payment, without the admin or the buyer); what a member made for a workspace (a document, a
+    # chatbot, a provider key, a webhook endpoint) stays with the workspace when another owner keeps it: only
+    # the maker's id goes.
+    assert kept == {
+        "public.usage_records.user_id",
+        "public.documents.created_by",
+        "public.chatbots.created_by",
+        "public.credit_transactions.actor_id",
+        "public.credit_orders.created_by",
+        "public.provider_keys.created_by",
+        "public.webhook_endpoints.created_by",
+    }
     assert all(r["on_delete"] in ("c", "n") for r in references), references
 
 

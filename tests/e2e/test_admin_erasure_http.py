@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,27 +14,11 @@ import pytest
 
 from local.fake_razorpay import FakeRazorpay, Status
 from tests.conftest import AppUser, create_user
-from tests.e2e.conftest import E2E_RAZORPAY_KEY_SECRET, LocalServer
+from tests.e2e.conftest import E2E_RAZORPAY_KEY_SECRET
 from tests.e2e.test_account_erasure_http import make_account, rows_of, usage_owners
-from tests.e2e.test_admin_http import admin_headers, audit_of
+from tests.e2e.test_admin_http import audit_of
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_server.base_url, timeout=20) as http:
-        yield http
-
-
-@pytest.fixture
-def admin_user(database_url: str) -> AppUser:
-    return create_user(database_url)
-
-
-@pytest.fixture
-def admin(admin_user: AppUser) -> dict[str, str]:
-    return admin_headers(admin_user)
 
 
 def erase_entries(client: httpx.Client, admin: dict[str, str], user_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,27 +18,9 @@ from local.fake_razorpay import FakeRazorpay, Status
 from local.template_routes import list_routes, load_template
 from oneai.quota.tiers import TIERS
 from tests.conftest import AppUser, create_user, token_for
-from tests.e2e.conftest import CHAT_MODEL, E2E_RAZORPAY_KEY_SECRET, LocalServer
+from tests.e2e.conftest import CHAT_MODEL, E2E_RAZORPAY_KEY_SECRET
 
 FREE_LARGE = TIERS["free"].quotas["large_messages"].limit
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_server.base_url, timeout=20) as http:
-        yield http
-
-
-def admin_headers(user: AppUser) -> dict[str, str]:
-    token = token_for(
-        user.id, user.principal.email, extra_claims={"app_metadata": {"provider": "google", "role": "admin"}}
-    )
-    return {"authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def admin(database_url: str) -> dict[str, str]:
-    return admin_headers(create_user(database_url))
 
 
 @pytest.fixture
@@ -86,6 +67,8 @@ def test_the_template_routes_all_admin_routes_of_api_md() -> None:
             ("GET", "/admin/workspaces"),
             ("POST", "/admin/workspaces/{id}/suspend"),
             ("POST", "/admin/workspaces/{id}/unsuspend"),
+            ("POST", "/admin/workspaces/{id}/credits/grant"),
+            ("POST", "/admin/workspaces/{id}/credits/adjust"),
             ("GET", "/admin/analytics"),
             ("GET", "/admin/audit-log"),
             ("GET", "/admin/docs/feedback"),

@@ -8,7 +8,6 @@ caller's workspaces and memberships."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -18,22 +17,10 @@ import pytest
 
 from oneai.db.connection import Database
 from tests.conftest import AppUser, create_user
-from tests.e2e.conftest import LocalServer
-from tests.e2e.test_admin_http import admin_headers, audit_of, error_of
+from tests.e2e.test_admin_http import audit_of, error_of
 from tests.integration.test_workspaces_rls import INVITE, invite_params, state_of, team
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_server.base_url, timeout=20) as http:
-        yield http
-
-
-@pytest.fixture
-def admin(database_url: str) -> dict[str, str]:
-    return admin_headers(create_user(database_url))
 
 
 def make_team(db: Database, owner: AppUser, members: dict[uuid.UUID, str] | None = None, name: str = "") -> str:

@@ -121,3 +121,42 @@ def test_a_refused_turn_also_costs_one_round_trip_and_writes_nothing(
         assert proxy.round_trips_between(started, ended) == 1, "\n".join(proxy.queries_between(started, ended))
         listed = http.get("/conversations", headers=user.headers).json()["items"]
     assert listed == []
+
+
+def test_a_chatbot_turn_adds_one_round_trip_for_its_search(
+    counted_server: LocalServerProcess, proxy: PgRoundTripProxy, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    from tests.e2e.test_chatbot_chat_http import QUESTION, chatbot, knowledge_base, personal_workspace
+
+    user = create_user(database_url)
+    workspace = personal_workspace(database_url, user)
+    refunds, shipping = knowledge_base(database_url, workspace)
+    bot = chatbot(database_url, workspace, [refunds, shipping])
+    openrouter.script(Reply(chunks=["A title"]), model=TITLE_MODEL)
+    openrouter.script(Reply(chunks=["first"]), Reply(chunks=["14 days"]), model=CHAT_MODEL)
+    with httpx.Client(base_url=counted_server.base_url, timeout=30) as http:
+        # GIVEN the user's conversation with the chatbot, one exchange in
+        status, body = stream_turn(http, user, {"chatbot_id": str(bot), "content": "Hello"})
+        assert status == 200, body
+        conversation_id = conversation_of(body)
+        proxy.wait_quiet()
+        # WHEN the user asks the next question
+        started = time.monotonic()
+        follow_up = {"conversation_id": conversation_id, "chatbot_id": str(bot), "content": QUESTION}
+        status, body = stream_turn(http, user, follow_up)
+        ended = time.monotonic()
+    assert status == 200, body
+    assert '"type":"source-document"' in body.replace(" ", "")
+    [embedded] = [r for r in openrouter.embeddings_requests if r.received_at >= started]
+    [asked] = [r for r in openrouter.chat_requests if r.received_at >= started]
+    # THEN the prepare is one round trip (before the query is embedded), the search one more (after the
+    # embedding, before the model is asked), and the finish one
+    assert proxy.round_trips_between(started, embedded.received_at) == 1, proxy.queries_between(
+        started, embedded.received_at
+    )
+    assert proxy.round_trips_between(embedded.received_at, asked.received_at) == 1, proxy.queries_between(
+        embedded.received_at, asked.received_at
+    )
+    assert proxy.round_trips_between(asked.received_at, ended) == 1, proxy.queries_between(
+        asked.received_at, ended
+    )

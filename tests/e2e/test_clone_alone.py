@@ -41,6 +41,7 @@ from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import GENEROUS_RATE_LIMITS
 from tests.knowledge_files import docx_paragraph, make_csv, make_docx, make_html, make_pdf
 from tests.sse_support import events_of
+from tests.webhook_receiver import WebhookReceiver, verify_standard_webhook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -677,9 +678,195 @@ def walk_documents(walk: RouteWalk) -> None:
     assert walk.call("GET", "/documents/{document_id}", one).status_code == 404
 
 
+def walk_chatbots(walk: RouteWalk) -> None:
+    """A chatbot of the dev user's personal workspace (on pro since the billing walk) on an HTML page the
+    clone ingests: created, listed, read, changed, toggled, duplicated, its embed code, stats and templates;
+    its retrieval finds the page; a chat with it streams the page as a source before the offline model's
+    text (paid from the credits the credits walk granted); the copy and then the chatbot are deleted."""
+    personal = next(w for w in walk.call("GET", "/workspaces").json()["items"] if w["personal"])
+    space = f"/workspaces/{personal['id']}"
+    page = make_html("Parcels leave the warehouse every weekday before noon.")
+    document = walk.call(
+        "POST",
+        "/workspaces/{workspace_id}/documents",
+        f"{space}/documents",
+        json={"filename": "shipping.html", "media_type": "text/html", "size": len(page)},
+    )
+    assert document.status_code == 201, document.text
+    upload_to(document.json()["upload"], page, "text/html")
+    assert document_settled(walk, f"/documents/{document.json()['id']}")["status"] == "ready"
+    templates = walk.call("GET", "/chatbot-templates")
+    assert templates.status_code == 200 and "support" in {t["use_case"] for t in templates.json()["items"]}
+    created = walk.call(
+        "POST",
+        "/workspaces/{workspace_id}/chatbots",
+        f"{space}/chatbots",
+        json={
+            "name": "Shipping helper",
+            "use_case": "support",
+            "model": "oneai/offline",
+            "system_prompt": "Answer from the passages.",
+            "document_ids": [document.json()["id"]],
+            "retrieval": {"top_k": 3, "min_score": 0.05},
+            "status": "active",
+        },
+    )
+    assert created.status_code == 201, created.text
+    bot = created.json()
+    one = f"/chatbots/{bot['id']}"
+    listed = walk.call("GET", "/workspaces/{workspace_id}/chatbots", f"{space}/chatbots")
+    assert [b["id"] for b in listed.json()["items"]] == [bot["id"]], listed.text
+    detail = walk.call("GET", "/chatbots/{chatbot_id}", one)
+    assert [d["filename"] for d in detail.json()["documents"]] == ["shipping.html"], detail.text
+    changed = walk.call("PATCH", "/chatbots/{chatbot_id}", one, json={"description": "Where parcels are"})
+    assert changed.status_code == 200 and changed.json()["description"] == "Where parcels are", changed.text
+    found = walk.call("POST", "/chatbots/{chatbot_id}/retrieve", f"{one}/retrieve", json={"query": "parcels"})
+    assert found.status_code == 200, found.text
+    assert found.json()["items"][0]["document_id"] == document.json()["id"]
+    streamed = walk.call(
+        "POST", "/chat/stream", json={"chatbot_id": bot["id"], "content": "When do parcels leave?"}
+    )
+    assert streamed.status_code == 200, streamed.text
+    parts = [p for p in events_of(streamed.text) if isinstance(p, dict)]
+    types = [p["type"] for p in parts]
+    assert "source-document" in types and types.index("source-document") < types.index("text-start"), types
+    assert {p["filename"] for p in parts if p["type"] == "source-document"} == {"shipping.html"}
+    embed = walk.call("GET", "/chatbots/{chatbot_id}/embed-code", f"{one}/embed-code")
+    assert embed.status_code == 200 and bot["public_id"] in embed.json()["html"], embed.text
+    stats = walk.call("GET", "/chatbots/{chatbot_id}/stats", f"{one}/stats")
+    assert stats.status_code == 200, stats.text
+    assert sum(day["conversations"] for day in stats.json()["days"]) == 1
+    assert walk.call("POST", "/chatbots/{chatbot_id}/reset-stats", f"{one}/reset-stats").status_code in (200, 204)
+    # Its inbox: no visitor has talked to it here (the widget's chat comes with its issue), so the lists are
+    # empty and an unknown visitor conversation is 404 (tests/e2e/test_inbox_http.py has the full inbox)
+    inbox = f"{one}/conversations"
+    listed = walk.call("GET", "/chatbots/{chatbot_id}/conversations", inbox, params={"q": "parcels"})
+    assert listed.status_code == 200 and listed.json()["items"] == [], listed.text
+    inbox_stats = walk.call("GET", "/chatbots/{chatbot_id}/conversations/stats", f"{inbox}/stats")
+    assert inbox_stats.status_code == 200, inbox_stats.text
+    exported = walk.call(
+        "GET", "/chatbots/{chatbot_id}/conversations/export", f"{inbox}/export", params={"format": "json"}
+    )
+    assert exported.status_code == 200 and exported.json() == {"items": []}, exported.text
+    nobody = str(uuid.uuid4())
+    removed = walk.call(
+        "POST", "/chatbots/{chatbot_id}/conversations/bulk-delete", f"{inbox}/bulk-delete", json={"ids": [nobody]}
+    )
+    assert removed.status_code == 200 and removed.json() == {"deleted": 0}, removed.text
+    unknown = f"/chatbot-conversations/{nobody}"
+    for method, body in (("GET", None), ("PATCH", {"status": "resolved"}), ("DELETE", None)):
+        answer = walk.call(method, "/chatbot-conversations/{conversation_id}", unknown, json=body)
+        assert answer.status_code == 404, (method, answer.text)
+    toggled = walk.call("POST", "/chatbots/{chatbot_id}/toggle", f"{one}/toggle")
+    assert toggled.status_code == 200 and toggled.json()["status"] == "disabled", toggled.text
+    copy = walk.call("POST", "/chatbots/{chatbot_id}/duplicate", f"{one}/duplicate")
+    assert copy.status_code == 201 and copy.json()["status"] == "draft", copy.text
+    assert walk.call("DELETE", "/chatbots/{chatbot_id}", f"/chatbots/{copy.json()['id']}").status_code == 204
+    assert walk.call("DELETE", "/chatbots/{chatbot_id}", one).status_code == 204
+    assert walk.call("GET", "/chatbots/{chatbot_id}", one).status_code == 404
+
+
+def walk_credits(walk: RouteWalk) -> None:
+    """The dev user's personal workspace's credits: a purchase opens a Razorpay Order at the clone's fake
+    Razorpay (nothing credited until its webhook); an admin grants credits and then adjusts them down (the ledger
+    and the balance show both); the usage breakdown answers in JSON and CSV. Its provider keys: a custom key whose endpoint is
+    this server's own /v1 (loopback is allowed under make dev) is added masked, listed, changed, tested
+    (the endpoint refuses it, so it is marked invalid) and deleted."""
+    personal = next(w for w in walk.call("GET", "/workspaces").json()["items"] if w["personal"])
+    space = f"/workspaces/{personal['id']}"
+    order = walk.call(
+        "POST", "/workspaces/{workspace_id}/credits/purchase", f"{space}/credits/purchase", json={"amount": "500"}
+    )
+    assert order.status_code in (200, 201) and order.json()["amount"] == 50000, order.text
+    granted = walk.as_admin(
+        "POST",
+        "/admin/workspaces/{id}/credits/grant",
+        f"/admin/workspaces/{personal['id']}/credits/grant",
+        json={"amount": "250.00", "reason": "Clone walk"},
+    )
+    assert granted.status_code == 200, granted.text
+    adjusted = walk.as_admin(
+        "POST",
+        "/admin/workspaces/{id}/credits/adjust",
+        f"/admin/workspaces/{personal['id']}/credits/adjust",
+        json={"amount": "-20.50", "reason": "Clone walk correction"},
+    )
+    assert adjusted.status_code == 200 and adjusted.json()["amount"] == "-20.50", adjusted.text
+    balance = walk.call("GET", "/workspaces/{workspace_id}/credits", f"{space}/credits")
+    assert balance.status_code == 200 and balance.json()["balance"] == adjusted.json()["balance"], balance.text
+    ledger = walk.call("GET", "/workspaces/{workspace_id}/credits/transactions", f"{space}/credits/transactions")
+    assert {"grant", "adjustment"} <= {t["type"] for t in ledger.json()["items"]}, ledger.text
+    usage = walk.call(
+        "GET", "/workspaces/{workspace_id}/credits/usage", f"{space}/credits/usage", params={"group_by": "model"}
+    )
+    assert usage.status_code == 200, usage.text
+    csv_usage = walk.http.get(
+        f"{space}/credits/usage", params={"group_by": "day"}, headers={**walk.auth, "accept": "text/csv"}
+    )
+    assert csv_usage.status_code == 200 and csv_usage.headers["content-type"].startswith("text/csv")
+    secret = "clone-walk-key-0123456789"
+    added = walk.call(
+        "POST",
+        "/workspaces/{workspace_id}/provider-keys",
+        f"{space}/provider-keys",
+        json={"provider": "custom", "name": "Own", "key": secret, "base_url": f"{walk.base_url}/v1"},
+    )
+    assert added.status_code == 201 and added.json()["key"] == "…6789", added.text
+    key = f"/provider-keys/{added.json()['id']}"
+    listed = walk.call("GET", "/workspaces/{workspace_id}/provider-keys", f"{space}/provider-keys")
+    assert [k["name"] for k in listed.json()] == ["Own"] and secret not in listed.text, listed.text
+    renamed = walk.call("PATCH", "/provider-keys/{provider_key_id}", key, json={"name": "Own endpoint"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Own endpoint", renamed.text
+    tested = walk.call("POST", "/provider-keys/{provider_key_id}/test", f"{key}/test")
+    assert tested.status_code == 200 and tested.json()["ok"] is False, tested.text
+    assert walk.call("GET", "/provider-keys/{provider_key_id}", key).json()["status"] == "invalid"
+    assert walk.call("DELETE", "/provider-keys/{provider_key_id}", key).status_code == 204
+
+
+def walk_widget(walk: RouteWalk) -> None:
+    """The widget's script from the clone, and its public routes. No chatbot exists here (they are made by
+    the chatbots API), so each public route answers an unknown chatbot's 404, preflights included; the
+    routes' behaviour with chatbots is tests/e2e/test_widget_http.py's and test_widget_browser.py's."""
+    script = walk.call("GET", "/widget.js", public=True)
+    assert script.status_code == 200 and script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert script.content == (walk.clone / "functions" / "widget" / "widget.js").read_bytes()
+    base = "/public/chatbots/{public_id}"
+    unknown = "/public/chatbots/cb_00000000000000000000000000000000"
+    conversation = f"{unknown}/conversations/{uuid.uuid4()}"
+    origin = {"origin": "https://shop.example"}
+    for method, route, path, body in (
+        ("GET", base, unknown, None),
+        ("OPTIONS", base, unknown, None),
+        (
+            "POST",
+            f"{base}/sessions",
+            f"{unknown}/sessions",
+            {"visitor_id": str(uuid.uuid4()), "page_url": "https://shop.example/"},
+        ),
+        ("OPTIONS", f"{base}/sessions", f"{unknown}/sessions", None),
+        ("GET", f"{base}/conversations/{{conversation_id}}/messages", f"{conversation}/messages", None),
+        ("OPTIONS", f"{base}/conversations/{{conversation_id}}/messages", f"{conversation}/messages", None),
+        ("POST", f"{base}/conversations/{{conversation_id}}/rating", f"{conversation}/rating", {"score": 5}),
+        ("OPTIONS", f"{base}/conversations/{{conversation_id}}/rating", f"{conversation}/rating", None),
+    ):
+        answer = walk.call(method, route, path, public=True, headers=origin, json=body)
+        assert answer.status_code == 404, (method, path, answer.text)
+
+
 def walk_openapi(walk: RouteWalk) -> None:
     """Each function's OpenAPI document."""
-    for prefix in ("conversations", "chat", "user", "subscription", "admin", "docs", "workspaces"):
+    prefixes = (
+        "conversations",
+        "chat",
+        "user",
+        "subscription",
+        "admin",
+        "docs",
+        "workspaces",
+        "chatbots",
+        "credits",
+    )
+    for prefix in (*prefixes, "public"):
         document = walk.call("GET", f"/{prefix}/openapi.json", public=True)
         assert document.status_code == 200 and document.json()["paths"], prefix
 
@@ -707,6 +894,32 @@ def walk_export_and_erasure(walk: RouteWalk) -> None:
     }
 
 
+def walk_webhook(walk: RouteWalk) -> None:
+    """The dev user's workspace gets a webhook endpoint on a loopback receiver (make dev allows loopback
+    URLs): the secret once, a test event signed by it, the deliveries, a new secret, the endpoint deleted."""
+    workspace = walk.call("GET", "/workspaces").json()["items"][0]["id"]
+    base = f"/workspaces/{workspace}/webhook"
+    with WebhookReceiver() as receiver:
+        saved = walk.call(
+            "PUT",
+            "/workspaces/{workspace_id}/webhook",
+            base,
+            json={"url": receiver.url, "events": ["credits.low"]},
+        )
+        assert saved.status_code == 201, saved.text
+        shown = walk.call("GET", "/workspaces/{workspace_id}/webhook", base)
+        assert shown.status_code == 200 and "secret" not in shown.json(), shown.text
+        tested = walk.call("POST", "/workspaces/{workspace_id}/webhook/test", f"{base}/test")
+        assert tested.status_code == 200 and tested.json()["status"] == "succeeded", tested.text
+        (request,) = receiver.received
+        verify_standard_webhook(saved.json()["secret"], request.headers, request.body)
+    listed = walk.call("GET", "/workspaces/{workspace_id}/webhook/deliveries", f"{base}/deliveries")
+    assert [d["id"] for d in listed.json()["items"]] == [tested.json()["id"]], listed.text
+    rotated = walk.call("POST", "/workspaces/{workspace_id}/webhook/rotate-secret", f"{base}/rotate-secret")
+    assert rotated.status_code == 200 and rotated.json()["secret"] != saved.json()["secret"], rotated.text
+    assert walk.call("DELETE", "/workspaces/{workspace_id}/webhook", base).status_code == 204
+
+
 AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_billing,
     walk_account,
@@ -716,8 +929,12 @@ AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_notifications,
     walk_workspaces,
     walk_documents,
+    walk_credits,  # before the chatbots: the admin's grant pays the chatbot's reply
+    walk_chatbots,
+    walk_webhook,
     walk_admin,
     walk_docs,
+    walk_widget,
     walk_openapi,
     walk_export_and_erasure,
 )

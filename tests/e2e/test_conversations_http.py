@@ -60,7 +60,7 @@ def test_a_conversation_lifecycle_create_list_rename_export_share_delete(
     conversation = created.json()
     assert conversation["title"] == "Trip to Goa" and conversation["metadata"] == {"pinned": True}
     cid = conversation["id"]
-    seed_messages(db, alice, cid)
+    seeded = seed_messages(db, alice, cid)
 
     # WHEN listed and searched by title
     listed = client.get("/conversations", headers=alice.headers).json()
@@ -69,6 +69,14 @@ def test_a_conversation_lifecycle_create_list_rename_export_share_delete(
     assert client.get("/conversations", params={"q": "paris"}, headers=alice.headers).json()["items"] == []
     # a LIKE wildcard in q is a literal, not "match everything"
     assert client.get("/conversations", params={"q": "%"}, headers=alice.headers).json()["items"] == []
+    # and by a word of its messages (issue 28), each item saying where it matched
+    assert listed["items"][0]["match"] is None
+    by_title = client.get("/conversations", params={"q": "goa"}, headers=alice.headers).json()["items"]
+    assert by_title[0]["match"] == {"field": "title", "message_id": None, "snippet": None}
+    by_text = client.get("/conversations", params={"q": "world"}, headers=alice.headers).json()["items"]
+    assert [c["id"] for c in by_text] == [cid]
+    assert by_text[0]["match"]["field"] == "message" and by_text[0]["match"]["message_id"] == str(seeded[0].id)
+    assert "world" in by_text[0]["match"]["snippet"]
 
     # THEN it reads back with its current branch
     full = client.get(f"/conversations/{cid}", headers=alice.headers).json()
@@ -76,7 +84,7 @@ def test_a_conversation_lifecycle_create_list_rename_export_share_delete(
     message_keys = {
         "id", "conversation_id", "role", "content", "model_id", "tokens_used", "sequence_number",
         "revision_number", "revision_type", "original_message_id", "parent_message_id", "is_latest",
-        "status", "created_at", "attachments",
+        "status", "created_at", "attachments", "sources",
     }  # fmt: skip
     assert set(full["messages"][0]) == message_keys
 

@@ -8,7 +8,6 @@ offline embeddings the fake OpenRouter also answers queries with."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +19,7 @@ from local.s3_server import LocalS3
 from oneai.db.knowledge import vector_literal
 from oneai.knowledge.offline_embedding import offline_embedding
 from tests.conftest import AppUser, create_user
-from tests.e2e.conftest import E2E_BUCKET, LocalServer
+from tests.e2e.conftest import E2E_BUCKET
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +30,6 @@ OTHER_SENTENCES = [
     "Shipping to Europe takes five to seven working days.",
     "Passwords must be at least twelve characters long.",
 ]
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
-        yield http
 
 
 @pytest.fixture
@@ -201,7 +194,7 @@ def test_list_filter_sort_patch_and_quota(client: httpx.Client, owner: AppUser, 
     chatbots = client.patch(
         f"/documents/{small['id']}", json={"chatbot_ids": [str(uuid.uuid4())]}, headers=owner.headers
     )
-    assert chatbots.status_code == 422  # no chatbots yet: refused, not silently ignored
+    assert chatbots.status_code == 422  # not a chatbot of the workspace: refused, not silently ignored
     patched = client.patch(
         f"/documents/{small['id']}",
         json={"filename": "renamed.txt", "tags": ["faq"], "description": "the FAQ"},

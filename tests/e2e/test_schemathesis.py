@@ -46,6 +46,9 @@ DOCUMENTS = {
     "admin": "/admin/openapi.json",
     "docs": "/docs/openapi.json",
     "workspaces": "/workspaces/openapi.json",
+    "chatbots": "/chatbots/openapi.json",
+    "credits": "/credits/openapi.json",
+    "widget": "/public/openapi.json",
 }
 # The admin API is run as an admin (the token's `app_metadata.role`); every other app as a plain user.
 ADMIN_APPS = {"admin"}

@@ -6,34 +6,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from local.fake_openrouter import FakeOpenRouter, Reply
-from tests.conftest import AppUser, create_user, token_for
-from tests.e2e.conftest import CHAT_MODEL, LocalServer
+from tests.conftest import AppUser, create_user
+from tests.e2e.conftest import CHAT_MODEL, admin_headers
 
 pytestmark = pytest.mark.e2e
 Z_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 
 
 @pytest.fixture
-def client(local_server: LocalServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
-        yield http
-
-
-@pytest.fixture
 def user(database_url: str) -> AppUser:
     return create_user(database_url)
-
-
-def admin_headers(user: AppUser) -> dict[str, str]:
-    token = token_for(user.id, user.principal.email, extra_claims={"app_metadata": {"role": "admin"}})
-    return {"authorization": f"Bearer {token}"}
 
 
 def aliases(canonical: str) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterator
 from uuid import UUID
 
 import httpx
@@ -23,12 +22,6 @@ from tests.e2e.test_notifications_http import emails_to, text_of, wait_for
 pytestmark = pytest.mark.e2e
 
 ACCEPT_LINK = re.compile(r"https?://\S+/invitations/([A-Za-z0-9_-]+)")
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
-        yield http
 
 
 def user(database_url: str, *, tier: str = "free", verified: bool = True) -> AppUser:

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from oneai.auth import authenticate
 from oneai.config import override_settings
 from oneai.db.connection import Database
-from oneai.db.conversations import CURRENT_BRANCH, LIST_CONVERSATIONS, SEARCH_HISTORY
+from oneai.db.conversations import CURRENT_BRANCH, LIST_CONVERSATIONS, SEARCH_CONVERSATIONS, SEARCH_HISTORY
 from oneai.db.migrate import migrate
 from tests.conftest import token_for
 
@@ -195,3 +195,45 @@ def test_the_conversation_list_uses_the_activity_index(
     assert "idx_conversations_user_activity" in index_names(plan), plan
     assert scanned_tables_without_index(plan) == set(), plan
     assert not any(node["Node Type"] == "Sort" for node in nodes(plan)), plan
+
+
+# Members' conversation search (issue 28 item 2) as a plain query under RLS: the baseline of the test below.
+CONVERSATION_SEARCH_UNDER_RLS = """
+select c.id from public.conversations c
+where c.title ilike %(pattern)s escape '\\'
+   or exists (select 1 from public.chat_messages m
+              where m.conversation_id = c.id and m.is_latest
+                and m.search_vector @@ websearch_to_tsquery('simple', %(query)s))
+order by c.updated_at desc, c.id desc limit %(limit)s"""
+
+
+def test_conversation_search_over_message_text_uses_the_full_text_index(
+    explain_database: tuple[str, uuid.UUID, uuid.UUID],
+) -> None:
+    url, user_id, conversation_id = explain_database
+    principal = authenticate(f"Bearer {token_for(user_id, 'explain1@example.test')}")
+    params = {"pattern": "%zanzibar%", "query": "zanzibar", "after_updated": None, "after_id": None, "limit": 21}
+    with override_settings(database_url=SecretStr(url)) as settings:
+        database = Database(settings)
+        try:
+            with database.user_transaction(principal) as conn:
+
+                def pages_and_ids(query: str) -> tuple[int, list[Any]]:
+                    conn.execute(query, params)  # warm
+                    row = conn.execute("explain (analyze, buffers, format json) " + query, params).fetchone()
+                    assert row is not None
+                    top = row["QUERY PLAN"][0]["Plan"]
+                    return top["Shared Hit Blocks"] + top["Shared Read Blocks"], [
+                        r["id"] for r in conn.execute(query, params)
+                    ]
+
+                # GIVEN the search as a plain query under RLS (`@@` runs after the policy: no GIN index)
+                naive_pages, naive_ids = pages_and_ids(CONVERSATION_SEARCH_UNDER_RLS)
+                # WHEN the user searches their conversations through the API's query (the function)
+                pages, ids = pages_and_ids(SEARCH_CONVERSATIONS)
+        finally:
+            database.close()
+    # THEN the same conversation is found, reading a small part of the pages
+    assert ids == naive_ids == [conversation_id]
+    assert pages * 5 < naive_pages, (pages, naive_pages)
+    # measured: 63 pages against 1824

@@ -166,9 +166,18 @@ def test_anonymous_callers_reach_the_check_and_nothing_else_of_the_private_schem
         callable_by_anon = conn.execute(
             "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
             " where n.nspname in ('oneai_private', 'oneai_anon') and has_function_privilege('anon', p.oid, 'execute')"
+            " order by 1"
         ).fetchall()
     assert schemas == [("oneai_anon", True), ("oneai_private", False)]
-    assert callable_by_anon == [("oneai_anon.take_source_rate_limit(text,text,integer,integer)",)]
+    # the source check, and the widget's public routes (20261127000000_widget.sql), each acting only on
+    # the named visitor's rows of the named chatbot
+    assert callable_by_anon == [
+        ("oneai_anon.take_source_rate_limit(text,text,integer,integer)",),
+        ("oneai_anon.widget_chatbot(text)",),
+        ("oneai_anon.widget_conversation_messages(uuid,text,uuid)",),
+        ("oneai_anon.widget_open_session(uuid,jsonb,uuid)",),
+        ("oneai_anon.widget_rate_conversation(uuid,text,uuid,integer,text)",),
+    ]
 
 
 def test_given_source_buckets_that_are_full_again_then_the_sweep_clears_them(

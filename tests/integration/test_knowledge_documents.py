@@ -1,11 +1,12 @@
 """The documents' producer side and their files' ends, against the real database and moto's AWS: the ingest
 queue (the local sink; SQS in batches of 10), the plan limit under concurrent uploads, a reprocess through the workspaces app reaching the sink,
-the purge of a deleted workspace deleting its files, and account erasure deleting the files of the
+a delete S3 fails to finish (still 204), the purge of a deleted workspace deleting its files, and account erasure deleting the files of the
 workspaces it deletes (and only those)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -29,6 +30,8 @@ from oneai.errors import PlanLimitError
 from oneai.knowledge.document_models import DocumentCreate
 from oneai.knowledge.documents import create_documents
 from oneai.knowledge.ingest_queue import enqueue_ingest, set_local_ingest_sink
+from oneai.logging import logger
+from tests.aws_support import fake_aws_credentials
 from tests.conftest import AppUser
 from tests.integration.test_workspace_admin import delete_days_ago, no_razorpay, purge_everything_due
 from tests.integration.test_workspaces_rls import personal_workspace, team
@@ -40,9 +43,7 @@ REGION = "us-east-1"
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto's S3 with the bucket; the settings name it (no endpoint: moto intercepts the default one)."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_credentials(monkeypatch, REGION)
     with mock_aws(), override_settings(attachments_bucket=BUCKET, s3_endpoint_url=None):
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
@@ -83,9 +84,7 @@ def test_messages_go_to_the_local_sink_one_per_document(sink: list[dict[str, str
 
 
 def test_messages_go_to_sqs_ten_per_call(monkeypatch: pytest.MonkeyPatch, sink: list[dict[str, str]]) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_credentials(monkeypatch, REGION)
     ids = [uuid.uuid4() for _ in range(23)]
     with mock_aws():
         from oneai.knowledge import ingest_queue
@@ -134,6 +133,33 @@ def test_reprocess_through_the_app_queues_the_document_and_a_message_reaches_the
     assert answer.status_code == 200, answer.text
     assert (answer.json()["status"], answer.json()["error"]) == ("queued", None)
     assert sink == [{"document_id": document_id}]
+
+
+def test_a_delete_whose_file_s3_cannot_delete_answers_204_and_the_document_is_gone(
+    db: Database, make_user: Callable[..., AppUser], s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rows go in the committed transaction; S3 failing afterwards (here: the bucket the function names
+    does not exist) leaves the file behind, logged without its key (it holds the filename), and the
+    answer is still 204."""
+    from workspaces.app import build_app
+
+    owner = make_user()
+    workspace_id = UUID(str(personal_workspace(db, owner.id)["id"]))
+    key = add_document_file(db, s3, workspace_id)
+    document_id = key.split("/")[2]
+    with (
+        override_settings(attachments_bucket="oneai-no-such-bucket"),
+        TestClient(build_app()) as client,
+        caplog.at_level(logging.INFO, logger=logger.name),
+    ):
+        deleted = client.delete(f"/documents/{document_id}", headers=owner.headers)
+        after = client.get(f"/documents/{document_id}", headers=owner.headers)
+    assert deleted.status_code == 204, deleted.text
+    assert after.status_code == 404
+    assert keys(s3, f"knowledge/{workspace_id}/") == [key]  # left behind, for the workspace's purge
+    [left] = [r for r in caplog.records if r.getMessage() == "stored objects left behind after a delete"]
+    assert (left.kind, left.count, left.error_type) == ("document files", 1, "UnavailableError")  # type: ignore[attr-defined]
+    assert not any("notes.txt" in str(vars(record)) for record in caplog.records)
 
 
 def test_the_purge_deletes_the_files_of_the_workspaces_it_purges_and_only_theirs(

@@ -33,6 +33,7 @@ from oneai.knowledge.ingest import (
 )
 from oneai.knowledge.parsing.pdf import NO_TEXT_LAYER
 from oneai.openrouter import OpenRouterClient, OpenRouterEmbeddings
+from tests.aws_support import fake_aws_credentials
 from tests.conftest import AppUser
 from tests.integration.test_openrouter_client import API_KEY, FAST_RETRY
 from tests.integration.test_workspaces_rls import team
@@ -120,12 +121,7 @@ def s3_body(key: str) -> str:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, db: Database, make_user: Any, upstream: FakeOpenRouter) -> Iterator[Env]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "ap-south-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_credentials(monkeypatch)
     upstream.reset()
     owner = make_user()
     workspace_id = team(db, owner)

@@ -138,6 +138,8 @@ def test_each_schedules_event_sweeps_its_frequency_and_reports_it(
         "replacements_skipped": True,
         "rate_limit_buckets_cleared": result["rate_limit_buckets_cleared"],  # others' buckets may be full
         "workspaces_purged": result["workspaces_purged"],  # test_workspace_purge.py counts these
+        "chatbots_purged": result["chatbots_purged"],  # test_chatbots.py counts these
+        "credit_holds_released": result["credit_holds_released"],  # test_credits.py counts these
     }
     printed = stdout_json(capsys.readouterr().out)
     # AND logged as one line, with the invocation's context

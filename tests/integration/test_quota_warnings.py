@@ -7,13 +7,20 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import psycopg
 import pytest
+from pydantic import SecretStr
 
-from oneai.config import override_settings
+from local.fake_openrouter import FakeOpenRouter
+from oneai import api_keys
+from oneai.chat.completions import CompletionRequest
+from oneai.chat.entry import start_completion
+from oneai.config import Settings, override_settings
 from oneai.db.connection import Database
 from oneai.errors import QuotaExceededError
 from oneai.events import EventPublisher
+from oneai.openrouter.client import OpenRouterClient
 from oneai.quota import service as quota
 from oneai.quota.warnings import announce_warnings
 from tests.aws_support import Received, captured_events
@@ -123,3 +130,35 @@ def test_an_unreachable_eventbridge_does_not_break_the_request(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://127.0.0.1:1")  # nothing listens there
     assert announce_warnings(EventPublisher(BUS), user.id, reservation) == 0
+
+
+def test_a_v1_completion_that_crosses_a_threshold_announces_it(
+    settings_with_db: Any, make_user: Any, database_url: str, eventbridge: Any
+) -> None:
+    """`/v1` reserves from the same quota, so crossing 80 % there sends the warning a chat turn would send
+    (it used to claim the threshold and announce nothing: the warning was lost for the window)."""
+    user = make_user()
+    set_quota(database_url, user.id, used=7, limit=10)
+    db = Database(settings_with_db)
+    with db.user_transaction(user.principal) as conn:
+        key = api_keys.create_key(conn, api_keys.ApiKeyCreate(name="ci"))
+    principal = api_keys.authenticate_api_key(db, f"Bearer {key.key}")
+    request = CompletionRequest(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+
+    async def complete() -> dict[str, Any]:
+        with FakeOpenRouter(delay=0.0) as fake, override_settings(event_bus_name=BUS):
+            async with OpenRouterClient(
+                Settings(openrouter_api_key=SecretStr("sk-or-test"), openrouter_base_url=fake.base_url)
+            ) as client:
+                relay = await start_completion(db, client, principal, request)
+                return await relay.complete()
+
+    try:
+        answer = anyio.run(complete)
+    finally:
+        db.close()
+    assert answer["choices"][0]["message"]["content"]
+    events = eventbridge()
+    assert [(e["detail-type"], e["detail"]["threshold"], e["detail"]["used"]) for e in events] == [
+        ("QuotaWarning", 80, 8)
+    ]

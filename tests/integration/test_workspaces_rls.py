@@ -445,7 +445,15 @@ def test_every_workspace_policy_asks_the_one_membership_helper(db: Database) -> 
     assert helper is not None
     assert (helper["provolatile"], helper["prosecdef"], helper["proconfig"]) == ("s", True, ['search_path=""'])
     assert {r["tablename"] for r in policies} >= set(WORKSPACE_TABLES)
-    # every policy asks the membership helpers (the set form, once per statement: 20261123120000)
+    # every policy asks the membership helpers (the set form, once per statement: 20261123120000), but
+    # on the user's own rows that name a workspace too (a conversation with a chatbot, its usage): those
+    # stay the user's by their own policy, and filing one under a workspace asks the helper
     helpers = ("has_workspace_role", "workspaces_with_role")
-    assert [r["policyname"] for r in policies if not any(h in r["rule"] for h in helpers)] == []
+    users_own = {"conversations": "conversations_own", "usage_records": "usage_records_select_own"}
+    assert [
+        r["policyname"]
+        for r in policies
+        if not any(h in r["rule"] for h in helpers) and users_own.get(r["tablename"]) != r["policyname"]
+    ] == []
+    assert {r["policyname"] for r in policies if r["tablename"] == "conversations"} > {"conversations_own"}
     assert len(probe) == 1

@@ -166,6 +166,36 @@ def test_the_detail_reports_the_owners_tier_limits_and_usage(wdb: Database, data
     assert (detail.usage.workspaces_owned, detail.usage.members, detail.usage.chatbots) == (1, 1, 0)
 
 
+def test_the_stats_count_the_workspaces_documents_and_their_bytes(wdb: Database, database_url: str) -> None:
+    user = new_user(database_url)
+    workspace_id = personal_id(database_url, user)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for size, status in ((1000, "ready"), (2500, "failed")):
+            conn.execute(
+                "insert into public.documents (workspace_id, filename, media_type, size_bytes, storage_key, status,"
+                " error) values (%s, 'a.pdf', 'application/pdf', %s, %s, %s, %s)",
+                (workspace_id, size, f"documents/{workspace_id}/{uuid.uuid4()}", status,
+                 "this PDF has no text layer" if status == "failed" else None),
+            )  # fmt: skip
+    with wdb.user_transaction(user.principal) as conn:
+        detail = service.get_workspace(conn, wdb.settings, workspace_id)
+    assert (detail.stats.documents, detail.stats.storage_bytes) == (2, 3500)
+
+
+def test_the_usage_counts_todays_messages_under_the_plans_daily_limit(wdb: Database, database_url: str) -> None:
+    user = new_user(database_url)
+    workspace_id = personal_id(database_url, user)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(  # today's 3, and yesterday's 40 that do not count
+            "insert into public.workspace_message_counts (workspace_id, day, used) values"
+            " (%(w)s, (now() at time zone 'utc')::date, 3), (%(w)s, (now() at time zone 'utc')::date - 1, 40)",
+            {"w": workspace_id},
+        )
+    with wdb.user_transaction(user.principal) as conn:
+        detail = service.get_workspace(conn, wdb.settings, workspace_id)
+    assert (detail.usage.widget_messages_per_day, detail.limits.widget_messages_per_day) == (3, 100)
+
+
 # --- 404 for strangers, 403 for too low a role ----------------------------------------------------------
 
 

@@ -4,13 +4,15 @@
 //
 // `model` "-": the transport is left at its defaults (no `body` option, so the request names no model).
 // `chat_id` "generate": a chat id from the SDK's own `generateId()`, as `useChat` makes one.
+// Environment `ONEAI_CHATBOT_ID`: the body names that chatbot (`chatbot_id`), as a chatbot's test chat does.
 //
 // `DefaultChatTransport.sendMessages` posts the AI SDK body (`{model, id?, messages, trigger, messageId}`)
 // and parses the response into UI message chunks with the SDK's own schema; `readUIMessageStream` rebuilds
 // the assistant message from them. The chunk stream is teed so the chunks themselves are seen as well.
 //
 // Prints one JSON line: {chatId, messageId, role, text, dataParts: [{type, id, data}],
-// fileParts: [{mediaType, url}], chunkTypes, error}.
+// fileParts: [{mediaType, url}], sourceParts: [{sourceId, mediaType, title, filename, providerMetadata}],
+// partTypes (the rebuilt message's parts, in order), chunkTypes, error}.
 // `error` is the text of an `error` chunk as the SDK surfaced it (null when none). Anything else that goes
 // wrong (HTTP error, a chunk the SDK rejects, a chunk it cannot apply to the message) exits non-zero.
 import { randomUUID } from 'node:crypto';
@@ -45,7 +47,9 @@ async function main(argv) {
     api: `${baseUrl.replace(/\/+$/, '')}/chat/stream`,
     headers: { Authorization: `Bearer ${token}` },
   };
-  const transport = new DefaultChatTransport(model === '-' ? options : { ...options, body: { model } });
+  const chatbotId = process.env.ONEAI_CHATBOT_ID;
+  const body = { ...(model === '-' ? {} : { model }), ...(chatbotId ? { chatbot_id: chatbotId } : {}) };
+  const transport = new DefaultChatTransport(Object.keys(body).length === 0 ? options : { ...options, body });
   const stream = await transport.sendMessages({
     chatId: chatId || undefined, // no chat id: the body has no `id` and the server starts a conversation
     messages: [{ id: randomUUID(), role: 'user', parts: [{ type: 'text', text }] }],
@@ -84,6 +88,16 @@ async function main(argv) {
     fileParts: parts
       .filter(part => part.type === 'file')
       .map(part => ({ mediaType: part.mediaType, url: part.url })),
+    sourceParts: parts
+      .filter(part => part.type === 'source-document')
+      .map(part => ({
+        sourceId: part.sourceId,
+        mediaType: part.mediaType,
+        title: part.title,
+        filename: part.filename ?? null,
+        providerMetadata: part.providerMetadata ?? null,
+      })),
+    partTypes: parts.map(part => part.type),
     chunkTypes: chunks.map(chunk => chunk.type),
     error: surfaced.length > 0 ? surfaced.map(error => error.message).join('\n') : null,
   };

@@ -11,13 +11,16 @@ count too. Two rules are checked on that graph:
    module importing itself);
 2. the data layer sits below the domain: no module of `oneai.db` imports a module outside `oneai.db`
    that itself reaches `oneai.db` (plain types and settings, like the tier names, `conversations.models`
-   or `oneai.config`, reach nothing of it and are fine).
+   or `oneai.config`, reach nothing of it and are fine);
+3. the chat domain sits below the web layer (issue 25): no module of `oneai.chat` reaches `oneai.web`,
+   directly or through another module, nor imports a web framework itself; it yields the bytes of its
+   streams and the routes make the responses.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -26,6 +29,9 @@ from tests.conftest import REPO_ROOT
 LAYER_ROOT = REPO_ROOT / "layers" / "common"
 PACKAGE = "oneai"
 DATA_LAYER = "oneai.db"
+CHAT = "oneai.chat"
+WEB_LAYER = "oneai.web"
+WEB_FRAMEWORKS = ("fastapi", "starlette", "mangum")
 
 Graph = dict[str, frozenset[str]]
 
@@ -123,10 +129,16 @@ def strongly_connected(graph: Graph) -> list[list[str]]:
 
 def path_to_data_layer(graph: Graph, start: str) -> list[str] | None:
     """The shortest import chain from `start` to a module of `oneai.db`, or None if it reaches none."""
+    # a module of the data layer (its empty package aside)
+    return shortest_chain(graph, start, lambda node: node.startswith(DATA_LAYER + "."))
+
+
+def shortest_chain(graph: Graph, start: str, reached: Callable[[str], bool]) -> list[str] | None:
+    """The shortest import chain from `start` to a module `reached` accepts, or None if there is none."""
     previous: dict[str, str | None] = {start: None}
     queue = [start]
     for node in queue:
-        if node.startswith(DATA_LAYER + "."):  # a module of the data layer (its empty package aside)
+        if reached(node):
             chain = [node]
             while (before := previous[chain[-1]]) is not None:
                 chain.append(before)
@@ -169,3 +181,28 @@ def test_the_data_layer_imports_nothing_that_reaches_the_data_layer() -> None:
             if chain is not None:
                 offenders.append(f"{name} imports {' -> '.join(chain)}")
     assert not offenders, "the data layer reaches up:\n" + "\n".join(offenders)
+
+
+def test_the_chat_package_reaches_nothing_of_the_web_layer() -> None:
+    graph = import_graph()
+    chats = [name for name in sorted(graph) if inside(name, CHAT)]
+    assert f"{CHAT}.entry" in chats  # the turn's entry point is among the modules checked
+    offenders = []
+    for name in chats:
+        chain = shortest_chain(graph, name, lambda node: inside(node, WEB_LAYER))
+        if chain is not None:
+            offenders.append(" -> ".join(chain))
+    assert not offenders, "oneai.chat reaches the web layer:\n" + "\n".join(offenders)
+
+
+def test_the_chat_package_imports_no_web_framework() -> None:
+    paths = module_paths()
+    offenders = []
+    for name in sorted(paths):
+        if not inside(name, CHAT):
+            continue
+        tree = ast.parse(paths[name].read_text(encoding="utf-8"), filename=str(paths[name]))
+        for base, _ in imported_names(tree, name, is_package(name, paths)):
+            if base.split(".")[0] in WEB_FRAMEWORKS:
+                offenders.append(f"{name} imports {base}")
+    assert not offenders, "oneai.chat imports a web framework:\n" + "\n".join(offenders)

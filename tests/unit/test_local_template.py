@@ -123,6 +123,8 @@ ADMIN_ROUTES = {
     ("GET", "/admin/workspaces", "ListAllWorkspaces"),
     ("POST", "/admin/workspaces/{id}/suspend", "SuspendWorkspace"),
     ("POST", "/admin/workspaces/{id}/unsuspend", "UnsuspendWorkspace"),
+    ("POST", "/admin/workspaces/{id}/credits/grant", "GrantWorkspaceCredits"),
+    ("POST", "/admin/workspaces/{id}/credits/adjust", "AdjustWorkspaceCredits"),
     ("GET", "/admin/analytics", "GetAnalytics"),
     ("GET", "/admin/audit-log", "ListAuditLog"),
     ("GET", "/admin/docs/feedback", "GetGuideFeedbackSummary"),
@@ -149,6 +151,12 @@ WORKSPACES_ROUTES = {
     ("DELETE", "/workspaces/{workspace_id}/invitations/{invitation_id}", "WithdrawWorkspaceInvitation"),
     ("POST", "/invitations/{token}/accept", "AcceptWorkspaceInvitation"),
     ("GET", "/workspaces/openapi.json", "GetWorkspacesOpenApi"),
+    ("PUT", "/workspaces/{workspace_id}/webhook", "SaveWorkspaceWebhook"),
+    ("GET", "/workspaces/{workspace_id}/webhook", "GetWorkspaceWebhook"),
+    ("DELETE", "/workspaces/{workspace_id}/webhook", "DeleteWorkspaceWebhook"),
+    ("POST", "/workspaces/{workspace_id}/webhook/rotate-secret", "RotateWorkspaceWebhookSecret"),
+    ("POST", "/workspaces/{workspace_id}/webhook/test", "TestWorkspaceWebhook"),
+    ("GET", "/workspaces/{workspace_id}/webhook/deliveries", "ListWorkspaceWebhookDeliveries"),
     # issue 24: the knowledge base
     ("POST", "/workspaces/{workspace_id}/documents", "CreateDocument"),
     ("POST", "/workspaces/{workspace_id}/documents/bulk", "CreateDocumentsBulk"),
@@ -163,6 +171,57 @@ WORKSPACES_ROUTES = {
     ("GET", "/documents/{document_id}/download", "DownloadDocument"),
     ("GET", "/documents/{document_id}/chunks", "ListDocumentChunks"),
 }
+CHATBOTS_ROUTES = {
+    ("POST", "/workspaces/{workspace_id}/chatbots", "CreateChatbot"),
+    ("GET", "/workspaces/{workspace_id}/chatbots", "ListChatbots"),
+    ("GET", "/chatbots/{chatbot_id}", "GetChatbot"),
+    ("PATCH", "/chatbots/{chatbot_id}", "UpdateChatbot"),
+    ("DELETE", "/chatbots/{chatbot_id}", "DeleteChatbot"),
+    ("POST", "/chatbots/{chatbot_id}/duplicate", "DuplicateChatbot"),
+    ("POST", "/chatbots/{chatbot_id}/toggle", "ToggleChatbot"),
+    ("POST", "/chatbots/{chatbot_id}/reset-stats", "ResetChatbotStats"),
+    ("GET", "/chatbots/{chatbot_id}/embed-code", "GetChatbotEmbedCode"),
+    ("GET", "/chatbots/{chatbot_id}/stats", "GetChatbotStats"),
+    ("POST", "/chatbots/{chatbot_id}/retrieve", "RetrieveChatbotChunks"),
+    ("GET", "/chatbot-templates", "ListChatbotTemplates"),
+    ("GET", "/chatbots/{chatbot_id}/conversations", "ListChatbotConversations"),
+    ("GET", "/chatbots/{chatbot_id}/conversations/stats", "GetChatbotConversationStats"),
+    ("POST", "/chatbots/{chatbot_id}/conversations/bulk-delete", "BulkDeleteChatbotConversations"),
+    ("GET", "/chatbots/{chatbot_id}/conversations/export", "ExportChatbotConversations"),
+    ("GET", "/chatbot-conversations/{conversation_id}", "GetChatbotConversation"),
+    ("PATCH", "/chatbot-conversations/{conversation_id}", "UpdateChatbotConversation"),
+    ("DELETE", "/chatbot-conversations/{conversation_id}", "DeleteChatbotConversation"),
+    ("GET", "/chatbots/openapi.json", "GetChatbotsOpenApi"),
+}
+
+CREDITS_ROUTES = {
+    ("GET", "/workspaces/{workspace_id}/credits", "GetWorkspaceCredits"),
+    ("POST", "/workspaces/{workspace_id}/credits/purchase", "PurchaseWorkspaceCredits"),
+    ("GET", "/workspaces/{workspace_id}/credits/transactions", "ListCreditTransactions"),
+    ("GET", "/workspaces/{workspace_id}/credits/usage", "GetCreditUsage"),
+    ("GET", "/credits/openapi.json", "GetCreditsOpenApi"),
+    ("POST", "/workspaces/{workspace_id}/provider-keys", "CreateProviderKey"),
+    ("GET", "/workspaces/{workspace_id}/provider-keys", "ListProviderKeys"),
+    ("GET", "/provider-keys/{provider_key_id}", "GetProviderKey"),
+    ("PATCH", "/provider-keys/{provider_key_id}", "UpdateProviderKey"),
+    ("DELETE", "/provider-keys/{provider_key_id}", "DeleteProviderKey"),
+    ("POST", "/provider-keys/{provider_key_id}/test", "TestProviderKey"),
+}
+
+_PUBLIC = "/public/chatbots/{public_id}"
+# issue 27: the embeddable widget (the script, the public routes and their CORS preflights)
+WIDGET_ROUTES = {
+    ("GET", "/widget.js", "GetWidgetScript"),
+    ("GET", "/public/openapi.json", "GetWidgetOpenApi"),
+    ("GET", _PUBLIC, "GetWidgetSettings"),
+    ("OPTIONS", _PUBLIC, "PreflightWidgetSettings"),
+    ("POST", f"{_PUBLIC}/sessions", "OpenWidgetSession"),
+    ("OPTIONS", f"{_PUBLIC}/sessions", "PreflightWidgetSession"),
+    ("GET", f"{_PUBLIC}/conversations/{{conversation_id}}/messages", "ListVisitorMessages"),
+    ("OPTIONS", f"{_PUBLIC}/conversations/{{conversation_id}}/messages", "PreflightVisitorMessages"),
+    ("POST", f"{_PUBLIC}/conversations/{{conversation_id}}/rating", "RateVisitorConversation"),
+    ("OPTIONS", f"{_PUBLIC}/conversations/{{conversation_id}}/rating", "PreflightVisitorRating"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +232,30 @@ def template() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def table(template: dict[str, Any]) -> RouteTable:
     return RouteTable(list_routes(template))
+
+
+# The Supabase pooler admits 200 clients on the smallest compute sizes; each container holds one connection.
+POOLER_CLIENTS = 200
+HEADROOM_FOR_MIGRATIONS_AND_DASHBOARD = 10
+
+
+def test_the_reserved_concurrency_of_every_function_fits_the_pooler_and_the_readme_says_the_sum(
+    template: dict[str, Any],
+) -> None:
+    def reserved(value: Any) -> int:
+        if isinstance(value, dict) and "Ref" in value:  # a parameter: its default is what deploys
+            return int(template["Parameters"][value["Ref"]]["Default"])
+        return int(value)
+
+    total = sum(
+        reserved(resource["Properties"]["ReservedConcurrentExecutions"])
+        for resource in template["Resources"].values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+        and "ReservedConcurrentExecutions" in resource.get("Properties", {})
+    )
+    assert total <= POOLER_CLIENTS - HEADROOM_FOR_MIGRATIONS_AND_DASHBOARD
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"= **{total}**" in readme
 
 
 def fake_function(code_uri: str = "functions/fake/", handler: str = "fake.handler.lambda_handler") -> Function:
@@ -214,7 +297,35 @@ def test_given_the_template_then_the_chat_stream_routes_stream_from_the_asgi_app
         + len(ADMIN_ROUTES)
         + len(DOCS_ROUTES)
         + len(WORKSPACES_ROUTES)
+        + len(CHATBOTS_ROUTES)
+        + len(CREDITS_ROUTES)
+        + len(WIDGET_ROUTES)
     )
+
+
+def test_given_the_template_then_the_widget_routes_stream_from_their_own_asgi_app(
+    template: dict[str, Any],
+) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "WidgetFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == WIDGET_ROUTES
+    for route in routes:
+        assert route.streaming, route.event_name
+        assert route.function.asgi_app == "widget.app:app" and route.handler == "run.sh"
+
+
+def test_given_the_template_then_every_credits_route_is_parsed_with_its_function_and_sample_event(
+    template: dict[str, Any],
+) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "CreditsFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == CREDITS_ROUTES
+    for route in routes:
+        assert route.code_uri == "functions/credits/"
+        assert route.handler == "credits.handler.lambda_handler"
+        assert route.event_type == "Api" and not route.streaming
+    for method, path, event_name in CREDITS_ROUTES:
+        event = json.loads((EVENTS_DIR / "credits" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        assert ("Authorization" not in (event["headers"] or {})) is (event_name == "GetCreditsOpenApi")
 
 
 def test_given_the_template_then_every_workspaces_route_is_parsed_with_its_function_and_sample_event(
@@ -231,6 +342,22 @@ def test_given_the_template_then_every_workspaces_route_is_parsed_with_its_funct
         event = json.loads((EVENTS_DIR / "workspaces" / event_file_name(event_name)).read_text())
         assert (event["httpMethod"], event["resource"]) == (method, path)
         assert ("Authorization" not in (event["headers"] or {})) is (event_name == "GetWorkspacesOpenApi")
+
+
+def test_given_the_template_then_every_chatbots_route_is_parsed_with_its_function_and_sample_event(
+    template: dict[str, Any],
+) -> None:
+    routes = [r for r in list_routes(template) if r.function_id == "ChatbotsFunction"]
+    assert {(r.method, r.path, r.event_name) for r in routes} == CHATBOTS_ROUTES
+    assert len(routes) == len(CHATBOTS_ROUTES)
+    for route in routes:
+        assert route.code_uri == "functions/chatbots/"
+        assert route.handler == "chatbots.handler.lambda_handler"
+        assert route.event_type == "Api" and not route.streaming
+    for method, path, event_name in CHATBOTS_ROUTES:
+        event = json.loads((EVENTS_DIR / "chatbots" / event_file_name(event_name)).read_text())
+        assert (event["httpMethod"], event["resource"]) == (method, path)
+        assert ("Authorization" not in (event["headers"] or {})) is (event_name == "GetChatbotsOpenApi")
 
 
 def test_given_the_template_then_every_admin_route_is_parsed_with_its_function(template: dict[str, Any]) -> None:

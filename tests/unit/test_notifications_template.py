@@ -27,6 +27,7 @@ def test_the_rule_takes_every_event_that_becomes_an_email(resources: dict[str, A
         (occasions.BILLING_SOURCE, occasions.SUBSCRIPTION_ENDED),
         (occasions.NOTIFICATIONS_SOURCE, occasions.USAGE_SUMMARY_DUE),
         (occasions.WORKSPACES_SOURCE, occasions.WORKSPACE_INVITATION_CREATED),
+        (occasions.CREDITS_SOURCE, occasions.CREDITS_LOW),
     }
     assert {source for source, _ in published} == set(pattern["source"])
     assert {detail_type for _, detail_type in published} == set(pattern["detail-type"])

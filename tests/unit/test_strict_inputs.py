@@ -11,7 +11,8 @@ from oneai.ids import CANONICAL_UUID, canonical_uuid
 
 # The only path parameter that is not an id of ours: the chat stream takes the AI SDK's own chat id too
 # (read by `canonical_uuid`, as the chat body's `id` is).
-NOT_OUR_IDS = {("chat_stream", "conversation_id")}
+# chat_stream: an AI SDK chat id may be any string; widget: a chatbot's public id is `cb_` and 32 hex digits
+NOT_OUR_IDS = {("chat_stream", "conversation_id"), ("widget", "public_id")}
 
 
 def test_only_the_canonical_form_of_a_uuid_is_read_as_one() -> None:

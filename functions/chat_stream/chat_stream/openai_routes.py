@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from chat_stream.deps import OpenRouter
-from oneai.chat.completions import CompletionRelay, CompletionRequest, model_listing, prepare_completion
+from oneai.chat.completions import CompletionRequest, model_listing
+from oneai.chat.entry import start_completion
 from oneai.db.users import caller_tier
 from oneai.web.deps import ApiKeyChatPrincipal, ApiKeyPrincipal, Db
 from oneai.web.openai_errors import install_openai_error_handlers
@@ -34,9 +34,7 @@ def list_models(principal: ApiKeyPrincipal, db: Db) -> dict[str, Any]:
 async def chat_completions(
     principal: ApiKeyChatPrincipal, db: Db, client: OpenRouter, body: CompletionRequest
 ) -> Response:
-    prepared = await run_in_threadpool(prepare_completion, db, principal, body)
-    relay = CompletionRelay(db, client, prepared)
-    await relay.open()
+    relay = await start_completion(db, client, principal, body)
     if body.stream:
         return EventStreamResponse(relay.events(), media_type="text/event-stream", headers=STREAM_HEADERS)
     return JSONResponse(await relay.complete())

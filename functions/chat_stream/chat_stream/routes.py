@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -11,23 +9,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from chat_stream.deps import OpenRouter
 from oneai.chat import parts, resumable
-from oneai.chat.context import estimate_tokens, reply_budget
-from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, OFFERED_MODELS, ModelList, listings
-from oneai.chat.relay import ChatRelay
+from oneai.chat.entry import start_turn
+from oneai.chat.offered_models import ModelList, listings
 from oneai.chat.requests import CHAT_BODY_OPENAPI, parse_chat_body
-from oneai.chat.resumable import LiveReply, ReplyStreamResponse
-from oneai.chat.turn import MESSAGE_TOO_LONG, default_model_for, prepare_turn
-from oneai.chat.turn_images import keep_attached, refuse_images_the_model_cannot_read, store_inline_images
 from oneai.db.users import caller_tier
-from oneai.errors import PayloadTooLargeError
-from oneai.events import get_publisher
-from oneai.openrouter.catalog import OpenRouterModel
 from oneai.openrouter.errors import OpenRouterError
-from oneai.quota.warnings import announce_warnings
 from oneai.web import ChatPrincipal, CurrentPrincipal, Db
 from oneai.web.bodies import json_body
 from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
-from oneai.web.streaming import EventStreamResponse
+from oneai.web.streaming import EventStreamResponse, ReplyStreamResponse
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -38,6 +28,15 @@ router = APIRouter(prefix="/chat", tags=["chat"])
     response_class=EventStreamResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "the reply as stream parts"},
+        402: {
+            "model": ErrorEnvelope,
+            "description": "PLAN_LIMIT: the chatbot's workspace has used its messages of the day",
+        },
+        403: {
+            "model": ErrorEnvelope,
+            "description": "FORBIDDEN (a model outside your tier), CHATBOT_DISABLED or WORKSPACE_SUSPENDED",
+        },
+        404: {"model": ErrorEnvelope, "description": "no such conversation, message or chatbot of yours"},
         413: {
             "model": ErrorEnvelope,
             "description": "PAYLOAD_TOO_LARGE: the message is over the limit or the window",
@@ -61,54 +60,8 @@ async def chat_stream(
     client: OpenRouter,
     request: Request,
 ) -> EventStreamResponse:
-    turn = parse_chat_body(await json_body(request))
-    # The catalog never waits for OpenRouter: the cached entries (a refresh runs in the background), else
-    # the default window. The message must fit the model's window: a named model is checked here, the
-    # caller's default model (resolved by the prepare call) there, with the models it does not fit.
-    if turn.model is None and turn.has_images:  # the model must read the images: it is known first
-        turn = turn.model_copy(update={"model": await run_in_threadpool(default_model_for, db, principal)})
-    if (
-        turn.model is not None
-        and turn.content is not None
-        and not _fits(turn.content, client.known_model(turn.model))
-    ):
-        raise PayloadTooLargeError(MESSAGE_TOO_LONG)
-    too_long_for = frozenset()
-    if turn.model is None and turn.content is not None:
-        content = turn.content
-        too_long_for = frozenset(
-            m.model_id for m in OFFERED_MODELS if not _fits(content, client.known_model(m.model_id))
-        )
-    if turn.model is not None:
-        refuse_images_the_model_cannot_read(turn, client.known_model(turn.model))
-    inline = await run_in_threadpool(store_inline_images, principal.user_id, turn.inline_images)
-    prepared = await run_in_threadpool(
-        partial(prepare_turn, too_long_for=too_long_for, inline=inline), db, principal, turn
-    )
-    await run_in_threadpool(keep_attached, prepared.attachment_keys)
-    model = client.known_model(prepared.turn.model_id)
-    relay = ChatRelay(db, client, prepared, model=model, title_model=db.settings.title_model)
-    announcing = None
-    if prepared.reservation.warnings_crossed:  # the quota warning goes out while the model is asked
-        announcing = asyncio.create_task(
-            run_in_threadpool(announce_warnings, get_publisher(), principal.user_id, prepared.reservation)
-        )
-    try:
-        await relay.open()
-    finally:
-        if announcing is not None:
-            await announcing
-    # From here the reply is generated to its end whoever reads it (oneai.chat.resumable).
-    reply = LiveReply(
-        db,
-        relay,
-        principal,
-        reply_id=prepared.reply_id,
-        conversation_id=prepared.conversation.id,
-        persist=db.settings.reply_persistence,
-        time_limit=db.settings.reply_time_limit_seconds,
-    )
-    reply.start()
+    # The turn's steps are `oneai.chat.entry.start_turn`'s (no docstring here: it would be the OpenAPI text).
+    reply = await start_turn(db, client, principal, parse_chat_body(await json_body(request)))
     return ReplyStreamResponse(reply, headers=parts.STREAM_HEADERS)
 
 
@@ -148,11 +101,6 @@ async def stop_chat_stream(
 ) -> Response:
     await run_in_threadpool(resumable.request_stop, db, principal, conversation_id)
     return Response(status_code=204)
-
-
-def _fits(content: str, model: OpenRouterModel | None) -> bool:
-    window = (model.context_length if model else None) or DEFAULT_CONTEXT_LENGTH
-    return estimate_tokens(content) <= window - reply_budget(window)
 
 
 @router.get("/models", summary="The offered models, and whether your tier may use each")

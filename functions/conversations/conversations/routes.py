@@ -7,13 +7,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response, status
 
-from oneai.attachments.service import delete_objects_after_commit
+from oneai.attachments.storage import delete_after_commit
 from oneai.conversations import service
 from oneai.conversations.export import export_conversation
 from oneai.conversations.models import (
     MAX_SEARCH_CHARS,
     Conversation,
     ConversationCreate,
+    ConversationListItem,
     ConversationUpdate,
     ConversationWithMessages,
     ExportFormat,
@@ -33,14 +34,20 @@ public = APIRouter(tags=["shared"])
 history = APIRouter(prefix="/chat", tags=["chat"])
 
 
-@conversations.get("", summary="List conversations, newest activity first")
+@conversations.get("", summary="List conversations, newest activity first; `q` searches titles and messages")
 def list_conversations(
     principal: CurrentPrincipal,
     db: Db,
-    q: Annotated[str | None, Query(max_length=MAX_SEARCH_CHARS, description="filter by title")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH_CHARS,
+            description="in the title (contains) or the current messages' text (full text); `match` says where",
+        ),
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[Conversation]:
+) -> Page[ConversationListItem]:
     with db.user_transaction(principal) as conn:
         return service.list_conversations(
             conn, principal.user_id, query=q, page=PageRequest(limit=limit, cursor=cursor)
@@ -73,7 +80,7 @@ def update_conversation(
 def delete_conversation(principal: CurrentPrincipal, db: Db, conversation_id: PathId) -> Response:
     with db.user_transaction(principal) as conn:
         keys = service.delete_conversation(conn, conversation_id)
-    delete_objects_after_commit(keys)
+    delete_after_commit(keys, kind="attachments")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,7 +1,9 @@
 """Lambda entry point for the quota-reset schedules (EventBridge Scheduler, one schedule per reset
 frequency, each sending an EventBridge-shaped event with `detail.frequency`). Wiring only: parse the
 event, run the sweep (`oneai.quota.sweep`), the grace-period expiry (`oneai.billing.grace`) and the purge of
-workspaces deleted 30 days ago (`oneai.admin.workspace_purge`) within the invocation's remaining time, report them as one log line and three metrics (namespace OneAI, dimension
+workspaces deleted 30 days ago (`oneai.admin.workspace_purge`) and of deleted chatbots (`oneai.chatbots.purge`),
+and the release of stale credit holds (`oneai.credits`), within the invocation's remaining time, report
+them as one log line and three metrics (namespace OneAI, dimension
 `frequency`, through the layer's module-level Powertools `metrics` and `tracer`)."""
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from oneai.admin.workspace_purge import purge_deleted_workspaces
 from oneai.billing.grace import end_expired_grace_periods
 from oneai.billing.period_end import end_finished_cancellations
 from oneai.billing.replacement import sweep_replacements
+from oneai.chatbots.purge import purge_deleted_chatbots
+from oneai.credits.service import release_stale_reservations
 from oneai.database import get_database
 from oneai.logging import log_invocation, logger
 from oneai.observability import MetricUnit, metrics, tracer
@@ -60,6 +64,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result["rate_limit_buckets_cleared"] = clear_idle_buckets(database)
     # Workspaces deleted more than 30 days ago, with everything in them.
     result["workspaces_purged"] = purge_deleted_workspaces(database, time_left=time_left)
+    # Chatbots deleted since the last run, with their conversations and documents unless kept.
+    result["chatbots_purged"] = purge_deleted_chatbots(database, time_left=time_left)
+    # Credit holds of replies whose function died before settling them (issue 26).
+    result["credit_holds_released"] = release_stale_reservations(database)
     # the schedule's execution id and scheduled time say which run this was
     logger.info(
         "quota reset sweep finished",

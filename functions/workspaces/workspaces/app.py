@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from oneai.web import create_app
 from workspaces.documents import documents, workspace_documents
 from workspaces.routes import invitations, members, workspaces
+from workspaces.webhook import webhook
 
 
 def build_app() -> FastAPI:
@@ -15,7 +16,7 @@ def build_app() -> FastAPI:
         prefix="/workspaces",
         description=(
             "Workspaces of the chatbot platform: create, list, read with limits and usage, update, delete and"
-            " restore; their members and roles; invitations by email and their acceptance; the knowledge base's documents and its search."
+            " restore; their members and roles; invitations by email and their acceptance; the knowledge base's documents and its search; the outbound webhook endpoint and its deliveries."
         ),
-        routers=[workspaces, members, invitations, workspace_documents, documents],
+        routers=[workspaces, members, invitations, workspace_documents, documents, webhook],
     )

@@ -5,11 +5,12 @@ commit."""
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import RedirectResponse
 
-from oneai.attachments.storage import get_object_store
+from oneai.attachments.storage import delete_after_commit, get_object_store
 from oneai.knowledge import documents as service
 from oneai.knowledge.document_models import (
     Chunk,
@@ -75,6 +76,7 @@ def list_documents(
     db: Db,
     workspace_id: PathId,
     status: DocumentStatus | None = None,
+    chatbot_id: Annotated[UUID | None, Query(description="only the documents of this chatbot")] = None,
     q: Annotated[str | None, Query(max_length=200, description="in the filename or a tag")] = None,
     sort: DocumentSort = "-created_at",
     limit: Limit = DEFAULT_LIMIT,
@@ -82,7 +84,14 @@ def list_documents(
 ) -> DocumentPage:
     with db.user_transaction(principal) as conn:
         return service.list_documents(
-            conn, db.settings, workspace_id, PageRequest(limit=limit, cursor=cursor), status=status, q=q, sort=sort
+            conn,
+            db.settings,
+            workspace_id,
+            PageRequest(limit=limit, cursor=cursor),
+            status=status,
+            q=q,
+            sort=sort,
+            chatbot_id=chatbot_id,
         )
 
 
@@ -94,7 +103,7 @@ def list_documents(
 def bulk_delete(principal: CurrentPrincipal, db: Db, workspace_id: PathId, body: DocumentIds) -> Response:
     with db.user_transaction(principal) as conn:
         keys = service.delete_documents(conn, workspace_id, body.ids)
-    service.delete_files(get_object_store(), keys)
+    delete_after_commit(keys, kind="document files")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -125,7 +134,7 @@ def get_document(principal: CurrentPrincipal, db: Db, document_id: PathId) -> Do
         return service.get_document(conn, document_id)
 
 
-@documents.patch("/{document_id}", summary="Change the filename, tags or description (editors)")
+@documents.patch("/{document_id}", summary="Change the filename, tags, description or chatbots (editors)")
 def update_document(
     principal: CurrentPrincipal, db: Db, document_id: PathId, body: DocumentUpdate
 ) -> DocumentDetail:
@@ -139,7 +148,7 @@ def update_document(
 def delete_document(principal: CurrentPrincipal, db: Db, document_id: PathId) -> Response:
     with db.user_transaction(principal) as conn:
         keys = service.delete_document(conn, document_id)
-    service.delete_files(get_object_store(), keys)
+    delete_after_commit(keys, kind="document files")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

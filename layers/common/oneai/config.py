@@ -23,9 +23,10 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 # The keys that may come from a secret store (same names as the environment variables).
@@ -40,6 +41,7 @@ SECRET_KEYS = (
     "RAZORPAY_PLAN_IDS",
     "UNSUBSCRIBE_SECRET",
     "INVITATION_SECRET",
+    "WIDGET_SESSION_SECRET",
 )
 SECRETS_MAX_AGE_SECONDS = 300
 
@@ -141,6 +143,71 @@ class Settings(BaseModel):
     )
     workspace_limits: str = Field(default="", validation_alias="ONEAI_WORKSPACE_LIMITS")
 
+    # Outbound URLs a customer chooses (a `custom` provider, webhook endpoints; oneai.outbound): plain http
+    # and loopback addresses are allowed only with this on, so the local stand-ins of `make dev` and the
+    # tests can be called. Off unless `1`/`true`; never set in AWS.
+    allow_loopback_urls: bool = Field(default=False, validation_alias="ONEAI_ALLOW_LOOPBACK_URLS")
+    # Provider keys at rest (oneai.crypto.envelope): the KMS key their data keys come from (an id, ARN or
+    # alias; read on first use), and where KMS's API is (only set locally: moto's server under `make dev`).
+    provider_keys_kms_key_id: str | None = Field(default=None, validation_alias="ONEAI_PROVIDER_KEYS_KMS_KEY_ID")
+    kms_endpoint_url: str | None = Field(default=None, validation_alias="ONEAI_KMS_ENDPOINT_URL")
+    # A workspace's own provider keys (issue 26; oneai.provider_keys): the OpenAI-compatible endpoints of the
+    # providers a key may be for (OpenRouter's is `openrouter_base_url`), settings so that tests and
+    # `make dev` point them at local stand-ins; and how long a key's test call may take.
+    openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="ONEAI_OPENAI_BASE_URL")
+    anthropic_base_url: str = Field(
+        default="https://api.anthropic.com/v1", validation_alias="ONEAI_ANTHROPIC_BASE_URL"
+    )
+    google_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com/v1beta/openai", validation_alias="ONEAI_GOOGLE_BASE_URL"
+    )
+    provider_key_test_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="ONEAI_PROVIDER_KEY_TEST_TIMEOUT"
+    )
+    # Outbound webhooks (issue 28): the delivery queue (unset: the local sink under `make dev`, else only
+    # logged), one attempt's timeout, the backoff's base delay and how long a delivery is retried.
+    webhook_queue_url: str | None = Field(default=None, validation_alias="ONEAI_WEBHOOK_QUEUE_URL")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, validation_alias="ONEAI_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="ONEAI_WEBHOOK_RETRY_BASE_SECONDS"
+    )
+    webhook_retry_window_seconds: float = Field(
+        default=86400.0, gt=0, validation_alias="ONEAI_WEBHOOK_RETRY_WINDOW_SECONDS"
+    )
+    # Workspace credits (issue 26): INR. The welcome grant of a new user's personal workspace; what one
+    # purchase may be; how a reply's OpenRouter cost (USD) becomes credits (rate x markup, both recorded
+    # on the ledger); the least a reply reserves (when its model's prices are unknown or tiny).
+    welcome_credits: Decimal = Field(default=Decimal("0"), ge=0, validation_alias="ONEAI_WELCOME_CREDITS")
+    credits_min_purchase: Decimal = Field(
+        default=Decimal("100"), gt=0, validation_alias="ONEAI_CREDITS_MIN_PURCHASE"
+    )
+    credits_max_purchase: Decimal = Field(
+        default=Decimal("100000"), gt=0, validation_alias="ONEAI_CREDITS_MAX_PURCHASE"
+    )
+    usd_inr_rate: Decimal = Field(default=Decimal("85"), gt=0, validation_alias="ONEAI_USD_INR_RATE")
+    credits_markup: Decimal = Field(default=Decimal("1"), gt=0, validation_alias="ONEAI_CREDITS_MARKUP")
+    credits_min_reserve: Decimal = Field(default=Decimal("1"), gt=0, validation_alias="ONEAI_CREDITS_MIN_RESERVE")
+    # The embeddable widget (issue 27): the key visitor session tokens are signed with (HMAC-SHA256;
+    # rotating it ends every open session, and the widget simply opens a new one), how long a session
+    # token lasts, and the public routes' rate limits: per source address (`widget`, every public route,
+    # preflights included) and per chatbot and visitor id (`widget_visitor`: sessions, messages, rating).
+    widget_session_secret: SecretStr | None = None
+    widget_session_seconds: int = Field(
+        default=3600, ge=60, le=86400, validation_alias="ONEAI_WIDGET_SESSION_SECONDS"
+    )
+    widget_rate_limit_per_minute: int = Field(
+        default=120, ge=1, validation_alias="ONEAI_WIDGET_RATE_LIMIT_PER_MINUTE"
+    )
+    widget_rate_limit_burst: int = Field(default=60, ge=1, validation_alias="ONEAI_WIDGET_RATE_LIMIT_BURST")
+    widget_visitor_rate_limit_per_minute: int = Field(
+        default=30, ge=1, validation_alias="ONEAI_WIDGET_VISITOR_RATE_LIMIT_PER_MINUTE"
+    )
+    widget_visitor_rate_limit_burst: int = Field(
+        default=20, ge=1, validation_alias="ONEAI_WIDGET_VISITOR_RATE_LIMIT_BURST"
+    )
+
     port: int = 3000
     # Dev mode provisions an unknown `sub` on first use; never set in AWS.
     dev_mode: bool = Field(default=False, validation_alias="ONEAI_DEV_MODE")
@@ -178,6 +245,12 @@ class Settings(BaseModel):
             raw = environ[name.lower()]
             values[name] = _json_value(name, raw) if get_origin(field.annotation) is list else raw
         return values
+
+    @field_validator("allow_loopback_urls", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        """An empty `ONEAI_ALLOW_LOOPBACK_URLS=` is off, like an unset one."""
+        return False if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _default_issuer(self) -> Settings:

@@ -31,8 +31,35 @@ class PlanLimitError(OneAIError):
     status, code, default_message = 402, "PLAN_LIMIT", "Your plan's limit is reached"
 
 
+class InsufficientCreditsError(OneAIError):
+    """A workspace's credits cannot cover a reply's reservation; `details`: `balance`, `needed` (INR decimal
+    strings)."""
+
+    status, code, default_message = 402, "INSUFFICIENT_CREDITS", "The workspace's credits cannot cover this reply"
+
+
+class ProviderKeyRefusedError(OneAIError):
+    """The provider refused a workspace's own key for a reply (401/403): the key is marked invalid; `details`:
+    `provider_key_id`, `provider`, `name`. A 4xx: the customer's key, not a platform failure (outside the
+    5xx and upstream-failure metrics)."""
+
+    status, code, default_message = 424, "PROVIDER_KEY_REFUSED", "The workspace's provider key was refused"
+
+
 class ForbiddenError(OneAIError):
     status, code, default_message = 403, "FORBIDDEN", "You are not allowed to do this"
+
+
+class ChatbotDisabledError(ForbiddenError):
+    """A member asked a chatbot whose status is `disabled`."""
+
+    code, default_message = "CHATBOT_DISABLED", "This chatbot is disabled"
+
+
+class WorkspaceSuspendedError(ForbiddenError):
+    """The chatbot's workspace is suspended (`workspaces.suspended_at`)."""
+
+    code, default_message = "WORKSPACE_SUSPENDED", "This workspace is suspended"
 
 
 class NotFoundError(OneAIError):

@@ -2,15 +2,22 @@
 and always published after the transaction that caused them committed. Events carry ids and numbers,
 never message text or payment bodies.
 
-The product's events (source / detail-type), all consumed by the notifications function:
+The product's events (source / detail-type) consumed by the notifications function (its rule in
+template.yaml names them; `oneai.workspaces` / `WorkspaceInvitationCreated` and `oneai.credits` /
+`CreditsLow` too):
 - `oneai.account` / `UserCreated`: a user's first authenticated request (`oneai.notifications.welcome`);
 - `oneai.quota` / `QuotaWarning`: a reserve crossed 80, 90 or 100 % of a quota (`oneai.quota.warnings`);
 - `oneai.billing` / `PaymentFailed`, `PaymentReceived`, `SubscriptionEnded` (`oneai.billing.webhooks`,
   the grace-period and paid-period sweeps);
 - `oneai.notifications` / `UsageSummaryDue`: the monthly usage-summary sweep (`oneai.notifications.summary`).
 
+Consumed by the outbound webhooks' delivery function (`WebhookEventsRule`; `oneai.outbound_webhooks.events`):
+`oneai.knowledge` / `DocumentProcessed`, `DocumentFailed` (the ingest), `oneai.widget` / `ConversationRated`
+(the widget's rating) and `oneai.credits` / `CreditsLow`.
+
 Without `ONEAI_EVENT_BUS` nothing goes to AWS: the event goes to the local sink when one is set (`make dev`
-delivers it to the notifications handler in-process, `local/event_bus.py`), else it is only logged. boto3
+delivers it in-process to the handlers whose rules match it, `local/event_bus.py` and
+`local/webhook_queue.py`), else it is only logged. boto3
 comes with the Lambda runtime; it is imported on first use, not at cold start.
 """
 

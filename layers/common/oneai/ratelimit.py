@@ -42,6 +42,7 @@ __all__ = [  # RateOutcome (what a bucket answers) is the data layer's type, nam
     "SourceBucket",
     "clear_idle_buckets",
     "new_check",
+    "new_keyed_check",
     "new_source_check",
     "policy_for",
     "source_digest",
@@ -51,8 +52,9 @@ __all__ = [  # RateOutcome (what a bucket answers) is the data layer's type, nam
 Bucket = Literal["all", "chat"]
 # Requests that start a model reply count in the `chat` bucket (and only there); all others in `all`.
 BUCKETS: tuple[Bucket, ...] = ("all", "chat")
-# Buckets of anonymous callers, per source address.
-SourceBucket = Literal["feedback"]
+# Buckets of anonymous callers, per source address (`widget_visitor`: per chatbot and visitor id instead,
+# in the same table, keyed the same way).
+SourceBucket = Literal["feedback", "widget", "widget_visitor"]
 # When the server saw no client address (never behind API Gateway), all such callers share one bucket.
 UNKNOWN_SOURCE = "unknown"
 
@@ -120,6 +122,11 @@ def source_policy(settings: Settings, bucket: SourceBucket) -> RatePolicy | None
     """The policy of an anonymous bucket, or None when rate limiting is off."""
     if not settings.rate_limit_enabled:
         return None
+    if bucket == "widget":
+        return RatePolicy(bucket, settings.widget_rate_limit_per_minute, settings.widget_rate_limit_burst)
+    if bucket == "widget_visitor":
+        per_minute, burst = settings.widget_visitor_rate_limit_per_minute, settings.widget_visitor_rate_limit_burst
+        return RatePolicy(bucket, per_minute, burst)
     return RatePolicy(bucket, settings.feedback_rate_limit_per_minute, settings.feedback_rate_limit_burst)
 
 
@@ -127,6 +134,13 @@ def new_source_check(settings: Settings, bucket: SourceBucket, host: str | None)
     """The rate check of an anonymous request from `host` (the address the request came from)."""
     policy = source_policy(settings, bucket)
     return None if policy is None else RateCheck(policy, source_digest=source_digest(host))
+
+
+def new_keyed_check(settings: Settings, bucket: SourceBucket, key: str) -> RateCheck | None:
+    """The rate check of an anonymous caller known by `key` rather than by address (a widget visitor:
+    the chatbot and the visitor id); like an address, only its sha256 leaves this process."""
+    policy = source_policy(settings, bucket)
+    return None if policy is None else RateCheck(policy, source_digest=hashlib.sha256(key.encode()).hexdigest())
 
 
 def clear_idle_buckets(db: Database, *, batch_size: int = 10_000, max_batches: int = 100) -> int:

@@ -1,4 +1,4 @@
-"""Workspaces: list (search, owner, state, stats) and suspension."""
+"""Workspaces: list (search, owner, state, stats), suspension, credit grants and adjustments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from oneai.admin import workspaces as service
-from oneai.admin.models import AdminWorkspace, SuspendRequest, WorkspaceListQuery
+from oneai.admin.models import (
+    AdminCreditAdjustment,
+    AdminCreditGrant,
+    AdminWorkspace,
+    SuspendRequest,
+    WorkspaceListQuery,
+)
+from oneai.credits.models import AdjustRequest, GrantRequest
 from oneai.pagination import Page
 from oneai.web import AdminPrincipal, Db
 from oneai.web.errors import ErrorEnvelope
@@ -39,3 +46,26 @@ def suspend_workspace(admin: AdminPrincipal, db: Db, workspace_id: PathId, body:
 )
 def unsuspend_workspace(admin: AdminPrincipal, db: Db, workspace_id: PathId) -> AdminWorkspace:
     return service.unsuspend_workspace(db, admin, workspace_id)
+
+
+@router.post(
+    "/{workspace_id}/credits/grant",
+    summary="Grant credits to a workspace (INR, with a reason; audited)",
+    responses={404: {"model": ErrorEnvelope, "description": "NOT_FOUND: no such workspace"}},
+)
+def grant_credits(admin: AdminPrincipal, db: Db, workspace_id: PathId, body: GrantRequest) -> AdminCreditGrant:
+    return service.grant_credits(db, admin, workspace_id, body)
+
+
+@router.post(
+    "/{workspace_id}/credits/adjust",
+    summary="Adjust a workspace's credits up or down (signed INR, with a reason; audited)",
+    responses={
+        404: {"model": ErrorEnvelope, "description": "NOT_FOUND: no such workspace"},
+        422: {"model": ErrorEnvelope, "description": "VALIDATION_ERROR: a debit over the available balance"},
+    },
+)
+def adjust_credits(
+    admin: AdminPrincipal, db: Db, workspace_id: PathId, body: AdjustRequest
+) -> AdminCreditAdjustment:
+    return service.adjust_credits(db, admin, workspace_id, body)

@@ -5,7 +5,8 @@ and the personal workspace with its owner's membership, in Supabase's own transa
 dev`, dev mode) `provision_dev_user` creates the `auth.users` row of an unknown token's `sub` on its first
 request, and the same trigger does the rest in that transaction.
 Either way the product learns of the new user at their first authenticated request, after which
-`welcome_new_user` announces the welcome (`oneai.notifications.welcome`).
+`welcome_new_user` grants the welcome credits (`oneai.credits`) and announces the welcome
+(`oneai.notifications.welcome`).
 
 The connection runs these as hooks (`Database(provision_user=..., on_new_user=...)`, wired by
 `oneai.database`), so the data layer does not import this service.
@@ -30,5 +31,9 @@ def provision_dev_user(db: Database, caller: Caller) -> None:
 
 
 def welcome_new_user(db: Database, user_id: UUID) -> bool:
-    """After a new user's first request committed: publish `UserCreated` (best effort, never raises)."""
+    """After a new user's first request committed: the welcome credits of their personal workspace
+    (ONEAI_WELCOME_CREDITS, once), then publish `UserCreated` (best effort, never raises)."""
+    from oneai.credits.service import grant_welcome  # the credits service is not needed before this
+
+    grant_welcome(db, user_id)
     return announce_new_user(db, user_id)

@@ -341,3 +341,21 @@ class Analytics(BaseModel):
 
 def as_decimal(value: Decimal | int | None) -> Decimal:
     return Decimal(0) if value is None else Decimal(value)
+
+
+class AdminCreditGrant(BaseModel):
+    """`POST /admin/workspaces/{id}/credits/grant`: the grant's transaction and the balance after it."""
+
+    workspace_id: UUID
+    transaction_id: UUID
+    amount: Balance
+    balance: Balance
+
+
+class AdminCreditAdjustment(BaseModel):
+    """`POST /admin/workspaces/{id}/credits/adjust`: the adjustment's transaction and the balance after it."""
+
+    workspace_id: UUID
+    transaction_id: UUID
+    amount: Balance = Field(description="signed")
+    balance: Balance

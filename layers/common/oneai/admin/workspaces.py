@@ -1,5 +1,5 @@
 """The admin's workspaces (API.md "Admin", issue 23): the list with owner, members and stats, and
-suspension. A suspended workspace's chatbots and widget stop answering: the platform's answering paths
+suspension, and credit grants. A suspended workspace's chatbots and widget stop answering: the platform's answering paths
 read `workspaces.suspended_at`; members keep managing it. Writes are audited like the admin's other
 writes (`oneai.admin.audit.admin_write`), each a real change or an error (409 when already in that state,
 404 for no such workspace)."""
@@ -7,15 +7,19 @@ writes (`oneai.admin.audit.admin_write`), each a real change or an error (409 wh
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from oneai.admin import models, paging
 from oneai.admin.audit import admin_transaction, admin_write
 from oneai.auth import Principal
+from oneai.credits import service as credits
+from oneai.credits.models import AdjustRequest, GrantRequest
 from oneai.db import workspace_admin as repo
 from oneai.db.connection import Database
 from oneai.errors import ConflictError, NotFoundError
+from oneai.money import balance_decimal
 from oneai.pagination import Page
 from oneai.quota.service import iso_utc
 
@@ -29,7 +33,7 @@ def _workspace(row: repo.WorkspaceRow) -> models.AdminWorkspace:
         industry=row.industry,
         personal=row.personal,
         owner=models.WorkspaceOwner(id=row.owner_id, email=row.owner_email, name=row.owner_name),
-        stats=models.WorkspaceStats(members=row.members),
+        stats=models.WorkspaceStats(members=row.members, credits_balance=row.credits_balance),
         created_at=row.created_at,
         updated_at=row.updated_at,
         suspended_at=row.suspended_at,
@@ -83,3 +87,45 @@ def suspend_workspace(
 
 def unsuspend_workspace(db: Database, admin: Principal, workspace_id: UUID) -> models.AdminWorkspace:
     return _set_suspension(db, admin, workspace_id, suspend=False, reason=None)
+
+
+def grant_credits(
+    db: Database, admin: Principal, workspace_id: UUID, body: GrantRequest
+) -> models.AdminCreditGrant:
+    """Credits given by an admin (a `grant` transaction with its reason), audited as `workspace.credits_grant`
+    with the balance before and after."""
+    with admin_write(db, admin, "workspace.credits_grant", "workspace", workspace_id, reason=body.reason) as (
+        conn,
+        change,
+    ):
+        answer = credits.grant(conn, workspace_id, body.amount, body.reason, admin.user_id)
+        balance = Decimal(str(answer["balance"]))
+        change.before = {"credits_balance": balance_decimal(balance - body.amount)}
+        change.after = {"credits_balance": balance_decimal(balance), "granted": balance_decimal(body.amount)}
+    return models.AdminCreditGrant(
+        workspace_id=workspace_id,
+        transaction_id=UUID(str(answer["transaction_id"])),
+        amount=body.amount,
+        balance=balance,
+    )
+
+
+def adjust_credits(
+    db: Database, admin: Principal, workspace_id: UUID, body: AdjustRequest
+) -> models.AdminCreditAdjustment:
+    """A correction by an admin (an `adjustment` transaction with its reason, signed; a debit at most the
+    available balance, 422 otherwise), audited as `workspace.credits_adjust` with the balance before and after."""
+    with admin_write(db, admin, "workspace.credits_adjust", "workspace", workspace_id, reason=body.reason) as (
+        conn,
+        change,
+    ):
+        answer = credits.adjust(conn, workspace_id, body.amount, body.reason, admin.user_id)
+        balance = Decimal(str(answer["balance"]))
+        change.before = {"credits_balance": balance_decimal(balance - body.amount)}
+        change.after = {"credits_balance": balance_decimal(balance), "adjusted": balance_decimal(body.amount)}
+    return models.AdminCreditAdjustment(
+        workspace_id=workspace_id,
+        transaction_id=UUID(str(answer["transaction_id"])),
+        amount=body.amount,
+        balance=balance,
+    )

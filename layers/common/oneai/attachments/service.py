@@ -123,18 +123,6 @@ def shared_content_url(conn: Connection, store: storage.ObjectStore, token: str,
     return content_url(store, row)
 
 
-def delete_objects_after_commit(keys: list[str]) -> None:
-    """Delete a deleted conversation's objects. Runs after its transaction committed: a failure here
-    leaves orphans (logged), which the bucket's lifecycle rule cannot see (they are tagged attached);
-    erasing the account deletes everything under the user's prefix, orphans included."""
-    if not keys:
-        return
-    try:
-        storage.get_object_store().delete(keys)
-    except Exception:  # the conversation is gone either way; say so and move on
-        logger.exception("attachment objects left behind after a conversation delete", extra={"count": len(keys)})
-
-
 def erase_user_objects(db: Database, user_id: UUID) -> None:
     """Account erasure's storage step: every object under `users/<user_id>/` (idempotent)."""
     del db  # the objects are found by prefix, not through the rows

@@ -9,12 +9,15 @@ Lifecycle: an object is uploaded with the tag `oneai-attached=false`; the bucket
 expires such objects after a day, so an upload never attached to a message disappears by itself.
 Attaching it (a chat turn) sets the tag to `true`; objects the server writes itself (generated images)
 are written attached.
+
+Deletes after a commit (`delete_after_commit`: a conversation's attachments, a document's file) never
+fail the request: the rows are gone, so is what the caller asked to delete.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
@@ -101,8 +104,11 @@ class ObjectStore:
         )
         return str(post["url"]), {str(k): str(v) for k, v in post["fields"].items()}
 
-    def presigned_get(self, key: str, *, media_type: str, filename: str, expires_in: int) -> str:
-        disposition = f"inline; filename*=UTF-8''{quote(filename)}"
+    def presigned_get(
+        self, key: str, *, media_type: str, filename: str, expires_in: int, download: bool = False
+    ) -> str:
+        """`download`: the browser saves the file (`attachment`) instead of showing it (`inline`)."""
+        disposition = f"{'attachment' if download else 'inline'}; filename*=UTF-8''{quote(filename)}"
         url = self._s3().generate_presigned_url(
             "get_object",
             Params={
@@ -133,6 +139,38 @@ class ObjectStore:
             ServerSideEncryption="AES256",
             Tagging=f"{ATTACHED_TAG}={'true' if attached else 'false'}",
         )
+
+    def start_upload(self, key: str, *, media_type: str, attached: bool) -> str:
+        """Begin a multipart upload (a file written in parts, none kept in memory); returns its upload id.
+        Tagged like `put`, so an export (unattached) expires with the lifecycle rule after a day."""
+        answer = self._call(
+            "create_multipart_upload",
+            Bucket=self.bucket,
+            Key=key,
+            ContentType=media_type,
+            ServerSideEncryption="AES256",
+            Tagging=f"{ATTACHED_TAG}={'true' if attached else 'false'}",
+        )
+        return str(answer["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        """One part (at least 5 MiB, but for the last); returns what `finish_upload` needs of it."""
+        answer = self._call(
+            "upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def finish_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        self._call(
+            "complete_multipart_upload",
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self._call("abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id)
 
     def get(self, key: str) -> bytes | None:
         answer = self._call("get_object", Bucket=self.bucket, Key=key)
@@ -201,3 +239,22 @@ def get_object_store() -> ObjectStore:
         if _store is None or _store.bucket != settings.attachments_bucket:
             _store = ObjectStore(settings)
         return _store
+
+
+def delete_after_commit(keys: Sequence[str], *, kind: str) -> None:
+    """Delete the objects of rows whose deletion has committed (`kind` names them in the log: "attachments",
+    "document files"). The rows are gone, so the request succeeds whatever S3 says: a failure is logged
+    (how many objects and the error's type, never the keys: a document's key holds its filename) and the
+    objects are left behind, unreachable through the API, for whatever deletes their prefix (the account's
+    erasure; for a document's file also its workspace's purge)."""
+    if not keys:
+        return
+    try:
+        get_object_store().delete(keys)
+    except Exception as exc:  # the rows are gone either way; say so and move on
+        logger.warning(
+            "stored objects left behind after a delete",
+            extra={"kind": kind, "count": len(keys), "error_type": type(exc).__name__},
+        )
+        return
+    logger.info("stored objects deleted after a delete", extra={"kind": kind, "count": len(keys)})

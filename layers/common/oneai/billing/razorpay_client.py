@@ -111,6 +111,24 @@ class RazorpayInvoice(_RazorpayEntity):
     created_at: int | None = None
 
 
+class RazorpayOrder(_RazorpayEntity):
+    """The fields of Razorpay's order entity that OneAI reads (amounts in paise)."""
+
+    id: str = Field(min_length=1)
+    amount: int
+    currency: str
+    status: str
+    receipt: str | None = None
+    amount_paid: int | None = None
+    notes: dict[str, Any] = Field(default_factory=dict)
+    created_at: int | None = None
+
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _empty_notes(cls, value: object) -> object:
+        return _notes(value)
+
+
 class _Collection(_RazorpayEntity):
     items: list[RazorpayInvoice]
 
@@ -224,6 +242,20 @@ class RazorpayClient:
             "subscription_invoices", _Collection, lambda: self._sdk.invoice.all(query, **self._opts())
         )
         return collection.items
+
+    # -- orders (workspace credits) -----------------------------------------------------------------
+
+    def create_order(
+        self, *, amount_paise: int, currency: str, receipt: str, notes: Mapping[str, str]
+    ) -> RazorpayOrder:
+        """A new order (status `created`) that Checkout takes the payment of; `receipt` is ours (<= 40 chars)."""
+        data: dict[str, Any] = {
+            "amount": amount_paise,
+            "currency": currency,
+            "receipt": receipt[:40],
+            "notes": dict(notes),
+        }
+        return self._call("create_order", RazorpayOrder, lambda: self._sdk.order.create(data, **self._opts()))
 
     # -- Checkout ---------------------------------------------------------------------------------
 

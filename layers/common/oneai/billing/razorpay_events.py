@@ -38,7 +38,14 @@ SUBSCRIPTION_EVENTS: Final = frozenset(
 )
 PAYMENT_FAILED: Final = "payment.failed"
 INVOICE_PAID: Final = "invoice.paid"
-HANDLED_EVENTS: Final = SUBSCRIPTION_EVENTS | {PAYMENT_FAILED, INVOICE_PAID}
+# A workspace's credits order is paid (oneai.credits): either event credits it, once.
+PAYMENT_CAPTURED: Final = "payment.captured"
+ORDER_PAID: Final = "order.paid"
+ORDER_EVENTS: Final = frozenset({PAYMENT_CAPTURED, ORDER_PAID})
+# A refund of a payment that bought credits is debited, once per refund id (`refund.created` may still
+# fail: only the processed refund counts).
+REFUND_PROCESSED: Final = "refund.processed"
+HANDLED_EVENTS: Final = SUBSCRIPTION_EVENTS | ORDER_EVENTS | {PAYMENT_FAILED, INVOICE_PAID, REFUND_PROCESSED}
 
 
 class MalformedEventError(BadRequestError):
@@ -128,6 +135,22 @@ class InvoiceEntity(_Entity):
     paid_at: int | None = None
 
 
+class OrderEntity(_Entity):
+    amount: int | None = None
+    amount_paid: int | None = None
+    currency: str | None = None
+    status: str | None = None
+    receipt: str | None = None
+
+
+class RefundEntity(_Entity):
+    payment_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    status: str | None = None
+    created_at: int | None = None
+
+
 class RazorpayEvent(BaseModel):
     """One webhook delivery, its entities already typed (None when absent or unreadable)."""
 
@@ -140,6 +163,8 @@ class RazorpayEvent(BaseModel):
     subscription: SubscriptionEntity | None = None
     payment: PaymentEntity | None = None
     invoice: InvoiceEntity | None = None
+    order: OrderEntity | None = None
+    refund: RefundEntity | None = None
     # Names of the entities present in the payload that did not fit their model.
     unreadable: tuple[str, ...] = ()
 
@@ -160,6 +185,8 @@ _ENTITY_MODELS: Final[dict[str, type[_Entity]]] = {
     "subscription": SubscriptionEntity,
     "payment": PaymentEntity,
     "invoice": InvoiceEntity,
+    "order": OrderEntity,
+    "refund": RefundEntity,
 }
 
 

@@ -48,6 +48,13 @@ of the subscription's grace period when it is in one, else the failure's time + 
 grace period a `subscription.pending` for this failure starts). Likewise `PaymentReceived` for an applied
 `subscription.charged` (amount, currency, the period paid for) and `SubscriptionEnded` when a subscription
 stops granting its tier to its user (`oneai.billing.notices`).
+
+**Credits orders** (`payment.captured`, `order.paid`): the workspace's balance grows by the order's amount
+once, in the same transaction, whatever the order of arrival (`oneai_private.apply_credit_purchase`).
+A `refund.processed` of such a payment debits the refunded amount once per refund id
+(`oneai_private.apply_credit_refund`); when it arrives before the purchase was credited, the refund's
+captured payment (it names its order) credits the purchase first, so the later `payment.captured` /
+`order.paid` find it credited. A refund of any other payment (a subscription's) is only recorded.
 """
 
 from __future__ import annotations
@@ -65,7 +72,9 @@ from oneai.billing.plans import tier_for_plan
 from oneai.billing.razorpay_client import get_razorpay_client
 from oneai.billing.razorpay_events import (
     INVOICE_PAID,
+    ORDER_EVENTS,
     PAYMENT_FAILED,
+    REFUND_PROCESSED,
     SUBSCRIPTION_EVENTS,
     RazorpayEvent,
     SubscriptionEntity,
@@ -75,6 +84,8 @@ from oneai.billing.razorpay_events import (
 from oneai.billing.replacement import owe_replaced_cancel, settle_owed_cancels
 from oneai.billing.tier_change import TIER_RANK, ChangeReason, UserSubscriptionStatus, change_tier
 from oneai.config import Settings
+from oneai.credits import service as credits_service
+from oneai.db import credits as credits_repo
 from oneai.db import webhooks as repo
 from oneai.db.charges import record_charge
 from oneai.db.connection import Connection, Database
@@ -478,7 +489,72 @@ def apply_event(conn: Connection, settings: Settings, event: RazorpayEvent, even
         return _apply_change(conn, settings, result, change, adopt_from=None)
     if event.event == PAYMENT_FAILED and event.payment is not None:
         return _payment_failed(conn, settings, result, event, occurred_at)
+    if event.event in ORDER_EVENTS:
+        return _credits_order_paid(conn, result, event)
+    if event.event == REFUND_PROCESSED:
+        result = _credits_refunded(conn, result, event)
     return result
+
+
+def _credits_refunded(conn: Connection, result: WebhookResult, event: RazorpayEvent) -> WebhookResult:
+    """`refund.processed` of a payment that bought credits: the refunded amount is debited once per refund
+    id (never below zero; the rest is the row's shortfall). A refund arriving before the purchase's own
+    events credits the purchase first from the refund's captured payment (an auto-refund of a payment never
+    captured credits and debits nothing). Anything else (a subscription's payment) is only recorded."""
+    refund, payment = event.refund, event.payment
+    if refund is None or not refund.payment_id or refund.amount is None or refund.amount <= 0:
+        return result
+    if refund.status is not None and refund.status != "processed":
+        return result
+    if payment is not None and payment.id == refund.payment_id and payment.order_id and payment.captured:
+        credits_repo.apply_purchase(
+            conn,
+            order_id=payment.order_id,
+            payment_id=payment.id,
+            amount_paise=payment.amount,
+            currency=payment.currency,
+        )
+    answer = credits_service.apply_refund(
+        conn,
+        refund_id=refund.id,
+        payment_id=refund.payment_id,
+        amount_paise=refund.amount,
+        currency=refund.currency,
+    )
+    outcome = answer.get("outcome")
+    if outcome != "not_ours":
+        logger.info(
+            "credits refund",
+            extra={
+                "event_id": result.event_id,
+                "refund_id": refund.id,
+                "outcome": outcome,
+                "workspace_id": answer.get("workspace_id"),
+            },
+        )
+    return replace(result, outcome="applied") if outcome == "refunded" else result
+
+
+def _credits_order_paid(conn: Connection, result: WebhookResult, event: RazorpayEvent) -> WebhookResult:
+    """`payment.captured` / `order.paid` of a workspace's credits order: its balance grows once, whichever
+    of the two arrives first and however often (oneai_private.apply_credit_purchase locks the order row).
+    A payment of anything else (a subscription's) is only recorded."""
+    payment = event.payment
+    order_id = event.order.id if event.order is not None else payment.order_id if payment is not None else None
+    if payment is None or not order_id:
+        return result
+    if event.event == "payment.captured" and not (payment.captured or payment.status == "captured"):
+        return result
+    answer = credits_repo.apply_purchase(
+        conn, order_id=order_id, payment_id=payment.id, amount_paise=payment.amount, currency=payment.currency
+    )
+    outcome = answer.get("outcome")
+    fields = {"event_id": result.event_id, "order_id": order_id, "outcome": outcome}
+    if outcome == "amount_mismatch":
+        logger.warning("credits order paid with another amount or currency: not credited", extra=fields)
+    elif outcome in ("credited", "already_credited"):
+        logger.info("credits order", extra={**fields, "workspace_id": answer.get("workspace_id")})
+    return replace(result, outcome="applied") if outcome == "credited" else result
 
 
 def _record_charge(conn: Connection, event: RazorpayEvent, occurred_at: datetime) -> None:

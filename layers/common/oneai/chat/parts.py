@@ -7,7 +7,10 @@ keys of its type; everything of ours travels in `data-*` parts.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oneai.chatbots.chatbot_turn import Passage
 
 STREAM_HEADERS = {
     "content-type": "text/event-stream",
@@ -66,3 +69,26 @@ def error(text: str) -> bytes:
 def file(media_type: str, url: str) -> bytes:
     """A file of the reply (an image the model made): the AI SDK puts it in the message's parts."""
     return _event({"type": "file", "mediaType": media_type, "url": url})
+
+
+def source_document(passage: Passage) -> bytes:
+    """A passage a chatbot's reply is given (API.md "shared rules"): before the first `text-start`; the
+    AI SDK keeps it in the message's parts."""
+    title = passage.filename if passage.page is None else f"{passage.filename} p. {passage.page}"
+    return _event(
+        {
+            "type": "source-document",
+            "sourceId": str(passage.chunk_id),
+            "mediaType": passage.media_type,
+            "title": title,
+            "filename": passage.filename,
+            "providerMetadata": {
+                "oneai": {
+                    "document_id": str(passage.document_id),
+                    "page": passage.page,
+                    "chunk_index": passage.index,
+                    "score": passage.score,
+                }
+            },
+        }
+    )

@@ -28,9 +28,11 @@ from oneai.attachments.service import (
 )
 from oneai.attachments.storage import get_object_store
 from oneai.chat import parts
-from oneai.chat.context import ImagePart, build_context
+from oneai.chat.context import ImagePart, build_context, estimate_tokens
 from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH
 from oneai.chat.turn import FinishedTurn, PreparedTurn, ReplyOutcome, finish_turn, refund_turn, save_title
+from oneai.chatbots import payment
+from oneai.chatbots.knowledge_prompt import system_messages
 from oneai.db.connection import Database
 from oneai.errors import OneAIError
 from oneai.logging import logger
@@ -70,9 +72,13 @@ class ChatRelay:
         *,
         model: OpenRouterModel | None,
         title_model: str,
+        upstream: OpenRouterClient | None = None,
     ) -> None:
         self._db = db
         self._client = client
+        # Where the reply is asked: a client at the workspace key's endpoint (oneai.chatbots.payment), else
+        # the platform's OpenRouter (`client`, which also makes the title and knows the catalog).
+        self._upstream = upstream
         self._prepared = prepared
         self._model = model
         self._title_model = title_model
@@ -88,15 +94,27 @@ class ChatRelay:
     async def open(self) -> None:
         """Start the reply; a failure before its first token refunds the unit and raises the API error."""
         prepared = self._prepared
+        if prepared.fixed_reply is not None:  # a chatbot's fixed fallback message: no model is asked
+            return
+        chatbot = prepared.chatbot
         try:
             context_length = (self._model.context_length if self._model else None) or DEFAULT_CONTEXT_LENGTH
-            messages = build_context(prepared.history, context_length, image_part=self._image_part())
+            # A chatbot's prompt first, then its passages' block, then the conversation (in what is left of
+            # the window).
+            leading = [] if chatbot is None else system_messages(chatbot.system_prompt, prepared.knowledge)
+            leading_tokens = sum(estimate_tokens(str(m["content"])) for m in leading)
+            messages = leading + build_context(
+                prepared.history, max(1, context_length - leading_tokens), image_part=self._image_part()
+            )
             if prepared.first_exchange and prepared.user_message is not None:
                 self._title_task = asyncio.create_task(self._generate_title(prepared.user_message.content))
-            self._stream = self._client.stream_chat(
-                prepared.turn.model_id,
+            key = prepared.key
+            self._stream = (self._upstream or self._client).stream_chat(
+                prepared.turn.model_id if key is None else key.upstream_model,
                 messages,
-                fallback_models=prepared.offered.fallbacks,
+                fallback_models=prepared.offered.fallbacks if key is None or key.provider == "openrouter" else (),
+                max_tokens=None if chatbot is None else chatbot.max_tokens,
+                extra=None if chatbot is None else {"temperature": chatbot.temperature},
                 user=str(prepared.principal.user_id),
                 # A model that makes images is asked for them (OpenRouter's image generation).
                 modalities=IMAGE_AND_TEXT if self._model is not None and self._model.generates_images else (),
@@ -105,6 +123,9 @@ class ChatRelay:
         except BaseException as exc:
             await self._abandon()
             if isinstance(exc, OpenRouterError):
+                key = prepared.key
+                if key is not None and payment.refused(key.provider, exc.status):
+                    raise (await anyio.to_thread.run_sync(payment.key_refused, self._db, key)) from None
                 raise exc.to_api_error() from None
             raise
 
@@ -141,6 +162,12 @@ class ChatRelay:
             if self._title_task is not None:
                 self._title_task.cancel()
             await anyio.to_thread.run_sync(refund_turn, self._db, self._prepared)
+            await self._close_upstream()
+
+    async def _close_upstream(self) -> None:
+        if self._upstream is not None:
+            with anyio.CancelScope(shield=True):
+                await self._upstream.aclose()
 
     def stop(self) -> None:
         """Stop reading the model now (a stop request, or the time limit): the text so far is kept as
@@ -157,15 +184,28 @@ class ChatRelay:
     async def run(self, emit: Callable[[bytes], None], *, time_limit: float) -> None:
         """Relay the reply to `emit` until its end, whoever reads it: the stream's parts, then the saved
         reply's ending. Reading stops at `stop()` or after `time_limit` seconds (saved `incomplete`)."""
+        try:
+            await self._run(emit, time_limit=time_limit)
+        finally:
+            await self._close_upstream()
+
+    async def _run(self, emit: Callable[[bytes], None], *, time_limit: float) -> None:
         prepared, stream = self._prepared, self._stream
-        assert stream is not None
         emit(parts.start(str(prepared.reply_id)))
         emit(
             parts.data(
                 "conversation", self._conversation_part(prepared.conversation.title), part_id="conversation"
             )
         )
+        for passage in prepared.knowledge:  # the passages the reply is given, before its text
+            emit(parts.source_document(passage))
         emit(parts.text_start())
+        if prepared.fixed_reply is not None:
+            emit(parts.text_delta(prepared.fixed_reply))
+            fixed = StreamResult(text=prepared.fixed_reply, requested_model=prepared.turn.model_id, complete=True)
+            await self._ending(fixed, None, emit)
+            return
+        assert stream is not None
         error_text: str | None = None
         stopped = False
         try:
@@ -242,7 +282,11 @@ class ChatRelay:
         emit(parts.DONE)
 
     async def _save(self, result: StreamResult, status: Literal["complete", "incomplete"]) -> FinishedTurn | None:
-        served = result.billed_model
+        key = self._prepared.key
+        # A provider's own endpoint names the model without its provider: the reply keeps the requested id.
+        served = (
+            result.billed_model if key is None or key.provider == "openrouter" else self._prepared.turn.model_id
+        )
         model = self._model if self._model and self._model.id == served else self._client.known_model(served)
         usage = result.usage
         if model is None and usage is not None and usage.cost is None:
@@ -267,6 +311,8 @@ class ChatRelay:
         except OneAIError as exc:
             logger.warning("reply not saved", extra={"error_code": exc.code})
             return None
+        if finished.settlement is not None:  # committed: a crossing of the low-balance threshold goes out
+            await anyio.to_thread.run_sync(payment.announce, finished.settlement)
         if self._images:  # the reply lists them now: keep them past the expiry of unattached objects
             keys = [image.key for image in self._images]
             await anyio.to_thread.run_sync(mark_attached_after_commit, get_object_store(), keys)

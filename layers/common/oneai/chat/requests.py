@@ -40,6 +40,8 @@ class ChatTurn(BaseModel):
     # Images of the new message: the caller's attachments by id, and `data:` URLs to store as new ones.
     attachment_ids: list[UUID] = Field(default_factory=list)
     inline_images: list[InlineImage] = Field(default_factory=list)
+    # A turn with a workspace's chatbot (its model applies: `model` is then None, whatever the body sent).
+    chatbot_id: UUID | None = None
 
     @property
     def has_images(self) -> bool:
@@ -92,6 +94,21 @@ class NativeChatRequest(BaseModel):
         )
 
 
+class NativeChatbotRequest(NativeChatRequest):
+    """The native body with `chatbot_id`: the chatbot's model applies, so `model` may be left out (and is
+    ignored when sent)."""
+
+    chatbot_id: UUID = Field(
+        description="a chatbot of a workspace you are a member of: its model, prompt and knowledge apply"
+    )
+    model: ModelId | None = Field(default=None, description="ignored: the chatbot's model applies")  # type: ignore[assignment]
+
+    def turn(self) -> ChatTurn:
+        if self.attachments:
+            raise _attachments_error("attachments are not accepted in a chatbot's conversation")
+        return super().turn().model_copy(update={"model": None, "chatbot_id": self.chatbot_id})
+
+
 def _attachments_error(message: str) -> ValidationError:
     # A OneAIError, not a ValueError: it passes through pydantic's validation as it is.
     return ValidationError(
@@ -126,6 +143,9 @@ class AISDKChatRequest(BaseModel):
     message_id: UUID | None = Field(default=None, alias="messageId")
     model: ModelId | None = Field(
         default=None, description="default: your preferences.default_model, else your plan's"
+    )
+    chatbot_id: UUID | None = Field(
+        default=None, description="a chatbot of a workspace you are a member of: its model (`model` is ignored)"
     )
 
     def _conversation(self) -> tuple[UUID | None, str | None]:
@@ -166,6 +186,14 @@ class AISDKChatRequest(BaseModel):
         return list(dict.fromkeys(ids)), inline
 
     def turn(self) -> ChatTurn:
+        turn = self._turn()
+        if self.chatbot_id is None:
+            return turn
+        if turn.has_images:
+            raise _attachments_error("attachments are not accepted in a chatbot's conversation")
+        return turn.model_copy(update={"model": None, "chatbot_id": self.chatbot_id})
+
+    def _turn(self) -> ChatTurn:
         conversation_id, client_chat_id = self._conversation()
         if self.trigger == "regenerate-message":
             # Without a message id: the latest assistant message of the conversation.
@@ -207,6 +235,10 @@ def parse_chat_body(body: Any) -> ChatTurn:
     try:
         if "messages" in body:
             return AISDKChatRequest.model_validate(body).turn()
+        if body.get("chatbot_id") is not None:
+            return NativeChatbotRequest.model_validate(body).turn()
+        if "chatbot_id" in body:  # `null`: no chatbot
+            body = {key: value for key, value in body.items() if key != "chatbot_id"}
         return NativeChatRequest.model_validate(body).turn()
     except PydanticValidationError as exc:
         fields = [
@@ -233,11 +265,11 @@ def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
 
 
 def _chat_body_schema() -> dict[str, Any]:
-    schema = TypeAdapter(NativeChatRequest | AISDKChatRequest).json_schema(by_alias=True)
+    schema = TypeAdapter(NativeChatRequest | NativeChatbotRequest | AISDKChatRequest).json_schema(by_alias=True)
     inlined: dict[str, Any] = _inlined(schema, schema.get("$defs", {}))
     # The document names the offered models (any other is a 422 `model`; one outside the plan, a 403).
     offered = [m.model_id for m in OFFERED_MODELS]
-    native, ai_sdk = inlined["anyOf"]
+    native, _chatbot, ai_sdk = inlined["anyOf"]
     native["properties"]["model"] |= {"enum": offered}
     ai_sdk["properties"]["model"]["anyOf"][0] |= {"enum": offered}
     return inlined

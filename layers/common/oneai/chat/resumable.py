@@ -4,8 +4,9 @@ where any invocation can replay and follow them; a stop request reaches it throu
 docs/architecture.md ("Resumable replies on Lambda") gives the reasoning. In short: Lambda may freeze an
 environment once its invocation's response has ended, so nothing here runs in the background of a
 finished response. The invocation that started the reply keeps its response open until the generation
-has ended and been folded (`ReplyStreamResponse`), even after its client went away; its first reader
-reads from memory (no database on the path of a token); other readers poll the batches (`follow`).
+has ended and been folded (`LiveReply.wait`; the web layer's `ReplyStreamResponse` awaits it), even after
+its client went away; its first reader reads from memory (no database on the path of a token); other
+readers poll the batches (`follow`). This module yields the stream's bytes; the door makes the response.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from uuid import UUID
 import anyio
 import anyio.to_thread
 import psycopg
-from starlette.types import Receive, Scope, Send
 
 from oneai.auth import Principal
 from oneai.chat import parts
@@ -30,7 +30,6 @@ from oneai.db.connection import Connection, Database
 from oneai.errors import NotFoundError, OneAIError
 from oneai.ids import canonical_uuid
 from oneai.logging import logger
-from oneai.web.streaming import EventStreamResponse
 
 # Batches: a few writes a second at most, and a stop request is seen within this (plus a round trip).
 FLUSH_INTERVAL_SECONDS = 0.3
@@ -234,22 +233,6 @@ class LiveReply:
                 logger.error(
                     "reply generation failed", extra={"error_type": type(self._task.exception()).__name__}
                 )
-
-
-class ReplyStreamResponse(EventStreamResponse):
-    """The first reader's response. It ends only when the generation has ended, even when the client left
-    earlier: the invocation (and so the Lambda environment) stays busy while the reply is generated."""
-
-    def __init__(self, reply: LiveReply, headers: dict[str, str]) -> None:
-        super().__init__(reply.events(), headers=headers)
-        self._reply = reply
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._reply.wait()
 
 
 def _conversation_id(conn: Connection, chat_id: str) -> UUID:

@@ -25,10 +25,22 @@ from oneai.attachments.models import AttachmentRef
 from oneai.attachments.service import GeneratedImage
 from oneai.attachments.storage import ObjectStore, get_object_store
 from oneai.auth import Principal
-from oneai.chat.offered_models import OFFERED_MODELS, TIER_DEFAULT_MODELS, OfferedModel, offered_model
+from oneai.chat.offered_models import (
+    ALL_TIERS,
+    OFFERED_MODELS,
+    TIER_DEFAULT_MODELS,
+    OfferedModel,
+    offered_model,
+)
 from oneai.chat.requests import ChatTurn
+from oneai.chatbots import chatbot_turn
+from oneai.chatbots.chatbot_turn import ChatbotConfig, Passage, WorkspaceAdmission
+from oneai.chatbots.payment import reservation_of
 from oneai.conversations import service as conversations
 from oneai.conversations.models import Conversation, ConversationUpdate, Message
+from oneai.credits import service as credits_service
+from oneai.credits.service import Reservation as CreditReservation
+from oneai.credits.service import Settlement
 from oneai.db import attachments as attachment_rows
 from oneai.db import conversations as conversation_rows
 from oneai.db.connection import Database
@@ -37,6 +49,7 @@ from oneai.db.quota import QuotaRow, ReserveOutcome
 from oneai.db.users import caller_profile
 from oneai.errors import (
     ConflictError,
+    InsufficientCreditsError,
     NotFoundError,
     OneAIError,
     PayloadTooLargeError,
@@ -44,8 +57,11 @@ from oneai.errors import (
     ValidationError,
     field_error,
 )
+from oneai.money import balance_decimal
+from oneai.provider_keys.service import UsableKey
 from oneai.quota import service as quota
 from oneai.quota.service import WARNING_THRESHOLDS, QuotaStatus, Reservation
+from oneai.workspaces.limits import limit_by_tier
 
 # More history than any context window takes; trimming to the model's window happens afterwards.
 HISTORY_LIMIT = 400
@@ -63,10 +79,23 @@ class PreparedTurn:
     replaces: Message | None
     user_message: Message | None
     history: list[Message]
-    reservation: Reservation
+    # The unit of the caller's quota (a plain turn), or None (a chatbot's turn: `admission` instead).
+    reservation: Reservation | None
     reply_id: uuid.UUID
     # The S3 keys of the user message's attachments: tagged attached once this turn committed.
     attachment_keys: tuple[str, ...] = ()
+    # A chatbot's turn (oneai.chatbots.chatbot_turn): its settings, the workspace's unit it took, the
+    # passages retrieval found (their `source-document` parts precede the text), and the fixed message
+    # of its `message` fallback (the reply, without asking a model).
+    chatbot: ChatbotConfig | None = None
+    admission: WorkspaceAdmission | None = None
+    knowledge: tuple[Passage, ...] = ()
+    fixed_reply: str | None = None
+    # Who pays for a chatbot's reply (oneai.chatbots.payment): the workspace's key the prepare call chose
+    # (`provider_key_id`; `key`, opened, once the prepare committed), else the credits it reserved.
+    provider_key_id: uuid.UUID | None = None
+    key: UsableKey | None = None
+    credits: CreditReservation | None = None
 
     @property
     def first_exchange(self) -> bool:
@@ -90,18 +119,37 @@ class ReplyOutcome:
 class FinishedTurn:
     message: Message
     quota: QuotaStatus | None
+    # A reply paid from credits: its settle (announce its low-balance crossing after the commit).
+    settlement: Settlement | None = None
 
 
 # The offered models and defaults as the prepare call takes them (it resolves and checks the model).
 _OFFERED_JSON: Final = {m.model_id: {"quota_key": m.quota_key, "tiers": sorted(m.tiers)} for m in OFFERED_MODELS}
+_OFFERED_BY_ID: Final = {m.model_id: m for m in OFFERED_MODELS}
+
+
+def _chatbot_model(model_id: str) -> OfferedModel:
+    """A chatbot's model (checked against the workspace's plan when the chatbot was saved, not against the
+    member's tier): its offer, for its fallbacks and quota class."""
+    return _OFFERED_BY_ID.get(model_id) or OfferedModel(model_id, "small_messages", ALL_TIERS)
 
 
 def _refusal(error: dict[str, Any]) -> OneAIError:
     """The API error of a refusal the prepare or finish call answered (the rules of
     `supabase/migrations/20261122110000_chat_turn_one_round_trip.sql`, the errors they always were)."""
+    chatbot_refusal = chatbot_turn.refusal(error)
+    if chatbot_refusal is not None:
+        return chatbot_refusal
     code = error.get("code")
     if code == "model":
         offered_model(str(error["model"]), str(error["tier"]))  # raises the 422 or 403
+    if code == "insufficient_credits":
+        return InsufficientCreditsError(
+            details={
+                "balance": balance_decimal(Decimal(str(error["balance"]))),
+                "needed": balance_decimal(Decimal(str(error["needed"]))),
+            }
+        )
     if code == "quota":
         return quota.refusal(ReserveOutcome.model_validate(error["reserve"]))
     if code == "revise_role":
@@ -160,6 +208,7 @@ def prepare_turn(
     *,
     too_long_for: frozenset[str] = frozenset(),
     inline: Sequence[tuple[uuid.UUID, InlineImage]] = (),
+    credits: dict[str, Any] | None = None,
 ) -> PreparedTurn:
     """One round trip for a turn without images: the request's scope, user and rate checks and the prepare
     call travel together. `too_long_for`: the models whose window the message does not fit (checked when
@@ -187,19 +236,28 @@ def prepare_turn(
         "too_long_for": sorted(too_long_for),
         "warning_percent": WARNING_THRESHOLDS[0],
         "history_limit": HISTORY_LIMIT,
+        "chatbot_id": None if turn.chatbot_id is None else str(turn.chatbot_id),
+        "workspace_message_limits": limit_by_tier(db.settings, "widget_messages_per_day"),
+        # A chatbot's reply: its payer decided in the call (oneai.chatbots.payment.credits_terms).
+        "credits": credits,
     }
     result = db.user_call(principal, "prepare_chat_turn", arguments)
     if "error" in result:
         raise _refusal(result["error"])
     model = str(result["model"])
-    reservation = quota.reservation_of(
-        ReserveOutcome.model_validate(result["reserve"]), units=1, crossed=result["warnings"]
+    chatbot = None if result.get("chatbot") is None else ChatbotConfig.model_validate(result["chatbot"])
+    reservation = (
+        None
+        if result.get("reserve") is None
+        else quota.reservation_of(
+            ReserveOutcome.model_validate(result["reserve"]), units=1, crossed=result["warnings"]
+        )
     )
     parent = Message.model_validate(result["parent"])
     prepared = PreparedTurn(
         principal=principal,
         turn=turn if turn.model == model else turn.model_copy(update={"model": model}),
-        offered=offered_model(model, str(result["tier"])),
+        offered=_chatbot_model(model) if chatbot is not None else offered_model(model, str(result["tier"])),
         conversation=Conversation.model_validate(result["conversation"]),
         parent=parent,
         replaces=_message_or_none(result["replaces"]),
@@ -207,7 +265,21 @@ def prepare_turn(
         history=MESSAGE_LIST.validate_python(result["history"]),
         reservation=reservation,
         reply_id=uuid.uuid4(),
+        chatbot=chatbot,
+        admission=None
+        if chatbot is None or result.get("admission") is None
+        else chatbot_turn.admission_of(chatbot, result["admission"]),
+        provider_key_id=None
+        if result.get("provider_key_id") is None
+        else uuid.UUID(str(result["provider_key_id"])),
+        credits=None if chatbot is None else reservation_of(chatbot.workspace_id, result.get("credits")),
     )
+    if prepared.chatbot is not None and turn.has_images:  # a follow-up of a chatbot's conversation
+        refund_turn(db, prepared)
+        raise ValidationError(
+            "Attachments are not accepted in a chatbot's conversation",
+            details={"errors": [field_error("attachments", "not accepted with a chatbot", "attachments_invalid")]},
+        )
     if store is None or prepared.user_message is None:
         return prepared
     try:
@@ -247,7 +319,15 @@ def _with_attachments(
 
 
 def refund_turn(db: Database, prepared: PreparedTurn) -> None:
-    """The model failed before its first token: the unit goes back (the user's message stays)."""
+    """The model failed before its first token: the unit goes back (the user's message stays): the
+    caller's quota unit, or the workspace's message of a chatbot's turn."""
+    if prepared.admission is not None:
+        chatbot_turn.refund_admission(db, prepared.principal, prepared.admission)
+    if prepared.credits is not None:
+        with db.user_transaction(prepared.principal) as conn:
+            credits_service.refund(conn, prepared.credits.id)
+    if prepared.reservation is None:
+        return
     with db.user_transaction(prepared.principal) as conn:
         quota.refund(conn, prepared.reservation)
 
@@ -265,6 +345,7 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
             "model_id": outcome.served_model,
             "status": outcome.status,
             "tokens_used": outcome.prompt_tokens + outcome.completion_tokens,
+            "sources": [p.source() for p in prepared.knowledge] if prepared.chatbot is not None else None,
             "metadata": {
                 "requested_model": prepared.turn.model_id,
                 "generation_id": outcome.generation_id,
@@ -279,13 +360,31 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
         "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
         "cost": str(outcome.cost),
+        # A chatbot's reply is the workspace's usage; its fixed fallback message is nobody's.
+        "workspace_usage": prepared.chatbot is not None,
+        "record_usage": prepared.fixed_reply is None,
+        # Who paid: the key that served it, or the credits hold settled with `cost` in the same transaction.
+        "provider_key_id": None if prepared.key is None else str(prepared.key.key_id),
+        "credits": None
+        if prepared.credits is None
+        else {
+            "reservation_id": str(prepared.credits.id),
+            "rate": str(db.settings.usd_inr_rate),
+            "markup": str(db.settings.credits_markup),
+        },
     }
     result = db.user_call(prepared.principal, "finish_chat_turn", reply)
     if "error" in result:
+        if prepared.credits is not None:  # the reply was made: its cost is taken all the same
+            with db.user_transaction(prepared.principal) as conn:
+                credits_service.settle(conn, db.settings, prepared.credits.id, cost_usd=outcome.cost)
         raise _refusal(result["error"])
-    quota.settled_whole(prepared.reservation)
-    statuses = [quota.status_of(QuotaRow.model_validate(q)) for q in result["quotas"]]
-    status = next((q for q in statuses if q.quota_key == prepared.offered.quota_key), None)
+    settlement = None if result.get("settlement") is None else credits_service.settlement_of(result["settlement"])
+    status = None
+    if prepared.reservation is not None:
+        quota.settled_whole(prepared.reservation)
+        statuses = [quota.status_of(QuotaRow.model_validate(q)) for q in result["quotas"]]
+        status = next((q for q in statuses if q.quota_key == prepared.offered.quota_key), None)
     message = Message.model_validate(result["message"])
     if outcome.images:  # one more round trip, only for a reply with images: their rows (already in S3)
         with db.user_transaction(prepared.principal) as conn:
@@ -294,7 +393,7 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
             )
         refs = [AttachmentRef(id=i.attachment_id, media_type=i.media_type, size=i.size) for i in outcome.images]
         message = message.model_copy(update={"attachments": refs})
-    return FinishedTurn(message=message, quota=status)
+    return FinishedTurn(message=message, quota=status, settlement=settlement)
 
 
 def save_title(db: Database, prepared: PreparedTurn, title: str) -> None:

@@ -42,6 +42,30 @@ class Conversation(BaseModel):
     metadata: dict[str, Any]
 
 
+class MessageSource(BaseModel):
+    """A passage a chatbot's reply used (API.md "shared rules": `sources`)."""
+
+    chunk_id: UUID
+    document_id: UUID
+    filename: str
+    page: int | None
+    chunk_index: int
+    score: float
+
+
+class ConversationMatch(BaseModel):
+    """Where a search (`GET /conversations?q`) matched: the title, or a message's text. A matching
+    message (the newest of the current branch) is named whichever matched, with a snippet of it."""
+
+    field: Literal["title", "message"]
+    message_id: UUID | None = None
+    snippet: str | None = None
+
+
+class ConversationListItem(Conversation):
+    match: ConversationMatch | None = Field(default=None, description="with `q`: where it matched")
+
+
 class Message(BaseModel):
     id: UUID
     conversation_id: UUID
@@ -58,6 +82,8 @@ class Message(BaseModel):
     status: MessageStatus
     created_at: UtcTime
     attachments: list[AttachmentRef] = Field(default_factory=list)
+    # A chatbot's reply: the passages it used, in the order they were given (null on other messages).
+    sources: list[MessageSource] | None = None
 
     @field_validator("attachments", mode="before")
     @classmethod

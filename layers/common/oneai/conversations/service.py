@@ -20,6 +20,7 @@ from uuid import UUID
 from oneai.conversations.models import (
     Conversation,
     ConversationCreate,
+    ConversationListItem,
     ConversationUpdate,
     ConversationWithMessages,
     HistoryHit,
@@ -62,18 +63,26 @@ def _like_pattern(text: str) -> str:
 
 def list_conversations(
     conn: Connection, user_id: UUID, *, query: str | None, page: PageRequest
-) -> Page[Conversation]:
+) -> Page[ConversationListItem]:
+    """Newest activity first. With `query`: the conversations whose title contains it, or whose current
+    messages match it as a full-text query; each item's `match` says where."""
     after = None
     if page.cursor:
         keys = decode_cursor(page.cursor, {"updated_at": datetime.fromisoformat, "id": UUID})
         after = (keys["updated_at"], keys["id"])
-    rows = repo.list_conversations(
-        conn,
-        user_id=user_id,
-        title_pattern=_like_pattern(query) if query else None,
-        after=after,
-        limit=page.limit + 1,
-    )
+    text = query.strip() if query else ""
+    rows: list[ConversationListItem]
+    if text:
+        rows = repo.search_conversations(
+            conn, title_pattern=_like_pattern(text), query=text, after=after, limit=page.limit + 1
+        )
+    else:
+        rows = [
+            ConversationListItem(**c.model_dump())
+            for c in repo.list_conversations(
+                conn, user_id=user_id, title_pattern=None, after=after, limit=page.limit + 1
+            )
+        ]
     return page_of(rows, page.limit, lambda c: {"updated_at": c.updated_at.isoformat(), "id": str(c.id)})
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -295,6 +295,82 @@ class Database:
         if result.get("welcome_due") and "error" not in result and self._on_new_user is not None:
             self._on_new_user(self, principal.user_id)
         return result
+
+    def user_read(
+        self, principal: Caller, statements: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """One round trip of reads as this user, under RLS: `begin; <scope>; <checks>; <statements>;
+        commit` sent as one query (the statements' parameters bound client-side), answering the rows of
+        the last statement. The checks are `user_call`'s (`oneai_private.chat_request_checks`: the users row,
+        the request's rate check when still pending); a refusal stops the batch before anything ran. For
+        work that needs transaction-local settings before its statement (the knowledge search's index
+        settings) without a round trip for each."""
+        if self._provision_user is not None and principal.user_id not in self._provisioned:
+            self._provision_user(self, principal)
+            self._provisioned.add(principal.user_id)
+        if getattr(self._in_transaction, "active", False):
+            raise RuntimeError("transactions do not nest; pass the open connection down instead")
+        scope = _Scope(role="authenticated", claims=principal.claims_json(), sub=str(principal.user_id))
+        check = principal.rate_check if principal.rate_check is not None and principal.rate_check.pending else None
+        rate = (
+            None
+            if check is None
+            else {"bucket": check.bucket, "per_minute": check.per_minute, "burst": check.burst}
+        )
+        head = sql.SQL("; ").join(
+            [
+                sql.SQL("begin"),
+                scope.statement(self._settings.db_statement_timeout_ms, check_user=False),
+                sql.SQL("select oneai_private.chat_request_checks({}) as result").format(
+                    sql.Literal(None if rate is None else Jsonb(rate))
+                ),
+            ]
+        )
+        self._in_transaction.active = True
+        try:
+            result = self._read_once(head, statements)
+        finally:
+            self._in_transaction.active = False
+        if isinstance(result, _Refused):
+            _raise_refusal(result.detail, check)
+        checks, rows = result
+        if check is not None and "rate" in checks:
+            _record_outcome(check, checks["rate"])
+        return rows
+
+    def _read_once(
+        self, head: sql.Composed, statements: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | _Refused:
+        for attempt in (1, 2):
+            conn = self._take()
+            conn.autocommit = True  # the batch carries its own begin and commit
+            try:
+                binder = psycopg.ClientCursor(conn)
+                body = "; ".join(binder.mogrify(query, dict(params)) for query, params in statements)
+                cursor = conn.execute(head.as_string(conn) + "; " + body + "; commit")
+                # The result sets: the scope's, the checks', then one per statement.
+                results: list[list[Any]] = []
+                while True:
+                    if cursor.description is not None:
+                        results.append(cursor.fetchall())
+                    if not cursor.nextset():
+                        break
+                checks: dict[str, Any] = dict(results[1][0]["result"])
+                rows = [dict(row) for row in results[-1]]
+                return checks, rows
+            except psycopg.OperationalError as exc:
+                broken = conn.broken or conn.closed
+                _close_quietly(conn)
+                if attempt == 2 or not broken or isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise UnavailableError("The database is unavailable") from exc
+            except psycopg.Error as exc:
+                if exc.sqlstate != "OAI02" or exc.diag.message_detail is None:
+                    raise
+                return _Refused(json.loads(exc.diag.message_detail))
+            finally:
+                _end_call(conn)
+                self._give_back(conn)
+        raise AssertionError("unreachable")
 
     def _call_once(self, statement: sql.Composed) -> dict[str, Any] | _Refused:
         for attempt in (1, 2):

@@ -14,7 +14,14 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
 
-from oneai.conversations.models import Conversation, HistoryHit, Message, NewMessage
+from oneai.conversations.models import (
+    Conversation,
+    ConversationListItem,
+    ConversationMatch,
+    HistoryHit,
+    Message,
+    NewMessage,
+)
 from oneai.db.attachments import CONVERSATION_ATTACHMENTS, MESSAGE_ATTACHMENTS_COLUMN
 from oneai.db.connection import Connection
 
@@ -23,7 +30,7 @@ MESSAGE_LIST = TypeAdapter(list[Message])
 CONVERSATION_COLUMNS = "id, title, created_at, updated_at, last_message_at, metadata"
 MESSAGE_BASE_COLUMNS = (
     "id, conversation_id, role, content, model_id, tokens_used, sequence_number, revision_number,"
-    " revision_type, original_message_id, parent_message_id, is_latest, status, created_at"
+    " revision_type, original_message_id, parent_message_id, is_latest, status, created_at, sources"
 )
 # One message, with its attachments (a subquery: fine for one row, see _WITH_ATTACHMENTS for many).
 MESSAGE_COLUMNS = f"{MESSAGE_BASE_COLUMNS}, {MESSAGE_ATTACHMENTS_COLUMN}"
@@ -66,6 +73,12 @@ where user_id = %(user_id)s
   and (%(after_updated)s::timestamptz is null or (updated_at, id) < (%(after_updated)s, %(after_id)s::uuid))
 order by updated_at desc, id desc
 limit %(limit)s"""
+
+# With a query: the title (ILIKE, as without messages) or the current messages' text (full text, through
+# the GIN index: the function applies `user_id = auth.uid()` itself, see 20261128010000_inbox.sql).
+SEARCH_CONVERSATIONS = """
+select id, title, created_at, updated_at, last_message_at, metadata, match_in, match_message_id, match_snippet
+from public.search_conversations(%(pattern)s, %(query)s, %(after_updated)s, %(after_id)s, %(limit)s)"""
 
 UPDATE_CONVERSATION = f"""
 update public.conversations set
@@ -223,6 +236,32 @@ def list_conversations(
     }
     with conn.cursor(row_factory=class_row(Conversation)) as cur:
         return cur.execute(LIST_CONVERSATIONS, params).fetchall()
+
+
+def search_conversations(
+    conn: Connection,
+    *,
+    title_pattern: str,
+    query: str,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[ConversationListItem]:
+    """The caller's conversations whose title matches `title_pattern` (ILIKE) or whose current messages
+    match `query` (full text), newest activity first, each with where it matched."""
+    params = {
+        "pattern": title_pattern,
+        "query": query,
+        "after_updated": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "limit": limit,
+    }
+    found = []
+    for row in conn.execute(SEARCH_CONVERSATIONS, params).fetchall():
+        match = ConversationMatch(
+            field=row.pop("match_in"), message_id=row.pop("match_message_id"), snippet=row.pop("match_snippet")
+        )
+        found.append(ConversationListItem(**row, match=match))
+    return found
 
 
 def update_conversation(

@@ -134,6 +134,15 @@ def insert_documents(conn: Connection, workspace_id: UUID, documents: Sequence[N
         )
 
 
+RETRIEVALS_30D = "select oneai_private.document_retrievals_30d(%s) as retrievals"
+
+
+def retrievals_30d(conn: Connection, document_id: UUID) -> int:
+    """Replies of the last 30 days that used a passage of the document (0 for one the caller cannot see)."""
+    row = conn.execute(RETRIEVALS_30D, (document_id,)).fetchone()
+    return int(row["retrievals"] or 0) if row else 0
+
+
 def get_document(conn: Connection, document_id: UUID) -> DocumentRow | None:
     with conn.cursor(row_factory=class_row(DocumentRow)) as cur:
         return cur.execute(GET, (document_id,)).fetchone()
@@ -146,11 +155,13 @@ def list_documents(
     status: str | None,
     pattern: str | None,
     sort: str,
+    chatbot_id: UUID | None = None,
     after: tuple[str, UUID] | None,
     limit: int,
 ) -> list[DocumentRow]:
     """The workspace's documents by `sort` (`-` first: descending), then id; `pattern` an ILIKE pattern
-    matched against the filename and each tag; `after`: the (sort value as text, id) of the last row seen."""
+    matched against the filename and each tag; `chatbot_id`: only the documents of that (live) chatbot;
+    `after`: the (sort value as text, id) of the last row seen."""
     column, type_name = SORT_COLUMNS[sort.lstrip("-")]
     descending = sort.startswith("-")
     order = sql.SQL("desc" if descending else "asc")
@@ -158,6 +169,9 @@ def list_documents(
         """select {columns}, {chunk_count} from public.documents d
 where d.workspace_id = %(workspace_id)s
   and (%(status)s::text is null or d.status = %(status)s::text)
+  and (%(chatbot_id)s::uuid is null or exists (
+       select 1 from public.chatbot_documents l join public.chatbots b on b.id = l.chatbot_id
+       where l.document_id = d.id and l.chatbot_id = %(chatbot_id)s::uuid and b.deleted_at is null))
   and (%(pattern)s::text is null or d.filename ilike %(pattern)s::text
        or exists (select 1 from unnest(d.tags) t where t ilike %(pattern)s::text))
   and (%(after_id)s::uuid is null or (d.{column}, d.id) {compare} (%(after_value)s::{type}, %(after_id)s::uuid))
@@ -175,6 +189,7 @@ limit %(limit)s"""
         "workspace_id": workspace_id,
         "status": status,
         "pattern": pattern,
+        "chatbot_id": chatbot_id,
         "after_value": after[0] if after else None,
         "after_id": after[1] if after else None,
         "limit": limit,

@@ -62,6 +62,8 @@ class KnowledgeHit:
     score: float
     # The reciprocal-rank fusion value: what orders the rows.
     rrf: float
+    # The document's media type (a chat stream's `source-document` part names it).
+    media_type: str = "application/octet-stream"
 
 
 # Transaction-local: the index's search width, and pgvector 0.8's iterative scan where the installed
@@ -74,8 +76,14 @@ select set_config('hnsw.ef_search', %(ef_search)s, true),
            and (regexp_match(extversion, '^(\\d+)\\.(\\d+)'))::int[] >= array[0, 8]
        ) then set_config('hnsw.iterative_scan', 'relaxed_order', true) end"""
 
+# A chatbot's search (`chatbot_id` not null) keeps the chunks of its `ready` documents, read from
+# chatbot_documents in the statement itself (never a list the application fetched first).
 _IN_SCOPE = """c.workspace_id = %(workspace_id)s
-    and (%(document_ids)s::uuid[] is null or c.document_id = any(%(document_ids)s::uuid[]))"""
+    and (%(document_ids)s::uuid[] is null or c.document_id = any(%(document_ids)s::uuid[]))
+    and (%(chatbot_id)s::uuid is null or c.document_id in (
+      select cd.document_id from public.chatbot_documents cd
+      join public.documents d on d.id = cd.document_id and d.workspace_id = cd.workspace_id
+      where cd.chatbot_id = %(chatbot_id)s::uuid and cd.workspace_id = %(workspace_id)s and d.status = 'ready'))"""
 _DISTANCE = "(c.embedding operator(extensions.<=>) %(embedding)s::extensions.vector)"
 
 SEARCH = f"""
@@ -109,7 +117,7 @@ text_matches as materialized (
   -- MAX_TEXT_MATCHES matching chunks are ranked: a query of common words costs a bounded scan.
   select id, text_rank
   from oneai_private.workspace_text_matches(
-    %(workspace_id)s, %(query)s, %(document_ids)s::uuid[], %(text_matches)s)
+    %(workspace_id)s, %(query)s, %(document_ids)s::uuid[], %(text_matches)s, %(chatbot_id)s::uuid)
 ),
 text_hits as (
   select t.id, {_DISTANCE} as distance, t.rank
@@ -128,7 +136,7 @@ best as materialized (
   limit %(top_k)s
 )
 select c.id as chunk_id, c.document_id, d.filename, c.page, c.chunk_index as index, c.text,
-       (1 - b.distance)::float8 as score, b.rrf::float8 as rrf
+       (1 - b.distance)::float8 as score, b.rrf::float8 as rrf, d.media_type
 from best b
 join public.document_chunks c on c.id = b.id
 join public.documents d on d.id = c.document_id
@@ -154,13 +162,15 @@ def search_params(
     top_k: int,
     min_score: float,
     document_ids: Sequence[UUID] | None = None,
+    chatbot_id: UUID | None = None,
 ) -> dict[str, object]:
-    """The parameters of SEARCH."""
+    """The parameters of SEARCH (`chatbot_id`: only that chatbot's ready documents)."""
     if not 1 <= top_k <= MAX_TOP_K:
         raise ValueError(f"top_k is between 1 and {MAX_TOP_K}")
     return {
         "workspace_id": workspace_id,
         "document_ids": None if document_ids is None else list(document_ids),
+        "chatbot_id": chatbot_id,
         "embedding": vector_literal(embedding),
         "query": query,
         "candidates": candidate_count(top_k),
@@ -170,10 +180,25 @@ def search_params(
     }
 
 
+def index_settings_params(top_k: int) -> dict[str, object]:
+    return {"ef_search": str(min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, candidate_count(top_k))))}
+
+
 def set_index_settings(conn: Connection, top_k: int) -> None:
     """The index settings of a search, for the rest of the transaction."""
-    ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, candidate_count(top_k)))
-    conn.execute(INDEX_SETTINGS, {"ef_search": str(ef_search)})
+    conn.execute(INDEX_SETTINGS, index_settings_params(top_k))
+
+
+def search_batch(params: dict[str, object]) -> list[tuple[str, dict[str, object]]]:
+    """The index settings and the search, for `Database.user_read` (one round trip); `params` from
+    `search_params`."""
+    top_k = params["top_k"]
+    assert isinstance(top_k, int)
+    return [(INDEX_SETTINGS, index_settings_params(top_k)), (SEARCH, params)]
+
+
+def hits_of(rows: Sequence[dict[str, object]]) -> list[KnowledgeHit]:
+    return [KnowledgeHit(**row) for row in rows]  # type: ignore[arg-type]
 
 
 def search_chunks(

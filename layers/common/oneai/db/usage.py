@@ -15,7 +15,8 @@ from oneai.db.connection import Connection
 
 # --- usage statistics (`GET /user/usage`): one grouped query per grouping, over the caller's records ----
 # RLS already narrows the rows to the caller; the explicit `user_id` filter makes the (user_id, created_at)
-# index the plan. `messages` counts records: one per reply.
+# index the plan. `messages` counts records: one per reply. A chatbot's replies are their workspace's cost
+# (`workspace_id` set), not the member's: they are not in the member's usage.
 _USAGE_SUMS = """
   count(*)::bigint as messages,
   coalesce(sum(prompt_tokens), 0)::bigint as prompt_tokens,
@@ -24,7 +25,8 @@ _USAGE_SUMS = """
   coalesce(sum(cost), 0) as cost"""
 _USAGE_RANGE = """
 from public.usage_records
-where user_id = (select auth.uid()) and created_at >= %(start)s and created_at < %(end)s"""
+where user_id = (select auth.uid()) and created_at >= %(start)s and created_at < %(end)s
+  and workspace_id is null"""
 
 USAGE_BY_MODEL = f"""
 select model_id as "group",{_USAGE_SUMS}{_USAGE_RANGE}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Final
 from uuid import UUID
 
@@ -26,7 +27,8 @@ PURGE_AFTER_DAYS: Final = 30
 _WORKSPACES_WITH_OWNER = """
 select w.id, w.name, w.slug, w.industry, w.personal, w.created_at, w.updated_at, w.deleted_at,
        w.suspended_at, w.owner_id, u.email as owner_email, u.name as owner_name,
-       (select count(*) from public.workspace_members m where m.workspace_id = w.id) as members
+       (select count(*) from public.workspace_members m where m.workspace_id = w.id) as members,
+       coalesce((select c.balance from public.workspace_credits c where c.workspace_id = w.id), 0) as credits_balance
 from public.workspaces w
 join public.users u on u.id = w.owner_id"""
 
@@ -89,6 +91,7 @@ class WorkspaceRow:
     owner_email: str | None
     owner_name: str | None
     members: int
+    credits_balance: Decimal
 
 
 def list_workspaces(

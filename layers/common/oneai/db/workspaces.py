@@ -9,6 +9,7 @@ functions it calls act only for `auth.uid()` (20261123110000_workspace_routes.sq
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
@@ -17,16 +18,17 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from oneai.db.connection import Connection
+from oneai.money import balance_decimal
 from oneai.workspaces.models import Invitation, Member, MembershipRow, OwnerPlan, Workspace
 
 # What `stats` counts, one SQL expression each over the workspace `w`. The platform's later tables
 # (chatbots, documents, credits, widget messages) replace their constant here and nothing else changes.
 STATS: Final[dict[str, str]] = {
-    "chatbots": "0",
-    "documents": "0",
-    "storage_bytes": "0",
+    "chatbots": "(select count(*) from public.chatbots b where b.workspace_id = w.id and b.deleted_at is null)",
+    "documents": "(select count(*) from public.documents d where d.workspace_id = w.id)",
+    "storage_bytes": "(select coalesce(sum(d.size_bytes), 0) from public.documents d where d.workspace_id = w.id)",
     "messages_30d": "0",
-    "credits_balance": "'0.00'",
+    "credits_balance": "(select c.balance from public.workspace_credits c where c.workspace_id = w.id)",
     "members": "(select count(*) from public.workspace_members c where c.workspace_id = w.id)",
 }
 _STATS_COLUMNS = ", ".join(f"{expression} as stat_{name}" for name, expression in STATS.items())
@@ -55,6 +57,10 @@ where w.id = %s"""
 
 CREATE_WORKSPACE = "select oneai_private.create_workspace(%s, %s, %s, %s) as answer"
 OWNER_PLAN = "select tier, workspaces_owned from oneai_private.workspace_owner_plan(%s)"
+# Today's (UTC) messages admitted under the plan's daily limit (oneai_private.admit_workspace_message).
+MESSAGES_TODAY = """
+select coalesce((select used from public.workspace_message_counts
+                 where workspace_id = %s and day = (now() at time zone 'utc')::date), 0) as used"""
 
 UPDATE_WORKSPACE = """
 update public.workspaces set
@@ -134,6 +140,8 @@ def _page(after: tuple[datetime, UUID] | None, limit: int, time_key: str, id_key
 
 def _workspace(row: dict[str, Any]) -> Workspace:
     stats = {name: row.pop(f"stat_{name}") for name in STATS}
+    # INR as the API writes it (at least cents); a workspace has its credits account from its creation.
+    stats["credits_balance"] = balance_decimal(stats["credits_balance"] or Decimal(0))
     return Workspace.model_validate({**row, "stats": stats})
 
 
@@ -164,6 +172,11 @@ def create_workspace(
 def owner_plan(conn: Connection, workspace_id: UUID) -> OwnerPlan | None:
     with conn.cursor(row_factory=class_row(OwnerPlan)) as cur:
         return cur.execute(OWNER_PLAN, (workspace_id,)).fetchone()
+
+
+def messages_today(conn: Connection, workspace_id: UUID) -> int:
+    row = conn.execute(MESSAGES_TODAY, (workspace_id,)).fetchone()
+    return int(row["used"]) if row else 0
 
 
 def update_workspace(conn: Connection, workspace_id: UUID, changes: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ DocumentStatus = Literal["uploading", "queued", "processing", "ready", "failed"]
 DocumentSort = Literal["created_at", "-created_at", "size", "-size", "status", "-status"]
 MAX_TAGS: Final = 50
 MAX_BULK: Final = 50
+MAX_CHATBOTS: Final = 100
 Tag = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -27,8 +28,8 @@ class DocumentCreate(BaseModel):
     size: int = Field(strict=True, ge=1, description="the file's size in bytes: the upload is held to it")
     chatbot_ids: list[UUID] = Field(
         default_factory=list,
-        max_length=0,
-        description="refused when not empty until chatbots exist (their documents come with them)",
+        max_length=MAX_CHATBOTS,
+        description="live chatbots of the workspace that answer from this document",
     )
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
@@ -44,8 +45,8 @@ class DocumentUpdate(BaseModel):
 
     chatbot_ids: list[UUID] | None = Field(
         default=None,
-        max_length=0,
-        description="refused when not empty until chatbots exist (their documents come with them)",
+        max_length=MAX_CHATBOTS,
+        description="replaces the document's chatbots (live chatbots of the workspace)",
     )
     filename: str | None = Field(default=None, min_length=1, max_length=255)
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
@@ -93,10 +94,13 @@ class Document(BaseModel):
 
 
 class DocumentStats(BaseModel):
-    retrievals_30d: int = Field(description="0 until chatbots retrieve from documents")
+    retrievals_30d: int = Field(
+        description="replies of the last 30 days (chatbot chats and widget visitors) that used a passage of it"
+    )
 
 
 class DocumentDetail(Document):
+    chatbot_ids: list[UUID] = Field(description="the live chatbots that answer from this document")
     pages: int | None
     tokens: int | None
     chunks: int

@@ -24,6 +24,7 @@ from typing import Final
 from uuid import UUID
 
 from oneai.attachments import storage
+from oneai.chatbots import service as chatbots
 from oneai.config import Settings, get_settings
 from oneai.db import documents as repo
 from oneai.db import knowledge as knowledge_repo
@@ -103,14 +104,15 @@ def _document(row: repo.DocumentRow) -> Document:
     )
 
 
-def _detail(row: repo.DocumentRow) -> DocumentDetail:
+def _detail(row: repo.DocumentRow, chatbot_ids: list[UUID], retrievals_30d: int) -> DocumentDetail:
     return DocumentDetail(
         **_document(row).model_dump(),
+        chatbot_ids=chatbot_ids,
         pages=row.pages,
         tokens=row.tokens,
         chunks=row.chunks,
         metadata=row.metadata,
-        stats=DocumentStats(retrievals_30d=0),
+        stats=DocumentStats(retrievals_30d=retrievals_30d),
     )
 
 
@@ -153,6 +155,8 @@ def create_documents(
     require_role(conn, workspace_id, "editor")
     for index, body in enumerate(bodies):
         _validated(settings, index if bulk else None, body)
+        field = f"documents.{index}.chatbot_ids" if bulk else "chatbot_ids"
+        chatbots.check_chatbots(conn, workspace_id, body.chatbot_ids, field)
     repo.lock_documents(conn, workspace_id)
     quota, tier = _quota(conn, settings, workspace_id)
     if quota.count + len(bodies) > quota.limits.documents:
@@ -177,6 +181,9 @@ def create_documents(
         for body in bodies
     ]
     repo.insert_documents(conn, workspace_id, new)
+    for document, body in zip(new, bodies, strict=True):
+        if body.chatbot_ids:
+            chatbots.link_document(conn, workspace_id, document.id, body.chatbot_ids)
     uploads = []
     for document in new:
         url, fields = store.presigned_post(
@@ -206,6 +213,7 @@ def list_documents(
     status: str | None,
     q: str | None,
     sort: str,
+    chatbot_id: UUID | None = None,
 ) -> DocumentPage:
     require_role(conn, workspace_id, "viewer")
     after = None
@@ -219,6 +227,7 @@ def list_documents(
         workspace_id,
         status=status,
         pattern=_like_pattern(q) if q else None,
+        chatbot_id=chatbot_id,
         sort=sort,
         after=after,
         limit=page.limit + 1,
@@ -246,7 +255,11 @@ def _visible(conn: Connection, document_id: UUID) -> repo.DocumentRow:
 
 
 def get_document(conn: Connection, document_id: UUID) -> DocumentDetail:
-    return _detail(_visible(conn, document_id))
+    return _detail(
+        _visible(conn, document_id),
+        chatbots.document_chatbots(conn, document_id),
+        repo.retrievals_30d(conn, document_id),
+    )
 
 
 def update_document(conn: Connection, document_id: UUID, body: DocumentUpdate) -> DocumentDetail:
@@ -256,6 +269,10 @@ def update_document(conn: Connection, document_id: UUID, body: DocumentUpdate) -
         raise ValidationError(details={"errors": [field_error("filename", "cannot be null", "null")]})
     if "tags" in body.model_fields_set and body.tags is None:
         raise ValidationError(details={"errors": [field_error("tags", "cannot be null", "null")]})
+    if "chatbot_ids" in body.model_fields_set:
+        if body.chatbot_ids is None:
+            raise ValidationError(details={"errors": [field_error("chatbot_ids", "cannot be null", "null")]})
+        chatbots.link_document(conn, row.workspace_id, document_id, body.chatbot_ids)
     if not repo.update_document(
         conn,
         document_id,
@@ -270,7 +287,7 @@ def update_document(conn: Connection, document_id: UUID, body: DocumentUpdate) -
 
 def delete_documents(conn: Connection, workspace_id: UUID, ids: Sequence[UUID]) -> list[str]:
     """Delete the workspace's documents among `ids` (chunks and vectors cascade); returns the keys of
-    their files, for `delete_files` once the transaction committed. Ids not in the workspace are skipped."""
+    their files, for `storage.delete_after_commit` once the transaction committed. Ids not in the workspace are skipped."""
     require_role(conn, workspace_id, "editor")
     return repo.delete_documents(conn, workspace_id, ids)
 
@@ -293,14 +310,6 @@ def erase_workspace_files(db: Database, user_id: UUID) -> None:
     store = storage.get_object_store()
     deleted = sum(store.delete_prefix(workspace_prefix(workspace_id)) for workspace_id in workspace_ids)
     logger.info("erased workspaces' document files deleted", extra={"user_id": str(user_id), "objects": deleted})
-
-
-def delete_files(store: storage.ObjectStore, keys: Sequence[str]) -> None:
-    """After the rows are gone: their files (a failure is a 503; the files are then left for the purge of
-    the workspace, and say so in the log)."""
-    if keys:
-        store.delete(keys)
-        logger.info("document files deleted", extra={"files": len(keys)})
 
 
 def reprocess(conn: Connection, document_id: UUID) -> list[UUID]:

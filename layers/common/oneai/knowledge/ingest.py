@@ -45,6 +45,7 @@ from oneai.db.knowledge_ingest import (
     store_ready,
     sweep_documents,
 )
+from oneai.events import get_publisher
 from oneai.knowledge.chunking import DEFAULT_SETTINGS, Chunk, ChunkingSettings, chunk_document
 from oneai.knowledge.ingest_queue import enqueue_ingest
 from oneai.knowledge.parsing import DocumentUnreadableError, ParsingLimits, parse_document
@@ -58,6 +59,10 @@ NO_TEXT: Final = "the file holds no text to index"
 FILE_MISSING: Final = "the file is missing; upload it again"
 STALLED: Final = "processing stopped before it finished, several times; retry"
 UPLOAD_NEVER_COMPLETED: Final = "the upload never completed"
+# The domain events of a document's outcome (after its commit; ids, names and numbers, never its text).
+EVENT_SOURCE: Final = "oneai.knowledge"
+DOCUMENT_PROCESSED: Final = "DocumentProcessed"
+DOCUMENT_FAILED: Final = "DocumentFailed"
 
 
 class IngestResult(StrEnum):
@@ -256,12 +261,14 @@ class Ingestor:
             "document ready",
             extra={"document_id": str(claim.id), "chunks": len(rows), "pages": parsed.pages, "cost": cost.cost},
         )
+        announce(claim, DOCUMENT_PROCESSED, {"status": "ready", "chunks": len(rows), "pages": parsed.pages})
         return IngestOutcome(ref, IngestResult.READY, claim.id)
 
     def _fail(self, ref: DocumentRef, claim: ClaimedDocument, reason: str, sha: bytes | None) -> IngestOutcome:
         with self.database.service_transaction() as conn:
             fail_claimed(conn, claim, reason, content_sha256=sha)
         logger.info("document failed", extra={"document_id": str(claim.id), "reason": reason})
+        announce(claim, DOCUMENT_FAILED, {"status": "failed", "error": reason})
         return IngestOutcome(ref, IngestResult.FAILED, claim.id, reason)
 
     async def _embed(self, claim: ClaimedDocument, chunks: list[Chunk]) -> tuple[list[list[float]], EmbeddingCost]:
@@ -286,6 +293,22 @@ class Ingestor:
         return vectors, EmbeddingCost(
             model=model, tokens=usage.total_tokens or usage.prompt_tokens, cost=usage.cost
         )
+
+
+def announce(claim: ClaimedDocument, detail_type: str, outcome: dict[str, Any]) -> bool:
+    """`DocumentProcessed` / `DocumentFailed` (`oneai.knowledge`), best effort, after the commit: the
+    outbound webhooks' `document.processed` / `document.failed`."""
+    detail = {
+        "workspace_id": str(claim.workspace_id),
+        "document_id": str(claim.id),
+        "filename": claim.filename,
+        **outcome,
+    }
+    try:
+        return get_publisher().publish(EVENT_SOURCE, detail_type, detail)
+    except Exception as exc:  # the document's state is committed either way
+        logger.warning("document event not published", extra={"error_type": type(exc).__name__})
+        return False
 
 
 def sweep_stuck_documents(database: Database, settings: Settings) -> dict[str, int]:

@@ -12,11 +12,18 @@ EmailKind = Literal[
     "subscription_ended",
     "usage_summary",
     "workspace_invitation",
+    "credits_low",
 ]
 # The emails of a user's own account, each obeying one preference switch. The others go to an address
 # that is not (yet) a user's (`workspace_invitation`: sent once, on an admin's request, no unsubscribe).
 AccountEmailKind = Literal[
-    "welcome", "quota_warning", "payment_failed", "payment_received", "subscription_ended", "usage_summary"
+    "welcome",
+    "quota_warning",
+    "payment_failed",
+    "payment_received",
+    "subscription_ended",
+    "usage_summary",
+    "credits_low",
 ]
 # The switches of `preferences.notifications` (API.md), each default true.
 PreferenceKey = Literal["quota_warnings", "billing", "product", "usage_summary"]
@@ -29,6 +36,8 @@ PREFERENCE_OF: Final[dict[AccountEmailKind, PreferenceKey]] = {
     "payment_received": "billing",
     "subscription_ended": "billing",
     "usage_summary": "usage_summary",
+    # A workspace's balance under its threshold: to its owner, who pays (issue 26).
+    "credits_low": "billing",
 }
 # Receipts and payment failures go out whatever `billing` says (API.md): they are about the user's money.
 ALWAYS_SENT: Final[frozenset[AccountEmailKind]] = frozenset({"payment_failed", "payment_received"})

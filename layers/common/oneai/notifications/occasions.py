@@ -19,6 +19,7 @@ QUOTA_SOURCE: Final = "oneai.quota"
 BILLING_SOURCE: Final = "oneai.billing"
 NOTIFICATIONS_SOURCE: Final = "oneai.notifications"
 WORKSPACES_SOURCE: Final = "oneai.workspaces"
+CREDITS_SOURCE: Final = "oneai.credits"
 
 USER_CREATED: Final = "UserCreated"
 QUOTA_WARNING: Final = "QuotaWarning"
@@ -27,6 +28,7 @@ PAYMENT_RECEIVED: Final = "PaymentReceived"
 SUBSCRIPTION_ENDED: Final = "SubscriptionEnded"
 USAGE_SUMMARY_DUE: Final = "UsageSummaryDue"
 WORKSPACE_INVITATION_CREATED: Final = "WorkspaceInvitationCreated"
+CREDITS_LOW: Final = "CreditsLow"
 
 # Currencies whose amounts Razorpay counts in whole units (no minor unit); every other has two decimals.
 ZERO_DECIMAL_CURRENCIES: Final = frozenset({"JPY", "KRW", "VND", "CLP", "PYG", "UGX", "XAF", "XOF"})
@@ -100,6 +102,15 @@ class WorkspaceInvitationDetail(_Detail):
     invitation_id: UUID
 
 
+class CreditsLowDetail(_Detail):
+    """`user_id` is the workspace's owner (who pays); one email per downward crossing of the threshold."""
+
+    workspace_id: UUID
+    balance: Decimal
+    threshold: Decimal
+    crossing: int = Field(ge=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Occasion:
     kind: EmailKind
@@ -152,10 +163,23 @@ def occasion_of(event: dict[str, Any]) -> Occasion:
         if (source, detail_type) == (WORKSPACES_SOURCE, WORKSPACE_INVITATION_CREATED):
             invitation = WorkspaceInvitationDetail.model_validate(detail)
             return Occasion("workspace_invitation", invitation.user_id, str(invitation.invitation_id), {})
+        if (source, detail_type) == (CREDITS_SOURCE, CREDITS_LOW):
+            return _credits_low(detail)
         return _occasion(str(source), str(detail_type), detail)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in error["loc"]) for error in exc.errors()})
         raise UnknownEventError(f"{source}/{detail_type}: malformed detail ({', '.join(fields)})") from None
+
+
+def _credits_low(detail: dict[str, Any]) -> Occasion:
+    low = CreditsLowDetail.model_validate(detail)
+    values = {
+        "workspace_id": str(low.workspace_id),
+        "balance": f"{low.balance:,.2f}",
+        "threshold": f"{low.threshold:,.2f}",
+    }
+    # One email per crossing of the threshold (the crossing's number comes from the database).
+    return Occasion("credits_low", low.user_id, f"{low.workspace_id}:{low.crossing}", values)
 
 
 def _occasion(source: str, detail_type: str, detail: dict[str, Any]) -> Occasion:

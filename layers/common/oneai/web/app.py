@@ -126,9 +126,11 @@ def create_app(
     routers: Sequence[APIRouter],
     description: str = "",
     error_answer: ErrorAnswer = envelope_answer,
+    cors: bool = True,
 ) -> FastAPI:
     """`error_answer` shapes the refusals of the middlewares (before any route runs): the envelope, unless
-    the app also serves another API (the chat app's OpenAI-compatible `/v1`)."""
+    the app also serves another API (the chat app's OpenAI-compatible `/v1`). `cors=False` leaves CORS to
+    the app (the widget's public routes answer each chatbot's own allowed origins)."""
     settings = environment_settings()  # no secret is read at import
     app = FastAPI(
         title=title,
@@ -148,6 +150,8 @@ def create_app(
     app.add_middleware(InputGuard, answer=error_answer)  # inside the size limit: it reads small bodies
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, answer=error_answer)
     app.add_middleware(RateLimitHeaders)
+    if not cors:
+        return app
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -92,7 +92,7 @@ def _nothing_written(conn: Connection, workspace_id: UUID, minimum: Role, missin
     """A write the checks admitted changed no row: a concurrent request changed the caller's role, the
     workspace or the member in between, and the policies (evaluated on the committed state) kept the row.
     The answer is the one the new state gives: 404, 403, or `missing` (404)."""
-    _require(_membership(conn, workspace_id), minimum)
+    require_role(conn, workspace_id, minimum)
     return NotFoundError(missing)
 
 
@@ -187,7 +187,7 @@ def get_workspace(conn: Connection, settings: Settings, workspace_id: UUID) -> W
         chatbots=stats.chatbots,
         documents=stats.documents,
         storage_bytes=stats.storage_bytes,
-        widget_messages_per_day=0,  # the widget (a later issue) counts today's messages here
+        widget_messages_per_day=repo.messages_today(conn, workspace_id),
     )
     return WorkspaceDetail(
         **workspace.model_dump(), tier=plan.tier, limits=workspace_limits(settings, plan.tier), usage=usage
@@ -197,7 +197,7 @@ def get_workspace(conn: Connection, settings: Settings, workspace_id: UUID) -> W
 def update_workspace(
     conn: Connection, settings: Settings, workspace_id: UUID, data: WorkspaceUpdate
 ) -> WorkspaceDetail:
-    _require(_membership(conn, workspace_id), "admin")
+    require_role(conn, workspace_id, "admin")
     changes = data.model_dump(include=data.model_fields_set)
     if changes.get("name", "") is None:
         raise _field_error("name", "cannot be null")
@@ -213,8 +213,7 @@ def _field_error(field: str, message: str) -> ValidationError:
 
 def delete_workspace(conn: Connection, workspace_id: UUID) -> None:
     """Soft delete (owner): restorable for RESTORE_WINDOW_DAYS, then purged by the sweep."""
-    member = _membership(conn, workspace_id)
-    _require(member, "owner")
+    member = require_role(conn, workspace_id, "owner")
     if member.personal:
         raise ConflictError("A personal workspace cannot be deleted")
     with _data_rules():
@@ -256,8 +255,7 @@ def list_members(conn: Connection, workspace_id: UUID, page: PageRequest) -> Pag
 
 def change_role(conn: Connection, workspace_id: UUID, user_id: UUID, data: MemberUpdate) -> Member:
     """Admins change editors and viewers (and admins); making or unmaking an owner takes an owner."""
-    member = _membership(conn, workspace_id)
-    _require(member, "admin")
+    member = require_role(conn, workspace_id, "admin")
     current = repo.member_role(conn, workspace_id, user_id)
     if current is None:
         raise NotFoundError(MEMBER_NOT_FOUND)
@@ -296,7 +294,7 @@ def remove_member(conn: Connection, caller_id: UUID, workspace_id: UUID, user_id
 def invite(conn: Connection, settings: Settings, workspace_id: UUID, data: InvitationCreate) -> Invitation:
     """A pending invitation (admins). Members and pending invitations together stay within the owner's
     tier's member limit; accepting counts again, under the workspace's lock."""
-    _require(_membership(conn, workspace_id), "admin")
+    require_role(conn, workspace_id, "admin")
     if repo.has_member_with_email(conn, workspace_id, data.email):
         raise ConflictError("This address is already a member of the workspace")
     plan = repo.owner_plan(conn, workspace_id)
@@ -334,7 +332,7 @@ def announce_invitation(invitation: Invitation) -> bool:
 
 
 def list_invitations(conn: Connection, workspace_id: UUID, page: PageRequest) -> Page[Invitation]:
-    _require(_membership(conn, workspace_id), "admin")
+    require_role(conn, workspace_id, "admin")
     rows = repo.list_invitations(
         conn, workspace_id, after=_after(page.cursor, "created_at", "id"), limit=page.limit + 1
     )
@@ -342,7 +340,7 @@ def list_invitations(conn: Connection, workspace_id: UUID, page: PageRequest) ->
 
 
 def withdraw_invitation(conn: Connection, workspace_id: UUID, invitation_id: UUID) -> None:
-    _require(_membership(conn, workspace_id), "admin")
+    require_role(conn, workspace_id, "admin")
     if not repo.delete_invitation(conn, workspace_id, invitation_id):
         raise NotFoundError(INVITATION_NOT_FOUND)
 

@@ -1,0 +1,1 @@
+"""The widget function: widget.js and the public chatbot routes, FastAPI under the Lambda Web Adapter."""

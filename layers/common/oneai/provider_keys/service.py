@@ -1,0 +1,296 @@
+"""A workspace's provider keys (issue 26 items 1-3; API.md "Provider keys (bring your own)").
+
+The routes (served by the credits function: these keys decide who pays for a workspace's replies) run in
+the caller's user transaction under RLS: admins and owners of the workspace (`require_role(..., "admin")`:
+404 for a stranger, 403 below admin; one key by id is 404 to whoever may not see it). The key is sealed
+(`oneai.crypto.envelope.seal`, bound to the workspace) before it is stored and is never shown again: the
+answers carry `mask_key`'s `…abcd`. A `custom` key's `base_url` passes the outbound guard when it is saved
+(422 `VALIDATION_ERROR` on `base_url` with the guard's reason) and again at every call.
+
+For the reply routing (next step): `key_for(conn, settings, workspace_id, model_id)` picks the workspace's
+key for a model and opens it; `mark_invalid` records a provider's refusal. Both run in a service
+transaction (the sealed bytes are the service's to read; the caller has already decided the reply may run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Final
+from uuid import UUID
+
+import psycopg.errors
+from pydantic import SecretStr
+
+from oneai.auth import Principal
+from oneai.config import Settings
+from oneai.crypto.envelope import Sealed, mask_key, open_sealed, seal
+from oneai.db import provider_keys as repo
+from oneai.db.connection import Connection, Database
+from oneai.errors import ConflictError, NotFoundError, ValidationError, field_error
+from oneai.logging import logger
+from oneai.outbound import UnsafeUrlError, check_url
+from oneai.provider_keys.models import ProviderKey, ProviderKeyCreate, ProviderKeyTest, ProviderKeyUpdate
+from oneai.provider_keys.upstream import provider_base_url, try_key
+from oneai.workspaces.service import require_role
+
+NOT_FOUND: Final = "Provider key not found"
+_ONE_NAME: Final = "provider_keys_one_name"
+# The providers that serve their own models (`openai/...`) through an OpenAI-compatible endpoint.
+DIRECT_PROVIDERS: Final = ("openai", "anthropic", "google")
+MAX_REASON_CHARS: Final = 500
+
+
+# --- what the API shows ---------------------------------------------------------------------------------
+
+
+def spent_inr(settings: Settings, spent_usd: Decimal) -> Decimal:
+    """A key's estimated spend in INR: the providers' USD cost at ONEAI_USD_INR_RATE (no markup: the
+    customer pays their provider, not us), to the paisa."""
+    return (max(spent_usd, Decimal(0)) * settings.usd_inr_rate).quantize(Decimal("0.01"))
+
+
+def _shown(settings: Settings, row: repo.KeyRow) -> ProviderKey:
+    return ProviderKey.model_validate(
+        {
+            **row.model_dump(exclude={"last4", "spent_usd"}),
+            "key": f"…{row.last4}",
+            "spent_this_month": spent_inr(settings, row.spent_usd),
+        }
+    )
+
+
+def _last4(key: SecretStr) -> str:
+    return mask_key(key).removeprefix("…")
+
+
+def _checked_base_url(settings: Settings, provider: str, base_url: str | None) -> str | None:
+    """A custom key's base_url, passed by the outbound guard (422 on `base_url` otherwise); none elsewhere."""
+    if provider != "custom":
+        if base_url is not None:
+            raise ValidationError(
+                details={
+                    "errors": [field_error("base_url", "only a custom key has a base_url", "base_url_not_allowed")]
+                }
+            )
+        return None
+    if base_url is None:
+        raise ValidationError(
+            details={"errors": [field_error("base_url", "a custom key needs its base_url", "missing")]}
+        )
+    try:
+        check_url(base_url, allow_loopback=settings.allow_loopback_urls)
+    except UnsafeUrlError as exc:
+        raise exc.validation_error("base_url") from None
+    return base_url
+
+
+@contextmanager
+def _data_rules() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name == _ONE_NAME:
+            raise ConflictError("The workspace already has a key of this provider with this name") from None
+        raise
+
+
+def _visible(conn: Connection, key_id: UUID) -> repo.KeyRow:
+    """A key of a live workspace the caller administers (404 for everyone else: RLS shows it to admins and
+    owners only)."""
+    row = repo.get_key(conn, key_id)
+    if row is None:
+        raise NotFoundError(NOT_FOUND)
+    try:
+        require_role(conn, row.workspace_id, "admin")
+    except NotFoundError:  # the workspace is deleted: so are its keys, for every read
+        raise NotFoundError(NOT_FOUND) from None
+    return row
+
+
+# --- the routes -----------------------------------------------------------------------------------------
+
+
+def create_key(conn: Connection, settings: Settings, workspace_id: UUID, body: ProviderKeyCreate) -> ProviderKey:
+    require_role(conn, workspace_id, "admin")
+    base_url = _checked_base_url(settings, body.provider, body.base_url)
+    sealed = seal(body.key, workspace_id=workspace_id)
+    with _data_rules():
+        row = repo.insert_key(
+            conn,
+            workspace_id=workspace_id,
+            provider=body.provider,
+            name=body.name,
+            sealed=sealed.to_bytes(),
+            last4=_last4(body.key),
+            base_url=base_url,
+            monthly_limit=body.monthly_limit,
+        )
+    logger.info("provider key added", extra={"provider_key_id": str(row.id), "provider": row.provider})
+    return _shown(settings, row)
+
+
+def list_keys(conn: Connection, settings: Settings, workspace_id: UUID) -> list[ProviderKey]:
+    require_role(conn, workspace_id, "admin")
+    return [_shown(settings, row) for row in repo.list_keys(conn, workspace_id)]
+
+
+def get_key(conn: Connection, settings: Settings, key_id: UUID) -> ProviderKey:
+    return _shown(settings, _visible(conn, key_id))
+
+
+def update_key(conn: Connection, settings: Settings, key_id: UUID, body: ProviderKeyUpdate) -> ProviderKey:
+    row = _visible(conn, key_id)
+    given = body.model_fields_set
+    changes: dict[str, object] = {}
+    if "name" in given:
+        if body.name is None:
+            raise ValidationError(details={"errors": [field_error("name", "a key keeps a name", "missing")]})
+        changes["name"] = body.name
+    if "monthly_limit" in given:
+        changes["monthly_limit"] = body.monthly_limit
+    if "base_url" in given:
+        if row.provider == "custom" and body.base_url is None:
+            raise ValidationError(
+                details={"errors": [field_error("base_url", "a custom key needs its base_url", "missing")]}
+            )
+        changes["base_url"] = _checked_base_url(settings, row.provider, body.base_url)
+    if "key" in given:
+        if body.key is None:
+            raise ValidationError(details={"errors": [field_error("key", "a key cannot be emptied", "missing")]})
+        changes["sealed_key"] = seal(body.key, workspace_id=row.workspace_id).to_bytes()
+        changes["last4"] = _last4(body.key)
+    with _data_rules():
+        updated = repo.update_key(conn, key_id, changes)
+    if updated is None:  # deleted or no longer the caller's in between
+        raise NotFoundError(NOT_FOUND)
+    if "key" in given:
+        logger.info("provider key replaced", extra={"provider_key_id": str(key_id), "provider": row.provider})
+    return _shown(settings, updated)
+
+
+def delete_key(conn: Connection, key_id: UUID) -> None:
+    _visible(conn, key_id)
+    if not repo.delete_key(conn, key_id):
+        raise NotFoundError(NOT_FOUND)
+    logger.info("provider key deleted", extra={"provider_key_id": str(key_id)})
+
+
+def run_key_test(db: Database, principal: Principal, settings: Settings, key_id: UUID) -> ProviderKeyTest:
+    """`POST /provider-keys/{id}/test`: the caller's right to the key in one transaction, its sealed bytes
+    opened by the service's, the call made outside any transaction, and what it showed recorded: a refusal
+    (401/403) marks the key invalid, an accepted key is active again."""
+    with db.user_transaction(principal) as conn:
+        row = _visible(conn, key_id)
+    key = _open(db, key_id)
+    if key is None:
+        raise NotFoundError(NOT_FOUND)
+    outcome = try_key(settings, provider=row.provider, name=row.name, base_url=row.base_url, key=key)
+    del key
+    if outcome.ok or outcome.refused:
+        with db.user_transaction(principal) as conn:
+            if outcome.ok:
+                repo.set_status(conn, key_id, "active", None)
+            else:
+                repo.set_status(conn, key_id, "invalid", outcome.error)
+    return ProviderKeyTest(ok=outcome.ok, models=outcome.models, error=outcome.error)
+
+
+def _open(db: Database, key_id: UUID) -> SecretStr | None:
+    with db.service_transaction() as conn:
+        found = repo.sealed_for_use(conn, key_id)
+    if found is None:
+        return None
+    workspace_id, blob = found
+    return open_sealed(Sealed.from_bytes(blob), workspace_id=workspace_id)
+
+
+# --- for the reply routing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UsableKey:
+    """A workspace's key, opened for one call. `key` is a `SecretStr` and the repr leaves it out: pass
+    `key.get_secret_value()` only to the request that needs it.
+
+    `base_url`: where to call (`custom`: the customer's URL, to be called ONLY through `oneai.outbound`'s
+    guarded clients, `guarded` says so; else the provider's endpoint from the settings). `upstream_model`:
+    the model id to send there (OpenRouter takes the whole id; a provider's own endpoint takes it without
+    the `openai/` prefix; a custom endpoint takes `<name>` of `custom/<name>`). `within_limit`: whether its
+    `monthly_limit` (INR) still has room for this month's estimated spend `spent_this_month` (INR)."""
+
+    key_id: UUID
+    workspace_id: UUID
+    provider: str
+    name: str
+    base_url: str
+    upstream_model: str
+    monthly_limit: Decimal | None
+    spent_this_month: Decimal
+    within_limit: bool
+    key: SecretStr = field(repr=False)
+
+    @property
+    def guarded(self) -> bool:
+        return self.provider == "custom"
+
+
+def candidate_providers(model_id: str) -> tuple[list[str], str | None]:
+    """The providers whose keys may serve `model_id`, in the order they are tried, and the name a custom key
+    must have: `custom/<name>` -> (["custom"], name); `openai/...`, `anthropic/...`, `google/...` -> that
+    provider, then `openrouter`; any other model -> `openrouter`."""
+    prefix, _, rest = model_id.partition("/")
+    if prefix == "custom":
+        return (["custom"], rest) if rest else ([], None)
+    if prefix in DIRECT_PROVIDERS and rest:
+        return [prefix, "openrouter"], None
+    return ["openrouter"], None
+
+
+def _upstream_model(provider: str, model_id: str) -> str:
+    return model_id if provider == "openrouter" else model_id.partition("/")[2]
+
+
+def key_for(conn: Connection, settings: Settings, workspace_id: UUID, model_id: str) -> UsableKey | None:
+    """The workspace's active key for `model_id`, opened, or None (the platform's OpenRouter account and the
+    workspace's credits serve the reply). Run in a service transaction.
+
+    Rule: the model's own provider first (`openai` for `openai/...`, ...), then an `openrouter` key (it
+    serves any model); `custom/<name>` only by the custom key named `<name>`. Among keys of one provider
+    the oldest first. A key whose `monthly_limit` has no room is passed over for the next one; when none
+    has room, the first is answered with `within_limit` false (the caller refuses the reply or falls back
+    to credits: its decision). An invalid key is never answered. A key that does not open raises
+    `SealedOpenError` (never expected: the row and its seal are the same workspace's)."""
+    providers, custom_name = candidate_providers(model_id)
+    if not providers:
+        return None
+    rows = repo.usable_keys(conn, workspace_id, providers, custom_name)
+    rows.sort(key=lambda r: (providers.index(r.provider), r.created_at, str(r.id)))
+    if not rows:
+        return None
+
+    def room(row: repo.UsableRow) -> bool:
+        return row.monthly_limit is None or spent_inr(settings, row.spent_usd) < row.monthly_limit
+
+    chosen = next((row for row in rows if room(row)), rows[0])
+    key = open_sealed(Sealed.from_bytes(chosen.sealed_key), workspace_id=chosen.workspace_id)
+    return UsableKey(
+        key_id=chosen.id,
+        workspace_id=chosen.workspace_id,
+        provider=chosen.provider,
+        name=chosen.name,
+        base_url=provider_base_url(settings, chosen.provider, chosen.base_url),
+        upstream_model=_upstream_model(chosen.provider, model_id),
+        monthly_limit=chosen.monthly_limit,
+        spent_this_month=spent_inr(settings, chosen.spent_usd),
+        within_limit=room(chosen),
+        key=key,
+    )
+
+
+def mark_invalid(conn: Connection, key_id: UUID, reason: str) -> bool:
+    """Record that the provider refused the key (401/403 on a reply): `status` invalid with `reason` (use
+    `oneai.provider_keys.upstream.refused_message`; never a provider's body). False: no such key."""
+    return repo.set_status(conn, key_id, "invalid", reason[:MAX_REASON_CHARS]) is not None

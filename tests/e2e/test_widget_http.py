@@ -1,0 +1,251 @@
+"""The widget's script and public routes over HTTP, as a page on another site calls them (issue 27)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+
+import httpx
+import psycopg
+import pytest
+
+from local.events import DEV_WIDGET_SESSION_SECRET
+from oneai.config import Settings
+from oneai.widget import tokens
+from tests.widget_support import (
+    create_chatbot,
+    new_visitor_id,
+    seed_conversation,
+    set_chatbot,
+    suspend_workspace,
+)
+
+SHOP = "https://shop.example"
+OTHER = "https://evil.example"
+STYLE = {
+    "title": "Acme help",
+    "greeting": "Hi! Ask me anything.",
+    "color": "#16a34a",
+    "position": "bottom-left",
+    "avatar_url": "https://cdn.example/bot.png",
+    "suggested_questions": ["Where is my order?", "How do returns work?"],
+}
+
+
+def session_for(
+    client: httpx.Client, public_id: str, visitor_id: str, origin: str = SHOP, **extra: object
+) -> httpx.Response:
+    body = {"visitor_id": visitor_id, "page_url": f"{origin}/help", **extra}
+    return client.post(f"/public/chatbots/{public_id}/sessions", json=body, headers={"origin": origin})
+
+
+def test_settings_of_an_active_chatbot_are_public_and_answer_the_pages_origin(
+    client: httpx.Client, database_url: str
+) -> None:
+    chatbot = create_chatbot(database_url, widget={**STYLE, "allowed_origins": [SHOP]})
+    answer = client.get(f"/public/chatbots/{chatbot.public_id}", headers={"origin": SHOP})
+    assert answer.status_code == 200
+    assert answer.json() == {"public_id": chatbot.public_id, **STYLE}  # never allowed_origins
+    assert answer.headers["access-control-allow-origin"] == SHOP
+    assert answer.headers["vary"] == "Origin"
+    # Settings a script could not use as they are come out as defaults.
+    set_chatbot(
+        database_url, chatbot, widget={"color": "red;background:url(x)", "avatar_url": "javascript:alert(1)"}
+    )
+    odd = client.get(f"/public/chatbots/{chatbot.public_id}").json()
+    assert odd["color"] == "#2563eb" and odd["avatar_url"] is None and odd["title"] == "Help desk"
+
+
+def test_unknown_draft_disabled_and_suspended_chatbots(client: httpx.Client, database_url: str) -> None:
+    assert client.get("/public/chatbots/cb_00000000000000000000000000000000").status_code == 404
+    assert client.get("/public/chatbots/not-a-public-id").status_code == 404
+    draft = create_chatbot(database_url, status="draft")
+    assert client.get(f"/public/chatbots/{draft.public_id}").status_code == 404
+    disabled = create_chatbot(database_url, status="disabled")
+    refused = client.get(f"/public/chatbots/{disabled.public_id}", headers={"origin": SHOP})
+    assert (
+        refused.status_code == 403
+        and refused.json()["error"]["message"] == "The assistant is unavailable right now"
+    )
+    assert refused.headers["access-control-allow-origin"] == SHOP  # the widget can read it and say so
+    suspended = create_chatbot(database_url)
+    suspend_workspace(database_url, suspended)
+    assert client.get(f"/public/chatbots/{suspended.public_id}").status_code == 403
+    assert session_for(client, suspended.public_id, new_visitor_id()).status_code == 403
+
+
+def test_allowed_origins_hold_on_every_route_and_on_the_preflight(client: httpx.Client, database_url: str) -> None:
+    chatbot = create_chatbot(database_url, widget={"allowed_origins": [SHOP, "https://*.acme.example"]})
+    base = f"/public/chatbots/{chatbot.public_id}"
+    preflight_headers = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+
+    allowed = client.options(f"{base}/sessions", headers={"origin": SHOP, **preflight_headers})
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == SHOP
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert "authorization" in allowed.headers["access-control-allow-headers"]
+    assert client.get(base, headers={"origin": "https://help.acme.example"}).status_code == 200
+
+    for origin in (OTHER, "https://acme.example", "http://shop.example"):
+        refused = client.options(f"{base}/sessions", headers={"origin": origin, **preflight_headers})
+        assert refused.status_code == 403
+        assert "access-control-allow-origin" not in refused.headers
+        settings = client.get(base, headers={"origin": origin})
+        assert settings.status_code == 403 and "access-control-allow-origin" not in settings.headers
+        assert session_for(client, chatbot.public_id, new_visitor_id(), origin=origin).status_code == 403
+    assert client.get(base).status_code == 403  # a list of origins needs an Origin
+
+
+def test_a_session_token_works_only_from_its_origin_unforged_and_unexpired(
+    client: httpx.Client, database_url: str
+) -> None:
+    chatbot = create_chatbot(database_url)  # any origin
+    visitor = new_visitor_id()
+    opened = session_for(client, chatbot.public_id, visitor)
+    assert opened.status_code == 200
+    answer = opened.json()
+    assert answer["conversation_id"] is None and answer["expires_at"].endswith("Z")
+    conversation = seed_conversation(database_url, chatbot, visitor, [("user", "Hello", None)])
+    url = f"/public/chatbots/{chatbot.public_id}/conversations/{conversation}/messages"
+    token = answer["session_token"]
+
+    def read(bearer: str, origin: str = SHOP) -> httpx.Response:
+        return client.get(url, headers={"authorization": f"Bearer {bearer}", "origin": origin})
+
+    assert read(token).status_code == 200
+    assert read(token, origin=OTHER).status_code == 401  # another page's origin
+    assert client.get(url, headers={"authorization": f"Bearer {token}"}).status_code == 401  # no origin at all
+    payload, signature = token.split(".")[1:]
+    assert read(f"wst1.{payload}.{signature[:-2]}AA").status_code == 401  # forged
+    assert read("not-a-token").status_code == 401
+    assert client.get(url, headers={"origin": SHOP}).status_code == 401  # none
+    settings = Settings(widget_session_secret=DEV_WIDGET_SESSION_SECRET)  # the key make dev signs with
+    session = tokens.verify(settings, f"Bearer {token}", chatbot_id=chatbot.id, origin=SHOP)
+    expired = tokens.issue(settings, dataclasses.replace(session, expires_at=int(time.time()) - 1))
+    assert read(expired).status_code == 401
+    other_bot = create_chatbot(database_url)
+    other_url = f"/public/chatbots/{other_bot.public_id}/conversations/{conversation}/messages"
+    assert client.get(other_url, headers={"authorization": f"Bearer {token}", "origin": SHOP}).status_code == 401
+
+
+def test_the_conversation_resumes_for_its_visitor_only(client: httpx.Client, database_url: str) -> None:
+    chatbot = create_chatbot(database_url)
+    visitor, stranger = new_visitor_id(), new_visitor_id()
+    assert session_for(client, chatbot.public_id, visitor).status_code == 200
+    sources = [
+        {
+            "chunk_id": "c1",
+            "document_id": "d1",
+            "filename": "returns.pdf",
+            "page": 2,
+            "chunk_index": 4,
+            "score": 0.82,
+        }
+    ]
+    conversation = seed_conversation(
+        database_url,
+        chatbot,
+        visitor,
+        [("user", "How do returns work?", None), ("assistant", "Within 30 days.", sources)],
+    )
+    resumed = session_for(client, chatbot.public_id, visitor, conversation_id=str(conversation)).json()
+    assert resumed["conversation_id"] == str(conversation)
+    token = resumed["session_token"]
+    url = f"/public/chatbots/{chatbot.public_id}/conversations/{conversation}/messages"
+    thread = client.get(url, headers={"authorization": f"Bearer {token}", "origin": SHOP}).json()
+    assert [(m["role"], m["content"]) for m in thread["messages"]] == [
+        ("user", "How do returns work?"),
+        ("assistant", "Within 30 days."),
+    ]
+    assert thread["messages"][1]["sources"] == sources and thread["rating"] is None
+
+    # Another visitor of the same chatbot: not resumed, not readable (404), not ratable.
+    theirs = session_for(client, chatbot.public_id, stranger, conversation_id=str(conversation)).json()
+    assert theirs["conversation_id"] is None
+    headers = {"authorization": f"Bearer {theirs['session_token']}", "origin": SHOP}
+    assert client.get(url, headers=headers).status_code == 404
+    rating_url = f"/public/chatbots/{chatbot.public_id}/conversations/{conversation}/rating"
+    assert client.post(rating_url, json={"score": 1}, headers=headers).status_code == 404
+    assert (
+        client.get(
+            f"/public/chatbots/{chatbot.public_id}/conversations/{uuid.uuid4()}/messages", headers=headers
+        ).status_code
+        == 404
+    )
+
+
+def test_the_visitor_rates_their_conversation(client: httpx.Client, database_url: str) -> None:
+    chatbot = create_chatbot(database_url)
+    visitor = new_visitor_id()
+    token = session_for(client, chatbot.public_id, visitor).json()["session_token"]
+    conversation = seed_conversation(
+        database_url, chatbot, visitor, [("user", "Hi", None), ("assistant", "Hello!", None)]
+    )
+    url = f"/public/chatbots/{chatbot.public_id}/conversations/{conversation}/rating"
+    headers = {"authorization": f"Bearer {token}", "origin": SHOP}
+    assert client.post(url, json={"score": 6}, headers=headers).status_code == 422
+    assert client.post(url, json={"score": 0}, headers=headers).status_code == 422
+    rated = client.post(url, json={"score": 4, "comment": "Helpful"}, headers=headers)
+    assert rated.status_code == 200 and rated.json()["score"] == 4 and rated.json()["rated_at"].endswith("Z")
+    assert client.post(url, json={"score": 5}, headers=headers).json()["score"] == 5  # the last one counts
+    messages = client.get(url.replace("/rating", "/messages"), headers=headers).json()
+    assert messages["rating"] == 5
+
+
+def test_what_is_kept_of_a_visitor(client: httpx.Client, database_url: str) -> None:
+    chatbot = create_chatbot(database_url)
+    visitor = new_visitor_id()
+    answer = client.post(
+        f"/public/chatbots/{chatbot.public_id}/sessions",
+        json={
+            "visitor_id": visitor,
+            "page_url": "https://shop.example/p/1",
+            "referrer": "https://search.example/",
+            "locale": "pt-PT",
+        },
+        headers={"origin": SHOP, "user-agent": "WidgetTest/1.0"},
+    )
+    assert answer.status_code == 200
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select page_url, referrer, locale, user_agent, source_hash from public.widget_visitors"
+            " where chatbot_id = %s and visitor_id = %s",
+            (chatbot.id, visitor),
+        ).fetchone()
+    assert row[:4] == ("https://shop.example/p/1", "https://search.example/", "pt-PT", "WidgetTest/1.0")
+    assert len(row[4]) == 32 and b"127.0.0.1" not in row[4]  # a keyed hash, never the address
+    with psycopg.connect(database_url) as conn:  # the rate limiter's key for the same address
+        keys = {
+            r[0]
+            for r in conn.execute(
+                "select source_hash from oneai_private.source_rate_limits where bucket = 'widget'"
+            )
+        }
+    assert row[4] in keys
+    bad = session_for(client, chatbot.public_id, "short")
+    assert bad.status_code == 422
+
+
+def test_widget_js_is_served_cacheable_and_versioned(client: httpx.Client) -> None:
+    script = client.get("/widget.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert script.headers["cache-control"] == "public, max-age=300, stale-while-revalidate=86400"
+    etag = script.headers["etag"]
+    version = etag.strip('"')
+    assert b"data-chatbot" in script.content
+    pinned = client.get(f"/widget.js?v={version}")
+    assert (
+        pinned.headers["cache-control"] == "public, max-age=31536000, immutable"
+        and pinned.content == script.content
+    )
+    assert client.get("/widget.js?v=0000").headers["cache-control"].startswith("public, max-age=300")
+    again = client.get("/widget.js", headers={"if-none-match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+
+
+@pytest.fixture
+def client(local_server) -> httpx.Client:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
+        yield http
