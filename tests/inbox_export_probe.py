@@ -52,6 +52,23 @@ def rss_mib() -> float:
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def peak_rss_mib() -> float:
+    """The peak RSS of this address space (VmHWM). Not getrusage's ru_maxrss: Linux keeps that across
+    execve, so a probe started by a large pytest process (500 MiB late in the full suite) would report its
+    parent's size as its own peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    # Linux >= 4.0: "5" resets VmHWM to the current RSS, so the peak read after is the export's alone.
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
 def main(url: str, user_id: str, chatbot_id: str, fmt: str) -> None:
     store = CountingStore()
     settings = {
@@ -65,12 +82,13 @@ def main(url: str, user_id: str, chatbot_id: str, fmt: str) -> None:
         principal = authenticate(f"Bearer {token_for(uuid.UUID(user_id))}")
         with database.user_transaction(principal) as conn:  # warm: imports, connection, catalog
             service.export_conversations(conn, uuid.UUID(chatbot_id), fmt, [uuid.uuid4()], lambda: store)  # type: ignore[arg-type]
+        reset_peak_rss()
         before = rss_mib()
         started = time.perf_counter()
         with database.user_transaction(principal) as conn:
             result = service.export_conversations(conn, uuid.UUID(chatbot_id), fmt, None, lambda: store)  # type: ignore[arg-type]
         seconds = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss_mib()
         database.close()
     print(
         json.dumps(
