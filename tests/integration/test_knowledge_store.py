@@ -57,7 +57,11 @@ def cosine(a: Vector, b: Vector) -> float:
 
 
 def add_document(
-    conn: Connection, workspace_id: UUID, chunks: Sequence[tuple[str, Vector]], filename: str = "guide.pdf"
+    conn: Connection,
+    workspace_id: UUID,
+    chunks: Sequence[tuple[str, Vector]],
+    filename: str = "guide.pdf",
+    ids: Sequence[UUID] | None = None,
 ) -> tuple[UUID, list[UUID]]:
     """A ready document with its chunks, as the ingest worker (the service) writes them."""
     row = conn.execute(
@@ -67,7 +71,7 @@ def add_document(
     ).fetchone()
     assert row is not None
     document_id: UUID = row["id"]
-    ids = [uuid.uuid4() for _ in chunks]
+    ids = list(ids) if ids is not None else [uuid.uuid4() for _ in chunks]
     with conn.cursor().copy(
         "copy public.document_chunks (id, workspace_id, document_id, chunk_index, text, page, tokens, embedding)"
         " from stdin"
@@ -394,6 +398,36 @@ def test_the_full_text_part_lifts_a_chunk_the_vectors_rank_last_and_document_ids
     assert hits[0].score == pytest.approx(-1.0, abs=1e-5)
     assert hits[0].rrf == pytest.approx(1 / 66 + 1 / 61)
     assert [hit.chunk_id for hit in narrowed] == first_ids
+
+
+def test_chunks_the_full_text_scores_equally_share_its_rank_so_the_nearest_one_comes_first(
+    db: Database, make_user: Callable[..., AppUser]
+) -> None:
+    owner = make_user()
+    workspace = team(db, owner)
+    rng = random.Random(7)
+    query = unit_vector(rng)
+    # The same words in every chunk; the chunk nearest the query has the highest id, the second nearest the
+    # lowest. Tied full-text scores ranked by id (as they once were) put the second nearest first.
+    nearest, second, third = UUID(int=2**128 - 1), UUID(int=1), UUID(int=2)
+    with db.service_transaction() as conn:
+        add_document(
+            conn,
+            workspace,
+            [
+                ("refund policy", query),
+                ("refund policy", near(query, rng, 0.5)),
+                ("refund policy", [-v for v in query]),
+            ],
+            ids=[nearest, second, third],
+        )
+    with db.user_transaction(owner.principal) as conn:
+        hits = search_chunks(
+            conn, workspace_id=workspace, embedding=query, query="refund", top_k=3, min_score=-1.0
+        )
+    assert [hit.chunk_id for hit in hits] == [nearest, second, third]
+    # every chunk has the full text's first rank: 1/61 each, beside its vector rank
+    assert [hit.rrf for hit in hits] == pytest.approx([2 / 61, 1 / 62 + 1 / 61, 1 / 63 + 1 / 61])
 
 
 # --- the purge ---------------------------------------------------------------------------------------------

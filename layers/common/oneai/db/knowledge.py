@@ -122,8 +122,10 @@ text_matches as materialized (
 text_hits as (
   select t.id, {_DISTANCE} as distance, t.rank
   from (
-    select id, row_number() over (order by text_rank desc, id) as rank
-    from text_matches order by rank limit %(candidates)s
+    -- rank(), not row_number(): chunks the full text scores equally share a rank, so a tie is never
+    -- broken by their random ids against the vector list's order.
+    select id, rank() over (order by text_rank desc) as rank
+    from text_matches order by rank, id limit %(candidates)s
   ) t
   join public.document_chunks c on c.id = t.id
 ),
