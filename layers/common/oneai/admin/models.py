@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
@@ -15,16 +15,15 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
-    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from oneai.account.models import Cost
+from oneai.day_range import DayRangeQuery
 from oneai.ids import CanonicalUuid
 from oneai.money import balance_decimal
 from oneai.quota.tiers import QuotaKey, ResetFrequency, TierName
-from oneai.timestamps import IsoDate, UtcTime, require_ordered
+from oneai.timestamps import UtcTime
 
 # users.subscription_status values, and "suspended" (suspended_at set) for the user list's `status`.
 UserStatusFilter = Literal["active", "pending", "halted", "cancelled", "completed", "suspended"]
@@ -38,8 +37,6 @@ Balance = Annotated[Decimal, PlainSerializer(balance_decimal, return_type=str)]
 MAX_REASON_CHARS: Final = 1000
 MAX_QUERY_CHARS: Final = 200
 MAX_QUOTA_LIMIT: Final = 1_000_000
-DEFAULT_ANALYTICS_DAYS: Final = 30
-MAX_ANALYTICS_DAYS: Final = 366
 
 
 def _no_nul(value: str) -> str:
@@ -123,43 +120,8 @@ class AuditLogQuery(BaseModel):
     _target_text = field_validator("target_id")(lambda v: None if v is None else _no_nul(v))
 
 
-class AnalyticsQuery(BaseModel):
-    from_: IsoDate | None = Field(
-        default=None, alias="from", description="First UTC day (default: 29 days before `to`)"
-    )
-    to: IsoDate | None = Field(
-        default=None, validate_default=True, description="Last UTC day, included (default: today)"
-    )
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    @field_validator("to", mode="after")
-    @classmethod
-    def _range(cls, to: date | None, info: ValidationInfo) -> date:
-        # `from` is validated first; a bad `from` is reported on its own and leaves nothing to compare.
-        end = to if to is not None else datetime.now(UTC).date()
-        start = info.data.get("from_")
-        if isinstance(start, date):
-            require_ordered(start, end, end_included=True)
-            if (end - start).days + 1 > MAX_ANALYTICS_DAYS:
-                raise ValueError(f"the range is at most {MAX_ANALYTICS_DAYS} days")
-        return end
-
-    @model_validator(mode="after")
-    def _default_start(self) -> AnalyticsQuery:
-        if self.from_ is None and self.to is not None:
-            self.from_ = self.to - timedelta(days=DEFAULT_ANALYTICS_DAYS - 1)
-        return self
-
-    @property
-    def first_day(self) -> date:
-        assert self.from_ is not None
-        return self.from_
-
-    @property
-    def last_day(self) -> date:
-        assert self.to is not None
-        return self.to
+class AnalyticsQuery(DayRangeQuery):
+    """`?from&to` of the product's analytics."""
 
 
 # ------------------------------------------------------------------------------------------ answers

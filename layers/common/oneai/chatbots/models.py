@@ -8,7 +8,7 @@ offered and allowed to the workspace owner's tier, the documents the workspace's
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from oneai.timestamps import IsoDate, UtcTime, require_ordered
+from oneai.day_range import DayRangeQuery
+from oneai.timestamps import UtcTime
 
 UseCase = Literal["support", "sales", "faq", "onboarding", "internal", "other"]
 USE_CASES: Final[tuple[str, ...]] = ("support", "sales", "faq", "onboarding", "internal", "other")
@@ -38,8 +39,6 @@ MAX_TOKENS_CAP: Final = 32000
 MAX_DOCUMENTS: Final = 500
 MAX_SUGGESTED_QUESTIONS: Final = 6
 MAX_ALLOWED_ORIGINS: Final = 50
-MAX_STATS_DAYS: Final = 366
-DEFAULT_STATS_DAYS: Final = 30
 COPY_SUFFIX: Final = " (copy)"
 
 # The most a reply of each offered model may be (the providers' published output limits); a model not
@@ -311,42 +310,8 @@ class EmbedCode(BaseModel):
     public_id: str
 
 
-class StatsQuery(BaseModel):
-    """`?from&to`: UTC days, both included; default the last 30 days; at most 366 days."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: IsoDate | None = Field(
-        default=None, alias="from", description="first UTC day (default: 29 days before to)"
-    )
-    to: IsoDate | None = Field(default=None, validate_default=True, description="last UTC day (default: today)")
-
-    @field_validator("to", mode="after")
-    @classmethod
-    def _range(cls, to: date | None, info: ValidationInfo) -> date:
-        end = to if to is not None else datetime.now(UTC).date()
-        start = info.data.get("from_")
-        if isinstance(start, date):
-            require_ordered(start, end, end_included=True)
-            if (end - start).days + 1 > MAX_STATS_DAYS:
-                raise ValueError(f"the range is at most {MAX_STATS_DAYS} days")
-        return end
-
-    @model_validator(mode="after")
-    def _default_start(self) -> StatsQuery:
-        if self.from_ is None and self.to is not None:
-            self.from_ = self.to - timedelta(days=DEFAULT_STATS_DAYS - 1)
-        return self
-
-    @property
-    def first_day(self) -> date:
-        assert self.from_ is not None
-        return self.from_
-
-    @property
-    def last_day(self) -> date:
-        assert self.to is not None
-        return self.to
+class StatsQuery(DayRangeQuery):
+    """`?from&to` of a chatbot's stats (the inbox's too)."""
 
 
 class DayStats(BaseModel):

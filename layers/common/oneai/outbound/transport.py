@@ -149,6 +149,16 @@ def _ssl_context(verify: ssl.SSLContext | None) -> ssl.SSLContext:
     return _default_context
 
 
+def _pool_options(context: ssl.SSLContext, limits: httpx.Limits) -> dict[str, Any]:
+    """httpx's own pool settings, for the pool the guarded transports put in place of httpx's."""
+    return {
+        "ssl_context": context,
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+    }
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport, connecting through `PinnedBackend` and only to the checked origin."""
 
@@ -164,11 +174,7 @@ class GuardedTransport(httpx.HTTPTransport):
         super().__init__(verify=context, trust_env=False)
         self.checked = checked
         self._pool = httpcore.ConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PinnedBackend(checked, network_backend),
+            **_pool_options(context, limits), network_backend=PinnedBackend(checked, network_backend)
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -192,11 +198,7 @@ class GuardedAsyncTransport(httpx.AsyncHTTPTransport):
         super().__init__(verify=context, trust_env=False)
         self.checked = checked
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PinnedAsyncBackend(checked, network_backend),
+            **_pool_options(context, limits), network_backend=PinnedAsyncBackend(checked, network_backend)
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
