@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,38 @@ def drop_test_database(admin_url: str, url: str) -> None:
     name = conninfo_to_dict(url)["dbname"]
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@contextmanager
+def own_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A migrated database of a test's own on the run's server (its rows and planner statistics are its
+    alone), dropped after; its URL."""
+    name = f"oneai_{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    url = make_conninfo(admin_url, dbname=name)
+    try:
+        migrate(url, local_shim=True)
+        yield url
+    finally:
+        drop_test_database(admin_url, url)
+
+
+def seed_database(url: str, seed: str, *maintenance: str) -> tuple[Any, ...]:
+    """Run the statements of `seed` in one transaction (the last a select) and commit, then each statement
+    of `maintenance` on its own (what autovacuum would have done: `analyze`, a GIN pending-list clean);
+    the last select's row."""
+    with psycopg.connect(url) as conn:
+        cursor = conn.execute(seed)
+        while cursor.nextset():
+            pass
+        row = cursor.fetchone()
+        conn.commit()
+        conn.autocommit = True
+        for statement in maintenance:
+            conn.execute(statement)
+    assert row is not None, "the seed ends with a select"
+    return tuple(row)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from oneai.admin.analytics import analytics, linear_forecast
@@ -21,8 +20,7 @@ from oneai.admin.models import AnalyticsQuery
 from oneai.auth import authenticate
 from oneai.config import override_settings
 from oneai.db.connection import Database
-from oneai.db.migrate import migrate
-from tests.conftest import token_for
+from tests.conftest import own_database, token_for
 
 FIRST, LAST = date(2026, 3, 1), date(2026, 3, 5)
 
@@ -33,14 +31,8 @@ def at(day: int, hour: int = 12, month: int = 3) -> datetime:
 
 @pytest.fixture(scope="module")
 def analytics_database(admin_database_url: str) -> Iterator[str]:
-    name = f"oneai_analytics_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'create database "{name}"')
-    url = make_conninfo(admin_database_url, dbname=name)
-    migrate(url, local_shim=True)
-    yield url
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{name}" with (force)')
+    with own_database(admin_database_url, "analytics") as url:
+        yield url
 
 
 class Seed:

@@ -9,15 +9,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from oneai.auth import authenticate
 from oneai.config import override_settings
 from oneai.db.connection import Database
 from oneai.db.conversations import CURRENT_BRANCH, LIST_CONVERSATIONS, SEARCH_CONVERSATIONS, SEARCH_HISTORY
-from oneai.db.migrate import migrate
-from tests.conftest import token_for
+from tests.conftest import own_database, seed_database, token_for
 
 # 40 users x 100 conversations; one conversation of 3000 positions (every third one also has a retired
 # revision), 10 messages in each of the others.
@@ -65,27 +63,15 @@ select user_id, conversation_id from target;
 @pytest.fixture(scope="module")
 def explain_database(admin_database_url: str) -> Iterator[tuple[str, uuid.UUID, uuid.UUID]]:
     """A database of its own (so that the statistics are ours alone), seeded in bulk and analyzed."""
-    name = f"oneai_explain_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'create database "{name}"')
-    url = make_conninfo(admin_database_url, dbname=name)
-    try:
-        migrate(url, local_shim=True)
-        with psycopg.connect(url) as conn:
-            cursor = conn.execute(SEED)
-            while cursor.nextset():
-                pass
-            user_id, conversation_id = cursor.fetchone() or (None, None)
-            conn.commit()
-            conn.autocommit = True
+    with own_database(admin_database_url, "explain") as url:
+        user_id, conversation_id = seed_database(
+            url,
+            SEED,
             # what autovacuum does to a GIN index in a live system: move its pending list into the index
-            conn.execute("select gin_clean_pending_list('public.idx_chat_messages_search')")
-            conn.execute("analyze public.users, public.conversations, public.chat_messages")
-        assert user_id is not None and conversation_id is not None
+            "select gin_clean_pending_list('public.idx_chat_messages_search')",
+            "analyze public.users, public.conversations, public.chat_messages",
+        )
         yield url, user_id, conversation_id
-    finally:
-        with psycopg.connect(admin_database_url, autocommit=True) as admin:
-            admin.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from oneai.auth import Principal
 from oneai.config import override_settings
 from oneai.db.connection import Database
-from oneai.db.migrate import migrate
 from oneai.errors import ForbiddenError, NotFoundError
 from oneai.guide import service
 from oneai.guide.index import index_guide
@@ -27,7 +25,7 @@ from oneai.guide.pages import load_pages
 from oneai.quota.tiers import QUOTA_KEYS, TIERS
 from oneai.web import CurrentPrincipal, create_app
 from oneai.web.guide_feedback_admin import guide_feedback_router
-from tests.conftest import REPO_ROOT, create_user, token_for
+from tests.conftest import REPO_ROOT, create_user, own_database, token_for
 
 GUIDE_DIR = REPO_ROOT / "docs" / "guide"
 
@@ -248,17 +246,13 @@ def test_an_unknown_page_is_not_found(db: Database) -> None:
 @pytest.fixture
 def fresh_db(admin_database_url: str) -> Iterator[Database]:
     """A database of its own (migrated, empty guide), for tests that rebuild the index or count feedback."""
-    name = f"oneai_guide_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'create database "{name}"')
-    url = make_conninfo(admin_database_url, dbname=name)
-    migrate(url, local_shim=True)
-    with override_settings(database_url=SecretStr(url)) as settings:
+    with (
+        own_database(admin_database_url, "guide") as url,
+        override_settings(database_url=SecretStr(url)) as settings,
+    ):
         database = Database(settings)
         yield database
         database.close()
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{name}" with (force)')
 
 
 def write_pages(folder: Path, pages: dict[str, str]) -> None:

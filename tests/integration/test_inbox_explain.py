@@ -8,17 +8,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from oneai.auth import authenticate
 from oneai.config import override_settings
 from oneai.db.connection import Database
 from oneai.db.inbox import LIST
-from oneai.db.migrate import migrate
-from tests.conftest import token_for
+from tests.conftest import own_database, seed_database, token_for
 
 SEED = """
 insert into auth.users (id, email) values (gen_random_uuid(), 'inbox-explain@example.test');
@@ -58,26 +55,14 @@ order by vc.started_at desc, vc.id desc limit %(limit)s"""
 
 @pytest.fixture(scope="module")
 def inbox_database(admin_database_url: str) -> Iterator[tuple[str, uuid.UUID, uuid.UUID]]:
-    name = f"oneai_inbox_explain_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'create database "{name}"')
-    url = make_conninfo(admin_database_url, dbname=name)
-    try:
-        migrate(url, local_shim=True)
-        with psycopg.connect(url) as conn:
-            cursor = conn.execute(SEED)
-            while cursor.nextset():
-                pass
-            user_id, chatbot_id = cursor.fetchone() or (None, None)
-            conn.commit()
-            conn.autocommit = True
-            conn.execute("select gin_clean_pending_list('public.idx_visitor_messages_search')")
-            conn.execute("analyze public.visitor_conversations, public.visitor_messages, public.workspace_members")
-        assert user_id is not None and chatbot_id is not None
+    with own_database(admin_database_url, "inbox_explain") as url:
+        user_id, chatbot_id = seed_database(
+            url,
+            SEED,
+            "select gin_clean_pending_list('public.idx_visitor_messages_search')",
+            "analyze public.visitor_conversations, public.visitor_messages, public.workspace_members",
+        )
         yield url, user_id, chatbot_id
-    finally:
-        with psycopg.connect(admin_database_url, autocommit=True) as admin:
-            admin.execute(f'drop database if exists "{name}" with (force)')
 
 
 def test_the_inbox_search_uses_the_full_text_index(inbox_database: tuple[str, uuid.UUID, uuid.UUID]) -> None:

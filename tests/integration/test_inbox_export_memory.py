@@ -10,16 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from oneai.db.migrate import migrate
+from tests.conftest import own_database, seed_database
 
 CONVERSATIONS = 100_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,24 +58,11 @@ select u.id as user_id, b.id as chatbot_id from public.users u, public.chatbots 
 
 @pytest.fixture(scope="module")
 def big_inbox(admin_database_url: str) -> Iterator[tuple[str, str, str]]:
-    name = f"oneai_inbox_export_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as admin:
-        admin.execute(f'create database "{name}"')
-    url = make_conninfo(admin_database_url, dbname=name)
-    try:
-        migrate(url, local_shim=True)
-        with psycopg.connect(url) as conn:
-            cursor = conn.execute(SEED)
-            while cursor.nextset():
-                pass
-            user_id, chatbot_id = cursor.fetchone() or (None, None)
-            conn.commit()
-            conn.autocommit = True
-            conn.execute("analyze public.visitor_conversations, public.visitor_messages")
+    with own_database(admin_database_url, "inbox_export") as url:
+        user_id, chatbot_id = seed_database(
+            url, SEED, "analyze public.visitor_conversations, public.visitor_messages"
+        )
         yield url, str(user_id), str(chatbot_id)
-    finally:
-        with psycopg.connect(admin_database_url, autocommit=True) as admin:
-            admin.execute(f'drop database if exists "{name}" with (force)')
 
 
 def probe(url: str, user_id: str, chatbot_id: str, fmt: str) -> dict[str, Any]:
