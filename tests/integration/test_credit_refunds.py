@@ -5,7 +5,6 @@ events, never below zero; an admin's adjustment is signed, limited to the availa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -22,36 +21,13 @@ from oneai.credits.models import AdjustRequest, TransactionQuery
 from oneai.db.connection import Database
 from oneai.errors import NotFoundError, ValidationError
 from tests.integration.test_admin import as_admin
-from tests.integration.test_credits import account, admin, ledger
+from tests.integration.test_credits import Paid, account, admin, ledger, paid_order
 from tests.integration.test_webhooks import Deliver, deliver, sign
 from tests.integration.test_workspaces_rls import team
 
-__all__ = ["deliver"]  # a fixture, used by name
+__all__ = ["deliver", "paid_order"]  # fixtures, used by name
 
 pytestmark = pytest.mark.integration
-
-Paid = tuple[FakeRazorpay, Any, UUID, str, str]
-
-
-@pytest.fixture
-def paid_order(db: Database, make_user: Any) -> Iterator[Paid]:
-    """A workspace, an order of INR 500 made through the purchase route's service, paid at the fake (no
-    webhook delivered yet)."""
-    owner = make_user()
-    workspace_id = team(db, owner)
-    with FakeRazorpay() as fake:
-        client = build_razorpay_client(
-            get_settings().model_copy(
-                update={
-                    "razorpay_key_id": fake.key_id,
-                    "razorpay_key_secret": SecretStr(fake.key_secret),
-                    "razorpay_api_base_url": fake.base_url,
-                }
-            )
-        )
-        checkout = credits.purchase(db, owner.principal, lambda: client, workspace_id, Decimal("500"))
-        payment = fake.pay_order(checkout.order_id)
-        yield fake, owner, workspace_id, checkout.order_id, payment["id"]
 
 
 def credit(deliver: Deliver, fake: FakeRazorpay, order_id: str, payment_id: str) -> None:

@@ -386,9 +386,13 @@ def test_an_admin_grant_is_credited_and_audited(db: Database, make_user: Any, da
 # ---------------------------------------------------------------------------------------------- webhooks
 
 
+Paid = tuple[FakeRazorpay, Any, UUID, str, str]
+
+
 @pytest.fixture
-def paid_order(db: Database, make_user: Any) -> Iterator[tuple[FakeRazorpay, UUID, str, str]]:
-    """A workspace, an order of INR 500 made through the purchase route's service, paid at the fake."""
+def paid_order(db: Database, make_user: Any) -> Iterator[Paid]:
+    """A workspace, an order of INR 500 made through the purchase route's service, paid at the fake (no
+    webhook delivered yet): the fake, the owner, the workspace, the order and payment ids."""
     owner = make_user()
     workspace_id = team(db, owner)
     with FakeRazorpay() as fake:
@@ -403,7 +407,7 @@ def paid_order(db: Database, make_user: Any) -> Iterator[tuple[FakeRazorpay, UUI
         )
         checkout = credits.purchase(db, owner.principal, lambda: client, workspace_id, Decimal("500"))
         payment = fake.pay_order(checkout.order_id)
-        yield fake, workspace_id, checkout.order_id, payment["id"]
+        yield fake, owner, workspace_id, checkout.order_id, payment["id"]
 
 
 @pytest.mark.parametrize(
@@ -416,9 +420,9 @@ def paid_order(db: Database, make_user: Any) -> Iterator[tuple[FakeRazorpay, UUI
     ids=["captured-then-paid", "paid-then-captured", "duplicates"],
 )
 def test_a_paid_order_credits_the_balance_exactly_once_whatever_arrives(
-    deliver: Deliver, paid_order: tuple[FakeRazorpay, UUID, str, str], database_url: str, arrivals: tuple[str, ...]
+    deliver: Deliver, paid_order: Paid, database_url: str, arrivals: tuple[str, ...]
 ) -> None:
-    fake, workspace_id, order_id, payment_id = paid_order
+    fake, _, workspace_id, order_id, payment_id = paid_order
     for index, event in enumerate(arrivals):
         body = fake.order_webhook_body(event, order_id, payment_id)
         # a duplicate is a redelivery: the same event id
@@ -432,9 +436,9 @@ def test_a_paid_order_credits_the_balance_exactly_once_whatever_arrives(
 
 
 def test_concurrent_deliveries_of_both_events_credit_once(
-    deliver: Deliver, paid_order: tuple[FakeRazorpay, UUID, str, str], database_url: str
+    deliver: Deliver, paid_order: Paid, database_url: str
 ) -> None:
-    fake, workspace_id, order_id, payment_id = paid_order
+    fake, _, workspace_id, order_id, payment_id = paid_order
     bodies = [fake.order_webhook_body(e, order_id, payment_id) for e in ("payment.captured", "order.paid") * 4]
     barrier = threading.Barrier(len(bodies))
     answers: list[int] = []
@@ -453,10 +457,8 @@ def test_concurrent_deliveries_of_both_events_credit_once(
     assert account(database_url, workspace_id)["balance"] == Decimal("500")
 
 
-def test_a_forged_or_short_payment_adds_nothing(
-    deliver: Deliver, paid_order: tuple[FakeRazorpay, UUID, str, str], database_url: str
-) -> None:
-    fake, workspace_id, order_id, payment_id = paid_order
+def test_a_forged_or_short_payment_adds_nothing(deliver: Deliver, paid_order: Paid, database_url: str) -> None:
+    fake, _, workspace_id, order_id, payment_id = paid_order
     body = fake.order_webhook_body("order.paid", order_id, payment_id)
     assert deliver(body, signature=sign(body, "not-the-secret")).status == 400
     assert deliver(body, signature=None).status == 400
