@@ -1,4 +1,4 @@
-"""AWS in tests, through moto: fake credentials for its clients, and an EventBridge bus whose events of one
+"""AWS in tests, through moto: fake credentials for its clients, a KMS key, and an EventBridge bus whose events of one
 source land in an SQS queue, so a test can read back exactly what was published."""
 
 from __future__ import annotations
@@ -20,6 +20,21 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, region: str = "ap-sout
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@contextmanager
+def moto_kms_key(monkeypatch: pytest.MonkeyPatch, alias: str, **settings: Any) -> Iterator[Any]:
+    """Inside: moto's KMS with a key under `alias`, the provider keys' settings pointing at it (and any other
+    `settings`); the KMS client yielded."""
+    from oneai.config import override_settings
+
+    fake_aws_credentials(monkeypatch)
+    with mock_aws():
+        client = boto3.client("kms")
+        key_id = client.create_key(Description="oneai test key")["KeyMetadata"]["KeyId"]
+        client.create_alias(AliasName=alias, TargetKeyId=key_id)
+        with override_settings(provider_keys_kms_key_id=alias, kms_endpoint_url=None, **settings):
+            yield client
 
 
 @contextmanager

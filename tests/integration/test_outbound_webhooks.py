@@ -15,9 +15,7 @@ from itertools import pairwise
 from typing import Any
 from uuid import UUID
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from oneai.config import get_settings, override_settings
 from oneai.db.connection import Database
@@ -27,6 +25,7 @@ from oneai.outbound_webhooks.delivery import GONE_REASON, Deliverer
 from oneai.outbound_webhooks.events import WebhookEvent, payload
 from oneai.outbound_webhooks.models import WebhookEndpointSave
 from oneai.outbound_webhooks.queue import set_local_webhook_sink
+from tests.aws_support import moto_kms_key
 from tests.conftest import AppUser
 from tests.integration.test_workspaces_rls import team
 from tests.webhook_receiver import Answer, WebhookReceiver, verify_standard_webhook
@@ -38,24 +37,14 @@ ALIAS = "alias/oneai-test-webhooks"
 
 @pytest.fixture(autouse=True)
 def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "ap-south-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("kms")
-        key_id = client.create_key(Description="webhooks")["KeyMetadata"]["KeyId"]
-        client.create_alias(AliasName=ALIAS, TargetKeyId=key_id)
-        with override_settings(
-            provider_keys_kms_key_id=ALIAS,
-            kms_endpoint_url=None,
-            allow_loopback_urls=True,
-            webhook_timeout_seconds=1.0,
-            webhook_retry_base_seconds=30.0,
-        ):
-            yield
+    with moto_kms_key(
+        monkeypatch,
+        ALIAS,
+        allow_loopback_urls=True,
+        webhook_timeout_seconds=1.0,
+        webhook_retry_base_seconds=30.0,
+    ):
+        yield
 
 
 @pytest.fixture

@@ -14,10 +14,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 
 from oneai.config import get_settings, override_settings
 from oneai.crypto.envelope import Sealed, SealedOpenError, open_sealed
@@ -25,6 +23,7 @@ from oneai.db.connection import Database
 from oneai.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from oneai.provider_keys import service
 from oneai.provider_keys.models import ProviderKeyCreate, ProviderKeyUpdate
+from tests.aws_support import moto_kms_key
 from tests.conftest import AppUser
 from tests.integration.test_workspaces_rls import team
 
@@ -36,18 +35,8 @@ SECRET = "sk-proj-Zq8xW3vR7tY1uI5oP9aS2dF6gH4jK0lM"
 
 @pytest.fixture(autouse=True)
 def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "ap-south-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("kms")
-        key_id = client.create_key(Description="provider keys")["KeyMetadata"]["KeyId"]
-        client.create_alias(AliasName=ALIAS, TargetKeyId=key_id)
-        with override_settings(provider_keys_kms_key_id=ALIAS, kms_endpoint_url=None):
-            yield
+    with moto_kms_key(monkeypatch, ALIAS):
+        yield
 
 
 @pytest.fixture

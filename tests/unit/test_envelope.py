@@ -9,10 +9,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from moto import mock_aws
 from pydantic import SecretStr
 
 from oneai.config import override_settings
@@ -27,6 +25,7 @@ from oneai.crypto.envelope import (
     open_sealed,
     seal,
 )
+from tests.aws_support import moto_kms_key
 
 PLAINTEXT = "sk-proj-Q7f2Zx9LmN4pR8tV1wY6bC3dE5gH0jK2"
 WORKSPACE = uuid.UUID("7b0e2f4a-5c1d-4e8f-9a3b-6c7d8e9f0a1b")
@@ -37,18 +36,8 @@ ALIAS = "alias/oneai-test-provider-keys"
 @pytest.fixture
 def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto's KMS with a key under ALIAS, the settings pointing at it; the KMS client yielded."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "ap-south-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("kms")
-        key_id = client.create_key(Description="provider keys")["KeyMetadata"]["KeyId"]
-        client.create_alias(AliasName=ALIAS, TargetKeyId=key_id)
-        with override_settings(provider_keys_kms_key_id=ALIAS, kms_endpoint_url=None):
-            yield client
+    with moto_kms_key(monkeypatch, ALIAS) as client:
+        yield client
 
 
 def test_a_sealed_key_opens_for_its_workspace(kms: Any) -> None:
