@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from local import DEV_USER_EMAIL, DEV_USER_ID
 from local.events import SAMPLE_PATH_PARAMETERS
 from local.fake_openrouter import FakeOpenRouter
 from oneai.config import override_settings
+from tests.integration.test_workspaces_events import seat_dev_user_in_the_sample_workspace, unseat_dev_user
 from tests.lambda_support import FakeLambdaContext, like_a_lambda_process
 
 pytestmark = pytest.mark.integration
@@ -58,22 +58,7 @@ OPENROUTER_EVENTS = frozenset({"retrieve-chatbot-chunks"})
 def dev_user_with_a_chatbot(database_url: str) -> Iterator[None]:
     """The dev user on pro, owning the sample workspace, its sample document and sample chatbot."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "insert into auth.users (id, email) values (%s, %s) on conflict (id) do nothing",
-            (DEV_USER_ID, DEV_USER_EMAIL),
-        )
-        conn.execute(
-            "update public.users set suspended_at = null, subscription_tier = 'pro' where id = %s", (DEV_USER_ID,)
-        )
-        conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
-        conn.execute(
-            "insert into public.workspaces (id, name, slug, owner_id) values (%s, 'Sample', %s, %s)",
-            (SAMPLE_WORKSPACE_ID, f"sample-{DEV_USER_ID[:8]}", DEV_USER_ID),
-        )
-        conn.execute(
-            "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, 'owner')",
-            (SAMPLE_WORKSPACE_ID, DEV_USER_ID),
-        )
+        seat_dev_user_in_the_sample_workspace(conn)
         conn.execute(
             "insert into public.documents (id, workspace_id, filename, media_type, size_bytes, storage_key, status)"
             " values (%s, %s, 'refund-policy.txt', 'text/plain', 5, %s, 'ready')",
@@ -99,9 +84,7 @@ def dev_user_with_a_chatbot(database_url: str) -> Iterator[None]:
             (SAMPLE_CONVERSATION_ID, SAMPLE_WORKSPACE_ID),
         )
     yield
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
-        conn.execute("update public.users set subscription_tier = 'free' where id = %s", (DEV_USER_ID,))
+    unseat_dev_user(database_url)
 
 
 def test_every_chatbots_route_has_a_sample_event() -> None:

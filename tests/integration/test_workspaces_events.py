@@ -73,35 +73,46 @@ SAMPLE_DOCUMENT_KEY = f"knowledge/{SAMPLE_WORKSPACE_ID}/{SAMPLE_DOCUMENT_ID}/ref
 SAMPLE_BUCKET = "oneai-knowledge-sample"
 
 
+def seat_dev_user_in_the_sample_workspace(conn: psycopg.Connection[Any]) -> None:
+    """The dev user (the sample events' bearer) on pro, owning their personal workspace and the sample one
+    (SAMPLE_WORKSPACE_ID) only."""
+    conn.execute(
+        "insert into auth.users (id, email) values (%s, %s) on conflict (id) do nothing",
+        (DEV_USER_ID, DEV_USER_EMAIL),
+    )
+    conn.execute(
+        "update public.users set suspended_at = null, subscription_tier = 'pro' where id = %s", (DEV_USER_ID,)
+    )
+    conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
+    conn.execute(
+        "insert into public.workspaces (id, name, slug, owner_id) values (%s, 'Sample', %s, %s)",
+        (SAMPLE_WORKSPACE_ID, f"sample-{DEV_USER_ID[:8]}", DEV_USER_ID),
+    )
+    conn.execute(
+        "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, 'owner')",
+        (SAMPLE_WORKSPACE_ID, DEV_USER_ID),
+    )
+
+
+def unseat_dev_user(database_url: str) -> None:
+    """Undo seat_dev_user_in_the_sample_workspace: the sample workspace and whatever it holds gone, free."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
+        conn.execute("update public.users set subscription_tier = 'free' where id = %s", (DEV_USER_ID,))
+
+
 @pytest.fixture
 def dev_user_with_a_workspace(database_url: str) -> Iterator[None]:
     """The dev user on pro, owning only their personal workspace and the sample one."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "insert into auth.users (id, email) values (%s, %s) on conflict (id) do nothing",
-            (DEV_USER_ID, DEV_USER_EMAIL),
-        )
-        conn.execute(
-            "update public.users set suspended_at = null, subscription_tier = 'pro' where id = %s", (DEV_USER_ID,)
-        )
-        conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
-        conn.execute(
-            "insert into public.workspaces (id, name, slug, owner_id) values (%s, 'Sample', %s, %s)",
-            (SAMPLE_WORKSPACE_ID, f"sample-{DEV_USER_ID[:8]}", DEV_USER_ID),
-        )
-        conn.execute(
-            "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, 'owner')",
-            (SAMPLE_WORKSPACE_ID, DEV_USER_ID),
-        )
+        seat_dev_user_in_the_sample_workspace(conn)
         conn.execute(
             "insert into public.documents (id, workspace_id, filename, media_type, size_bytes, storage_key, status,"
             " error) values (%s, %s, 'refund-policy.txt', 'text/plain', 5, %s, 'failed', 'the file is empty')",
             (SAMPLE_DOCUMENT_ID, SAMPLE_WORKSPACE_ID, SAMPLE_DOCUMENT_KEY),
         )
     yield
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("delete from public.workspaces where owner_id = %s and not personal", (DEV_USER_ID,))
-        conn.execute("update public.users set subscription_tier = 'free' where id = %s", (DEV_USER_ID,))
+    unseat_dev_user(database_url)
 
 
 def test_every_workspaces_route_has_a_sample_event() -> None:
