@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -39,6 +39,8 @@ from oneai.db.scope import Caller, RateOutcome, RateRequest
 from oneai.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 
 Connection = psycopg.Connection[DictRow]
+
+_T = TypeVar("_T")
 
 _SCOPE = sql.SQL(
     "select set_config('role', {role}, true),"
@@ -341,52 +343,45 @@ class Database:
     def _read_once(
         self, head: sql.Composed, statements: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> tuple[dict[str, Any], list[dict[str, Any]]] | _Refused:
-        for attempt in (1, 2):
-            conn = self._take()
-            conn.autocommit = True  # the batch carries its own begin and commit
-            try:
-                binder = psycopg.ClientCursor(conn)
-                body = "; ".join(binder.mogrify(query, dict(params)) for query, params in statements)
-                cursor = conn.execute(head.as_string(conn) + "; " + body + "; commit")
-                # The result sets: the scope's, the checks', then one per statement.
-                results: list[list[Any]] = []
-                while True:
-                    if cursor.description is not None:
-                        results.append(cursor.fetchall())
-                    if not cursor.nextset():
-                        break
-                checks: dict[str, Any] = dict(results[1][0]["result"])
-                rows = [dict(row) for row in results[-1]]
-                return checks, rows
-            except psycopg.OperationalError as exc:
-                broken = conn.broken or conn.closed
-                _close_quietly(conn)
-                if attempt == 2 or not broken or isinstance(exc, psycopg.errors.QueryCanceled):
-                    raise UnavailableError("The database is unavailable") from exc
-            except psycopg.Error as exc:
-                if exc.sqlstate != "OAI02" or exc.diag.message_detail is None:
-                    raise
-                return _Refused(json.loads(exc.diag.message_detail))
-            finally:
-                _end_call(conn)
-                self._give_back(conn)
-        raise AssertionError("unreachable")
+        def run(conn: Connection) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            binder = psycopg.ClientCursor(conn)
+            body = "; ".join(binder.mogrify(query, dict(params)) for query, params in statements)
+            cursor = conn.execute(head.as_string(conn) + "; " + body + "; commit")
+            # The result sets: the scope's, the checks', then one per statement.
+            results: list[list[Any]] = []
+            while True:
+                if cursor.description is not None:
+                    results.append(cursor.fetchall())
+                if not cursor.nextset():
+                    break
+            checks: dict[str, Any] = dict(results[1][0]["result"])
+            return checks, [dict(row) for row in results[-1]]
+
+        return self._one_batch(run)
 
     def _call_once(self, statement: sql.Composed) -> dict[str, Any] | _Refused:
+        def run(conn: Connection) -> dict[str, Any]:
+            cursor = conn.execute(statement)
+            row = None
+            while True:
+                if cursor.description is not None:
+                    row = cursor.fetchone()
+                if not cursor.nextset():
+                    break
+            if row is None:
+                raise RuntimeError("the user call answered no row")
+            return dict(row["result"])
+
+        return self._one_batch(run)
+
+    def _one_batch(self, run: Callable[[Connection], _T]) -> _T | _Refused:
+        """`run` on a pooled connection in autocommit (the batch carries its own begin and commit); a
+        refusal the batch raised (OAI02) is its `_Refused`."""
         for attempt in (1, 2):
             conn = self._take()
-            conn.autocommit = True  # the statement carries its own begin and commit
+            conn.autocommit = True
             try:
-                cursor = conn.execute(statement)
-                row = None
-                while True:
-                    if cursor.description is not None:
-                        row = cursor.fetchone()
-                    if not cursor.nextset():
-                        break
-                if row is None:
-                    raise RuntimeError("the user call answered no row")
-                return dict(row["result"])
+                return run(conn)
             except psycopg.OperationalError as exc:
                 # A pooled connection the server dropped (idle timeout, failover, pooler restart) fails on
                 # its first use: reconnect once and send the batch again. A statement timeout, or a
