@@ -6,9 +6,10 @@ writes (`oneai.admin.audit.admin_write`), each a real change or an error (409 wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from oneai.admin import models, paging
@@ -17,7 +18,7 @@ from oneai.auth import Principal
 from oneai.credits import service as credits
 from oneai.credits.models import AdjustRequest, GrantRequest
 from oneai.db import workspace_admin as repo
-from oneai.db.connection import Database
+from oneai.db.connection import Connection, Database
 from oneai.errors import ConflictError, NotFoundError
 from oneai.money import balance_decimal
 from oneai.pagination import Page
@@ -94,19 +95,11 @@ def grant_credits(
 ) -> models.AdminCreditGrant:
     """Credits given by an admin (a `grant` transaction with its reason), audited as `workspace.credits_grant`
     with the balance before and after."""
-    with admin_write(db, admin, "workspace.credits_grant", "workspace", workspace_id, reason=body.reason) as (
-        conn,
-        change,
-    ):
-        answer = credits.grant(conn, workspace_id, body.amount, body.reason, admin.user_id)
-        balance = Decimal(str(answer["balance"]))
-        change.before = {"credits_balance": balance_decimal(balance - body.amount)}
-        change.after = {"credits_balance": balance_decimal(balance), "granted": balance_decimal(body.amount)}
+    transaction_id, balance = _change_credits(
+        db, admin, workspace_id, body, change_balance=credits.grant, done="granted"
+    )
     return models.AdminCreditGrant(
-        workspace_id=workspace_id,
-        transaction_id=UUID(str(answer["transaction_id"])),
-        amount=body.amount,
-        balance=balance,
+        workspace_id=workspace_id, transaction_id=transaction_id, amount=body.amount, balance=balance
     )
 
 
@@ -115,17 +108,29 @@ def adjust_credits(
 ) -> models.AdminCreditAdjustment:
     """A correction by an admin (an `adjustment` transaction with its reason, signed; a debit at most the
     available balance, 422 otherwise), audited as `workspace.credits_adjust` with the balance before and after."""
-    with admin_write(db, admin, "workspace.credits_adjust", "workspace", workspace_id, reason=body.reason) as (
-        conn,
-        change,
-    ):
-        answer = credits.adjust(conn, workspace_id, body.amount, body.reason, admin.user_id)
+    transaction_id, balance = _change_credits(
+        db, admin, workspace_id, body, change_balance=credits.adjust, done="adjusted"
+    )
+    return models.AdminCreditAdjustment(
+        workspace_id=workspace_id, transaction_id=transaction_id, amount=body.amount, balance=balance
+    )
+
+
+def _change_credits(
+    db: Database,
+    admin: Principal,
+    workspace_id: UUID,
+    body: GrantRequest | AdjustRequest,
+    *,
+    change_balance: Callable[[Connection, UUID, Decimal, str, UUID], dict[str, Any]],
+    done: Literal["granted", "adjusted"],
+) -> tuple[UUID, Decimal]:
+    """An admin's credits transaction, audited as `workspace.credits_grant`/`_adjust` with the balance
+    before and after; (its id, the balance after)."""
+    action = "workspace.credits_grant" if done == "granted" else "workspace.credits_adjust"
+    with admin_write(db, admin, action, "workspace", workspace_id, reason=body.reason) as (conn, change):
+        answer = change_balance(conn, workspace_id, body.amount, body.reason, admin.user_id)
         balance = Decimal(str(answer["balance"]))
         change.before = {"credits_balance": balance_decimal(balance - body.amount)}
-        change.after = {"credits_balance": balance_decimal(balance), "adjusted": balance_decimal(body.amount)}
-    return models.AdminCreditAdjustment(
-        workspace_id=workspace_id,
-        transaction_id=UUID(str(answer["transaction_id"])),
-        amount=body.amount,
-        balance=balance,
-    )
+        change.after = {"credits_balance": balance_decimal(balance), done: balance_decimal(body.amount)}
+    return UUID(str(answer["transaction_id"])), balance
