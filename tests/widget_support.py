@@ -139,3 +139,15 @@ def knowledge_chatbot(
             (row[0], refunds, workspace_id),
         )
     return WidgetChatbot(id=row[0], public_id=row[1], workspace_id=workspace_id)
+
+
+def owner_headers(database_url: str, chatbot: WidgetChatbot) -> dict[str, str]:
+    """The `Authorization` of the chatbot's workspace's owner (to read the inbox as they would)."""
+    from tests.conftest import token_for
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select u.id, u.email from public.workspaces w join public.users u on u.id = w.owner_id where w.id = %s",
+            (chatbot.workspace_id,),
+        ).fetchone()
+    return {"authorization": f"Bearer {token_for(row[0], row[1])}"}
