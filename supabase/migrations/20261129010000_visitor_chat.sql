@@ -34,6 +34,13 @@ create policy widget_message_counts_members_read on public.widget_message_counts
   to authenticated using (workspace_id in (select oneai_private.workspaces_with_role('viewer')));
 grant all on public.widget_message_counts to service_role;
 
+-- The AI SDK's own chat id of a visitor's conversation (`useChat` names a new chat before the server has
+-- seen it, as a member's /chat/stream turn: conversations.client_id): one conversation per visitor and id.
+alter table public.visitor_conversations
+  add column client_id text check (client_id is null or char_length(client_id) between 1 and 128);
+create unique index visitor_conversations_client_id on public.visitor_conversations (visitor_ref, client_id)
+  where client_id is not null;
+
 -- A refusal of the visitor's turn: the whole call rolls back (nothing of it stays), and the application
 -- reads the code and its details from the error's DETAIL (SQLSTATE OAI01, as chat_turn_refuse).
 create function oneai_private.visitor_turn_refuse(p_code text, p_details jsonb default '{}'::jsonb)
@@ -64,8 +71,11 @@ $$;
 -- The prepare: the chatbot answers now, the conversation is the visitor's (or new), one unit of the
 -- chatbot's day, the visitor's message, the history, and who pays
 -- ---------------------------------------------------------------------------------------------
--- `p_turn`: {"chatbot_id", "visitor_id", "conversation_id"?, "content", "limits": {tier: n},
--- "history_limit", "credits": the terms of oneai.chatbots.payment.credits_terms}. Answers {"chatbot",
+-- `p_turn`: {"chatbot_id", "visitor_id", "conversation_id"?, "client_id"?, "create_missing"?, "content",
+-- "limits": {tier: n},
+-- "history_limit", "credits": the terms of oneai.chatbots.payment.credits_terms}. The conversation: by
+-- `conversation_id` (with `create_missing`, the AI SDK naming a new chat by a UUID: created under that id
+-- when it is free), by the visitor's `client_id` (created on its first message), or new. Answers {"chatbot",
 -- "conversation", "user_message", "history", "admission": {"day","used","limit","tier"},
 -- "provider_key_id", "credits"}. Refusals (OAI01, everything rolled back): chatbot_not_found,
 -- chatbot_unavailable (disabled, draft, or the workspace suspended), visitor_not_found,
@@ -87,6 +97,8 @@ declare
   v_visitor public.widget_visitors;
   v_conversation public.visitor_conversations;
   v_conversation_id uuid := (p_turn->>'conversation_id')::uuid;
+  v_client_id text := p_turn->>'client_id';
+  v_create_missing boolean := coalesce((p_turn->>'create_missing')::boolean, false);
   v_tier text;
   v_limit integer;
   v_day date := (now() at time zone 'utc')::date;
@@ -121,11 +133,16 @@ begin
   if not found then
     perform oneai_private.visitor_turn_refuse('visitor_not_found');
   end if;
-  if v_conversation_id is not null then
+  if v_client_id is not null then
+    select * into v_conversation from public.visitor_conversations c
+     where c.visitor_ref = v_visitor.id and c.client_id = v_client_id and c.chatbot_id = v_chatbot.id
+     for update;
+  elsif v_conversation_id is not null then
     select * into v_conversation from public.visitor_conversations c
      where c.id = v_conversation_id and c.chatbot_id = v_chatbot.id and c.visitor_ref = v_visitor.id
      for update;
-    if not found then
+    if not found and (not v_create_missing
+                      or exists (select 1 from public.visitor_conversations c where c.id = v_conversation_id)) then
       perform oneai_private.visitor_turn_refuse('conversation_not_found');
     end if;
   end if;
@@ -149,11 +166,24 @@ begin
 
   -- The conversation: the visitor's, or a new one as the visitor is now.
   if v_conversation.id is null then
-    insert into public.visitor_conversations
-        (workspace_id, chatbot_id, visitor_ref, visitor_id, page_url, referrer, user_agent, locale, source_hash)
-    values (v_chatbot.workspace_id, v_chatbot.id, v_visitor.id, v_visitor.visitor_id, v_visitor.page_url,
-            v_visitor.referrer, v_visitor.user_agent, v_visitor.locale, v_visitor.source_hash)
-    returning * into v_conversation;
+    begin
+      insert into public.visitor_conversations
+          (id, workspace_id, chatbot_id, visitor_ref, visitor_id, page_url, referrer, user_agent, locale,
+           source_hash, client_id)
+      values (coalesce(v_conversation_id, gen_random_uuid()), v_chatbot.workspace_id, v_chatbot.id, v_visitor.id,
+              v_visitor.visitor_id, v_visitor.page_url, v_visitor.referrer, v_visitor.user_agent, v_visitor.locale,
+              v_visitor.source_hash, v_client_id)
+      returning * into v_conversation;
+    exception when unique_violation then
+      -- Made meanwhile by another turn of the visitor under that chat id, or the id is someone else's.
+      select * into v_conversation from public.visitor_conversations c
+       where c.visitor_ref = v_visitor.id and c.chatbot_id = v_chatbot.id
+         and ((v_client_id is not null and c.client_id = v_client_id) or c.id = v_conversation_id)
+       for update;
+      if not found then
+        perform oneai_private.visitor_turn_refuse('conversation_not_found');
+      end if;
+    end;
   end if;
   select coalesce(max(m.sequence_number), 0) + 1 into v_sequence
     from public.visitor_messages m where m.conversation_id = v_conversation.id;

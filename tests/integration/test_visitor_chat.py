@@ -366,3 +366,41 @@ def test_twelve_parallel_visitors_against_credits_for_four_hold_four_and_never_o
     assert rows(
         database_url, "select used from public.widget_message_counts where chatbot_id = %s", chatbot.id
     ) == [{"used": 4}]
+
+
+def ai_sdk(chat_id: str, text: str) -> dict[str, Any]:
+    return {
+        "id": chat_id,
+        "messages": [{"id": "m", "role": "user", "parts": [{"type": "text", "text": text}]}],
+        "trigger": "submit-message",
+    }
+
+
+def test_the_ai_sdk_chat_id_names_the_visitors_conversation_as_on_chat_stream(
+    visitor_db: Database, fake: FakeOpenRouter, database_url: str
+) -> None:
+    chatbot = knowledge_chatbot(database_url)
+    turn = visitor(visitor_db, chatbot)
+    # A chat id of the client's own: the first message creates the conversation, the next finds it
+    fake.script(Reply(chunks=["One."], usage=USAGE), Reply(chunks=["Two."], usage=USAGE), model=KNOWLEDGE_MODEL)
+    first, _ = ask(visitor_db, fake, turn, ai_sdk("Xk3vQ9mZp2LwT7rB", "Hello"))
+    second, _ = ask(visitor_db, fake, turn, ai_sdk("Xk3vQ9mZp2LwT7rB", "Again"))
+    assert conversation_of(first) == conversation_of(second)
+    # The same client id from another visitor is another conversation
+    other = visitor(visitor_db, chatbot)
+    fake.script(Reply(chunks=["Three."], usage=USAGE), model=KNOWLEDGE_MODEL)
+    theirs, _ = ask(visitor_db, fake, other, ai_sdk("Xk3vQ9mZp2LwT7rB", "Hi"))
+    assert conversation_of(theirs) != conversation_of(first)
+    # A UUID chat id: created under that id; another visitor naming it is not found
+    chat_id = "6f1c2a7e-8b1d-4c5e-9f60-1a2b3c4d5e6f"
+    fake.script(Reply(chunks=["Four."], usage=USAGE), model=KNOWLEDGE_MODEL)
+    named, _ = ask(visitor_db, fake, turn, ai_sdk(chat_id, "New chat"))
+    assert conversation_of(named) == chat_id
+    with pytest.raises(NotFoundError):
+        ask(visitor_db, fake, other, ai_sdk(chat_id, "Let me in"))
+    counts = rows(
+        database_url,
+        "select id::text, message_count from public.visitor_conversations where chatbot_id = %s order by started_at",
+        chatbot.id,
+    )
+    assert [c["message_count"] for c in counts] == [4, 2, 2]

@@ -88,18 +88,29 @@ def _refused_body(message: str, field_name: str = "messages") -> ValidationError
     return ValidationError(message, details={"errors": [field_error(field_name, message, "value_error")]})
 
 
-def _visitor_turn(content: str, conversation_id: UUID | None) -> ChatTurn:
+def _visitor_turn(
+    content: str, conversation_id: UUID | None, *, client_chat_id: str | None = None, create_missing: bool = False
+) -> ChatTurn:
     if len(content) > MAX_MESSAGE_CHARS:
         raise PayloadTooLargeError(TOO_LONG)
     if not content.strip():
         raise _refused_body("content is required", "content")
-    return ChatTurn(conversation_id=conversation_id, model=None, action="send", content=content, message_id=None)
+    return ChatTurn(
+        conversation_id=conversation_id,
+        model=None,
+        action="send",
+        content=content,
+        message_id=None,
+        client_chat_id=client_chat_id,
+        create_missing_conversation=create_missing,
+    )
 
 
 def parse_visitor_body(body: Any) -> ChatTurn:
     """Either body as one turn (a new message: the widget neither edits nor regenerates); 422 otherwise.
-    The AI SDK body's chat `id` names the conversation when it is the conversation's id (the stream's
-    `data-conversation` part says it); any other id starts a new one."""
+    The AI SDK body's chat `id` names the visitor's conversation as it names a member's on /chat/stream: a
+    UUID is the conversation's id (created under it on its first message when it is free), any other id
+    the client's own for it (created on its first message, found again by it)."""
     if not isinstance(body, dict):
         raise ValidationError(
             "The body must be a JSON object", details={"errors": [field_error("", "not an object", "model_type")]}
@@ -121,7 +132,13 @@ def parse_visitor_body(body: Any) -> ChatTurn:
     if last is not None and any(p.type == "file" for p in last.parts):
         raise _refused_body("attachments are not accepted in the widget's chat", "attachments")
     conversation_id = canonical_uuid(request.id) if request.id is not None else None
-    return _visitor_turn(request.last_user_text(), conversation_id)
+    client_chat_id = request.id if request.id is not None and conversation_id is None else None
+    return _visitor_turn(
+        request.last_user_text(),
+        conversation_id,
+        client_chat_id=client_chat_id,
+        create_missing=conversation_id is not None,
+    )
 
 
 def _body_schema() -> dict[str, Any]:
@@ -285,6 +302,8 @@ class VisitorTurn:
             "chatbot_id": str(self.chatbot.chatbot_id),
             "visitor_id": self.session.visitor_id,
             "conversation_id": None if turn.conversation_id is None else str(turn.conversation_id),
+            "client_id": turn.client_chat_id,
+            "create_missing": turn.create_missing_conversation,
             "content": turn.content,
             "limits": limit_by_tier(db.settings, "widget_messages_per_day"),
             "history_limit": HISTORY_LIMIT,
