@@ -49,7 +49,21 @@ QUICK_CHUNKS = 500
 TOP_K = 5
 SHOP = "https://shop.example"
 QUESTION = "Within how many days are refunds paid to the card?"
-WORDS = ["refund", "card", "days", "shipping", "order", "return", "exchange", "gift", "policy", "store", "europe", "courier", "week"]
+WORDS = [
+    "refund",
+    "card",
+    "days",
+    "shipping",
+    "order",
+    "return",
+    "exchange",
+    "gift",
+    "policy",
+    "store",
+    "europe",
+    "courier",
+    "week",
+]
 
 
 @contextlib.contextmanager
