@@ -404,3 +404,44 @@ def test_the_ai_sdk_chat_id_names_the_visitors_conversation_as_on_chat_stream(
         chatbot.id,
     )
     assert [c["message_count"] for c in counts] == [4, 2, 2]
+
+
+def test_the_chatbots_fallback_message_answers_without_a_model_and_costs_no_credits(
+    visitor_db: Database, fake: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN a chatbot whose passages never reach its min_score, with a fixed fallback message
+    chatbot = knowledge_chatbot(
+        database_url,
+        credits="100.00",
+        retrieval_min_score=0.99,
+        fallback_mode="message",
+        fallback_message="Please email help@acme.example.",
+    )
+    turn = visitor(visitor_db, chatbot)
+    asked_before = len([r for r in fake.chat_requests if r.body.get("model") == KNOWLEDGE_MODEL])
+    # WHEN a visitor asks something the documents do not cover
+    parts, _ = ask(visitor_db, fake, turn, {"content": "Do you sell bicycles?"})
+    # THEN the fixed message is the reply, no model was asked, no source is shown
+    assert (
+        "".join(str(p["delta"]) for p in parts if p["type"] == "text-delta") == "Please email help@acme.example."
+    )
+    assert not [p for p in parts if p["type"] == "source-document"]
+    assert len([r for r in fake.chat_requests if r.body.get("model") == KNOWLEDGE_MODEL]) == asked_before
+    # AND it is saved with its timings; the credits hold went back whole; it counts as a message of the day
+    [reply] = rows(
+        database_url,
+        "select m.content, m.ttft_ms, m.total_ms from public.visitor_messages m join public.visitor_conversations c"
+        " on c.id = m.conversation_id where c.chatbot_id = %s and m.role = 'assistant'",
+        chatbot.id,
+    )
+    assert reply["content"] == "Please email help@acme.example." and 0 <= reply["ttft_ms"] <= reply["total_ms"]
+    [account] = rows(
+        database_url, "select * from public.workspace_credits where workspace_id = %s", chatbot.workspace_id
+    )
+    assert (account["reserved"], account["balance"]) == (0, Decimal("100"))
+    assert rows(
+        database_url, "select count(*) as n from public.usage_records where chatbot_id = %s", chatbot.id
+    ) == [{"n": 0}]
+    assert rows(
+        database_url, "select used from public.widget_message_counts where chatbot_id = %s", chatbot.id
+    ) == [{"used": 1}]

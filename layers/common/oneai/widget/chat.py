@@ -177,7 +177,9 @@ VISITOR_CHAT_BODY_OPENAPI: dict[str, Any] = {
 # ------------------------------------------------------------------------------------------------
 # The ledger: where a visitor's turn is refunded, finished and searched
 # ------------------------------------------------------------------------------------------------
-def _message(value: dict[str, Any], model: str, parent: UUID | None = None) -> Message:
+def _message(value: dict[str, Any], model: str, parent: UUID | None = None, *, sources: bool = True) -> Message:
+    """A visitor message as the turn's steps take a message (`sources=False`: the history the model sees,
+    which needs only roles and text)."""
     return Message(
         id=value["id"],
         conversation_id=value["conversation_id"],
@@ -193,7 +195,7 @@ def _message(value: dict[str, Any], model: str, parent: UUID | None = None) -> M
         is_latest=True,
         status=value["status"],
         created_at=value["created_at"],
-        sources=value.get("sources"),
+        sources=value.get("sources") if sources else None,
     )
 
 
@@ -317,7 +319,7 @@ class VisitorTurn:
         chatbot = ChatbotConfig.model_validate(result["chatbot"])
         model = chatbot.model
         user_message = _message(result["user_message"], model)
-        history = [_message(m, model) for m in result["history"]]
+        history = [_message(m, model, sources=False) for m in result["history"]]
         conversation = result["conversation"]
         admission = result["admission"]
         return PreparedTurn(
