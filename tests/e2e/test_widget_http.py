@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
 import time
 import uuid
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from local.dev_process import LocalServerProcess
 from local.events import DEV_WIDGET_SESSION_SECRET
 from local.fake_openrouter import FakeOpenRouter, Reply
 from oneai.config import Settings
 from oneai.widget import tokens
+from tests.conftest import REPO_ROOT
 from tests.widget_support import (
     KNOWLEDGE_MODEL,
     QUESTION,
@@ -402,3 +408,59 @@ def test_the_public_chat_refuses_other_origins_other_sessions_and_unavailable_ch
     assert unavailable.json()["error"]["message"] == "The assistant is unavailable right now"
     assert unavailable.headers["access-control-allow-origin"] == SHOP
     assert openrouter.chat_requests == []
+
+
+def test_the_ai_sdk_client_reads_the_public_chat_and_its_chat_id_keeps_the_conversation(
+    local_server: LocalServerProcess, client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    """The real Vercel AI SDK client (tests/node/read_chat_stream.mjs: `DefaultChatTransport`,
+    `readUIMessageStream`, every chunk parsed by the SDK's own schema) against the public chat, as a site
+    with its own chat UI would call it: a session opened by a server (no Origin), the SDK's own chat id."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: the AI SDK client check needs Node.js")
+    chatbot = knowledge_chatbot(database_url)  # any origin
+    token = client.post(
+        f"/public/chatbots/{chatbot.public_id}/sessions",
+        json={"visitor_id": new_visitor_id(), "page_url": "https://shop.example/"},
+    ).json()["session_token"]
+    api = f"{local_server.base_url}/public/chatbots/{chatbot.public_id}/chat"
+
+    def read(text: str, chat_id: str) -> dict[str, Any]:
+        completed = subprocess.run(
+            [
+                node,
+                str(REPO_ROOT / "tests" / "node" / "read_chat_stream.mjs"),
+                local_server.base_url,
+                token,
+                "-",
+                text,
+                chat_id,
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "ONEAI_CHAT_API": api},
+        )
+        assert completed.returncode == 0, completed.stderr[:4000]
+        result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+        return result
+
+    openrouter.script(
+        Reply(chunks=["Within 14 days."], usage=USAGE), Reply(chunks=["Yes."], usage=USAGE), model=KNOWLEDGE_MODEL
+    )
+    first = read(QUESTION, "sdk-chat-Xk3vQ9mZp2LwT7rB")
+    assert (first["text"], first["error"]) == ("Within 14 days.", None)
+    assert first["sourceParts"] and first["sourceParts"][0]["title"] == "refunds.pdf p. 2"
+    assert first["partTypes"].index("source-document") < first["partTypes"].index("text")
+    second = read("To the card?", "sdk-chat-Xk3vQ9mZp2LwT7rB")
+    assert second["text"] == "Yes."
+    conversation = {r["dataParts"][0]["data"]["id"] for r in (first, second)}  # the data-conversation part
+    assert len(conversation) == 1
+    with psycopg.connect(database_url) as conn:
+        count = conn.execute(
+            "select message_count from public.visitor_conversations where id = %s", (conversation.pop(),)
+        ).fetchone()
+    assert count == (4,)
