@@ -23,7 +23,7 @@ import pytest
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
-from local.fake_openrouter import FakeOpenRouter, Reply, Status
+from local.fake_openrouter import FakeOpenRouter, MidStreamError, Reply, Status
 from oneai.chat.entry import start_turn
 from oneai.chat.turn import PreparedTurn
 from oneai.config import Settings
@@ -445,3 +445,36 @@ def test_the_chatbots_fallback_message_answers_without_a_model_and_costs_no_cred
     assert rows(
         database_url, "select used from public.widget_message_counts where chatbot_id = %s", chatbot.id
     ) == [{"used": 1}]
+
+
+def test_a_reply_broken_mid_stream_is_kept_as_incomplete_and_paid_for_what_came(
+    visitor_db: Database, fake: FakeOpenRouter, database_url: str
+) -> None:
+    chatbot = knowledge_chatbot(database_url, credits="100.00")
+    turn = visitor(visitor_db, chatbot)
+    fake.script(MidStreamError(after_chunks=["Refunds are ", "paid within"]), model=KNOWLEDGE_MODEL)
+    parts, _ = ask(visitor_db, fake, turn, {"content": QUESTION})
+    # The visitor saw the text so far and an error part; the reply is saved incomplete with that text
+    assert "".join(str(p["delta"]) for p in parts if p["type"] == "text-delta") == "Refunds are paid within"
+    assert [p for p in parts if p["type"] == "error"]
+    [reply] = rows(
+        database_url,
+        "select m.content, m.status, m.ttft_ms, m.total_ms, c.message_count from public.visitor_messages m"
+        " join public.visitor_conversations c on c.id = m.conversation_id"
+        " where c.chatbot_id = %s and m.role = 'assistant'",
+        chatbot.id,
+    )
+    assert (reply["content"], reply["status"], reply["message_count"]) == (
+        "Refunds are paid within",
+        "incomplete",
+        2,
+    )
+    assert 0 <= reply["ttft_ms"] <= reply["total_ms"]
+    # The hold is settled (released), never left held
+    [account] = rows(
+        database_url, "select * from public.workspace_credits where workspace_id = %s", chatbot.workspace_id
+    )
+    assert account["reserved"] == 0
+    assert rows(
+        database_url, "select status from public.credit_reservations where workspace_id = %s", chatbot.workspace_id
+    ) == [{"status": "settled"}]
