@@ -29,6 +29,7 @@ from bench import (
     quota_sweep,
     rate_limit,
     webhooks,
+    widget_chat,
     widget_size,
     workspace_rls,
 )
@@ -55,6 +56,8 @@ BENCHMARKS: dict[str, Callable[..., None]] = {
     "rate_limit": rate_limit.run,
     "webhooks": webhooks.run,
     "widget_size": widget_size.run,
+    # issue 27: a widget visitor's turn next to a member's in-app chatbot turn, same run
+    "widget_chat": widget_chat.run,
     "workspace_rls": workspace_rls.run,
 }
 

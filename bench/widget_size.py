@@ -2,7 +2,7 @@
 served (raw) and as a browser downloads it from a server or CDN that compresses (gzip level 9 and level 6,
 the usual default), against its budget of 12 KB gzipped (issue 27; tests/unit/test_widget_pieces.py holds
 it). No build step: the source is what is served. The added time to first token of a widget turn against
-an in-app chatbot turn comes with the public chat (part 2)."""
+an in-app chatbot turn: bench/widget_chat.py."""
 
 from __future__ import annotations
 

@@ -84,3 +84,70 @@ def seed_conversation(
 
 def new_visitor_id() -> str:
     return str(uuid.uuid4())
+
+
+KNOWLEDGE_MODEL = "anthropic/claude-3.5-haiku"
+SYSTEM_PROMPT = "You are Acme's support assistant. Answer briefly."
+REFUND_SENTENCE = "Refunds are paid within fourteen days to the original card."
+QUESTION = "Within how many days are refunds paid to the card?"
+
+
+def knowledge_chatbot(
+    database_url: str,
+    *,
+    credits: str | None = "1000.00",
+    widget: dict[str, Any] | None = None,
+    **fields: Any,
+) -> WidgetChatbot:
+    """An active chatbot of a new owner's workspace on a refunds policy (the answer on page 2, embedded with
+    the offline stand-in the fake OpenRouter also uses), its workspace granted `credits` (None: none)."""
+    from tests.e2e.test_chatbot_chat_http import document, grant_credits
+
+    owner = create_user(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        workspace_id = conn.execute(
+            "select id from public.workspaces where owner_id = %s and personal", (owner.id,)
+        ).fetchone()[0]
+    refunds = document(
+        database_url,
+        workspace_id,
+        "refunds.pdf",
+        [("Our returns desk is open on weekdays.", 1), (REFUND_SENTENCE, 2)],
+    )
+    if credits is not None:
+        grant_credits(database_url, workspace_id, credits)
+    values = {
+        "name": "Support",
+        "model": KNOWLEDGE_MODEL,
+        "system_prompt": SYSTEM_PROMPT,
+        "temperature": 0.2,
+        "max_tokens": 300,
+        "retrieval_top_k": 3,
+        "retrieval_min_score": 0.2,
+        "status": "active",
+        "widget": json.dumps(widget or {}),
+    } | fields
+    columns = ", ".join(["workspace_id", *values])
+    marks = ", ".join(["%s"] * (len(values) + 1))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            f"insert into public.chatbots ({columns}) values ({marks}) returning id, public_id",  # noqa: S608 - test keys
+            (workspace_id, *values.values()),
+        ).fetchone()
+        conn.execute(
+            "insert into public.chatbot_documents (chatbot_id, document_id, workspace_id) values (%s, %s, %s)",
+            (row[0], refunds, workspace_id),
+        )
+    return WidgetChatbot(id=row[0], public_id=row[1], workspace_id=workspace_id)
+
+
+def owner_headers(database_url: str, chatbot: WidgetChatbot) -> dict[str, str]:
+    """The `Authorization` of the chatbot's workspace's owner (to read the inbox as they would)."""
+    from tests.conftest import token_for
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select u.id, u.email from public.workspaces w join public.users u on u.id = w.owner_id where w.id = %s",
+            (chatbot.workspace_id,),
+        ).fetchone()
+    return {"authorization": f"Bearer {token_for(row[0], row[1])}"}

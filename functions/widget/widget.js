@@ -163,12 +163,18 @@
       sources.forEach(function (source) { list.appendChild(el("li", {}, source.title)); });
       node.appendChild(list);
     }
+    // What a refused request tells the visitor: a wait in words (429), or "unavailable" for what only the
+    // chatbot's owner can fix (credits 402, disabled 403, their provider key 424) or the model failing (5xx).
     function refusal(response) {
-      if (response.status === 429) {
+      var status = response.status;
+      if (status === 429) {
         var wait = parseInt(response.headers.get("Retry-After") || "", 10);
-        return "Please wait" + (wait > 0 ? " " + wait + " second" + (wait === 1 ? "" : "s") : " a moment") + " before sending another message.";
+        if (!(wait > 0)) return "Please wait a moment before sending another message.";
+        if (wait > 3600) return "The assistant has answered all it can for today. Please come back later.";
+        var minutes = wait > 90, count = minutes ? Math.ceil(wait / 60) : wait;
+        return "Please wait " + count + (minutes ? " minute" : " second") + (count === 1 ? "" : "s") + " before sending another message.";
       }
-      if (response.status === 402 || response.status === 403) return UNAVAILABLE;
+      if (status === 402 || status === 403 || status === 424 || status >= 500) return UNAVAILABLE;
       return "Something went wrong. Please try again.";
     }
 
@@ -207,7 +213,7 @@
         chips = el("div", { "class": "q", role: "group", "aria-label": "Suggested questions" });
         settings.suggested_questions.forEach(function (question) {
           var chip = el("button", { type: "button" }, question);
-          chip.addEventListener("click", function () { chips.remove(); ask(question); });
+          chip.addEventListener("click", function () { ask(question); });
           chips.appendChild(chip);
         });
         log.appendChild(chips);
@@ -239,6 +245,7 @@
       if (unavailable) { note(UNAVAILABLE); return; }
       busy = true;
       send.disabled = true;
+      if (chips) { chips.remove(); chips = null; }  // offered before the first question only
       bubble("u", text);
       var node = bubble("a", "");
       node.setAttribute("aria-busy", "true");

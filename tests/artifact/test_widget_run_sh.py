@@ -1,7 +1,8 @@
 """The widget function from its artifact, started through its `run.sh` as the Lambda Web Adapter starts
 it (the template's environment, PORT, the layer on PYTHONPATH, secrets from SSM): the readiness path
 answers, `GET /widget.js` serves the script the artifact ships, a chatbot's settings and a visitor session
-answer (the session key read from SSM), and the adapter's SnapStart after-restore POST answers 204."""
+answer (the session key read from SSM), the public chat reaches its prepare (a workspace without credits: 402),
+and the adapter's SnapStart after-restore POST answers 204."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def started(build_dir: Path, moto_endpoint: str, runtime_lib: Path, tmp_path: Pa
         process.wait(timeout=20)
 
 
-def test_run_sh_serves_the_script_the_settings_a_session_and_the_restore_hook(
+def test_run_sh_serves_the_script_the_settings_a_session_the_chat_and_the_restore_hook(
     database_url: str, started: tuple[str, Built]
 ) -> None:
     base, built = started
@@ -82,6 +83,16 @@ def test_run_sh_serves_the_script_the_settings_a_session_and_the_restore_hook(
     )
     assert session.status_code == 200, session.text
     assert session.json()["session_token"].startswith("wst1.")
+    # The public chat's whole turn path is in the artifact: a workspace without credits is refused at the
+    # prepare (402, nothing asked of a model), with the page's CORS header.
+    chat = httpx.post(
+        f"{base}/public/chatbots/{chatbot.public_id}/chat",
+        json={"content": "Hello"},
+        headers={**origin, "authorization": f"Bearer {session.json()['session_token']}"},
+        timeout=30,
+    )
+    assert chat.status_code == 402 and chat.json()["error"]["code"] == "INSUFFICIENT_CREDITS", chat.text
+    assert chat.headers["access-control-allow-origin"] == "https://shop.example"
 
     hook = built.function.environment["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"]
     assert httpx.post(f"{base}{hook}", timeout=10).status_code == 204

@@ -844,6 +844,8 @@ def walk_widget(walk: RouteWalk) -> None:
             {"visitor_id": str(uuid.uuid4()), "page_url": "https://shop.example/"},
         ),
         ("OPTIONS", f"{base}/sessions", f"{unknown}/sessions", None),
+        ("POST", f"{base}/chat", f"{unknown}/chat", {"content": "Hello"}),
+        ("OPTIONS", f"{base}/chat", f"{unknown}/chat", None),
         ("GET", f"{base}/conversations/{{conversation_id}}/messages", f"{conversation}/messages", None),
         ("OPTIONS", f"{base}/conversations/{{conversation_id}}/messages", f"{conversation}/messages", None),
         ("POST", f"{base}/conversations/{{conversation_id}}/rating", f"{conversation}/rating", {"score": 5}),

@@ -5,8 +5,11 @@ chatbot's settings and usable from the keyboard; the page's CSS cannot restyle i
 screen; a page of a disallowed origin gets nothing; the visitor id survives a reload and the conversation
 comes back; markup in a greeting, a question, a saved or a streamed reply stays inert text.
 
-The public chat itself is part 2: here the browser's request for it is answered with a recorded reply
-stream (tests/fixtures/widget/reply_stream.sse), which the widget reads as it would the real one.
+A visitor asks the real public chat (the local server, the fake OpenRouter behind it): the answer streams
+in, its source under it, the conversation comes back after a reload, and its rating lands in the owner's
+inbox. Where a test needs an answer the server would not give on cue (markup in a reply, a 429 or a 402 in
+a row, a refused token), the browser's request is answered with a recorded reply stream
+(tests/fixtures/widget/reply_stream.sse) or a refusal, which the widget reads as it would the real ones.
 Screenshots of each state go to `.oneai/screenshots/widget/` (not committed)."""
 
 from __future__ import annotations
@@ -20,16 +23,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
+from local.fake_openrouter import FakeOpenRouter, Reply
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import LocalServer
-from tests.widget_support import WidgetChatbot, create_chatbot, seed_conversation, set_chatbot
+from tests.widget_support import (
+    KNOWLEDGE_MODEL,
+    QUESTION,
+    WidgetChatbot,
+    create_chatbot,
+    knowledge_chatbot,
+    owner_headers,
+    seed_conversation,
+    set_chatbot,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
+USAGE = {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35, "cost": 0.0002}
 LAUNCH_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -343,6 +358,70 @@ def test_the_visitor_is_kept_across_a_reload_and_the_conversation_comes_back(
     shot(page, "resumed")
 
 
+def test_a_visitor_asks_sees_the_answer_stream_in_with_its_source_reloads_and_rates_it(
+    local_server: LocalServer, database_url: str, pages: PageServer, context: Any, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN a chatbot on a refunds policy, embedded in a shop's page; the model answers in four slow chunks
+    chatbot = knowledge_chatbot(database_url, widget=STYLE)
+    openrouter.script(
+        Reply(chunks=["Refunds ", "are paid ", "within ", "14 days."], usage=USAGE, delay=0.4),
+        model=KNOWLEDGE_MODEL,
+    )
+    page = context.new_page()
+    page.goto(pages.origin() + pages.page("/ask", local_server.base_url, chatbot))
+    panel = open_panel(page)
+    # WHEN the visitor asks
+    box = panel.locator("textarea")
+    box.fill(QUESTION)
+    box.press("Enter")
+    # THEN the answer shows while it is still arriving, then whole, with its source under it
+    page.wait_for_function(
+        """() => {
+            const reply = document.querySelector('oneai-chat-widget').shadowRoot.querySelectorAll('.b.a')[1];
+            return reply && reply.getAttribute('aria-busy') === 'true' && reply.textContent.startsWith('Refunds')
+                && !reply.textContent.includes('14 days');
+        }""",
+        timeout=10_000,
+    )
+    shot(page, "streaming")
+    reply = panel.locator(".b.a").nth(1)
+    reply.locator("ul").wait_for()
+    assert reply.evaluate("node => node.firstChild.textContent") == "Refunds are paid within 14 days."
+    assert reply.locator("li").all_inner_texts() == ["refunds.pdf p. 2"]
+    assert panel.locator("[aria-label='Suggested questions']").count() == 0  # offered before a question only
+    shot(page, "answered")
+    # WHEN the page reloads and the panel opens again
+    page.reload()
+    panel = open_panel(page)
+    # THEN the conversation is there, from the server
+    again = panel.locator(".b.a").nth(1)
+    again.locator("li").wait_for()
+    assert panel.locator(".b.u").inner_text() == QUESTION
+    assert again.locator("li").inner_text() == "refunds.pdf p. 2"
+    assert again.evaluate("node => node.firstChild.textContent") == "Refunds are paid within 14 days."
+    # WHEN the visitor rates it 5
+    panel.locator(".r button[aria-label='5 of 5']").click()
+    panel.locator(".n", has_text="Thank you for your rating.").wait_for()
+    shot(page, "rated")
+    # THEN the owner's inbox row has the rating and both messages
+    inbox = httpx.get(
+        f"{local_server.base_url}/chatbots/{chatbot.id}/conversations",
+        headers=owner_headers(database_url, chatbot),
+        timeout=30,
+    ).json()
+    assert [(item["rating"], item["messages"]) for item in inbox["items"]] == [(5, 2)]
+    assert context.cookies() == []
+    # WHEN the chatbot has answered all the messages its plan allows today (the free plan's 100)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.widget_message_counts set used = 100 where chatbot_id = %s", (chatbot.id,))
+    box = panel.locator("textarea")
+    box.fill("One more?")
+    box.press("Enter")
+    # THEN the widget says so politely, not in seconds
+    panel.locator(".n", has_text="The assistant has answered all it can for today.").wait_for()
+    shot(page, "daily-limit")
+
+
 def test_markup_in_settings_and_in_a_streamed_reply_is_inert_and_refusals_read_politely(
     local_server: LocalServer, database_url: str, pages: PageServer, context: Any
 ) -> None:
@@ -448,7 +527,8 @@ def test_a_refused_session_token_is_replaced_once_and_the_message_sent_again(
 
     page.route(f"{local_server.base_url}/public/chatbots/{chatbot.public_id}/chat", replay)
     page.goto(origin + pages.page("/renew", local_server.base_url, chatbot))
-    panel = open_panel(page)
+    with page.expect_response(lambda r: r.url.endswith("/sessions")):  # the first session, opened with the panel
+        panel = open_panel(page)
     with page.expect_response(lambda r: r.url.endswith("/sessions")) as renewed:
         panel.locator("textarea").fill("Hello")
         panel.locator("textarea").press("Enter")

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
+import subprocess
 import time
 import uuid
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from local.dev_process import LocalServerProcess
 from local.events import DEV_WIDGET_SESSION_SECRET
+from local.fake_openrouter import FakeOpenRouter, Reply
 from oneai.config import Settings
 from oneai.widget import tokens
+from tests.conftest import REPO_ROOT
 from tests.widget_support import (
+    KNOWLEDGE_MODEL,
+    QUESTION,
+    WidgetChatbot,
     create_chatbot,
+    knowledge_chatbot,
     new_visitor_id,
+    owner_headers,
     seed_conversation,
     set_chatbot,
     suspend_workspace,
 )
 
+USAGE = {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35, "cost": 0.0002}
 SHOP = "https://shop.example"
 OTHER = "https://evil.example"
 STYLE = {
@@ -249,3 +263,204 @@ def test_widget_js_is_served_cacheable_and_versioned(client: httpx.Client) -> No
 def client(local_server) -> httpx.Client:  # type: ignore[no-untyped-def]
     with httpx.Client(base_url=local_server.base_url, timeout=30) as http:
         yield http
+
+
+# ------------------------------------------------------------------------------------------------
+# The public chat (part 2): POST /public/chatbots/{public_id}/chat
+# ------------------------------------------------------------------------------------------------
+def visitor_session(client: httpx.Client, chatbot: WidgetChatbot, origin: str = SHOP) -> dict[str, str]:
+    """A new visitor's session: the headers its page sends to the public chat."""
+    token = session_for(client, chatbot.public_id, new_visitor_id(), origin=origin).json()["session_token"]
+    return {"authorization": f"Bearer {token}", "origin": origin}
+
+
+def stream_parts(text: str) -> list[dict[str, object]]:
+    return [json.loads(line[len("data: ") :]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def test_the_public_chat_streams_the_chatbots_answer_with_its_source_as_chat_stream_does(
+    client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN a chatbot on a refunds policy that allows the shop's pages, and a visitor of the shop
+    chatbot = knowledge_chatbot(database_url, widget={"allowed_origins": [SHOP]})
+    headers = visitor_session(client, chatbot)
+    openrouter.script(Reply(chunks=["Within 14 days", " (refunds.pdf)."], usage=USAGE), model=KNOWLEDGE_MODEL)
+    # WHEN the visitor asks (the native body)
+    url = f"/public/chatbots/{chatbot.public_id}/chat"
+    with client.stream("POST", url, json={"content": QUESTION}, headers=headers) as response:
+        # THEN the reply streams as /chat/stream's, readable by the page
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+        assert response.headers["access-control-allow-origin"] == SHOP
+        assert "x-vercel-ai-ui-message-stream" in response.headers["access-control-expose-headers"]
+        body = response.read().decode()
+    parts = stream_parts(body)
+    types = [p["type"] for p in parts]
+    assert types[0] == "start" and types[-1] == "finish" and body.rstrip().endswith("data: [DONE]")
+    assert types.index("source-document") < types.index("text-start")
+    source = next(p for p in parts if p["type"] == "source-document")
+    assert source["title"] == "refunds.pdf p. 2"
+    assert "".join(str(p["delta"]) for p in parts if p["type"] == "text-delta") == "Within 14 days (refunds.pdf)."
+    conversation = next(p for p in parts if p["type"] == "data-conversation")["data"]["id"]  # type: ignore[index]
+    # AND after a reload the visitor's thread has both messages, the reply with its source
+    thread = client.get(
+        f"/public/chatbots/{chatbot.public_id}/conversations/{conversation}/messages", headers=headers
+    )
+    messages = thread.json()["messages"]
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", QUESTION),
+        ("assistant", "Within 14 days (refunds.pdf)."),
+    ]
+    assert [s["chunk_id"] for s in messages[1]["sources"]] == [source["sourceId"]]
+    # AND the owner's inbox lists the conversation with its two messages
+    inbox = client.get(
+        f"/chatbots/{chatbot.id}/conversations", headers=owner_headers(database_url, chatbot)
+    ).json()
+    assert [(item["id"], item["messages"]) for item in inbox["items"]] == [(conversation, 2)]
+    # AND the AI SDK body continues the same conversation (its chat id is the conversation's)
+    openrouter.script(Reply(chunks=["Yes."], usage=USAGE), model=KNOWLEDGE_MODEL)
+    ai_sdk = {
+        "id": conversation,
+        "messages": [{"id": "m2", "role": "user", "parts": [{"type": "text", "text": "To the card?"}]}],
+        "trigger": "submit-message",
+    }
+    again = client.post(url, json=ai_sdk, headers=headers)
+    assert again.status_code == 200
+    assert (
+        next(p for p in stream_parts(again.text) if p["type"] == "data-conversation")["data"]["id"] == conversation
+    )  # type: ignore[index]
+
+
+def test_no_credits_is_a_402_the_widget_can_read_and_nothing_is_kept(
+    client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    chatbot = knowledge_chatbot(database_url, credits=None)
+    headers = visitor_session(client, chatbot)
+    refused = client.post(
+        f"/public/chatbots/{chatbot.public_id}/chat", json={"content": QUESTION}, headers=headers
+    )
+    assert refused.status_code == 402 and refused.json()["error"]["code"] == "INSUFFICIENT_CREDITS"
+    assert refused.headers["access-control-allow-origin"] == SHOP  # the widget reads it: "unavailable"
+    with psycopg.connect(database_url) as conn:
+        kept = conn.execute(
+            "select count(*) from public.visitor_conversations where chatbot_id = %s", (chatbot.id,)
+        ).fetchone()
+    assert kept == (0,)
+    assert openrouter.chat_requests == []  # no model was asked
+
+
+def test_the_chatbots_messages_of_the_day_used_up_is_a_429_with_retry_after(
+    client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    chatbot = knowledge_chatbot(database_url)
+    headers = visitor_session(client, chatbot)
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the free plan's 100 of today, used
+        conn.execute(
+            "insert into public.widget_message_counts (chatbot_id, day, workspace_id, used)"
+            " values (%s, (now() at time zone 'utc')::date, %s, 100)",
+            (chatbot.id, chatbot.workspace_id),
+        )
+    refused = client.post(
+        f"/public/chatbots/{chatbot.public_id}/chat", json={"content": QUESTION}, headers=headers
+    )
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "RATE_LIMITED"
+    assert refused.json()["error"]["details"]["bucket"] == "widget_chatbot_day"
+    assert 1 <= int(refused.headers["retry-after"]) <= 86_400
+    assert refused.headers["access-control-allow-origin"] == SHOP
+    assert "retry-after" in refused.headers["access-control-expose-headers"]
+    assert openrouter.chat_requests == []
+
+
+def test_the_public_chat_refuses_other_origins_other_sessions_and_unavailable_chatbots(
+    client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    chatbot = knowledge_chatbot(database_url, widget={"allowed_origins": [SHOP]})
+    url = f"/public/chatbots/{chatbot.public_id}/chat"
+    headers = visitor_session(client, chatbot)
+    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "authorization"}
+    assert client.options(url, headers={"origin": SHOP, **preflight}).status_code == 204
+    refused = client.options(url, headers={"origin": OTHER, **preflight})
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    # The shop's token presented from another page: the origin is refused before the token is read
+    other = client.post(url, json={"content": QUESTION}, headers={**headers, "origin": OTHER})
+    assert other.status_code == 403 and "access-control-allow-origin" not in other.headers
+    # No token, a forged one, another chatbot's: 401
+    assert client.post(url, json={"content": QUESTION}, headers={"origin": SHOP}).status_code == 401
+    forged = {**headers, "authorization": headers["authorization"][:-3] + "AAA"}
+    assert client.post(url, json={"content": QUESTION}, headers=forged).status_code == 401
+    elsewhere = knowledge_chatbot(database_url)
+    assert (
+        client.post(
+            f"/public/chatbots/{elsewhere.public_id}/chat", json={"content": "Hi"}, headers=headers
+        ).status_code
+        == 401
+    )
+    # A body the widget never sends: 422; an edit or a regeneration of the AI SDK: 422
+    assert client.post(url, json={"content": "  "}, headers=headers).status_code == 422
+    assert client.post(url, json={"content": "Hi", "model": "openai/gpt-4o"}, headers=headers).status_code == 422
+    regenerate = {"messages": [{"id": "m", "role": "user", "parts": []}], "trigger": "regenerate-message"}
+    assert client.post(url, json=regenerate, headers=headers).status_code == 422
+    # A disabled chatbot: 403 "unavailable", readable by the page
+    set_chatbot(database_url, chatbot, status="disabled")
+    unavailable = client.post(url, json={"content": QUESTION}, headers=headers)
+    assert unavailable.status_code == 403
+    assert unavailable.json()["error"]["message"] == "The assistant is unavailable right now"
+    assert unavailable.headers["access-control-allow-origin"] == SHOP
+    assert openrouter.chat_requests == []
+
+
+def test_the_ai_sdk_client_reads_the_public_chat_and_its_chat_id_keeps_the_conversation(
+    local_server: LocalServerProcess, client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    """The real Vercel AI SDK client (tests/node/read_chat_stream.mjs: `DefaultChatTransport`,
+    `readUIMessageStream`, every chunk parsed by the SDK's own schema) against the public chat, as a site
+    with its own chat UI would call it: a session opened by a server (no Origin), the SDK's own chat id."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: the AI SDK client check needs Node.js")
+    chatbot = knowledge_chatbot(database_url)  # any origin
+    token = client.post(
+        f"/public/chatbots/{chatbot.public_id}/sessions",
+        json={"visitor_id": new_visitor_id(), "page_url": "https://shop.example/"},
+    ).json()["session_token"]
+    api = f"{local_server.base_url}/public/chatbots/{chatbot.public_id}/chat"
+
+    def read(text: str, chat_id: str) -> dict[str, Any]:
+        completed = subprocess.run(
+            [
+                node,
+                str(REPO_ROOT / "tests" / "node" / "read_chat_stream.mjs"),
+                local_server.base_url,
+                token,
+                "-",
+                text,
+                chat_id,
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "ONEAI_CHAT_API": api},
+        )
+        assert completed.returncode == 0, completed.stderr[:4000]
+        result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+        return result
+
+    openrouter.script(
+        Reply(chunks=["Within 14 days."], usage=USAGE), Reply(chunks=["Yes."], usage=USAGE), model=KNOWLEDGE_MODEL
+    )
+    first = read(QUESTION, "sdk-chat-Xk3vQ9mZp2LwT7rB")
+    assert (first["text"], first["error"]) == ("Within 14 days.", None)
+    assert first["sourceParts"] and first["sourceParts"][0]["title"] == "refunds.pdf p. 2"
+    assert first["partTypes"].index("source-document") < first["partTypes"].index("text")
+    second = read("To the card?", "sdk-chat-Xk3vQ9mZp2LwT7rB")
+    assert second["text"] == "Yes."
+    conversation = {r["dataParts"][0]["data"]["id"] for r in (first, second)}  # the data-conversation part
+    assert len(conversation) == 1
+    with psycopg.connect(database_url) as conn:
+        count = conn.execute(
+            "select message_count from public.visitor_conversations where id = %s", (conversation.pop(),)
+        ).fetchone()
+    assert count == (4,)

@@ -1,6 +1,6 @@
 """The widget's rate limits over HTTP, as a page reads them (issue 27): a visitor cut at their limit while
-another visitor is still answered, then the address itself cut at its limit; each refusal a 429 the page
-can read (the CORS header echoes its origin) with `Retry-After` and the bucket that refused."""
+another visitor is still answered (on sessions, and on the public chat), then the address itself cut at its
+limit; each refusal a 429 the page can read (the CORS header echoes its origin) with `Retry-After` and the bucket that refused."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import psycopg
 import pytest
 
 from local.dev_process import LocalServerProcess
-from local.fake_openrouter import FakeOpenRouter
+from local.fake_openrouter import FakeOpenRouter, Reply
 from tests.e2e.conftest import GENEROUS_RATE_LIMITS
 from tests.e2e.limited_server import limited_server
-from tests.widget_support import create_chatbot, new_visitor_id
+from tests.widget_support import KNOWLEDGE_MODEL, QUESTION, create_chatbot, knowledge_chatbot, new_visitor_id
 
 SHOP = "https://shop.example"
 # One token a minute each, so nothing refills during the test: 6 requests per address, 2 per visitor.
@@ -72,3 +72,35 @@ def test_a_visitor_then_an_address_is_cut_at_its_limit_with_a_readable_retry_aft
     assert flood.headers["access-control-allow-origin"] == SHOP  # refused before the chatbot was read
     preflight = httpx.options(sessions, headers={"origin": SHOP, "access-control-request-method": "POST"})
     assert preflight.status_code == 429
+
+
+def test_a_visitor_flooding_the_chat_is_cut_while_another_visitor_is_answered(
+    server: LocalServerProcess, database_url: str, fake_openrouter_server: FakeOpenRouter
+) -> None:
+    fake_openrouter_server.reset()
+    fake_openrouter_server.script(Reply(chunks=["First."]), Reply(chunks=["Second."]), model=KNOWLEDGE_MODEL)
+    chatbot = knowledge_chatbot(database_url, widget={"allowed_origins": [SHOP]})
+    base = f"{server.base_url}/public/chatbots/{chatbot.public_id}"
+
+    def session(visitor: str) -> dict[str, str]:
+        opened = httpx.post(
+            f"{base}/sessions",
+            json={"visitor_id": visitor, "page_url": f"{SHOP}/"},
+            headers={"origin": SHOP},
+            timeout=30,
+        )
+        assert opened.status_code == 200, opened.text
+        return {"origin": SHOP, "authorization": f"Bearer {opened.json()['session_token']}"}
+
+    def chat(headers: dict[str, str]) -> httpx.Response:
+        return httpx.post(f"{base}/chat", json={"content": QUESTION}, headers=headers, timeout=30)
+
+    busy = session(new_visitor_id())  # the visitor's first of 2
+    assert chat(busy).status_code == 200  # the second
+    refused = chat(busy)  # the third: the visitor's bucket is empty
+    assert refused.status_code == 429 and refused.json()["error"]["details"]["bucket"] == "widget_visitor"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["access-control-allow-origin"] == SHOP
+    calm = session(new_visitor_id())  # same address (its 4th and 5th of 6), another visitor: answered
+    answered = chat(calm)
+    assert answered.status_code == 200 and "Second." in answered.text

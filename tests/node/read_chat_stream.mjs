@@ -5,6 +5,8 @@
 // `model` "-": the transport is left at its defaults (no `body` option, so the request names no model).
 // `chat_id` "generate": a chat id from the SDK's own `generateId()`, as `useChat` makes one.
 // Environment `ONEAI_CHATBOT_ID`: the body names that chatbot (`chatbot_id`), as a chatbot's test chat does.
+// Environment `ONEAI_CHAT_API`: the URL posted to instead of `<base_url>/chat/stream` (the widget's public
+// chat, `<base_url>/public/chatbots/<public_id>/chat`, with a visitor session token as the bearer token).
 //
 // `DefaultChatTransport.sendMessages` posts the AI SDK body (`{model, id?, messages, trigger, messageId}`)
 // and parses the response into UI message chunks with the SDK's own schema; `readUIMessageStream` rebuilds
@@ -44,7 +46,7 @@ async function main(argv) {
   const [baseUrl, token, model, text, chatIdArg] = argv;
   const chatId = chatIdArg === 'generate' ? generateId() : chatIdArg;
   const options = {
-    api: `${baseUrl.replace(/\/+$/, '')}/chat/stream`,
+    api: process.env.ONEAI_CHAT_API || `${baseUrl.replace(/\/+$/, '')}/chat/stream`,
     headers: { Authorization: `Bearer ${token}` },
   };
   const chatbotId = process.env.ONEAI_CHATBOT_ID;

@@ -217,6 +217,8 @@ WIDGET_ROUTES = {
     ("OPTIONS", _PUBLIC, "PreflightWidgetSettings"),
     ("POST", f"{_PUBLIC}/sessions", "OpenWidgetSession"),
     ("OPTIONS", f"{_PUBLIC}/sessions", "PreflightWidgetSession"),
+    ("POST", f"{_PUBLIC}/chat", "VisitorChat"),
+    ("OPTIONS", f"{_PUBLIC}/chat", "PreflightVisitorChat"),
     ("GET", f"{_PUBLIC}/conversations/{{conversation_id}}/messages", "ListVisitorMessages"),
     ("OPTIONS", f"{_PUBLIC}/conversations/{{conversation_id}}/messages", "PreflightVisitorMessages"),
     ("POST", f"{_PUBLIC}/conversations/{{conversation_id}}/rating", "RateVisitorConversation"),

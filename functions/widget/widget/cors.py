@@ -2,7 +2,8 @@
 `widget.allowed_origins` admitted it (`PublicCall.allowed_origin`, set by the service), never `*`, always
 with `Vary: Origin`. Two more things happen on the way out: a 429 of the source's bucket, refused before
 the chatbot could be read, echoes the Origin too (its body says nothing but "too many requests", and the
-widget must read its Retry-After); a refusal of the visitor's own bucket carries that bucket's headers."""
+widget must read its Retry-After); a refusal of the visitor's own bucket carries that bucket's headers, and
+one of the chatbot's daily widget messages the seconds to the next UTC day."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from oneai.widget.service import PublicCall
 
 CALL_SCOPE_KEY = "oneai.widget.call"
 PUBLIC_PREFIX = "/public/"
-EXPOSED = "retry-after, ratelimit, ratelimit-policy"
+EXPOSED = "retry-after, ratelimit, ratelimit-policy, x-vercel-ai-ui-message-stream"
 # What this middleware decides alone (a route's preflight adds the allowed methods and headers).
 OWN_HEADERS = (
     b"access-control-allow-origin",
@@ -50,6 +51,10 @@ class WidgetCors:
                 if visitor is not None and visitor.outcome is not None and not visitor.outcome.admitted:
                     headers = [(name, value) for name, value in headers if name.lower() not in RATE_HEADERS]
                     headers.extend((k.lower().encode(), v.encode()) for k, v in visitor.headers().items())
+                if call is not None and call.retry_after is not None and message["status"] == 429:
+                    # The chatbot's messages of the day are used up: retry on the next UTC day.
+                    headers = [(name, value) for name, value in headers if name.lower() != b"retry-after"]
+                    headers.append((b"retry-after", str(call.retry_after).encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

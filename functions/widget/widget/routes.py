@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
+from oneai.chat import parts
+from oneai.chat.entry import start_turn
 from oneai.config import get_settings
 from oneai.ratelimit import RateCheck, new_source_check
 from oneai.web import Db
+from oneai.web.bodies import json_body
 from oneai.web.deps import RATE_CHECK_SCOPE_KEY
-from oneai.web.errors import ErrorEnvelope
+from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
 from oneai.web.ids import PathId
+from oneai.web.streaming import EventStreamResponse, ReplyStreamResponse
 from oneai.widget import service
+from oneai.widget.chat import VISITOR_CHAT_BODY_OPENAPI, VisitorTurn, parse_visitor_body
 from oneai.widget.models import (
     RatingAnswer,
     RatingRequest,
@@ -25,6 +32,7 @@ from oneai.widget.models import (
 )
 from oneai.widget.script import Script
 from widget.cors import CALL_SCOPE_KEY
+from widget.deps import OpenRouter
 
 router = APIRouter()
 PUBLIC = "/public/chatbots/{public_id}"
@@ -132,6 +140,50 @@ def conversation_messages(
 
 
 @router.post(
+    f"{PUBLIC}/chat",
+    summary="The visitor's message, and the chatbot's reply streamed (AI SDK UI message stream v1, as /chat/stream)",
+    tags=["widget"],
+    response_class=EventStreamResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "the reply as stream parts"},
+        **TOKEN_ERRORS,
+        402: {
+            "model": ErrorEnvelope,
+            "description": "INSUFFICIENT_CREDITS: the workspace's credits cannot cover it",
+        },
+        404: {"model": ErrorEnvelope, "description": "no such chatbot, or conversation of this visitor"},
+        413: {"model": ErrorEnvelope, "description": "PAYLOAD_TOO_LARGE: the message is over the limit"},
+        424: {"model": ErrorEnvelope, "description": "PROVIDER_KEY_REFUSED: the workspace's provider key"},
+        429: {
+            "model": ErrorEnvelope,
+            "description": "RATE_LIMITED: per source address, per visitor, or the chatbot's messages of the day",
+            "headers": RETRY_AFTER_HEADER,
+        },
+        502: {"model": ErrorEnvelope, "description": "the model provider failed before the first token"},
+        504: {
+            "model": ErrorEnvelope,
+            "description": "UPSTREAM_TIMEOUT: no first token in time; nothing was charged",
+        },
+    },
+    openapi_extra=VISITOR_CHAT_BODY_OPENAPI,
+)
+async def visitor_chat(
+    public_id: str,
+    request: Request,
+    db: Db,
+    client: OpenRouter,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> EventStreamResponse:
+    received_at = time.monotonic()  # the reply's timings count from here
+    call = _call(request, public_id)
+    body = await json_body(request)
+    chatbot, session = await run_in_threadpool(service.admit_visitor, db, get_settings(), call, authorization)
+    visitor = VisitorTurn(call=call, chatbot=chatbot, session=session, received_at=received_at)
+    reply = await start_turn(db, client, visitor.principal, parse_visitor_body(body), kind=visitor)
+    return ReplyStreamResponse(reply, headers=parts.STREAM_HEADERS)
+
+
+@router.post(
     f"{PUBLIC}/conversations/{{conversation_id}}/rating",
     summary="Rate the visitor's conversation, 1 to 5 (again: the last rating counts)",
     tags=["widget"],
@@ -159,6 +211,7 @@ def _preflight(public_id: str, request: Request, db: Db) -> Response:
 for _path in (
     PUBLIC,
     f"{PUBLIC}/sessions",
+    f"{PUBLIC}/chat",
     f"{PUBLIC}/conversations/{{conversation_id}}/messages",
     f"{PUBLIC}/conversations/{{conversation_id}}/rating",
 ):

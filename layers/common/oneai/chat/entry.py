@@ -26,8 +26,11 @@ How a turn is prepared and paid is a `TurnKind`; `PERSONAL_TURN` (a signed-in us
 the prepare call itself (the body names `chatbot_id`, or the conversation is filed under a chatbot: a
 follow-up, an edit or a regeneration need not name it), in the same round trip, which then admits it on
 the chatbot's terms (its model; one unit of its workspace's daily messages instead of the user's quota;
-`PreparedTurn.chatbot`, `.admission`). The widget's public chat will be a kind of its own (a visitor, no
-user row).
+`PreparedTurn.chatbot`, `.admission`). The widget's public chat (`POST /public/chatbots/{public_id}/chat`)
+is a kind of its own, `oneai.widget.chat.VisitorTurn` (a visitor, no user row): its prepare is one call as
+the service (the visitor's conversation, one unit of the chatbot's daily widget messages, the payer), and
+the turn it prepares carries a `TurnLedger` (`PreparedTurn.ledger`) where its refund, its finish and its
+chatbot's search go instead of a user's rows; the steps below are the same.
 
 Retrieval runs here once, for every kind: after step 5, before step 6 (`oneai.chatbots.retrieval.
 with_knowledge`: the question comes from the prepared history, and the passages go into the model's
@@ -56,7 +59,14 @@ from oneai.chat.offered_models import DEFAULT_CONTEXT_LENGTH, OFFERED_MODELS
 from oneai.chat.relay import ChatRelay
 from oneai.chat.requests import ChatTurn
 from oneai.chat.resumable import LiveReply
-from oneai.chat.turn import MESSAGE_TOO_LONG, PreparedTurn, default_model_for, prepare_turn, refund_turn
+from oneai.chat.turn import (
+    MESSAGE_TOO_LONG,
+    PreparedTurn,
+    default_model_for,
+    prepare_turn,
+    refund_credits,
+    refund_turn,
+)
 from oneai.chat.turn_images import keep_attached, refuse_images_the_model_cannot_read, store_inline_images
 from oneai.chatbots import payment
 from oneai.chatbots.retrieval import with_knowledge
@@ -181,7 +191,8 @@ async def start_turn(
         principal,
         reply_id=prepared.reply_id,
         conversation_id=prepared.conversation.id,
-        persist=db.settings.reply_persistence,
+        # A visitor's reply is not resumable (its rows are not a user's): its one reader streams it.
+        persist=db.settings.reply_persistence and prepared.ledger is None,
         time_limit=db.settings.reply_time_limit_seconds,
     )
     reply.start()
@@ -196,8 +207,7 @@ async def _payer(
     refunds the turn (its unit, its hold)."""
     if prepared.fixed_reply is not None:
         if prepared.credits is not None:
-            await anyio.to_thread.run_sync(payment.refund_credits, db, prepared.credits, prepared.principal)
-            prepared = replace(prepared, credits=None)
+            prepared = await anyio.to_thread.run_sync(refund_credits, db, prepared)
         return prepared, None
     if prepared.provider_key_id is None or prepared.chatbot is None:
         return prepared, None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
@@ -90,6 +91,7 @@ class ChatRelay:
         self._images: list[GeneratedImage] = []  # stored as they arrived; rows written with the reply
         self._reading: anyio.CancelScope | None = None
         self._stop_requested = False
+        self._first_text_at: float | None = None  # time.monotonic() of the reply's first text
 
     async def open(self) -> None:
         """Start the reply; a failure before its first token refunds the unit and raises the API error."""
@@ -120,6 +122,8 @@ class ChatRelay:
                 modalities=IMAGE_AND_TEXT if self._model is not None and self._model.generates_images else (),
             )
             self._first = await self._first_event(self._stream)
+            if isinstance(self._first, TextDelta | ImageDelta):
+                self._first_text_at = time.monotonic()
         except BaseException as exc:
             await self._abandon()
             if isinstance(exc, OpenRouterError):
@@ -201,6 +205,7 @@ class ChatRelay:
             emit(parts.source_document(passage))
         emit(parts.text_start())
         if prepared.fixed_reply is not None:
+            self._first_text_at = time.monotonic()
             emit(parts.text_delta(prepared.fixed_reply))
             fixed = StreamResult(text=prepared.fixed_reply, requested_model=prepared.turn.model_id, complete=True)
             await self._ending(fixed, None, emit)
@@ -302,6 +307,7 @@ class ChatRelay:
             completion_tokens=usage.completion_tokens if usage else 0,
             cost=cost_of(usage, model) if usage else Decimal(0),
             images=tuple(self._images),
+            first_text_at=self._first_text_at,
         )
         self._outcome = outcome
         emit_metric("ReplyTokens", outcome.prompt_tokens + outcome.completion_tokens, model=served, status=status)

@@ -252,21 +252,21 @@ def parse_chat_body(body: Any) -> ChatTurn:
         ) from None
 
 
-def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
+def inlined_schema(schema: Any, definitions: dict[str, Any]) -> Any:
     """`schema` with every `#/$defs/...` reference replaced by its definition (none of them is recursive)."""
     if isinstance(schema, dict):
         reference = schema.get("$ref")
         if isinstance(reference, str) and reference.startswith("#/$defs/"):
-            return _inlined(definitions[reference.removeprefix("#/$defs/")], definitions)
-        return {key: _inlined(value, definitions) for key, value in schema.items() if key != "$defs"}
+            return inlined_schema(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {key: inlined_schema(value, definitions) for key, value in schema.items() if key != "$defs"}
     if isinstance(schema, list):
-        return [_inlined(item, definitions) for item in schema]
+        return [inlined_schema(item, definitions) for item in schema]
     return schema
 
 
 def _chat_body_schema() -> dict[str, Any]:
     schema = TypeAdapter(NativeChatRequest | NativeChatbotRequest | AISDKChatRequest).json_schema(by_alias=True)
-    inlined: dict[str, Any] = _inlined(schema, schema.get("$defs", {}))
+    inlined: dict[str, Any] = inlined_schema(schema, schema.get("$defs", {}))
     # The document names the offered models (any other is a 422 `model`; one outside the plan, a 403).
     offered = [m.model_id for m in OFFERED_MODELS]
     native, _chatbot, ai_sdk = inlined["anyOf"]

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from oneai.attachments import service as attachments
 from oneai.attachments.images import InlineImage
@@ -68,6 +68,24 @@ HISTORY_LIMIT = 400
 MESSAGE_TOO_LONG = "The message is too long for this model's context window"
 
 
+class TurnLedger(Protocol):
+    """Where a turn that is not a signed-in user's keeps its rows (a widget visitor's: `oneai.widget.chat`):
+    its refund, its finish and its chatbot's knowledge search run there, not under a user's RLS. A turn
+    with a ledger is not resumable and gets no title."""
+
+    def refund(self, db: Database, prepared: PreparedTurn, *, unit: bool = True) -> None:
+        """Give back what the turn took: its credits hold, and its message unit when `unit`."""
+        ...
+
+    def finish(self, db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> FinishedTurn:
+        """Write the reply and settle its payment (as `finish_turn`)."""
+        ...
+
+    def read(self, db: Database, statements: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+        """The rows of the last of `statements` (the chatbot's knowledge search)."""
+        ...
+
+
 @dataclass(frozen=True)
 class PreparedTurn:
     principal: Principal
@@ -96,10 +114,13 @@ class PreparedTurn:
     provider_key_id: uuid.UUID | None = None
     key: UsableKey | None = None
     credits: CreditReservation | None = None
+    # A turn kept elsewhere than a user's conversations (a widget visitor's); None: the user's own.
+    ledger: TurnLedger | None = None
 
     @property
     def first_exchange(self) -> bool:
-        return self.conversation.title is None and self.parent.sequence_number == 1
+        """The turn that names the conversation (a visitor's conversation has no title)."""
+        return self.ledger is None and self.conversation.title is None and self.parent.sequence_number == 1
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,9 @@ class ReplyOutcome:
     cost: Decimal
     # Images the model made, already in S3: attachments of the reply.
     images: tuple[GeneratedImage, ...] = ()
+    # When (time.monotonic()) the reply's first text came (the fixed message: when it was sent); None when
+    # it had none. A visitor's reply records its time to first token from it.
+    first_text_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +152,7 @@ _OFFERED_JSON: Final = {m.model_id: {"quota_key": m.quota_key, "tiers": sorted(m
 _OFFERED_BY_ID: Final = {m.model_id: m for m in OFFERED_MODELS}
 
 
-def _chatbot_model(model_id: str) -> OfferedModel:
+def chatbot_offer(model_id: str) -> OfferedModel:
     """A chatbot's model (checked against the workspace's plan when the chatbot was saved, not against the
     member's tier): its offer, for its fallbacks and quota class."""
     return _OFFERED_BY_ID.get(model_id) or OfferedModel(model_id, "small_messages", ALL_TIERS)
@@ -257,7 +281,7 @@ def prepare_turn(
     prepared = PreparedTurn(
         principal=principal,
         turn=turn if turn.model == model else turn.model_copy(update={"model": model}),
-        offered=_chatbot_model(model) if chatbot is not None else offered_model(model, str(result["tier"])),
+        offered=chatbot_offer(model) if chatbot is not None else offered_model(model, str(result["tier"])),
         conversation=Conversation.model_validate(result["conversation"]),
         parent=parent,
         replaces=_message_or_none(result["replaces"]),
@@ -320,7 +344,10 @@ def _with_attachments(
 
 def refund_turn(db: Database, prepared: PreparedTurn) -> None:
     """The model failed before its first token: the unit goes back (the user's message stays): the
-    caller's quota unit, or the workspace's message of a chatbot's turn."""
+    caller's quota unit, or the workspace's message of a chatbot's turn (a visitor's turn: its ledger's)."""
+    if prepared.ledger is not None:
+        prepared.ledger.refund(db, prepared)
+        return
     if prepared.admission is not None:
         chatbot_turn.refund_admission(db, prepared.principal, prepared.admission)
     if prepared.credits is not None:
@@ -332,8 +359,22 @@ def refund_turn(db: Database, prepared: PreparedTurn) -> None:
         quota.refund(conn, prepared.reservation)
 
 
+def refund_credits(db: Database, prepared: PreparedTurn) -> PreparedTurn:
+    """The turn's credits hold back whole (the chatbot answered with its fixed message); the turn without it."""
+    if prepared.credits is None:
+        return prepared
+    if prepared.ledger is not None:
+        prepared.ledger.refund(db, prepared, unit=False)
+    else:
+        with db.user_transaction(prepared.principal) as conn:
+            credits_service.refund(conn, prepared.credits.id)
+    return replace(prepared, credits=None)
+
+
 def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> FinishedTurn:
     """One round trip: the reply, its usage record and the quotas after it (the unit stays counted)."""
+    if prepared.ledger is not None:
+        return prepared.ledger.finish(db, prepared, outcome)
     reply = {
         "conversation_id": str(prepared.conversation.id),
         "replaces_id": None if prepared.replaces is None else str(prepared.replaces.id),

@@ -18,15 +18,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
 
 from oneai.auth import Principal
+from oneai.chat.turn import PreparedTurn, refund_turn
 from oneai.chatbots.chatbot_turn import ChatbotConfig, Passage, refund_admission
 from oneai.conversations.models import Message
 from oneai.db import chatbot_turns
@@ -44,9 +45,6 @@ from oneai.logging import logger
 from oneai.openrouter.client import OpenRouterClient
 from oneai.openrouter.embeddings import OpenRouterEmbeddings
 from oneai.openrouter.errors import OpenRouterError
-
-if TYPE_CHECKING:
-    from oneai.chat.turn import PreparedTurn
 
 QUERY_EARLIER_USER_MESSAGES = 2
 QUERY_MAX_CHARS = 1200
@@ -85,10 +83,20 @@ def _passages(hits: Sequence[knowledge_repo.KnowledgeHit]) -> list[Passage]:
     ]
 
 
+Read = Callable[[list[tuple[str, dict[str, object]]]], list[dict[str, Any]]]
+
+
 def search(
-    db: Database, principal: Principal, chatbot: ChatbotConfig, *, text_query: str, embedding: Sequence[float]
+    db: Database,
+    principal: Principal,
+    chatbot: ChatbotConfig,
+    *,
+    text_query: str,
+    embedding: Sequence[float],
+    read: Read | None = None,
 ) -> list[Passage]:
-    """The chatbot's passages for a query: one round trip, under the caller's RLS."""
+    """The chatbot's passages for a query: one round trip, under the caller's RLS (`read`: elsewhere, a
+    visitor's turn's ledger, as the service; the statement names the chatbot either way)."""
     params = knowledge_repo.search_params(
         workspace_id=chatbot.workspace_id,
         embedding=embedding,
@@ -97,7 +105,8 @@ def search(
         min_score=chatbot.min_score,
         chatbot_id=chatbot.id,
     )
-    rows = db.user_read(principal, knowledge_repo.search_batch(params))
+    batch = knowledge_repo.search_batch(params)
+    rows = db.user_read(principal, batch) if read is None else read(batch)
     return _passages(knowledge_repo.hits_of(rows))
 
 
@@ -120,28 +129,33 @@ async def passages_for(
     principal: Principal,
     chatbot: ChatbotConfig,
     history: Sequence[Message],
+    *,
+    read: Read | None = None,
 ) -> list[Passage]:
     embedded, text_query = retrieval_query(history)
     if not embedded:
         return []
     embedding = await embed_with(client, embedded)
     return await anyio.to_thread.run_sync(
-        partial(search, db, principal, chatbot, text_query=text_query, embedding=embedding)
+        partial(search, db, principal, chatbot, text_query=text_query, embedding=embedding, read=read)
     )
 
 
 async def with_knowledge(db: Database, client: OpenRouterClient, prepared: PreparedTurn) -> PreparedTurn:
     """A chatbot turn with its passages, or its fallback when none reaches min_score: `answer` goes on
     without them; `message` makes the fixed message the reply (no model is asked: the workspace's unit
-    goes back). A failure here (the embedding service) gives the unit back and is the turn's error."""
+    goes back). A failure here (the embedding service) refunds the turn (its unit, its credits hold) and is
+    the turn's error."""
     chatbot = prepared.chatbot
     if chatbot is None:
         return prepared
+    ledger = prepared.ledger
+    read = None if ledger is None else partial(ledger.read, db)
     try:
-        found = await passages_for(db, client, prepared.principal, chatbot, prepared.history)
+        found = await passages_for(db, client, prepared.principal, chatbot, prepared.history, read=read)
     except OneAIError:
-        if prepared.admission is not None:
-            await anyio.to_thread.run_sync(refund_admission, db, prepared.principal, prepared.admission)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(refund_turn, db, prepared)
         raise
     if found:
         return replace(prepared, knowledge=tuple(found))

@@ -62,6 +62,8 @@ class PublicCall:
     allowed_origin: str | None = None
     # The visitor's bucket, when the route has one (its refusal's Retry-After is the answer's).
     visitor_check: RateCheck | None = None
+    # A refusal of the chatbot's daily widget messages: its Retry-After (seconds to the next UTC day).
+    retry_after: int | None = None
 
     @property
     def bound_origin(self) -> str:
@@ -165,6 +167,19 @@ def conversation_messages(
     if found is None:
         raise NotFoundError("No such conversation")
     return VisitorConversation.model_validate(found)
+
+
+def admit_visitor(
+    db: Database, settings: Settings, call: PublicCall, authorization: str | None
+) -> tuple[PublicChatbot, tokens.VisitorSession]:
+    """The public chat's checks, in the order of every public route (the source's bucket, the chatbot, the
+    Origin, available, the session token, the visitor's bucket): the chatbot and the visitor's session.
+    The turn itself is `oneai.widget.chat`'s."""
+    with db.anon_transaction(call.source_check) as conn:
+        chatbot = _chatbot(conn, call)
+        session = tokens.verify(settings, authorization, chatbot_id=chatbot.chatbot_id, origin=call.bound_origin)
+        _take_visitor(conn, settings, call, chatbot.chatbot_id, session.visitor_id)
+    return chatbot, session
 
 
 def rate_conversation(
