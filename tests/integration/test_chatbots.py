@@ -84,6 +84,35 @@ def add_conversation(
     return UUID(str(row["id"]))
 
 
+def add_visitor_conversation(
+    db: Database, workspace_id: UUID, chatbot_id: UUID, messages: int, *, at: datetime, rating: int | None = None
+) -> UUID:
+    """A widget visitor's conversation as the public chat leaves it (its message_count kept), rated or not."""
+    with db.service_transaction() as conn:
+        row = conn.execute(
+            "insert into public.visitor_conversations (workspace_id, chatbot_id, visitor_id, started_at,"
+            " last_message_at, message_count, rating, rated_at) values (%s, %s, %s, %s, %s, %s, %s, %s) returning id",
+            (
+                workspace_id,
+                chatbot_id,
+                "visitor-" + uuid.uuid4().hex,
+                at,
+                at,
+                messages,
+                rating,
+                at if rating is not None else None,
+            ),
+        ).fetchone()
+        assert row is not None
+        for n in range(messages):
+            conn.execute(
+                "insert into public.visitor_messages (conversation_id, workspace_id, role, content,"
+                " sequence_number, created_at) values (%s, %s, %s, 'text', %s, %s)",
+                (row["id"], workspace_id, "user" if n % 2 == 0 else "assistant", n + 1, at),
+            )
+    return UUID(str(row["id"]))
+
+
 def fields_of(error: OneAIError) -> list[str]:
     return [item["field"] for item in error.details["errors"]]
 
@@ -474,6 +503,45 @@ def test_daily_stats_count_per_utc_day_with_totals(db: Database, make_user: Call
         db, owner, service.daily_stats, bot.id, StatsQuery.model_validate({"from": first, "to": first})
     )
     assert [(d.date, d.conversations, d.messages) for d in ranged.days] == [(first, 1, 1)]
+
+
+def test_the_stats_count_visitors_conversations_and_their_satisfaction(
+    db: Database, make_user: Callable[..., AppUser]
+) -> None:
+    owner, stranger = make_user(), make_user()
+    workspace = team(db, owner)
+    bot = create(db, owner, workspace)
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    add_conversation(db, owner, workspace, bot.id, 2, at=today - timedelta(days=1))
+    add_visitor_conversation(db, workspace, bot.id, 4, at=today - timedelta(days=1), rating=5)
+    add_visitor_conversation(db, workspace, bot.id, 2, at=today - timedelta(days=1), rating=2)
+    add_visitor_conversation(db, workspace, bot.id, 2, at=today)  # not rated: not in the average
+
+    detail = as_user(db, owner, service.get_chatbot, bot.id)
+    assert detail.stats.model_dump() == {"conversations": 4, "messages": 10, "satisfaction": 3.5}
+    days = as_user(db, owner, service.daily_stats, bot.id, StatsQuery())
+    by_day = {d.date: (d.conversations, d.messages) for d in days.days}
+    assert by_day[(today - timedelta(days=1)).date()] == (3, 8)
+    assert by_day[today.date()] == (1, 2)
+    assert days.totals.model_dump() == {"conversations": 4, "messages": 10}
+    # a stranger learns nothing of them
+    with pytest.raises(NotFoundError):
+        as_user(db, stranger, service.daily_stats, bot.id, StatsQuery())
+
+    # after a reset, only what starts later counts, rated or not
+    as_user(db, owner, service.reset_stats, bot.id)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert as_user(db, owner, service.get_chatbot, bot.id).stats.model_dump() == {
+        "conversations": 0,
+        "messages": 0,
+        "satisfaction": None,
+    }
+    add_visitor_conversation(db, workspace, bot.id, 3, at=later, rating=4)
+    assert as_user(db, owner, service.get_chatbot, bot.id).stats.model_dump() == {
+        "conversations": 1,
+        "messages": 3,
+        "satisfaction": 4.0,
+    }
 
 
 def test_the_stats_range_is_checked() -> None:

@@ -247,9 +247,13 @@ class ChatbotUpdate(BaseModel):
 
 
 class ChatbotStats(BaseModel):
-    conversations: int = Field(description="conversations with the chatbot since stats_reset_at")
+    conversations: int = Field(
+        description="conversations with the chatbot since stats_reset_at: members' and visitors' (the widget)"
+    )
     messages: int = Field(description="their messages")
-    satisfaction: float | None = Field(description="null until visitors rate conversations (the widget)")
+    satisfaction: float | None = Field(
+        description="the average of the visitors' 1-5 ratings of those conversations (two decimals); null while none is rated"
+    )
 
 
 class Chatbot(BaseModel):

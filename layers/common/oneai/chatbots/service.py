@@ -201,7 +201,7 @@ def _stats(found: repo.StatsRow | None) -> ChatbotStats:
     return ChatbotStats(
         conversations=found.conversations if found else 0,
         messages=found.messages if found else 0,
-        satisfaction=None,  # ratings come with the widget
+        satisfaction=float(found.satisfaction) if found and found.satisfaction is not None else None,
     )
 
 

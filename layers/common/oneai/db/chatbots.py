@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
@@ -50,6 +51,7 @@ class StatsRow:
     chatbot_id: UUID
     conversations: int
     messages: int
+    satisfaction: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,7 @@ select c.id, c.title, c.updated_at from public.conversations c
 where c.chatbot_id = %s and c.user_id = (select auth.uid())
 order by c.updated_at desc, c.id desc limit %s"""
 
-STATS = "select chatbot_id, conversations, messages from oneai_private.chatbot_stats(%s::uuid[])"
+STATS = "select chatbot_id, conversations, messages, satisfaction from oneai_private.chatbot_stats(%s::uuid[])"
 DAILY_STATS = "select day, conversations, messages from oneai_private.chatbot_daily_stats(%s, %s, %s)"
 
 SET_STATUS = "update public.chatbots set status = %s where id = %s and deleted_at is null returning id"
