@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from oneai.analytics import rollup, service
 from oneai.analytics.models import AnalyticsQuery
-from oneai.analytics.percentiles import RELATIVE_ERROR
+from oneai.analytics.percentiles import RELATIVE_ERROR, bucket_of
 from oneai.config import get_settings
 from oneai.db.connection import Database
 from oneai.errors import NotFoundError
@@ -505,3 +505,18 @@ def test_the_workspace_stats_count_the_messages_of_the_last_30_days(
     assert messages_30d() == 0  # before the job
     run_job(db)
     assert messages_30d() == 5  # today's 2 and 29 days ago's 3; 30 days ago is out
+
+
+def test_the_databases_buckets_are_the_applications(db: Database) -> None:
+    values = [0, 1, 2, 3, 7, 50, 51, 99, 100, 101, 999, 1000, 1001, 4321, 65_535, 600_000, 2_000_000_000]
+    with db.service_transaction() as conn:
+        rows = conn.execute(
+            "select v, oneai_private.latency_bucket(v) as b from unnest(%s::int[]) v", (values,)
+        ).fetchall()
+    assert {r["v"]: r["b"] for r in rows} == {v: bucket_of(v) for v in values}
+    # and every whole millisecond up to 200 s
+    with db.service_transaction() as conn:
+        every = conn.execute(
+            "select array_agg(oneai_private.latency_bucket(v) order by v) as b from generate_series(0, 200000) v"
+        ).fetchone()
+    assert every is not None and every["b"] == [bucket_of(v) for v in range(200_001)]
