@@ -615,18 +615,14 @@ def webhook_delivery_files(template: dict[str, object]) -> dict[Path, str]:
     return files
 
 
-# The analytics function's input: what its schedule sends (the template's ScheduleV2 `Input`, fixed).
-ANALYTICS_HANDLER = "analytics.handler.lambda_handler"
-
-
 def analytics_files(template: dict[str, object]) -> dict[Path, str]:
-    function = next((fn for fn in list_functions(template) if fn.handler == ANALYTICS_HANDLER), None)
+    """The analytics function's input: what its schedule sends (the template's ScheduleV2 `Input`)."""
+    from local.analytics_schedule import analytics_function, schedule_input
+
+    function = analytics_function(list_functions(template))
     if function is None:
         return {}
-    resources = template["Resources"]
-    assert isinstance(resources, dict)
-    schedule = resources[function.logical_id]["Properties"]["Events"]["Rollup"]["Properties"]
-    event = json.loads(schedule["Input"])
+    event = schedule_input(template, function)
     return {EVENTS_DIR / function.events_dir_name / "rollup.json": json.dumps(event, indent=2) + "\n"}
 
 

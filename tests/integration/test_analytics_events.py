@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from local.events import ANALYTICS_HANDLER
+from local.analytics_schedule import ANALYTICS_HANDLER
 from local.fake_openrouter import FakeOpenRouter
 from local.template_routes import load_template
 from oneai.config import override_settings
@@ -194,3 +195,30 @@ def test_a_manual_run_may_lower_the_bound(handler: Any, db: Database, database_u
     first = handler(event, FakeLambdaContext())
     assert (first["days_recomputed"], first["stopped_early"]) == (2, True)
     assert handler(sample_event(), FakeLambdaContext())["days_recomputed"] == 1
+
+
+def test_make_devs_stand_in_runs_the_function_with_the_schedules_input_until_stopped() -> None:
+    from local.analytics_schedule import LocalAnalyticsSchedule, analytics_function, schedule_input
+    from local.template_routes import list_functions
+
+    template = load_template()
+    function = analytics_function(list_functions(template))
+    assert function is not None and function.logical_id == "AnalyticsFunction"
+    assert schedule_input(template, function) == sample_event()
+    calls: list[tuple[dict[str, Any], str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append((event, context.function_name))
+        if len(calls) == 1:
+            raise RuntimeError("the database is down")  # logged; the next run comes all the same
+        return {"days_recomputed": 0}
+
+    schedule = LocalAnalyticsSchedule(function, sample_event(), 0.05, handler).start()
+    deadline = time.monotonic() + 10
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    schedule.stop()
+    stopped_at = len(calls)
+    time.sleep(0.2)
+    assert stopped_at >= 3 and len(calls) == stopped_at
+    assert calls[0] == (sample_event(), "AnalyticsFunction")

@@ -36,7 +36,7 @@ from oneai.db.connection import Database
 from oneai.logging import logger
 from oneai.quota.sweep import TimeBudget, TimeLeft
 
-DEFAULT_BATCH_DAYS: Final = 50
+DEFAULT_BATCH_DAYS: Final = 20
 DEFAULT_MAX_DAYS: Final = 5_000
 DEFAULT_QUESTION_BATCH: Final = 200
 DEFAULT_LEASE_SECONDS: Final = 600  # twice the function's timeout

@@ -52,8 +52,9 @@ class _Totals:
         self.conversation_messages += row.conversation_messages
         self.rated += row.rated
         self.by_score = [a + b for a, b in zip(self.by_score, row.by_score, strict=True)]
-        self.ttft.add(row.ttft_buckets, row.ttft_counts)
-        self.total.add(row.total_buckets, row.total_counts)
+
+    def add_histogram(self, row: repo.HistogramRow) -> None:
+        (self.ttft if row.kind == "ttft" else self.total).add(row.buckets, row.counts)
 
     @property
     def avg_messages(self) -> float | None:
@@ -92,6 +93,9 @@ def analytics(conn: Connection, workspace_id: UUID, query: AnalyticsQuery) -> An
         per_chatbot[row.chatbot_id].add(row)
         per_day[row.day] += row.messages
         computed_at = row.computed_at if computed_at is None else max(computed_at, row.computed_at)
+    for histogram in repo.histograms(conn, workspace_id, first, last, query.chatbot_id):
+        overall.add_histogram(histogram)
+        per_chatbot[histogram.chatbot_id].add_histogram(histogram)
     names = repo.chatbot_names(conn, workspace_id, list(per_chatbot)) if per_chatbot else {}
     questions = repo.top_questions(conn, workspace_id, first, last, query.chatbot_id, limit=TOP_QUESTIONS)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]

@@ -8,7 +8,7 @@ The job's statements run as the service (the rollups are the service's to write;
   reading what the first committed), and `release_claim` deletes the claimed marks in the same transaction;
 - `pending_questions`, `nearest_leader` and `insert_question` keep `chatbot_questions`.
 
-The route's statements (`daily_rows`, `top_questions`, `chatbot_names`, `chatbot_in_workspace`) run as the
+The route's statements (`daily_rows`, `histograms`, `top_questions`, `chatbot_names`, `chatbot_in_workspace`) run as the
 caller, under the tables' policies (the workspace's members, viewer and up; nobody else sees a row).
 This is not `oneai.db.analytics`, which holds the admin's platform-wide analytics.
 """
@@ -42,6 +42,11 @@ RELEASE_CLAIM = "delete from oneai_private.analytics_dirty_days where claim = %s
 
 COUNT_DIRTY = "select count(*) as n from oneai_private.analytics_dirty_days"
 
+# A recompute reads a day's messages of a workspace: a busy workspace's day may take longer than the API's
+# statement timeout (ONEAI_DB_STATEMENT_TIMEOUT_MS, 10 s), so the job's recompute transaction has its own.
+RECOMPUTE_TIMEOUT = "select set_config('statement_timeout', %s, true)"
+RECOMPUTE_TIMEOUT_MS: Final = 120_000
+
 LOCK_DAYS = """
 select pg_advisory_xact_lock(hashtextextended('analytics:' || p.workspace_id::text || ':' || p.day::text, 0))
 from unnest(%(workspaces)s::uuid[], %(days)s::date[]) p(workspace_id, day)
@@ -71,7 +76,11 @@ with pairs as (
 sent as (
   select p.workspace_id, p.day, vc.chatbot_id, m.role, m.ttft_ms, m.total_ms
   from pairs p
-  join public.visitor_messages m on m.workspace_id = p.workspace_id and m.created_at >= p.lo and m.created_at < p.hi
+  cross join lateral (  -- per pair: a range of idx_visitor_messages_workspace, not every message
+    select m.conversation_id, m.role, m.ttft_ms, m.total_ms from public.visitor_messages m
+    where m.workspace_id = p.workspace_id and m.created_at >= p.lo and m.created_at < p.hi
+    offset 0  -- kept a subquery run per pair: flattened, the planner scans every message against every pair
+  ) m
   join public.visitor_conversations vc on vc.id = m.conversation_id
   where vc.chatbot_id is not null
 ),
@@ -89,9 +98,12 @@ started as (
                count(*) filter (where vc.rating = 3), count(*) filter (where vc.rating = 4),
                count(*) filter (where vc.rating = 5)]::int[] as by_score
   from pairs p
-  join public.visitor_conversations vc
-    on vc.workspace_id = p.workspace_id and vc.started_at >= p.lo and vc.started_at < p.hi
-  where vc.chatbot_id is not null
+  cross join lateral (  -- per pair: a range of idx_visitor_conversations_workspace
+    select vc.id, vc.chatbot_id, vc.rating from public.visitor_conversations vc
+    where vc.workspace_id = p.workspace_id and vc.started_at >= p.lo and vc.started_at < p.hi
+      and vc.chatbot_id is not null
+    offset 0
+  ) vc
   group by 1, 2, 3
 ),
 keys as (
@@ -166,13 +178,31 @@ returning conversation_id"""
 
 # --- the route, as the caller ---------------------------------------------------------------------------
 
-DAILY_ROWS = """
+_RANGE = """a.workspace_id = %(workspace_id)s and a.day between %(first)s and %(last)s
+  and (%(chatbot_id)s::uuid is null or a.chatbot_id = %(chatbot_id)s)"""
+
+DAILY_ROWS = f"""
 select a.chatbot_id, a.day, a.messages, a.conversations, a.conversation_messages, a.rated, a.by_score,
-       a.ttft_buckets, a.ttft_counts, a.total_buckets, a.total_counts, a.computed_at
+       a.computed_at
 from public.chatbot_daily_analytics a
-where a.workspace_id = %(workspace_id)s and a.day between %(first)s and %(last)s
-  and (%(chatbot_id)s::uuid is null or a.chatbot_id = %(chatbot_id)s)
+where {_RANGE}
 order by a.day, a.chatbot_id"""
+
+# The range's histograms per chatbot, merged by the database (the days' arrays never leave it).
+HISTOGRAMS = f"""
+select h.chatbot_id, h.kind, array_agg(h.bucket order by h.bucket) as buckets, array_agg(h.n order by h.bucket) as counts
+from (
+  select a.chatbot_id, 'ttft' as kind, u.bucket, sum(u.n)::int as n
+  from public.chatbot_daily_analytics a cross join unnest(a.ttft_buckets, a.ttft_counts) u(bucket, n)
+  where {_RANGE}
+  group by 1, 3
+  union all
+  select a.chatbot_id, 'total' as kind, u.bucket, sum(u.n)::int as n
+  from public.chatbot_daily_analytics a cross join unnest(a.total_buckets, a.total_counts) u(bucket, n)
+  where {_RANGE}
+  group by 1, 3
+) h
+group by 1, 2"""
 
 TOP_QUESTIONS = """
 with counted as (
@@ -213,11 +243,15 @@ class DailyRow:
     conversation_messages: int
     rated: int
     by_score: list[int]
-    ttft_buckets: list[int]
-    ttft_counts: list[int]
-    total_buckets: list[int]
-    total_counts: list[int]
     computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramRow:
+    chatbot_id: UUID
+    kind: str  # ttft | total
+    buckets: list[int]
+    counts: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +286,7 @@ def claim_dirty_days(conn: Connection, claim: UUID, *, limit: int, lease_seconds
 def recompute_days(conn: Connection, keys: Sequence[DayKey]) -> int:
     """Lock the pairs (sorted, so two runs cannot deadlock), then rebuild their rows; the rows written."""
     params = {"workspaces": [k.workspace_id for k in keys], "days": [k.day for k in keys]}
+    conn.execute(RECOMPUTE_TIMEOUT, (str(RECOMPUTE_TIMEOUT_MS),))
     conn.execute(LOCK_DAYS, params)
     return len(conn.execute(RECOMPUTE_DAYS, params).fetchall())
 
@@ -306,6 +341,15 @@ def daily_rows(
     with conn.cursor(row_factory=class_row(DailyRow)) as cur:
         return cur.execute(
             DAILY_ROWS, {"workspace_id": workspace_id, "first": first, "last": last, "chatbot_id": chatbot_id}
+        ).fetchall()
+
+
+def histograms(
+    conn: Connection, workspace_id: UUID, first: date, last: date, chatbot_id: UUID | None
+) -> list[HistogramRow]:
+    with conn.cursor(row_factory=class_row(HistogramRow)) as cur:
+        return cur.execute(
+            HISTOGRAMS, {"workspace_id": workspace_id, "first": first, "last": last, "chatbot_id": chatbot_id}
         ).fetchall()
 
 
