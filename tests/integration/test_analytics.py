@@ -520,3 +520,15 @@ def test_the_databases_buckets_are_the_applications(db: Database) -> None:
             "select array_agg(oneai_private.latency_bucket(v) order by v) as b from generate_series(0, 200000) v"
         ).fetchone()
     assert every is not None and every["b"] == [bucket_of(v) for v in range(200_001)]
+
+
+def test_without_an_openrouter_key_no_embedding_is_attempted(db: Database) -> None:
+    from oneai.config import override_settings
+
+    with override_settings(openrouter_api_key=None, openrouter_base_url="https://openrouter.ai/api/v1"):
+        settings = get_settings()
+        assert not rollup.can_embed(settings)
+        report = rollup.run(db, settings)
+    assert (report.questions_skipped, report.questions_failed, report.questions_added) == (True, False, 0)
+    with override_settings(openrouter_api_key=None, openrouter_base_url="http://127.0.0.1:9/api/v1"):
+        assert rollup.can_embed(get_settings())  # the offline stand-in answers without a key

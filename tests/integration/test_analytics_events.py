@@ -105,6 +105,7 @@ def test_the_schedules_event_recomputes_the_changed_days_and_reports_the_run(
         "days_remaining": 0,
         "questions_added": 1,
         "questions_failed": False,
+        "questions_skipped": False,
         "stopped_early": False,
         "seconds": result["seconds"],
     }

@@ -16,7 +16,8 @@ most `MAX_QUESTION_CHARS` characters kept) is embedded (OpenRouter's /embeddings
 model; offline the fake OpenRouter's local embedding) and joins the cluster of the most similar cluster
 leader of its workspace if the cosine similarity reaches `analytics_question_similarity`, else leads a new
 cluster. At most `question_batch` a run, oldest first. Embedding failures are logged by type (never the text)
-and retried by the next run; the rollups are done either way.
+and retried by the next run; the rollups are done either way. Without an OpenRouter key (and OpenRouter's own
+address) no call is made: the run says `questions_skipped`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ DEFAULT_MAX_DAYS: Final = 5_000
 DEFAULT_QUESTION_BATCH: Final = 200
 DEFAULT_LEASE_SECONDS: Final = 600  # twice the function's timeout
 DEFAULT_SAFETY_MARGIN: Final = 10.0
+OPENROUTER_API: Final = Settings.model_fields["openrouter_base_url"].default
 MAX_QUESTION_CHARS: Final = 500
 _SPACES = re.compile(r"\s+")
 
@@ -56,6 +58,8 @@ class RollupReport:
     days_remaining: int
     questions_added: int
     questions_failed: bool
+    # no OpenRouter key and OpenRouter's own address: an embeddings call could only fail, so none is made
+    questions_skipped: bool
     stopped_early: bool
     seconds: float
 
@@ -81,6 +85,14 @@ def openrouter_embedder(settings: Settings) -> Embedder:
         return asyncio.run(run())
 
     return embed
+
+
+def can_embed(settings: Settings) -> bool:
+    """An embeddings call can succeed: a key, or another address than OpenRouter's (the offline stand-in of
+    `make dev` and the tests answers without one)."""
+    key = settings.openrouter_api_key
+    has_key = key is not None and bool(key.get_secret_value())
+    return has_key or settings.openrouter_base_url.rstrip("/") != OPENROUTER_API.rstrip("/")
 
 
 def refresh_rollups(
@@ -160,7 +172,10 @@ def run(
         db, batch_days=batch_days, max_days=max_days, lease_seconds=lease_seconds, budget=budget
     )
     added, failed = 0, False
-    if budget.allows_another_batch():
+    skipped = embed is None and not can_embed(settings)
+    if skipped:
+        logger.warning("analytics questions not embedded: no OpenRouter key")
+    elif budget.allows_another_batch():
         try:
             added = add_questions(db, settings, embed or openrouter_embedder(settings), limit=question_batch)
         except Exception as exc:  # the type only: a provider's message could echo a question
@@ -175,6 +190,7 @@ def run(
         days_remaining=remaining,
         questions_added=added,
         questions_failed=failed,
+        questions_skipped=skipped,
         stopped_early=stopped_early,
         seconds=round(time.monotonic() - started, 3),
     )
