@@ -83,8 +83,10 @@ create table public.chatbot_questions (
 
 create index idx_chatbot_questions_workspace on public.chatbot_questions (workspace_id, started_at);
 create index idx_chatbot_questions_cluster on public.chatbot_questions (cluster_id, started_at);
-create index idx_chatbot_questions_embedding on public.chatbot_questions
-  using hnsw (embedding extensions.vector_cosine_ops);
+-- The cluster leaders of a workspace, compared exactly with a new question (no approximate index: an HNSW
+-- scan filtered to one workspace's leaders afterwards could miss the nearest one and split a cluster).
+create index idx_chatbot_questions_leaders on public.chatbot_questions (workspace_id)
+  where cluster_id = conversation_id;
 
 alter table public.chatbot_daily_analytics enable row level security;
 alter table public.chatbot_questions enable row level security;
