@@ -532,3 +532,54 @@ def test_without_an_openrouter_key_no_embedding_is_attempted(db: Database) -> No
     assert (report.questions_skipped, report.questions_failed, report.questions_added) == (True, False, 0)
     with override_settings(openrouter_api_key=None, openrouter_base_url="http://127.0.0.1:9/api/v1"):
         assert rollup.can_embed(get_settings())  # the offline stand-in answers without a key
+
+
+def test_a_change_during_a_recompute_waits_for_the_next_batch_and_a_dead_runs_claim_is_taken_again(
+    db: Database, owner: AppUser, workspace: uuid.UUID, chatbots: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    from oneai.db import chatbot_analytics as repo
+
+    run_job(db)
+    conversation = seed_conversation(db, workspace, chatbots[0], at(FIRST, 9), [("user", "hi", 0, None, None)])
+    query = {"from": FIRST.isoformat(), "to": FIRST.isoformat()}
+    # a run claims the day...
+    claim = uuid.uuid4()
+    with db.service_transaction() as conn:
+        claimed = repo.claim_dirty_days(conn, claim, limit=1000, lease_seconds=600)
+    keys = [k for k in claimed if k.workspace_id == workspace]
+    assert [k.day for k in keys] == [FIRST]
+    # ...a reply lands on it before the recompute...
+    with db.service_transaction() as conn:
+        conn.execute(
+            "insert into public.visitor_messages (conversation_id, workspace_id, role, content, sequence_number,"
+            " created_at) values (%s, %s, 'assistant', 'hello', 2, %s)",
+            (conversation, workspace, at(FIRST, 9, 1)),
+        )
+    # ...the recompute (reading what it reads) and the release of its claim leave the new mark
+    with db.service_transaction() as conn:
+        repo.recompute_days(conn, claimed)
+        repo.release_claim(conn, claim)
+        marks = conn.execute(
+            "select count(*) as n from oneai_private.analytics_dirty_days where workspace_id = %s and claimed_at is null",
+            (workspace,),
+        ).fetchone()
+    assert marks is not None and marks["n"] == 1
+    run_job(db)
+    assert read(db, owner, workspace, **query).messages == 2
+
+    # a run that claimed the day and died: its claim is taken again once the lease is over
+    with db.service_transaction() as conn:
+        conn.execute(
+            "update public.visitor_conversations set rating = 5, rated_at = now() where id = %s", (conversation,)
+        )
+        repo.claim_dirty_days(conn, uuid.uuid4(), limit=1000, lease_seconds=600)  # and never released
+    run_job(db)
+    assert read(db, owner, workspace, **query).satisfaction.rated == 0  # still claimed by the dead run
+    with db.service_transaction() as conn:
+        conn.execute(
+            "update oneai_private.analytics_dirty_days set claimed_at = now() - interval '11 minutes'"
+            " where workspace_id = %s",
+            (workspace,),
+        )
+    run_job(db)
+    assert read(db, owner, workspace, **query).satisfaction.rated == 1
