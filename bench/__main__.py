@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from bench import (
     admin_analytics,
+    analytics,
     chat_stream,
     chatbot_turn,
     credit_reserve,
@@ -36,6 +37,8 @@ from bench import (
 
 BENCHMARKS: dict[str, Callable[..., None]] = {
     "admin_analytics": admin_analytics.run,
+    # issue 28: a workspace's chatbot analytics from the rollups vs the raw rows, same run
+    "analytics": analytics.run,
     "chat_stream": chat_stream.run,
     "chatbot_turn": chatbot_turn.run,
     "current_branch": current_branch.run,

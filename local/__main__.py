@@ -193,6 +193,22 @@ def start_ingest_queue(template: dict[str, Any], local_s3: Any) -> Any:
     return queue
 
 
+def start_analytics_schedule(template: dict[str, Any]) -> Any:
+    """AnalyticsFunction's schedule, in-process (local/analytics_schedule.py); a handle to stop."""
+    from local.analytics_schedule import (
+        LocalAnalyticsSchedule,
+        analytics_function,
+        interval_from_environment,
+        schedule_input,
+    )
+
+    function = analytics_function(list_functions(template))
+    interval = interval_from_environment()
+    if function is None or interval <= 0:
+        return None
+    return LocalAnalyticsSchedule(function, schedule_input(template, function), interval).start()
+
+
 def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
@@ -334,6 +350,7 @@ def main() -> int:
     routes = list_routes(template)
     event_bus = start_event_bus(template)
     ingest_queue = start_ingest_queue(template, local_s3)
+    analytics_schedule = start_analytics_schedule(template)
     app = LocalApiGateway(
         routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
     )
@@ -381,7 +398,7 @@ def main() -> int:
         # The protocol answers API Gateway's 414/431 to a request head too large to parse (local/request_limits.py).
         uvicorn.run(app, host="127.0.0.1", port=port, lifespan="on", log_level="info", http=GatewayH11Protocol)
     finally:
-        _stop_all(offline, fake_razorpay, ingest_queue, local_s3, event_bus, pg_tcp)
+        _stop_all(offline, fake_razorpay, analytics_schedule, ingest_queue, local_s3, event_bus, pg_tcp)
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

@@ -20,7 +20,7 @@ answered 400.
 The notifications function gets SQS batches, not HTTP: `events/notifications/<name>.json` are batches of one
 record whose body is a sample domain event as EventBridge delivers it (a quota warning, a payment failure, a
 receipt, all for the dev user), and `usage-summary-sweep.json` is the monthly schedule's event for
-UsageSummaryFunction. The account function's unsubscribe samples carry the dev user's quota-warning link,
+UsageSummaryFunction; `events/analytics/rollup.json` is the analytics schedule's input. The account function's unsubscribe samples carry the dev user's quota-warning link,
 signed with `DEV_UNSUBSCRIBE_SECRET` (what `make dev` uses unless UNSUBSCRIBE_SECRET is set).
 """
 
@@ -615,6 +615,17 @@ def webhook_delivery_files(template: dict[str, object]) -> dict[Path, str]:
     return files
 
 
+def analytics_files(template: dict[str, object]) -> dict[Path, str]:
+    """The analytics function's input: what its schedule sends (the template's ScheduleV2 `Input`)."""
+    from local.analytics_schedule import analytics_function, schedule_input
+
+    function = analytics_function(list_functions(template))
+    if function is None:
+        return {}
+    event = schedule_input(template, function)
+    return {EVENTS_DIR / function.events_dir_name / "rollup.json": json.dumps(event, indent=2) + "\n"}
+
+
 def render_all() -> dict[Path, str]:
     """Every events file as it should be on disk, keyed by path."""
     template = load_template()
@@ -641,6 +652,7 @@ def render_all() -> dict[Path, str]:
     files.update(notification_files(template))
     files.update(ingest_files(template))
     files.update(webhook_delivery_files(template))
+    files.update(analytics_files(template))
     return files
 
 

@@ -141,6 +141,27 @@ def test_quota_reset_sweeps_each_frequency(moto_endpoint: str, runtime_lib: Path
         assert {"reset", "remaining", "grace_periods_ended", "cancellations_ended"} <= answer.keys()
 
 
+def test_analytics_runs_its_schedules_event(moto_endpoint: str, runtime_lib: Path, tmp_path: Path) -> None:
+    """Without an OpenRouter key (none in this environment) the rollups are done and no question is sent."""
+    built = by_name("AnalyticsFunction")
+    run = invoke_artifact(
+        built,
+        events_of(built, ["rollup", "rollup"]),
+        endpoint=moto_endpoint,
+        runtime_lib=runtime_lib,
+        tmp_path=tmp_path,
+    )
+    assert len(run.answers) == 2
+    for answer in run.answers:
+        assert (answer["questions_skipped"], answer["questions_failed"], answer["stopped_early"]) == (
+            True,
+            False,
+            False,
+        )
+        assert answer["days_remaining"] == 0
+    assert run.answers[1]["days_recomputed"] == 0  # the first run left nothing to do
+
+
 def test_after_a_snapstart_restore_no_connection_from_before_the_snapshot_is_reused(
     moto_endpoint: str, runtime_lib: Path, tmp_path: Path
 ) -> None:

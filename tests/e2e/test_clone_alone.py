@@ -922,6 +922,19 @@ def walk_webhook(walk: RouteWalk) -> None:
     assert walk.call("DELETE", "/workspaces/{workspace_id}/webhook", base).status_code == 204
 
 
+def walk_analytics(walk: RouteWalk) -> None:
+    """The dev user's workspace's analytics over the last 30 days, as JSON and as the CSV report (the
+    chatbots' reply of walk_chatbots is a member's, not a visitor's: the figures may be zero)."""
+    workspace = walk.call("GET", "/workspaces").json()["items"][0]["id"]
+    path = f"/workspaces/{workspace}/analytics"
+    answered = walk.call("GET", "/workspaces/{workspace_id}/analytics", path)
+    assert answered.status_code == 200, answered.text
+    assert len(answered.json()["messages_by_day"]) == 30 and "top_questions" in answered.json()
+    report = walk.call("GET", "/workspaces/{workspace_id}/analytics", path, headers={"accept": "text/csv"})
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv"), report.text
+    assert report.text.startswith("metric,value\r\n")
+
+
 AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_billing,
     walk_account,
@@ -934,6 +947,7 @@ AREAS: tuple[Callable[[RouteWalk], None], ...] = (
     walk_credits,  # before the chatbots: the admin's grant pays the chatbot's reply
     walk_chatbots,
     walk_webhook,
+    walk_analytics,
     walk_admin,
     walk_docs,
     walk_widget,

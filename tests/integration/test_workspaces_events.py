@@ -63,6 +63,7 @@ EXPECTED = {
     "test-workspace-webhook": 404,
     "list-workspace-webhook-deliveries": 200,  # none
     "delete-workspace-webhook": 404,
+    "get-workspace-analytics": 200,  # issue 28: the rollups of the last 30 days (none: zeros)
     "delete-workspace": 204,
     "restore-workspace": 200,
 }

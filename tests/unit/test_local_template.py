@@ -157,6 +157,7 @@ WORKSPACES_ROUTES = {
     ("POST", "/workspaces/{workspace_id}/webhook/rotate-secret", "RotateWorkspaceWebhookSecret"),
     ("POST", "/workspaces/{workspace_id}/webhook/test", "TestWorkspaceWebhook"),
     ("GET", "/workspaces/{workspace_id}/webhook/deliveries", "ListWorkspaceWebhookDeliveries"),
+    ("GET", "/workspaces/{workspace_id}/analytics", "GetWorkspaceAnalytics"),  # issue 28: the chatbots' analytics
     # issue 24: the knowledge base
     ("POST", "/workspaces/{workspace_id}/documents", "CreateDocument"),
     ("POST", "/workspaces/{workspace_id}/documents/bulk", "CreateDocumentsBulk"),

@@ -79,6 +79,11 @@ class Settings(BaseModel):
     embedding_batch_size: int = Field(default=64, ge=1, le=2048, validation_alias="ONEAI_EMBEDDING_BATCH_SIZE")
     embedding_batch_chars: int = Field(default=200_000, ge=1, validation_alias="ONEAI_EMBEDDING_BATCH_CHARS")
     embedding_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="ONEAI_EMBEDDING_TIMEOUT")
+    # The analytics' top questions (issue 28): a visitor's first question joins the cluster of the most
+    # similar earlier question (cosine similarity of their embeddings) at or above this, else starts one.
+    analytics_question_similarity: float = Field(
+        default=0.75, gt=0, lt=1, validation_alias="ONEAI_ANALYTICS_QUESTION_SIMILARITY"
+    )
 
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None

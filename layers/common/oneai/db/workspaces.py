@@ -27,7 +27,11 @@ STATS: Final[dict[str, str]] = {
     "chatbots": "(select count(*) from public.chatbots b where b.workspace_id = w.id and b.deleted_at is null)",
     "documents": "(select count(*) from public.documents d where d.workspace_id = w.id)",
     "storage_bytes": "(select coalesce(sum(d.size_bytes), 0) from public.documents d where d.workspace_id = w.id)",
-    "messages_30d": "0",
+    # the last 30 UTC days, today included, from the analytics rollups (AnalyticsFunction, every 5 minutes)
+    "messages_30d": (
+        "(select coalesce(sum(a.messages), 0) from public.chatbot_daily_analytics a where a.workspace_id = w.id"
+        " and a.day > (now() at time zone 'UTC')::date - 30)"
+    ),
     "credits_balance": "(select c.balance from public.workspace_credits c where c.workspace_id = w.id)",
     "members": "(select count(*) from public.workspace_members c where c.workspace_id = w.id)",
 }

@@ -70,8 +70,8 @@ def _check_chunking(chunking: Any) -> None:
 
 
 class WorkspaceStats(BaseModel):
-    """Counts of what a workspace holds (`chatbots`: its live ones). Tables later issues add (documents,
-    credits) report 0 / "0.00" until they exist (`oneai.db.workspaces.STATS`)."""
+    """Counts of what a workspace holds (`chatbots`: its live ones; `messages_30d`: its chatbots' messages in
+    the last 30 UTC days, from the analytics rollups) (`oneai.db.workspaces.STATS`)."""
 
     chatbots: int
     documents: int
