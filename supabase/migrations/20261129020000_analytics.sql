@@ -94,8 +94,9 @@ revoke all on public.chatbot_daily_analytics, public.chatbot_questions from anon
 grant select on public.chatbot_daily_analytics, public.chatbot_questions to authenticated;
 create policy chatbot_daily_analytics_members_read on public.chatbot_daily_analytics for select to authenticated
   using (workspace_id in (select oneai_private.workspaces_with_role('viewer')));
-create policy chatbot_questions_members_read on public.chatbot_questions for select to authenticated
-  using (workspace_id in (select oneai_private.workspaces_with_role('viewer')));
+-- The questions are visitors' words: the editors' and above, as the visitor tables are (the inbox).
+create policy chatbot_questions_editors_read on public.chatbot_questions for select to authenticated
+  using (workspace_id in (select oneai_private.workspaces_with_role('editor')));
 grant all on public.chatbot_daily_analytics, public.chatbot_questions to service_role;
 
 -- ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The analytics over HTTP through the local server (issue 28 item 2): a chatbot's visitor conversations
 (seeded with SQL, as the widget's chat writes them), the analytics job run once, then
 `GET /workspaces/{id}/analytics` as a viewer answers the figures computed directly from the rows, as JSON and
-as the CSV report; a stranger is 404, another workspace's chatbot 404, a bad range 422."""
+as the CSV report, and the owner the top questions too (visitors' words are for editors and up); a stranger is
+404, another workspace's chatbot 404, a bad range 422."""
 
 from __future__ import annotations
 
@@ -88,11 +89,17 @@ def test_the_analytics_of_a_seeded_period_as_json_and_csv(
     assert times["replies"] == 4
     for key, exact in (("ttft_p50_ms", 420), ("ttft_p95_ms", 2900), ("p50_ms", 1800), ("p95_ms", 7100)):
         assert within_bound(times[key], exact), (key, times[key])
-    assert body["top_questions"] == [
+    # the questions are visitors' words: not the viewer's to read (as the inbox), the owner's
+    assert body["top_questions"] is None
+    owners = client.get(base, params=params, headers=owner.headers).json()
+    assert owners["top_questions"] == [
         {"question": "How do I reset my password?", "count": 2},
         {"question": "Can I get a refund for my order?", "count": 1},
         {"question": "Do you ship to Canada?", "count": 1},
     ]
+    assert {k: v for k, v in owners.items() if k != "top_questions"} == {
+        k: v for k, v in body.items() if k != "top_questions"
+    }
     [mine] = body["by_chatbot"]
     assert (mine["chatbot_id"], mine["name"], mine["messages"], mine["conversations"]) == (
         chatbot,
@@ -106,7 +113,7 @@ def test_the_analytics_of_a_seeded_period_as_json_and_csv(
     assert alone["messages"] == 9 and alone["chatbot_id"] == chatbot
 
     # the CSV report: the summary, the days, the chatbots, the top questions
-    report = client.get(base, params=params, headers={**viewer.headers, "accept": "text/csv"})
+    report = client.get(base, params=params, headers={**owner.headers, "accept": "text/csv"})
     assert report.status_code == 200, report.text
     assert report.headers["content-type"] == "text/csv; charset=utf-8"
     assert report.headers["content-disposition"] == (
@@ -130,6 +137,8 @@ def test_the_analytics_of_a_seeded_period_as_json_and_csv(
         ["Can I get a refund for my order?", "1"],
         ["Do you ship to Canada?", "1"],
     ]
+    viewers_report = client.get(base, params=params, headers={**viewer.headers, "accept": "text/csv"})
+    assert csv_sections(viewers_report.text) == [summary, days, chatbots]  # no questions section
 
     # a stranger: 404, as JSON or CSV; another workspace's chatbot: 404
     for accept in ("application/json", "text/csv"):

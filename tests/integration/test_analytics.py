@@ -357,7 +357,16 @@ def test_members_read_the_analytics_and_nobody_else_does(
     run_job(db)
     query = {"from": FIRST.isoformat(), "to": FIRST.isoformat()}
     assert read(db, viewer, workspace, **query).messages == 1
-    assert read(db, viewer, workspace, **query).top_questions[0].question == "How do I reset my password?"
+    # the questions are visitors' words: the editors' (as the inbox), not the viewer's, in the policy too
+    assert read(db, viewer, workspace, **query).top_questions is None
+    assert read(db, owner, workspace, **query).top_questions[0].question == "How do I reset my password?"
+    with db.user_transaction(viewer.principal) as conn:
+        seen = conn.execute(
+            "select (select count(*) from public.chatbot_daily_analytics where workspace_id = %s) as rollups,"
+            " (select count(*) from public.chatbot_questions where workspace_id = %s) as questions",
+            (workspace, workspace),
+        ).fetchone()
+    assert seen is not None and (seen["rollups"], seen["questions"]) == (1, 0)
     with pytest.raises(NotFoundError):
         read(db, stranger, workspace, **query)
     # the stranger's own statements read no rollup row, no question of it

@@ -2,56 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Final
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from oneai.timestamps import IsoDate, UtcTime, require_ordered
+from oneai.day_range import DayRangeQuery
+from oneai.timestamps import UtcTime
 
-DEFAULT_DAYS: Final = 30
-MAX_DAYS: Final = 366
 TOP_QUESTIONS: Final = 10
 
 
-class AnalyticsQuery(BaseModel):
+class AnalyticsQuery(DayRangeQuery):
     """`?from&to&chatbot_id`: UTC days, both included; default the last 30 days; at most 366 days."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
-    from_: IsoDate | None = Field(
-        default=None, alias="from", description="first UTC day (default: 29 days before to)"
-    )
-    to: IsoDate | None = Field(default=None, validate_default=True, description="last UTC day (default: today)")
     chatbot_id: UUID | None = Field(default=None, description="one chatbot of the workspace (default: all)")
-
-    @field_validator("to", mode="after")
-    @classmethod
-    def _range(cls, to: date | None, info: ValidationInfo) -> date:
-        end = to if to is not None else datetime.now(UTC).date()
-        start = info.data.get("from_")
-        if isinstance(start, date):
-            require_ordered(start, end, end_included=True)
-            if (end - start).days + 1 > MAX_DAYS:
-                raise ValueError(f"the range is at most {MAX_DAYS} days")
-        return end
-
-    @model_validator(mode="after")
-    def _default_start(self) -> AnalyticsQuery:
-        if self.from_ is None and self.to is not None:
-            self.from_ = self.to - timedelta(days=DEFAULT_DAYS - 1)
-        return self
-
-    @property
-    def first_day(self) -> date:
-        assert self.from_ is not None
-        return self.from_
-
-    @property
-    def last_day(self) -> date:
-        assert self.to is not None
-        return self.to
 
 
 class DayMessages(BaseModel):
@@ -107,7 +75,10 @@ class Analytics(BaseModel):
     )
     response_time: ResponseTime
     satisfaction: Satisfaction
-    top_questions: list[TopQuestion] = Field(description=f"at most {TOP_QUESTIONS}, most asked first")
+    top_questions: list[TopQuestion] | None = Field(
+        description=f"at most {TOP_QUESTIONS}, most asked first; null for a viewer (visitors' words are for "
+        "editors and up, as the inbox)"
+    )
     by_chatbot: list[ChatbotAnalytics] = Field(
         description="the chatbots with activity in the range, most messages first"
     )

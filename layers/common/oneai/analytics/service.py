@@ -29,6 +29,7 @@ from oneai.analytics.percentiles import Histogram
 from oneai.db import chatbot_analytics as repo
 from oneai.db.connection import Connection
 from oneai.errors import NotFoundError
+from oneai.workspaces.models import at_least
 from oneai.workspaces.service import require_role
 
 SCORES = ("1", "2", "3", "4", "5")
@@ -79,7 +80,7 @@ class _Totals:
 
 
 def analytics(conn: Connection, workspace_id: UUID, query: AnalyticsQuery) -> Analytics:
-    require_role(conn, workspace_id, "viewer")
+    member = require_role(conn, workspace_id, "viewer")
     if query.chatbot_id is not None and not repo.chatbot_in_workspace(conn, query.chatbot_id, workspace_id):
         raise NotFoundError("Chatbot not found")
     first, last = query.first_day, query.last_day
@@ -97,7 +98,12 @@ def analytics(conn: Connection, workspace_id: UUID, query: AnalyticsQuery) -> An
         overall.add_histogram(histogram)
         per_chatbot[histogram.chatbot_id].add_histogram(histogram)
     names = repo.chatbot_names(conn, workspace_id, list(per_chatbot)) if per_chatbot else {}
-    questions = repo.top_questions(conn, workspace_id, first, last, query.chatbot_id, limit=TOP_QUESTIONS)
+    # Visitors' words are the editors' (as the inbox): a viewer gets the figures, not the questions.
+    questions = (
+        repo.top_questions(conn, workspace_id, first, last, query.chatbot_id, limit=TOP_QUESTIONS)
+        if at_least(member.role, "editor")
+        else None
+    )
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     by_chatbot = [
         ChatbotAnalytics(
@@ -123,7 +129,9 @@ def analytics(conn: Connection, workspace_id: UUID, query: AnalyticsQuery) -> An
         avg_messages_per_conversation=overall.avg_messages,
         response_time=overall.response_time(),
         satisfaction=overall.satisfaction(),
-        top_questions=[TopQuestion(question=q.question, count=q.count) for q in questions],
+        top_questions=None
+        if questions is None
+        else [TopQuestion(question=q.question, count=q.count) for q in questions],
         by_chatbot=by_chatbot,
         computed_at=computed_at,
     )
@@ -178,5 +186,6 @@ def analytics_csv(report: Analytics) -> str:
             for c in report.by_chatbot
         ),
     )  # fmt: skip
-    _section(writer, ("question", "count"), ((q.question, q.count) for q in report.top_questions))
+    if report.top_questions is not None:
+        _section(writer, ("question", "count"), ((q.question, q.count) for q in report.top_questions))
     return buffer.getvalue()
