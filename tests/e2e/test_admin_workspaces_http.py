@@ -95,6 +95,35 @@ def test_the_admin_finds_workspaces_by_name_slug_id_owner_and_state_with_owner_a
     assert first["created_at"].endswith("Z")
     # a deleted one says when it will be purged
     assert items[0]["deleted_at"].endswith("Z") and items[0]["purge_after"] > items[0]["deleted_at"]
+    # what the workspace holds counts as its members see it: a chatbot, a document, the last 30 days'
+    # messages (the analytics rollups; one of 40 days ago is older), credits
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        bot = conn.execute(
+            "insert into public.chatbots (workspace_id, name, model) values (%s, 'Help', 'openai/gpt-4o-mini')"
+            " returning id",
+            (acme,),
+        ).fetchone()
+        assert bot is not None
+        conn.execute(
+            "insert into public.documents (workspace_id, filename, media_type, size_bytes, storage_key, status)"
+            " values (%s, 'faq.txt', 'text/plain', 1234, %s, 'ready')",
+            (acme, f"knowledge/{acme}/{uuid.uuid4()}/faq.txt"),
+        )
+        conn.execute(
+            "insert into public.chatbot_daily_analytics (workspace_id, chatbot_id, day, messages) values"
+            " (%(w)s, %(b)s, (now() at time zone 'UTC')::date - 1, 7), (%(w)s, %(b)s, (now() at time zone 'UTC')::date - 40, 5)",
+            {"w": acme, "b": bot[0]},
+        )
+        conn.execute("select set_config('request.jwt.claim.role', 'service_role', false)")
+        conn.execute("select oneai_private.grant_credits(%s, 250, 'test', null)", (acme,))
+    assert listed(client, admin, q=acme)[0]["stats"] == {
+        "chatbots": 1,
+        "documents": 1,
+        "storage_bytes": 1234,
+        "messages_30d": 7,
+        "credits_balance": "250.00",
+        "members": 2,
+    }
     # by slug, by id
     assert [i["id"] for i in listed(client, admin, q=slug_of(db, acme))] == [acme]
     assert [i["id"] for i in listed(client, admin, q=acme)] == [acme]

@@ -215,8 +215,7 @@ class WorkspaceOwner(BaseModel):
 
 
 class WorkspaceStats(BaseModel):
-    """API.md "Workspaces and teams" `stats`. Until the chatbots, documents and credits of later issues
-    exist, a workspace holds none of them: their figures are 0 and join here with their tables."""
+    """API.md "Workspaces and teams" `stats`: the figures a workspace's members see (oneai.db.workspaces.STATS)."""
 
     chatbots: int = 0
     documents: int = 0

@@ -18,17 +18,17 @@ from psycopg.rows import class_row
 
 from oneai.db.admin import like_pattern
 from oneai.db.connection import Connection
+from oneai.db.workspaces import STATS_COLUMNS
 
 # A soft-deleted workspace can be restored for this many days; then the sweep purges it.
 PURGE_AFTER_DAYS: Final = 30
 
-# The admin list: newest first, paged by (created_at, id) through idx_workspaces_created; `members`
-# counts through the members' primary key (workspace_id, user_id), for the rows on the page only.
-_WORKSPACES_WITH_OWNER = """
+# The admin list: newest first, paged by (created_at, id) through idx_workspaces_created; the stats are the
+# members' own (oneai.db.workspaces.STATS), counted for the rows on the page only.
+_WORKSPACES_WITH_OWNER = f"""
 select w.id, w.name, w.slug, w.industry, w.personal, w.created_at, w.updated_at, w.deleted_at,
        w.suspended_at, w.owner_id, u.email as owner_email, u.name as owner_name,
-       (select count(*) from public.workspace_members m where m.workspace_id = w.id) as members,
-       coalesce((select c.balance from public.workspace_credits c where c.workspace_id = w.id), 0) as credits_balance
+       {STATS_COLUMNS}
 from public.workspaces w
 join public.users u on u.id = w.owner_id"""
 
@@ -90,8 +90,12 @@ class WorkspaceRow:
     owner_id: UUID
     owner_email: str | None
     owner_name: str | None
-    members: int
-    credits_balance: Decimal
+    stat_chatbots: int
+    stat_documents: int
+    stat_storage_bytes: int
+    stat_messages_30d: int
+    stat_credits_balance: Decimal | None
+    stat_members: int
 
 
 def list_workspaces(

@@ -35,13 +35,13 @@ STATS: Final[dict[str, str]] = {
     "credits_balance": "(select c.balance from public.workspace_credits c where c.workspace_id = w.id)",
     "members": "(select count(*) from public.workspace_members c where c.workspace_id = w.id)",
 }
-_STATS_COLUMNS = ", ".join(f"{expression} as stat_{name}" for name, expression in STATS.items())
+STATS_COLUMNS = ", ".join(f"{expression} as stat_{name}" for name, expression in STATS.items())
 
 # A workspace as the caller sees it: their membership is the join, so a non-member's row is never there
 # (the policies would hide it anyway; the join also names the caller's role).
 _WORKSPACE = f"""
 select w.id, w.name, w.slug, w.industry, w.personal, m.role, w.settings, w.created_at, w.updated_at,
-  {_STATS_COLUMNS}
+  {STATS_COLUMNS}
 from public.workspaces w
 join public.workspace_members m on m.workspace_id = w.id and m.user_id = (select auth.uid())"""
 
