@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -18,7 +20,10 @@ import pytest
 from local.dev_process import LocalServerProcess
 from local.events import DEV_WIDGET_SESSION_SECRET
 from local.fake_openrouter import FakeOpenRouter, Reply
-from oneai.config import Settings
+from oneai.analytics import rollup
+from oneai.config import Settings, get_settings
+from oneai.db.connection import Database
+from oneai.knowledge.offline_embedding import offline_embeddings
 from oneai.widget import tokens
 from tests.conftest import REPO_ROOT
 from tests.widget_support import (
@@ -464,3 +469,62 @@ def test_the_ai_sdk_client_reads_the_public_chat_and_its_chat_id_keeps_the_conve
             "select message_count from public.visitor_conversations where id = %s", (conversation.pop(),)
         ).fetchone()
     assert count == (4,)
+
+
+def test_a_visitors_widget_conversation_is_triaged_in_the_inbox_exported_and_counted_in_the_analytics(
+    client: httpx.Client, database_url: str, openrouter: FakeOpenRouter, db: Database
+) -> None:
+    # GIVEN a visitor who asked the chatbot on the shop's page and got its answer
+    chatbot = knowledge_chatbot(database_url, widget={"allowed_origins": [SHOP]})
+    headers = visitor_session(client, chatbot)
+    openrouter.script(Reply(chunks=["Within 14 days."], usage=USAGE), model=KNOWLEDGE_MODEL)
+    asked = client.post(f"/public/chatbots/{chatbot.public_id}/chat", json={"content": QUESTION}, headers=headers)
+    assert asked.status_code == 200, asked.text
+    conversation = next(p for p in stream_parts(asked.text) if p["type"] == "data-conversation")["data"]["id"]  # type: ignore[index]
+    owner = owner_headers(database_url, chatbot)
+    base = f"/chatbots/{chatbot.id}/conversations"
+
+    # WHEN the owner searches the inbox for a word of the question, THEN the conversation is found there
+    found = client.get(base, params={"q": "refunds"}, headers=owner).json()["items"]
+    assert [(i["id"], i["messages"], i["visitor"]["page_url"]) for i in found] == [
+        (conversation, 2, f"{SHOP}/help")
+    ]
+    assert "refunds" in found[0]["match"]["snippet"].lower()
+    assert client.get(base, params={"q": "parcel"}, headers=owner).json()["items"] == []
+    # AND it is tagged and resolved
+    patched = client.patch(
+        f"/chatbot-conversations/{conversation}", json={"tags": ["refund"], "status": "resolved"}, headers=owner
+    )
+    assert patched.status_code == 200 and (patched.json()["tags"], patched.json()["status"]) == (
+        ["refund"],
+        "resolved",
+    )
+    # AND exported in the three formats, the visitor's question and the chatbot's answer in each
+    exported = {
+        fmt: client.get(f"{base}/export", params={"format": fmt}, headers=owner) for fmt in ("json", "csv", "md")
+    }
+    assert all(answer.status_code == 200 for answer in exported.values())
+    [item] = exported["json"].json()["items"]
+    assert [(m["role"], m["content"]) for m in item["messages"]] == [
+        ("user", QUESTION),
+        ("assistant", "Within 14 days."),
+    ]
+    assert item["tags"] == ["refund"] and item["status"] == "resolved"
+    rows = list(csv.DictReader(io.StringIO(exported["csv"].text)))
+    assert [(r["role"], r["content"], r["status"]) for r in rows] == [
+        ("user", QUESTION, "resolved"),
+        ("assistant", "Within 14 days.", "resolved"),
+    ]
+    assert QUESTION in exported["md"].text and "Within 14 days." in exported["md"].text
+
+    # AND once the analytics job has run, the workspace's analytics count it, with the reply's timings
+    rollup.run(db, get_settings(), embed=offline_embeddings)
+    while rollup.add_questions(db, get_settings(), offline_embeddings):
+        pass
+    analytics = client.get(
+        f"/workspaces/{chatbot.workspace_id}/analytics", params={"chatbot_id": str(chatbot.id)}, headers=owner
+    ).json()
+    assert (analytics["messages"], analytics["conversations"]) == (2, 1)
+    assert analytics["response_time"]["replies"] == 1
+    assert 0 <= analytics["response_time"]["ttft_p50_ms"] <= analytics["response_time"]["p50_ms"]
+    assert analytics["top_questions"] == [{"question": QUESTION, "count": 1}]
