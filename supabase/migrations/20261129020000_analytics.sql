@@ -32,6 +32,7 @@ as $$
   select case when p_ms <= 0 then 0 else ceil(ln(p_ms::float8) / ln(1.02::float8))::integer + 1 end
 $$;
 
+revoke execute on function oneai_private.latency_bucket(integer) from public, anon;
 grant execute on function oneai_private.latency_bucket(integer) to authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from local.fake_openrouter import FakeOpenRouter
 from local.template_routes import load_template
 from oneai.config import override_settings
 from oneai.db.connection import Database
-from oneai.logging import logger
+from oneai.logging import logger, set_invocation_keys
 from tests.conftest import create_user
 from tests.inbox_support import add_chatbot
 from tests.integration.test_analytics import seed_conversation
@@ -94,6 +94,8 @@ def test_the_schedules_event_recomputes_the_changed_days_and_reports_the_run(
     )  # fmt: skip
     capsys.readouterr()
     caplog.clear()
+    # another function's invocation ran on this thread before (one process serves them all under make dev)
+    set_invocation_keys(function_name="AccountFunction", function_request_id=str(uuid.uuid4()))
 
     with caplog.at_level(logging.DEBUG, logger=logger.name):
         result = handler(sample_event(), FakeLambdaContext())

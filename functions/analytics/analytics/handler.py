@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from oneai.analytics import rollup
 from oneai.config import get_settings
 from oneai.database import get_database
-from oneai.logging import logger
+from oneai.logging import log_invocation, logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.runtime import freeze_startup_objects
 
@@ -21,7 +21,7 @@ freeze_startup_objects()
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@log_invocation()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     detail = event.get("detail") if isinstance(event, dict) else None
     max_days = detail.get("max_days") if isinstance(detail, dict) else None

@@ -19,7 +19,7 @@ from oneai.attachments.storage import get_object_store
 from oneai.config import get_settings
 from oneai.database import get_database
 from oneai.knowledge.ingest import Ingestor, MalformedMessageError, sweep_stuck_documents
-from oneai.logging import logger
+from oneai.logging import log_invocation, logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.runtime import freeze_startup_objects
 from oneai.sqs_batch import SqsMessage, process_sqs_batch
@@ -45,7 +45,7 @@ def record_handler(record: SqsMessage) -> None:
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@log_invocation()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         return process_sqs_batch(event, record_handler)

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from oneai.config import get_settings
 from oneai.database import get_database
 from oneai.events import get_publisher
-from oneai.logging import logger
+from oneai.logging import log_invocation, logger
 from oneai.notifications.mail import mailer_for
 from oneai.notifications.service import Notifier
 from oneai.notifications.summary import BEFORE_EVERY_USER, Month, emit_usage_summaries
@@ -58,7 +58,7 @@ def record_handler(record: SqsMessage) -> None:
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@log_invocation()
 def usage_summary_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     detail = event.get("detail")
     detail = detail if isinstance(detail, dict) else {}
@@ -76,7 +76,7 @@ def usage_summary_handler(event: dict[str, Any], context: LambdaContext) -> dict
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@log_invocation()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="NotificationRecords", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     # A batch whose every record failed is answered like any other (all of them listed), not raised: each

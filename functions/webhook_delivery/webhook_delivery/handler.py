@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from oneai.config import get_settings
 from oneai.database import get_database
-from oneai.logging import logger
+from oneai.logging import log_invocation, logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.outbound_webhooks.delivery import Deliverer, MalformedMessageError, handle_message, sweep_overdue
 from oneai.runtime import freeze_startup_objects
@@ -38,7 +38,7 @@ def record_handler(record: SqsMessage) -> None:
 
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@logger.inject_lambda_context
+@log_invocation()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         return process_sqs_batch(event, record_handler)
