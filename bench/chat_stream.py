@@ -226,8 +226,7 @@ def _stream(
     with client.stream("POST", url, json=body, headers=headers) as response:
         got_headers = time.monotonic()
         if response.status_code != 200:
-            response.read()
-            raise RuntimeError(f"POST {url}: {response.status_code} {response.text[:500]}")
+            raise RuntimeError(f"POST {url}: {response.status_code} {_error_code(response)}")
         for line in response.iter_lines():
             now = time.monotonic()  # before parsing, so both variants pay their parsing after it
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -241,6 +240,16 @@ def _stream(
         raise RuntimeError(f"POST {url}: no content in the stream")
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     return got_headers - started, times[0] - started, gaps, ended - started, "".join(pieces)
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The error envelope's code alone: a body may echo what was sent (a message, a header's value)."""
+    response.read()
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return "(no error envelope)"
+    return str(error.get("code")) if isinstance(error, dict) else "(no error envelope)"
 
 
 def _direct_delta(event: dict[str, Any]) -> str | None:
