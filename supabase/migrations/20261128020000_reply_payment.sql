@@ -140,6 +140,54 @@ grant execute on function oneai_private.reply_cost_estimate(jsonb, text, bigint,
 grant execute on function oneai_private.record_workspace_usage(
   uuid, uuid, text, text, text, text, integer, integer, numeric, text, uuid) to authenticated;
 
+-- Who pays for a chatbot's reply, a member's turn and a widget visitor's alike: the workspace's key for
+-- the model, else its credits, the reply's estimated maximum cost held now from `p_history` (the messages
+-- the model gets, jsonb array of {"content"}) and the chatbot's prompt and settings. Answers
+-- {"provider_key_id", "credits": the hold ({"reservation_id", "amount", "balance", "available"}) or null};
+-- `p_credits` null: nothing decided (both null). Refusals (chat_turn_refuse, OAI01, rolling back the
+-- caller's whole call): insufficient_credits ({"balance", "needed"}), chatbot_not_found.
+create function oneai_private.chatbot_reply_payer(
+  p_chatbot public.chatbots, p_model text, p_credits jsonb, p_history jsonb
+)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_key_id uuid;
+  v_prompt_chars bigint;
+  v_messages integer;
+  v_amount numeric;
+  v_hold jsonb;
+begin
+  if p_credits is null or jsonb_typeof(p_credits) <> 'object' then
+    return jsonb_build_object('provider_key_id', null, 'credits', null);
+  end if;
+  v_key_id := oneai_private.reply_key_for(p_chatbot.workspace_id, p_model, (p_credits->>'rate')::numeric);
+  if v_key_id is null then
+    select coalesce(sum(char_length(h->>'content')), 0), count(*)::integer
+      into v_prompt_chars, v_messages
+      from jsonb_array_elements(coalesce(p_history, '[]'::jsonb)) h;
+    v_amount := oneai_private.reply_cost_estimate(
+      p_credits, p_model, v_prompt_chars + char_length(coalesce(p_chatbot.system_prompt, '')), v_messages + 2,
+      p_chatbot.retrieval_top_k, p_chatbot.max_tokens);
+    v_hold := oneai_private.reserve_credits(p_chatbot.workspace_id, v_amount);
+    if v_hold->>'refused' = 'insufficient_credits' then
+      perform oneai_private.chat_turn_refuse('insufficient_credits', jsonb_build_object(
+        'balance', v_hold->'available', 'needed', v_amount));
+    elsif v_hold ? 'refused' then
+      perform oneai_private.chat_turn_refuse('chatbot_not_found');
+    end if;
+    v_hold := v_hold || jsonb_build_object('amount', v_amount);
+  end if;
+  return jsonb_build_object('provider_key_id', v_key_id, 'credits', v_hold);
+end
+$$;
+
+revoke execute on function oneai_private.chatbot_reply_payer(public.chatbots, text, jsonb, jsonb) from public, anon;
+grant execute on function oneai_private.chatbot_reply_payer(public.chatbots, text, jsonb, jsonb)
+  to authenticated, service_role;
+
 -- ---------------------------------------------------------------------------------------------
 -- The prepare: as 20261125010000, and a chatbot turn's payer decided (a key, or a credits reservation)
 -- ---------------------------------------------------------------------------------------------
@@ -180,9 +228,7 @@ declare
   v_history jsonb;
   v_credits jsonb := p_turn->'credits';
   v_key_id uuid;
-  v_prompt_chars bigint;
-  v_messages integer;
-  v_amount numeric;
+  v_payer jsonb;
   v_hold jsonb;
 begin
   select u.subscription_tier, u.preferences->>'default_model' into v_tier, v_preferred
@@ -386,24 +432,10 @@ begin
 
   -- Who pays for a chatbot's reply: the workspace's key for the model, else its credits, reserved here
   -- (a refusal rolls back the whole call: no unit taken, no message written).
-  if v_chatbot.id is not null and v_credits is not null and jsonb_typeof(v_credits) = 'object' then
-    v_key_id := oneai_private.reply_key_for(v_chatbot.workspace_id, v_model, (v_credits->>'rate')::numeric);
-    if v_key_id is null then
-      select coalesce(sum(char_length(h->>'content')), 0), count(*)::integer
-        into v_prompt_chars, v_messages
-        from jsonb_array_elements(v_history) h;
-      v_amount := oneai_private.reply_cost_estimate(
-        v_credits, v_model, v_prompt_chars + char_length(coalesce(v_chatbot.system_prompt, '')), v_messages + 2,
-        v_chatbot.retrieval_top_k, v_chatbot.max_tokens);
-      v_hold := oneai_private.reserve_credits(v_chatbot.workspace_id, v_amount);
-      if v_hold->>'refused' = 'insufficient_credits' then
-        perform oneai_private.chat_turn_refuse('insufficient_credits', jsonb_build_object(
-          'balance', v_hold->'available', 'needed', v_amount));
-      elsif v_hold ? 'refused' then
-        perform oneai_private.chat_turn_refuse('chatbot_not_found');
-      end if;
-      v_hold := v_hold || jsonb_build_object('amount', v_amount);
-    end if;
+  if v_chatbot.id is not null then
+    v_payer := oneai_private.chatbot_reply_payer(v_chatbot, v_model, v_credits, v_history);
+    v_key_id := (v_payer->>'provider_key_id')::uuid;
+    v_hold := nullif(v_payer->'credits', 'null'::jsonb);
   end if;
 
   return jsonb_build_object(

@@ -9,8 +9,9 @@
 -- chatbot alone.
 --
 -- The turn's steps are the chat turn's (oneai/chat/entry.py, kind `VisitorTurn`); the SQL of the member's
--- chatbot turn (20261128020000_reply_payment.sql) is reused where it is not a user's: `reply_key_for`,
--- `reply_cost_estimate`, `reserve_credits`, `settle_credits`, `refund_credits` all accept the service.
+-- chatbot turn (20261128020000_reply_payment.sql) is reused where it is not a user's: who pays
+-- (`chatbot_reply_payer`: `reply_key_for`, `reply_cost_estimate`, `reserve_credits`), `settle_credits`,
+-- `refund_credits` and the refusal (`chat_turn_refuse`) all accept the service.
 
 -- ---------------------------------------------------------------------------------------------
 -- A chatbot's visitor messages of a day (UTC), under the owner's tier's `widget_messages_per_day`
@@ -41,18 +42,9 @@ alter table public.visitor_conversations
 create unique index visitor_conversations_client_id on public.visitor_conversations (visitor_ref, client_id)
   where client_id is not null;
 
--- A refusal of the visitor's turn: the whole call rolls back (nothing of it stays), and the application
--- reads the code and its details from the error's DETAIL (SQLSTATE OAI01, as chat_turn_refuse).
-create function oneai_private.visitor_turn_refuse(p_code text, p_details jsonb default '{}'::jsonb)
-returns void
-language plpgsql
-set search_path = ''
-as $$
-begin
-  raise exception 'visitor turn refused: %', p_code
-    using errcode = 'OAI01', detail = (jsonb_build_object('code', p_code) || p_details)::text;
-end
-$$;
+-- A refusal of the visitor's turn is the chat turn's (chat_turn_refuse, 20261122110000): the whole call
+-- rolls back (nothing of it stays), and the application reads the code and its details from the error's
+-- DETAIL (SQLSTATE OAI01); the service may raise it (granted below).
 
 create function oneai_private.visitor_message_json(m public.visitor_messages)
 returns jsonb
@@ -107,11 +99,7 @@ declare
   v_user_message public.visitor_messages;
   v_history jsonb;
   v_credits jsonb := p_turn->'credits';
-  v_key_id uuid;
-  v_prompt_chars bigint;
-  v_messages integer;
-  v_amount numeric;
-  v_hold jsonb;
+  v_payer jsonb;
 begin
   if coalesce((select auth.role()), '') <> 'service_role' then
     raise exception 'visitor_prepare_turn is the service''s' using errcode = '42501';
@@ -119,19 +107,19 @@ begin
   select * into v_chatbot from public.chatbots b
    where b.id = (p_turn->>'chatbot_id')::uuid and b.deleted_at is null;
   if not found then
-    perform oneai_private.visitor_turn_refuse('chatbot_not_found');
+    perform oneai_private.chat_turn_refuse('chatbot_not_found');
   end if;
   select * into v_workspace from public.workspaces w where w.id = v_chatbot.workspace_id;
   if not found or v_workspace.deleted_at is not null then
-    perform oneai_private.visitor_turn_refuse('chatbot_not_found');
+    perform oneai_private.chat_turn_refuse('chatbot_not_found');
   end if;
   if v_chatbot.status <> 'active' or v_workspace.suspended_at is not null then
-    perform oneai_private.visitor_turn_refuse('chatbot_unavailable');
+    perform oneai_private.chat_turn_refuse('chatbot_unavailable');
   end if;
   select * into v_visitor from public.widget_visitors v
    where v.chatbot_id = v_chatbot.id and v.visitor_id = p_turn->>'visitor_id';
   if not found then
-    perform oneai_private.visitor_turn_refuse('visitor_not_found');
+    perform oneai_private.chat_turn_refuse('visitor_not_found');
   end if;
   if v_client_id is not null then
     select * into v_conversation from public.visitor_conversations c
@@ -143,7 +131,7 @@ begin
      for update;
     if not found and (not v_create_missing
                       or exists (select 1 from public.visitor_conversations c where c.id = v_conversation_id)) then
-      perform oneai_private.visitor_turn_refuse('conversation_not_found');
+      perform oneai_private.chat_turn_refuse('conversation_not_found');
     end if;
   end if;
 
@@ -158,7 +146,7 @@ begin
   end if;
   if v_used is null then
     select c.used into v_used from public.widget_message_counts c where c.chatbot_id = v_chatbot.id and c.day = v_day;
-    perform oneai_private.visitor_turn_refuse('daily_limit', jsonb_build_object(
+    perform oneai_private.chat_turn_refuse('daily_limit', jsonb_build_object(
       'used', coalesce(v_used, 0), 'limit', v_limit, 'tier', v_tier,
       'retry_after', greatest(1, ceil(extract(epoch from
         ((v_day + 1)::timestamp at time zone 'utc') - now())))::integer));
@@ -181,7 +169,7 @@ begin
          and ((v_client_id is not null and c.client_id = v_client_id) or c.id = v_conversation_id)
        for update;
       if not found then
-        perform oneai_private.visitor_turn_refuse('conversation_not_found');
+        perform oneai_private.chat_turn_refuse('conversation_not_found');
       end if;
     end;
   end if;
@@ -207,25 +195,7 @@ begin
 
   -- Who pays: the workspace's key for the model, else its credits, reserved here (a refusal rolls back the
   -- whole call: no unit taken, no message, no conversation).
-  if v_credits is not null and jsonb_typeof(v_credits) = 'object' then
-    v_key_id := oneai_private.reply_key_for(v_chatbot.workspace_id, v_chatbot.model, (v_credits->>'rate')::numeric);
-    if v_key_id is null then
-      select coalesce(sum(char_length(h->>'content')), 0), count(*)::integer
-        into v_prompt_chars, v_messages
-        from jsonb_array_elements(v_history) h;
-      v_amount := oneai_private.reply_cost_estimate(
-        v_credits, v_chatbot.model, v_prompt_chars + char_length(coalesce(v_chatbot.system_prompt, '')),
-        v_messages + 2, v_chatbot.retrieval_top_k, v_chatbot.max_tokens);
-      v_hold := oneai_private.reserve_credits(v_chatbot.workspace_id, v_amount);
-      if v_hold->>'refused' = 'insufficient_credits' then
-        perform oneai_private.visitor_turn_refuse('insufficient_credits', jsonb_build_object(
-          'balance', v_hold->'available', 'needed', v_amount));
-      elsif v_hold ? 'refused' then
-        perform oneai_private.visitor_turn_refuse('chatbot_not_found');
-      end if;
-      v_hold := v_hold || jsonb_build_object('amount', v_amount);
-    end if;
-  end if;
+  v_payer := oneai_private.chatbot_reply_payer(v_chatbot, v_chatbot.model, v_credits, v_history);
 
   return jsonb_build_object(
     'chatbot', jsonb_build_object(
@@ -240,8 +210,8 @@ begin
     'user_message', oneai_private.visitor_message_json(v_user_message),
     'history', v_history,
     'admission', jsonb_build_object('day', v_day, 'used', v_used, 'limit', v_limit, 'tier', v_tier),
-    'provider_key_id', v_key_id,
-    'credits', v_hold);
+    'provider_key_id', v_payer->'provider_key_id',
+    'credits', v_payer->'credits');
 end
 $$;
 
@@ -273,7 +243,7 @@ begin
   select * into v_conversation from public.visitor_conversations c
    where c.id = (p_reply->>'conversation_id')::uuid for update;
   if not found then
-    perform oneai_private.visitor_turn_refuse('conversation_not_found');
+    perform oneai_private.chat_turn_refuse('conversation_not_found');
   end if;
   select coalesce(max(m.sequence_number), 0) + 1 into v_sequence
     from public.visitor_messages m where m.conversation_id = v_conversation.id;
@@ -343,12 +313,11 @@ begin
 end
 $$;
 
-revoke execute on function oneai_private.visitor_turn_refuse(text, jsonb) from public, anon, authenticated;
 revoke execute on function oneai_private.visitor_message_json(public.visitor_messages) from public, anon, authenticated;
 revoke execute on function oneai_private.visitor_prepare_turn(jsonb) from public, anon, authenticated;
 revoke execute on function oneai_private.visitor_finish_turn(jsonb) from public, anon, authenticated;
 revoke execute on function oneai_private.visitor_refund_turn(uuid, date, boolean, uuid) from public, anon, authenticated;
-grant execute on function oneai_private.visitor_turn_refuse(text, jsonb) to service_role;
+grant execute on function oneai_private.chat_turn_refuse(text, jsonb) to service_role;
 grant execute on function oneai_private.visitor_message_json(public.visitor_messages) to service_role;
 grant execute on function oneai_private.visitor_prepare_turn(jsonb) to service_role;
 grant execute on function oneai_private.visitor_finish_turn(jsonb) to service_role;
