@@ -11,12 +11,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from chat_stream.deps import OpenRouter
 from oneai.chat.completions import CompletionRequest, model_listing
 from oneai.chat.entry import start_completion
 from oneai.db.users import caller_tier
 from oneai.web.deps import ApiKeyChatPrincipal, ApiKeyPrincipal, Db
 from oneai.web.openai_errors import install_openai_error_handlers
+from oneai.web.openrouter import OpenRouter
 from oneai.web.streaming import EventStreamResponse
 
 router = APIRouter(tags=["OpenAI-compatible"])

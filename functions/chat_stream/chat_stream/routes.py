@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from chat_stream.deps import OpenRouter
 from oneai.chat import parts, resumable
 from oneai.chat.entry import start_turn
 from oneai.chat.offered_models import ModelList, listings
@@ -17,6 +16,7 @@ from oneai.openrouter.errors import OpenRouterError
 from oneai.web import ChatPrincipal, CurrentPrincipal, Db
 from oneai.web.bodies import json_body
 from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
+from oneai.web.openrouter import OpenRouter
 from oneai.web.streaming import EventStreamResponse, ReplyStreamResponse
 
 router = APIRouter(prefix="/chat", tags=["chat"])

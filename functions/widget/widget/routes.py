@@ -19,6 +19,7 @@ from oneai.web.bodies import json_body
 from oneai.web.deps import RATE_CHECK_SCOPE_KEY
 from oneai.web.errors import RETRY_AFTER_HEADER, ErrorEnvelope
 from oneai.web.ids import PathId
+from oneai.web.openrouter import OpenRouter
 from oneai.web.streaming import EventStreamResponse, ReplyStreamResponse
 from oneai.widget import service
 from oneai.widget.chat import VISITOR_CHAT_BODY_OPENAPI, VisitorTurn, parse_visitor_body
@@ -32,7 +33,6 @@ from oneai.widget.models import (
 )
 from oneai.widget.script import Script
 from widget.cors import CALL_SCOPE_KEY
-from widget.deps import OpenRouter
 
 router = APIRouter()
 PUBLIC = "/public/chatbots/{public_id}"

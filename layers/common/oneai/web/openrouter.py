@@ -1,4 +1,6 @@
-"""The OpenRouter client of this container, as a FastAPI dependency."""
+"""The OpenRouter client of this container, as a FastAPI dependency, for the functions whose routes ask a
+model while the request waits (the chat function, the widget's public chat): one client and connection
+pool per container, rebuilt if the settings were swapped (tests)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ _client: tuple[Settings, OpenRouterClient] | None = None
 
 
 def get_openrouter() -> OpenRouterClient:
-    """One client (and connection pool) per container, rebuilt if the settings were swapped (tests)."""
     global _client
     settings = get_settings()
     if _client is None or _client[0] is not settings:
