@@ -89,7 +89,7 @@ def test_messages_go_to_sqs_ten_per_call(monkeypatch: pytest.MonkeyPatch, sink: 
     with mock_aws():
         from oneai.knowledge import ingest_queue
 
-        monkeypatch.setattr(ingest_queue, "_client", None)  # a client of this mock
+        monkeypatch.setattr(ingest_queue._sqs, "_client", None)  # a client of this mock
         sqs = boto3.client("sqs", region_name=REGION)
         queue_url = sqs.create_queue(QueueName="oneai-ingest-test")["QueueUrl"]
         calls: list[int] = []
@@ -108,7 +108,7 @@ def test_messages_go_to_sqs_ten_per_call(monkeypatch: pytest.MonkeyPatch, sink: 
             if not answer.get("Messages"):
                 break
             bodies.extend(json.loads(m["Body"]) for m in answer["Messages"])
-        monkeypatch.setattr(ingest_queue, "_client", None)
+        monkeypatch.setattr(ingest_queue._sqs, "_client", None)
     assert calls == [10, 10, 3]
     assert sorted(b["document_id"] for b in bodies) == sorted(str(i) for i in ids)
     assert sink == []  # a configured queue takes them all

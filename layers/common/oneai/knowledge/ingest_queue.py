@@ -10,25 +10,23 @@ logged. boto3 is imported on first use, and its calls traced like the other AWS 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
+from oneai.aws_client import LazyAwsClient
 from oneai.config import get_settings
 from oneai.errors import UnavailableError
 from oneai.logging import logger
-from oneai.observability import trace_calls
 
 AWS_TIMEOUT_SECONDS: Final = 3
+_sqs = LazyAwsClient("sqs", timeout_seconds=AWS_TIMEOUT_SECONDS, max_attempts=2)
 # SendMessageBatch takes at most 10 entries a call.
 MAX_MESSAGES_PER_CALL: Final = 10
 
 # Where messages go when no queue is configured; None: only logged.
 LocalIngestSink = Callable[[dict[str, str]], None]
 _local_sink: LocalIngestSink | None = None
-_client: Any = None
-_client_lock = threading.Lock()
 
 
 def set_local_ingest_sink(sink: LocalIngestSink | None) -> None:
@@ -38,23 +36,6 @@ def set_local_ingest_sink(sink: LocalIngestSink | None) -> None:
 
 def ingest_message(document_id: UUID) -> dict[str, str]:
     return {"document_id": str(document_id)}
-
-
-def _sqs() -> Any:
-    global _client
-    with _client_lock:
-        if _client is None:
-            trace_calls("botocore")
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                connect_timeout=AWS_TIMEOUT_SECONDS,
-                read_timeout=AWS_TIMEOUT_SECONDS,
-                retries={"max_attempts": 2, "mode": "standard"},
-            )
-            _client = boto3.client("sqs", config=config)
-        return _client
 
 
 def _send_batch(queue_url: str, messages: list[dict[str, str]]) -> None:

@@ -10,44 +10,25 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+from oneai.aws_client import LazyAwsClient
 from oneai.config import get_settings
 from oneai.logging import logger
-from oneai.observability import trace_calls
 
 MAX_DELAY_SECONDS: Final = 900
 AWS_TIMEOUT_SECONDS: Final = 3
+_sqs = LazyAwsClient("sqs", timeout_seconds=AWS_TIMEOUT_SECONDS, max_attempts=3)
 
 # message, delay in seconds
 LocalWebhookSink = Callable[[dict[str, Any], float], None]
 _local_sink: LocalWebhookSink | None = None
-_client: Any = None
-_client_lock = threading.Lock()
 
 
 def set_local_webhook_sink(sink: LocalWebhookSink | None) -> None:
     global _local_sink
     _local_sink = sink
-
-
-def _sqs() -> Any:
-    global _client
-    with _client_lock:
-        if _client is None:
-            trace_calls("botocore")
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                connect_timeout=AWS_TIMEOUT_SECONDS,
-                read_timeout=AWS_TIMEOUT_SECONDS,
-                retries={"max_attempts": 3, "mode": "standard"},
-            )
-            _client = boto3.client("sqs", config=config)
-        return _client
 
 
 def send_later(message: dict[str, Any], delay_seconds: float) -> None:
