@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from playwright.sync_api import sync_playwright
 
 from local.fake_openrouter import FakeOpenRouter, Reply
 from tests.conftest import REPO_ROOT
@@ -40,8 +41,6 @@ from tests.widget_support import (
     seed_conversation,
     set_chatbot,
 )
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 USAGE = {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35, "cost": 0.0002}
@@ -155,7 +154,7 @@ def browser() -> Iterator[Any]:
             f"{CHROMIUM} is missing: `make e2e` installs Debian's chromium (as root), or apt-get install chromium"
         )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield launched
         launched.close()
