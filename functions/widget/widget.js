@@ -165,17 +165,20 @@
     }
     // What a refused request tells the visitor: a wait in words (429), or "unavailable" for what only the
     // chatbot's owner can fix (credits 402, disabled 403, their provider key 424) or the model failing (5xx).
+    // The chatbot's messages of the day used up is told as such whatever the hour (the body's bucket): near
+    // midnight UTC its Retry-After is minutes, and "wait 40 minutes" would be a wrong promise at 23:20.
     function refusal(response) {
       var status = response.status;
-      if (status === 429) {
-        var wait = parseInt(response.headers.get("Retry-After") || "", 10);
+      if (status !== 429) {
+        return Promise.resolve(status === 402 || status === 403 || status === 424 || status >= 500 ? UNAVAILABLE : "Something went wrong. Please try again.");
+      }
+      var wait = parseInt(response.headers.get("Retry-After") || "", 10);
+      return response.json().then(function (body) { return body.error.details.bucket; }).catch(function () { return null; }).then(function (bucket) {
+        if (bucket === "widget_chatbot_day" || wait > 3600) return "The assistant has answered all it can for today. Please come back later.";
         if (!(wait > 0)) return "Please wait a moment before sending another message.";
-        if (wait > 3600) return "The assistant has answered all it can for today. Please come back later.";
         var minutes = wait > 90, count = minutes ? Math.ceil(wait / 60) : wait;
         return "Please wait " + count + (minutes ? " minute" : " second") + (count === 1 ? "" : "s") + " before sending another message.";
-      }
-      if (status === 402 || status === 403 || status === 424 || status >= 500) return UNAVAILABLE;
-      return "Something went wrong. Please try again.";
+      });
     }
 
     function openSession(force) {
@@ -235,7 +238,7 @@
           });
         });
       }).catch(function (response) {
-        if (response && response.status) note(refusal(response));
+        if (response && response.status) return refusal(response).then(note);
       });
     }
 
@@ -255,7 +258,7 @@
       if (session && session.conversation) body.conversation_id = session.conversation;
       authorized("/chat", { method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" }, body: JSON.stringify(body) })
         .then(function (response) {
-          if (!response.ok || !response.body) { node.remove(); note(refusal(response)); return; }
+          if (!response.ok || !response.body) { node.remove(); return refusal(response).then(note); }
           return readStream(response.body, function (part) {
             applyPart(state, part);
             node.textContent = state.text;
@@ -267,7 +270,7 @@
             rating.hidden = false;
           });
         })
-        .catch(function (response) { node.remove(); note(response && response.status ? refusal(response) : "Something went wrong. Please try again."); })
+        .catch(function (response) { node.remove(); return response && response.status ? refusal(response).then(note) : note("Something went wrong. Please try again."); })
         .then(function () {
           busy = false;
           send.disabled = false;

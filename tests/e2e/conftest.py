@@ -136,6 +136,10 @@ def local_server(
         "ONEAI_WEBHOOK_TIMEOUT_SECONDS": "1",
         **GENEROUS_RATE_LIMITS,
         "ONEAI_MAIL_OUTBOX": str(E2E_OUTBOX),
+        # No analytics schedule: the e2e tests run the job themselves, and this server outlives them into
+        # the integration tests on the same database, where a scheduled run would claim the days an
+        # integration test's own runs count (test_analytics_events).
+        "ONEAI_LOCAL_ANALYTICS_SECONDS": "0",
     }
     shutil.rmtree(E2E_OUTBOX, ignore_errors=True)
     with contextlib.ExitStack() as stack:

@@ -421,6 +421,19 @@ def test_a_visitor_asks_sees_the_answer_stream_in_with_its_source_reloads_and_ra
     shot(page, "daily-limit")
 
 
+# The public chat's 429 when the chatbot's messages of the day are used up (oneai.widget.chat), as sent at
+# 23:50 UTC: its Retry-After is the 600 seconds to the next UTC day.
+CHATBOT_DAY_USED_UP_AT_2350 = json.dumps(
+    {
+        "error": {
+            "code": "RATE_LIMITED",
+            "message": "This assistant has answered all the messages it may today; try again tomorrow",
+            "details": {"bucket": "widget_chatbot_day", "limit": 100, "used": 100, "retry_after": 600},
+        }
+    }
+).encode()
+
+
 def test_markup_in_settings_and_in_a_streamed_reply_is_inert_and_refusals_read_politely(
     local_server: LocalServer, database_url: str, pages: PageServer, context: Any
 ) -> None:
@@ -437,6 +450,8 @@ def test_markup_in_settings_and_in_a_streamed_reply_is_inert_and_refusals_read_p
     answers = [
         {"status": 200, "headers": {"content-type": "text/event-stream"}, "body": RECORDED_REPLY},
         {"status": 429, "headers": {"retry-after": "7"}, "body": b'{"error":{"code":"RATE_LIMITED"}}'},
+        # the chatbot's messages of the day used up at 23:50 UTC: ten minutes to the next day, still "today"
+        {"status": 429, "headers": {"retry-after": "600"}, "body": CHATBOT_DAY_USED_UP_AT_2350},
         {"status": 402, "headers": {}, "body": b'{"error":{"code":"INSUFFICIENT_CREDITS"}}'},
     ]
     sent = []
@@ -482,6 +497,10 @@ def test_markup_in_settings_and_in_a_streamed_reply_is_inert_and_refusals_read_p
     box.fill("And exchanges?")
     box.press("Enter")
     panel.locator(".n", has_text="Please wait 7 seconds").wait_for()
+    box.fill("One more?")
+    box.press("Enter")
+    panel.locator(".n", has_text="The assistant has answered all it can for today.").wait_for()
+    assert panel.locator(".n", has_text="minutes").count() == 0
     box.fill("Hello?")
     panel.locator("button[type=submit]").click()
     panel.locator(".n", has_text="The assistant is unavailable right now.").wait_for()

@@ -511,7 +511,11 @@ def test_the_stats_count_visitors_conversations_and_their_satisfaction(
     owner, stranger = make_user(), make_user()
     workspace = team(db, owner)
     bot = create(db, owner, workspace)
-    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    # a time of today that has passed, at any hour the test runs (noon is still to come in the morning, and
+    # a conversation "started" later than the reset below would count after it)
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = midnight + (now - midnight) / 2
     add_conversation(db, owner, workspace, bot.id, 2, at=today - timedelta(days=1))
     add_visitor_conversation(db, workspace, bot.id, 4, at=today - timedelta(days=1), rating=5)
     add_visitor_conversation(db, workspace, bot.id, 2, at=today - timedelta(days=1), rating=2)
