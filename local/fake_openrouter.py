@@ -99,12 +99,14 @@ class Reply:
 
 @dataclass(frozen=True)
 class Status:
-    """An HTTP error before any stream: `{"error": {"code": status, "message", "metadata"}}`."""
+    """An HTTP error before any stream: `{"error": {"code": status, "message", "metadata"}}`, or `body` as it
+    is (another provider's error, e.g. OpenAI's `{"error": {"message", "type", "param", "code"}}`)."""
 
     status: int
     message: str | None = None
     retry_after: float | str | None = None
     metadata: Mapping[str, Any] | None = None
+    body: Any = None
 
 
 @dataclass(frozen=True)
@@ -1078,7 +1080,8 @@ async def _status_response(send: Send, scenario: Status) -> None:
         value = scenario.retry_after
         text = f"{value:g}" if isinstance(value, float | int) else str(value)
         headers.append((b"retry-after", text.encode()))
-    await _json(send, scenario.status, _error_body(scenario.status, message, scenario.metadata), headers)
+    payload = _error_body(scenario.status, message, scenario.metadata) if scenario.body is None else scenario.body
+    await _json(send, scenario.status, payload, headers)
 
 
 async def _json(send: Send, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:

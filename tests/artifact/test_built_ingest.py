@@ -71,7 +71,7 @@ def test_ingest_makes_the_sample_upload_ready_and_sweeps(
 
     # the second delivery of the same notification is skipped (no failure, nothing redone)
     assert run.answers[:2] == [{"batchItemFailures": []}] * 2
-    assert run.answers[2] == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0}
+    assert run.answers[2] == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0, "resent_queued": 0}
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "select status, pages, attempts, (select count(*) from public.document_chunks where document_id = %(id)s)"

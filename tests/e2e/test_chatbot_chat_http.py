@@ -26,7 +26,7 @@ from oneai.db.knowledge import vector_literal
 from oneai.knowledge.offline_embedding import offline_embedding
 from tests.conftest import REPO_ROOT, AppUser, create_user
 from tests.e2e.conftest import CHAT_MODEL, LocalServer
-from tests.sse_support import aiter_events, events_of, parts_came, read_until
+from tests.sse_support import aiter_events, events_of, iter_events, parts_came, read_until
 
 pytestmark = pytest.mark.e2e
 
@@ -656,3 +656,47 @@ def test_retrieve_answers_the_chunks_the_chatbot_would_use_to_members_only(
         assert (answer.status_code, answer.json()["error"]["code"]) == (404, "NOT_FOUND")
     blank = client.post(f"/chatbots/{bot}/retrieve", json={"query": "   "}, headers=owner.headers)
     assert blank.status_code == 422
+
+
+def test_a_reply_whose_save_fails_ends_its_stream_with_an_error_part_and_is_charged(
+    client: httpx.Client, owner: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    """The viewer is removed from the workspace while the reply streams, so saving it fails (a database refusal,
+    not one of the product's errors). The reader still gets the stream's proper ending (an error part saying
+    the reply was not saved, then [DONE]) instead of a broken connection, and the reply is charged."""
+    workspace = personal_workspace(database_url, owner)
+    refunds, _ = knowledge_base(database_url, workspace)
+    bot = chatbot(database_url, workspace, [refunds], credits="100.00")
+    viewer = create_user(database_url)
+    add_member(database_url, workspace, viewer, "viewer")
+    openrouter.script(Reply(chunks=["Within ", "fourteen ", "days."], usage=USAGE, delay=0.4), model=CHAT_MODEL)
+    seen: list[Any] = []
+    body = {"chatbot_id": str(bot), "content": QUESTION}
+    with client.stream("POST", "/chat/stream", json=body, headers=viewer.headers) as response:
+        assert response.status_code == 200
+        removed = False
+        for event in iter_events(response.iter_bytes()):
+            seen.append(event)
+            if not removed and isinstance(event, dict) and event.get("type") == "text-delta":
+                with psycopg.connect(database_url, autocommit=True) as conn:
+                    conn.execute(
+                        "delete from public.workspace_members where workspace_id = %s and user_id = %s",
+                        (workspace, viewer.id),
+                    )
+                removed = True
+    assert seen[-1] == "[DONE]"
+    [error] = [e for e in seen if isinstance(e, dict) and e.get("type") == "error"]
+    assert error["errorText"] == "The reply could not be saved."
+    assert "".join(e["delta"] for e in seen if isinstance(e, dict) and e.get("type") == "text-delta") == (
+        "Within fourteen days."
+    )
+    usage = sql_value(
+        database_url,
+        "select count(*) from public.credit_transactions where workspace_id = %s and type = 'usage'",
+        workspace,
+    )
+    assert usage == 1
+    assert (
+        sql_value(database_url, "select reserved from public.workspace_credits where workspace_id = %s", workspace)
+        == 0
+    )

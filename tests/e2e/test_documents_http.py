@@ -124,6 +124,7 @@ def test_upload_lands_at_the_pinned_key_and_the_policy_refuses_other_keys_sizes_
     other_key = f"knowledge/{uuid.uuid4()}/{started['id']}/x.txt"
     assert post_to_s3(started, TEXT, "text/plain", key=other_key).status_code == 403
     assert post_to_s3(started, TEXT + b"more", "text/plain").status_code in {400, 403}
+    assert post_to_s3(started, b"", "text/plain").status_code in {400, 403}  # an empty file: refused by S3
     assert post_to_s3(started, TEXT, "text/html", **{"Content-Type": "text/html"}).status_code == 403
     assert keys_under(local_s3, f"knowledge/{workspace_id}/") == []
 
@@ -146,6 +147,8 @@ def test_refused_types_and_sizes_are_422(client: httpx.Client, owner: AppUser, d
         {"filename": "tool.exe", "media_type": "application/octet-stream", "size": 10},
         {"filename": "a.pdf", "media_type": "text/plain", "size": 10},
         {"filename": "big.pdf", "media_type": "application/pdf", "size": 20 * 1024 * 1024 + 1},
+        {"filename": "fifty.csv", "media_type": "text/csv", "size": 50 * 1024 * 1024},  # one 50 MB line
+        {"filename": "empty.txt", "media_type": "text/plain", "size": 0},
         {"filename": "a.txt", "media_type": "text/plain", "size": 10, "chatbot_ids": [str(uuid.uuid4())]},
         {"filename": "a.txt", "media_type": "text/plain", "size": "10"},
         {"filename": "a.txt", "media_type": "text/plain", "size": True},

@@ -180,8 +180,24 @@ def test_provider_keys_end_to_end_and_the_key_appears_nowhere(
         ({"provider": "custom", "name": "c", "key": OPENAI_KEY}, "base_url"),
         ({"provider": "custom", "name": "c", "key": OPENAI_KEY, "base_url": "ftp://example.com"}, "base_url"),
         ({"provider": "openai", "name": "l", "key": OPENAI_KEY, "monthly_limit": "-1"}, "monthly_limit"),
+        # pydantic's errors carry the input (the whole body for a missing field, the value for an extra
+        # one or a wrong type): none of it may reach the answer
+        ({"provider": "openai", "key": OPENAI_KEY}, "name"),
+        ({"provider": "openai", "name": "x", "key": OPENAI_KEY, "api_key": OPENAI_KEY}, "api_key"),
+        ({"provider": "openai", "name": "list", "key": [OPENAI_KEY]}, "key"),
+        ({"provider": "openai", "name": "obj", "key": {"value": OPENAI_KEY}}, "key"),
+        ({"provider": OPENAI_KEY, "name": "p", "key": OPENAI_KEY}, "provider"),
     ):
         refused = call("POST", keys, admin, json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert [e["field"] for e in refused.json()["error"]["details"]["errors"]] == [field], refused.text
+    for body, field in (
+        ({"key": "short"}, "key"),
+        ({"key": [OPENAI_KEY]}, "key"),
+        ({"name": "n", "secret": OPENAI_KEY}, "secret"),
+        ({"monthly_limit": OPENAI_KEY}, "monthly_limit"),
+    ):
+        refused = call("PATCH", f"/provider-keys/{key['id']}", admin, json=body)
         assert refused.status_code == 422, (body, refused.text)
         assert [e["field"] for e in refused.json()["error"]["details"]["errors"]] == [field], refused.text
     duplicate = call("POST", keys, admin, json={"provider": "openai", "name": "Main", "key": OPENAI_KEY})
@@ -197,7 +213,12 @@ def test_provider_keys_end_to_end_and_the_key_appears_nowhere(
     # refused by the provider: ok false, the key named, marked invalid
     openrouter.script_models(Status(401))
     refused_test = call("POST", f"{key_url}/test", admin).json()
-    assert refused_test == {"ok": False, "models": None, "error": "the key 'Main' was refused by openai"}
+    assert refused_test == {
+        "ok": False,
+        "models": None,
+        "error": "the key 'Main' was refused by openai",
+        "reason": "refused",
+    }
     shown = call("GET", key_url, admin).json()
     assert (shown["status"], shown["invalid_reason"]) == ("invalid", "the key 'Main' was refused by openai")
     assert shown["checked_at"] is not None
@@ -237,20 +258,31 @@ def test_provider_keys_end_to_end_and_the_key_appears_nowhere(
         "ok": True,
         "models": ["llama3", "qwen2"],
         "error": None,
+        "reason": None,
     }
     assert custom_endpoint.seen[-1] == ("/v1/models", f"Bearer {CUSTOM_KEY}")
+    # the key goes only where it was saved for: another admin cannot move it without giving it again
+    # (else they could point it at their own server and press "test" to receive it)
+    exfiltrate = call("PATCH", custom_url, owner, json={"base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    assert exfiltrate.status_code == 422, exfiltrate.text
+    assert [e["field"] for e in exfiltrate.json()["error"]["details"]["errors"]] == ["key"]
+    assert call("GET", custom_url, admin).json()["base_url"] == f"{custom_endpoint.base_url}/v1"
     # a redirect from the endpoint is not followed (and is not a refusal of the key)
-    moved = call("PATCH", custom_url, admin, json={"base_url": f"{custom_endpoint.base_url}/moved/v1"})
+    moved = call(
+        "PATCH", custom_url, admin, json={"base_url": f"{custom_endpoint.base_url}/moved/v1", "key": CUSTOM_KEY}
+    )
     assert moved.status_code == 200, moved.text
     redirected = call("POST", f"{custom_url}/test", admin).json()
     assert redirected["ok"] is False and "redirect" in redirected["error"]
     assert call("GET", custom_url, admin).json()["status"] == "active"
     assert [path for path, _ in custom_endpoint.seen] == ["/v1/models", "/moved/v1/models"]
     # a network failure: a plain reason
-    closed = call("PATCH", custom_url, admin, json={"base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    closed = call(
+        "PATCH", custom_url, admin, json={"base_url": f"http://127.0.0.1:{free_port()}/v1", "key": CUSTOM_KEY}
+    )
     assert closed.status_code == 200
     unreachable = call("POST", f"{custom_url}/test", admin).json()
-    assert unreachable == {"ok": False, "models": None, "error": "custom could not be reached"}
+    assert unreachable == {"ok": False, "models": None, "error": "custom could not be reached", "reason": None}
 
     # delete
     assert call("DELETE", custom_url, owner).status_code == 204

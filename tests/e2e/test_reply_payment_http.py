@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 
 from local.fake_openrouter import FakeOpenRouter, Reply, Status
@@ -185,3 +186,134 @@ def test_a_custom_key_serves_its_custom_model_through_the_guard_at_its_base_url(
     assert request.headers["authorization"] == f"Bearer {SECRET}"
     assert request.body["model"] == "house-model"
     assert credits_state(database_url, workspace) == (Decimal(0), Decimal(0))
+
+
+def test_a_provider_error_that_quotes_the_key_carries_it_nowhere(
+    client: httpx.Client, owner: AppUser, openrouter: FakeOpenRouter, database_url: str, local_server: LocalServer
+) -> None:
+    """Providers echo the key they were given in their errors (OpenAI: "Incorrect API key provided: sk-…");
+    a custom or proxying endpoint may quote it whole. Neither the caller's answer, nor the server's log,
+    nor any row the reply wrote may carry it."""
+    workspace = personal_workspace(database_url, owner)
+    bot = chatbot(database_url, workspace, [], credits=None, model=MODEL)
+    add_key(client, owner, workspace)
+    # WHEN the provider fails the reply with a 400 quoting the key (not a refusal: the key stays active)
+    openrouter.script(Status(400, f"Unsupported parameter for key {SECRET}"), model=UPSTREAM_MODEL)
+    failed = chat(client, owner, chatbot_id=str(bot), content=QUESTION)
+    assert failed.status_code == 502, failed.text
+    # AND then refuses it with a 401 quoting it
+    openrouter.script(Status(401, f"Incorrect API key provided: {SECRET}"), model=UPSTREAM_MODEL)
+    refused = chat(client, owner, chatbot_id=str(bot), content=QUESTION)
+    assert refused.status_code == 424, refused.text
+    # THEN the key is in no answer, no log line, and no row of the database
+    assert SECRET not in failed.text and SECRET not in refused.text
+    assert SECRET not in local_server.log
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables"
+            " where table_schema in ('public', 'oneai_private') and table_type = 'BASE TABLE'"
+        ).fetchall()
+        for schema, name in tables:
+            found = conn.execute(
+                f'select count(*) from "{schema}"."{name}" t where t::text like %s',  # noqa: S608 - catalog names
+                (f"%{SECRET}%",),
+            ).fetchone()
+            assert found is not None and found[0] == 0, (schema, name)
+
+
+OPENAI_NO_QUOTA = {
+    "error": {
+        "message": "You exceeded your current quota, please check your plan and billing details. For more "
+        "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        "type": "insufficient_quota",
+        "param": None,
+        "code": "insufficient_quota",
+    }
+}
+
+
+def test_a_key_whose_account_has_no_funds_is_named_in_a_424_stays_active_and_its_test_says_so(
+    client: httpx.Client, owner: AppUser, openrouter: FakeOpenRouter, database_url: str, local_server: LocalServer
+) -> None:
+    """OpenAI's 429 `insufficient_quota` and OpenRouter's 402 with a workspace's key: the account behind the
+    key cannot pay. Not a platform failure (no 5xx, no UpstreamFailures metric): a 424 naming the key with
+    reason "no_funds"; the key stays active (it is valid) and the next reply gets the same 424 until the
+    account is topped up or the key removed; the key's test says it too."""
+    workspace = personal_workspace(database_url, owner)
+    bot = chatbot(database_url, workspace, [], credits=None, model=MODEL)
+    key = add_key(client, owner, workspace, name="Production")
+    # (a provider failure with the key is the platform's 502, counted as an upstream failure)
+    openrouter.script(Status(500, "Internal error"), Status(500), Status(500), Status(500), model=UPSTREAM_MODEL)
+    logged = len(local_server.log)
+    assert chat(client, owner, chatbot_id=str(bot), content=QUESTION).status_code == 502
+    assert "UpstreamFailures" in local_server.log[logged:]
+    # WHEN OpenAI answers that the key's account has no quota left
+    openrouter.reset()
+    openrouter.script(Status(429, body=OPENAI_NO_QUOTA), model=UPSTREAM_MODEL)
+    logged = len(local_server.log)
+    response = chat(client, owner, chatbot_id=str(bot), content=QUESTION)
+    # THEN a 424 names the key and says why, asked once (not retried as a rate limit), counted as no failure
+    assert response.status_code == 424, response.text
+    error = response.json()["error"]
+    assert error["code"] == "PROVIDER_KEY_REFUSED"
+    assert error["details"] == {
+        "provider_key_id": key["id"],
+        "provider": "openai",
+        "name": "Production",
+        "reason": "no_funds",
+    }
+    assert "'Production'" in error["message"] and "no funds or quota left" in error["message"]
+    assert len([r for r in openrouter.chat_requests if r.body.get("stream")]) == 1
+    assert "UpstreamFailures" not in local_server.log[logged:]
+    # AND the key is still active, the workspace's message unit came back, nothing was charged
+    shown = client.get(f"/provider-keys/{key['id']}", headers=owner.headers).json()
+    assert (shown["status"], shown["invalid_reason"]) == ("active", None)
+    assert workspace_messages_today(database_url, workspace) == 0
+    assert credits_state(database_url, workspace) == (Decimal(0), Decimal(0))
+    # AND the next reply tries the key again: the same 424 (not the credits' 402) until the account is topped up
+    openrouter.script(Status(429, body=OPENAI_NO_QUOTA), model=UPSTREAM_MODEL)
+    again = chat(client, owner, chatbot_id=str(bot), content=QUESTION)
+    assert again.status_code == 424 and again.json()["error"]["details"]["reason"] == "no_funds"
+    # AND the key's test says it, and changes nothing
+    openrouter.script_models(Status(429, body=OPENAI_NO_QUOTA))
+    tested = client.post(f"/provider-keys/{key['id']}/test", headers=owner.headers)
+    assert tested.status_code == 200
+    assert tested.json() == {
+        "ok": False,
+        "models": None,
+        "error": "the account of the key 'Production' at openai has no funds or quota left",
+        "reason": "no_funds",
+    }
+    assert client.get(f"/provider-keys/{key['id']}", headers=owner.headers).json()["status"] == "active"
+    assert SECRET not in response.text + again.text + tested.text
+
+
+def test_an_openrouter_key_without_credits_is_a_424_naming_it_and_its_test_says_so(
+    client: httpx.Client, owner: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    workspace = personal_workspace(database_url, owner)
+    bot = chatbot(database_url, workspace, [], credits=None, model=MODEL)
+    router_key = "sk-or-v1-e2e-customer-router-key-9911"
+    key = add_key(client, owner, workspace, provider="openrouter", name="Router", key=router_key)
+    # WHEN OpenRouter answers the reply with its 402: the key's account has no credits
+    # (twice: the conversation's title, asked of the same model on the platform's account, takes one)
+    no_credits = Status(402, "Insufficient credits. Add more using https://openrouter.ai/credits")
+    openrouter.script(no_credits, no_credits, model=MODEL)
+    response = chat(client, owner, chatbot_id=str(bot), content=QUESTION)
+    # THEN a 424 names the key (not the platform's 502 "not available")
+    assert response.status_code == 424, response.text
+    assert response.json()["error"]["details"] == {
+        "provider_key_id": key["id"],
+        "provider": "openrouter",
+        "name": "Router",
+        "reason": "no_funds",
+    }
+    [request] = [r for r in openrouter.chat_requests if r.body.get("stream")]
+    assert request.headers["authorization"] == f"Bearer {router_key}"
+    assert workspace_messages_today(database_url, workspace) == 0
+    assert client.get(f"/provider-keys/{key['id']}", headers=owner.headers).json()["status"] == "active"
+    # AND the key's test says it
+    openrouter.script_models(Status(402, "Insufficient credits"))
+    tested = client.post(f"/provider-keys/{key['id']}/test", headers=owner.headers).json()
+    assert (tested["ok"], tested["reason"]) == (False, "no_funds")
+    assert tested["error"] == "the account of the key 'Router' at openrouter has no funds or quota left"

@@ -19,7 +19,7 @@ import pytest
 
 from local.dev_process import LocalServerProcess
 from local.events import DEV_WIDGET_SESSION_SECRET
-from local.fake_openrouter import FakeOpenRouter, Reply
+from local.fake_openrouter import FakeOpenRouter, Reply, Status
 from oneai.analytics import rollup
 from oneai.config import Settings, get_settings
 from oneai.db.connection import Database
@@ -347,12 +347,74 @@ def test_no_credits_is_a_402_the_widget_can_read_and_nothing_is_kept(
     )
     assert refused.status_code == 402 and refused.json()["error"]["code"] == "INSUFFICIENT_CREDITS"
     assert refused.headers["access-control-allow-origin"] == SHOP  # the widget reads it: "unavailable"
+    # the workspace's balance and a reply's cost are the workspace's business, not a visitor's
+    assert refused.json()["error"]["details"] == {}, refused.text
+    assert "balance" not in refused.text and "credits" not in refused.json()["error"]["message"].lower()
     with psycopg.connect(database_url) as conn:
         kept = conn.execute(
             "select count(*) from public.visitor_conversations where chatbot_id = %s", (chatbot.id,)
         ).fetchone()
     assert kept == (0,)
     assert openrouter.chat_requests == []  # no model was asked
+
+
+def test_a_refused_workspace_key_is_a_424_that_names_nothing_of_the_key_to_the_visitor(
+    client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN a chatbot whose workspace has no credits but its own OpenRouter key, which OpenRouter refuses
+    chatbot = knowledge_chatbot(database_url, credits=None)
+    owner = owner_headers(database_url, chatbot)
+    added = client.post(
+        f"/workspaces/{chatbot.workspace_id}/provider-keys",
+        json={"provider": "openrouter", "name": "Acme production key", "key": "sk-or-v1-widget-e2e-9d2c"},
+        headers=owner,
+    )
+    assert added.status_code == 201, added.text
+    openrouter.script(Status(401, "invalid key"), model=KNOWLEDGE_MODEL)
+    # WHEN a visitor asks
+    refused = client.post(
+        f"/public/chatbots/{chatbot.public_id}/chat",
+        json={"content": QUESTION},
+        headers=visitor_session(client, chatbot),
+    )
+    # THEN 424, which the widget shows as "unavailable", and nothing of the key: not its name, id or provider
+    assert refused.status_code == 424 and refused.json()["error"]["code"] == "PROVIDER_KEY_REFUSED", refused.text
+    assert refused.json()["error"]["details"] == {}, refused.text
+    for private in ("Acme production key", added.json()["id"], "openrouter", "sk-or-v1"):
+        assert private not in refused.text
+    # AND the key was still marked invalid for its owner to see
+    shown = client.get(f"/provider-keys/{added.json()['id']}", headers=owner)
+    assert shown.json()["status"] == "invalid"
+
+
+def test_a_workspace_key_without_funds_is_the_same_plain_424_to_the_visitor(
+    client: httpx.Client, database_url: str, openrouter: FakeOpenRouter
+) -> None:
+    # GIVEN a chatbot whose workspace's own OpenRouter key has no credits left at OpenRouter (its 402)
+    chatbot = knowledge_chatbot(database_url, credits=None)
+    owner = owner_headers(database_url, chatbot)
+    added = client.post(
+        f"/workspaces/{chatbot.workspace_id}/provider-keys",
+        json={"provider": "openrouter", "name": "Acme production key", "key": "sk-or-v1-widget-e2e-5e1f"},
+        headers=owner,
+    )
+    assert added.status_code == 201, added.text
+    no_credits = Status(402, "Insufficient credits. Add more using https://openrouter.ai/credits")
+    openrouter.script(no_credits, no_credits, model=KNOWLEDGE_MODEL)
+    # WHEN a visitor asks
+    refused = client.post(
+        f"/public/chatbots/{chatbot.public_id}/chat",
+        json={"content": QUESTION},
+        headers=visitor_session(client, chatbot),
+    )
+    # THEN the widget's plain 424 ("unavailable"): nothing of the key, nor that its account has no funds
+    assert refused.status_code == 424 and refused.json()["error"]["code"] == "PROVIDER_KEY_REFUSED", refused.text
+    assert refused.json()["error"]["details"] == {}, refused.text
+    for private in ("Acme production key", added.json()["id"], "openrouter", "sk-or-v1", "funds", "credits"):
+        assert private not in refused.text
+    # AND the key stays active for its owner (it is valid; its account needs topping up)
+    shown = client.get(f"/provider-keys/{added.json()['id']}", headers=owner)
+    assert shown.json()["status"] == "active"
 
 
 def test_the_chatbots_messages_of_the_day_used_up_is_a_429_with_retry_after(

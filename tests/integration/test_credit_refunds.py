@@ -20,9 +20,10 @@ from oneai.credits import service as credits
 from oneai.credits.models import AdjustRequest, TransactionQuery
 from oneai.db.connection import Database
 from oneai.errors import NotFoundError, ValidationError
+from tests.aws_support import captured_events
 from tests.integration.test_admin import as_admin
 from tests.integration.test_credits import Paid, account, admin, ledger, paid_order
-from tests.integration.test_webhooks import Deliver, deliver, sign
+from tests.integration.test_webhooks import BUS, Deliver, deliver, sign
 from tests.integration.test_workspaces_rls import team
 
 __all__ = ["deliver", "paid_order"]  # fixtures, used by name
@@ -156,6 +157,41 @@ def test_a_refund_of_a_payment_that_bought_no_credits_is_only_recorded(
         ).fetchone()
     assert before == after
     assert recorded == {"event_type": "refund.processed"}
+
+
+def test_a_refund_or_an_admins_debit_under_the_threshold_warns_the_owner_once_per_crossing(
+    deliver: Deliver, paid_order: Paid, db: Database, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, only a reply's settle counted a crossing: a refund that took the balance from 500 to 50 left
+    it unwarned, and the settles after it started under the threshold (100), so no email ever came."""
+    fake, owner, workspace_id, order_id, payment_id = paid_order
+    credit(deliver, fake, order_id, payment_id)  # 500
+    staff = as_admin(make_user())
+    # INR 100 per USD and no markup: the reply's cost below converts exactly
+    settings = get_settings().model_copy(update={"usd_inr_rate": Decimal(100), "credits_markup": Decimal(1)})
+    with (
+        captured_events(monkeypatch, bus=BUS, source="oneai.credits") as received,
+        override_settings(event_bus_name=BUS),
+    ):
+        refund = fake.refund_payment(payment_id, amount=45_000)
+        body = fake.refund_webhook_body(refund["id"])
+        assert deliver(body, event_id="evt_refund_low").status == 200  # 50: crossed
+        assert deliver(body, event_id="evt_refund_low").status == 200  # a redelivery announces nothing more
+        with db.user_transaction(owner.principal) as conn:
+            held = credits.reserve(conn, workspace_id, Decimal("10"))
+            settled = credits.settle(conn, settings, held.id, cost_usd=Decimal("0.10"))
+        assert settled is not None and settled.low_balance is None  # 40: still under, no second email
+        adjust_credits(db, staff, workspace_id, AdjustRequest(amount="200", reason="Goodwill"))  # 240: re-armed
+        adjust_credits(db, staff, workspace_id, AdjustRequest(amount="-160", reason="Double grant"))  # 80: crossed
+        adjust_credits(db, staff, workspace_id, AdjustRequest(amount="-5", reason="Fee"))  # 75: still under
+        events = received()
+    assert sorted((e["detail-type"], e["detail"]["crossing"], e["detail"]["balance"]) for e in events) == [
+        ("CreditsLow", 1, "50.00"),
+        ("CreditsLow", 2, "80.00"),
+    ]
+    assert {(e["detail"]["user_id"], e["detail"]["workspace_id"]) for e in events} == {
+        (str(owner.id), str(workspace_id))
+    }
 
 
 # ---------------------------------------------------------------------------------------------- adjustments

@@ -8,6 +8,7 @@ tests/integration/test_quota_concurrency.py races the personal quota)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from oneai.config import get_settings, override_settings
 from oneai.credits import service as credits
 from oneai.credits.models import GrantRequest, TransactionQuery, UsageQuery
 from oneai.db.connection import Database
-from oneai.errors import ForbiddenError, InsufficientCreditsError, NotFoundError, ValidationError
+from oneai.errors import ForbiddenError, InsufficientCreditsError, NotFoundError, OneAIError, ValidationError
 from oneai.events import EventPublisher
 from oneai.workspaces import service as workspaces
 from tests.conftest import AppUser
@@ -272,7 +273,7 @@ def test_one_low_balance_event_per_downward_crossing_rearmed_when_the_balance_is
         with db.user_transaction(owner.principal) as conn:
             held = credits.reserve(conn, workspace_id, Decimal(inr))
             settled = credits.settle(conn, settings, held.id, cost_usd=usd)
-        credits.announce_low_balance(publisher, settled)
+        credits.announce_low_balance(publisher, None if settled is None else settled.low_balance)
         return settled
 
     spend("40")  # 110: over the threshold of 100
@@ -571,3 +572,161 @@ def test_the_usage_breakdown_is_the_workspaces_replies_with_what_they_took_from_
             credits.usage(conn, workspace_id, UsageQuery())
     with db.user_transaction(owner.principal) as conn:
         assert conn.execute("select count(*) as n from public.usage_records").fetchone() == {"n": 2}
+
+
+def test_under_every_kind_of_concurrent_change_the_ledger_chains_and_sums_to_the_balance(
+    db: Database, databases: Callable[[int], list[Database]], make_user: Any, database_url: str
+) -> None:
+    """48 transactions at once on one account, each on its own connection: replies that reserve then settle
+    (some over their hold) or refund, admins' grants and debits, refunds of a purchase, the purchase's own
+    two events. The balance never goes below zero; the ledger's rows, in order, chain (each balance_after is
+    the one before plus its amount), sum to the balance and end on it; every settled hold has one usage row;
+    no hold is left."""
+    owner, viewer, staff = make_user(), make_user(), make_user()
+    workspace_id = team(db, owner, {viewer.id: "viewer"})
+    buy(db, database_url, workspace_id, "100.00")
+    order_id, payment_id = f"order_{uuid.uuid4().hex[:14]}", f"pay_{uuid.uuid4().hex[:14]}"
+    with admin(database_url) as conn:
+        conn.execute(
+            "insert into public.credit_orders (razorpay_order_id, workspace_id, amount, amount_paise)"
+            " values (%s, %s, 200, 20000)",
+            (order_id, workspace_id),
+        )
+    settings = get_settings()
+
+    def work(index: int) -> Callable[[Database], Any]:
+        def reply_settled(database: Database) -> Any:
+            with database.user_transaction(viewer.principal) as conn:
+                held = credits.reserve(conn, workspace_id, Decimal("5.00"))
+            with database.user_transaction(viewer.principal) as conn:  # 0.1 USD x rate: over the hold
+                return credits.settle(conn, settings, held.id, cost_usd=Decimal("0.1"))
+
+        def reply_refunded(database: Database) -> Any:
+            with database.user_transaction(viewer.principal) as conn:
+                held = credits.reserve(conn, workspace_id, Decimal("5.00"))
+            with database.user_transaction(viewer.principal) as conn:
+                return credits.refund(conn, held.id)
+
+        def granted(database: Database) -> Any:
+            with database.service_transaction() as conn:
+                return credits.grant(conn, workspace_id, Decimal("3.00"), "race", staff.id)
+
+        def debited(database: Database) -> Any:
+            with database.service_transaction() as conn:
+                return credits.adjust(conn, workspace_id, Decimal("-2.50"), "race", staff.id)
+
+        def purchased(database: Database) -> Any:  # payment.captured and order.paid, several times each
+            with database.service_transaction() as conn:
+                return credits.repo.apply_purchase(
+                    conn, order_id=order_id, payment_id=payment_id, amount_paise=20000, currency="INR"
+                )
+
+        def refunded(database: Database) -> Any:
+            # Two refunds of that purchase, each delivered twice; as the webhook does, a refund that may come
+            # before the purchase's own events credits the purchase first from its captured payment.
+            with database.service_transaction() as conn:
+                credits.repo.apply_purchase(
+                    conn, order_id=order_id, payment_id=payment_id, amount_paise=20000, currency="INR"
+                )
+                return credits.apply_refund(
+                    conn,
+                    refund_id=f"rfnd_{payment_id}_{index // 6 % 2}",
+                    payment_id=payment_id,
+                    amount_paise=1500,
+                    currency="INR",
+                )
+
+        kinds = (reply_settled, reply_refunded, granted, debited, purchased, refunded)
+        return kinds[index % len(kinds)]
+
+    pool = databases(48)
+    jobs = {id(d): work(i) for i, d in enumerate(pool)}
+    results = race(pool, viewer, lambda database: jobs[id(database)](database))
+    unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, OneAIError)]
+    assert not unexpected, unexpected[:3]
+
+    state = account(database_url, workspace_id)
+    rows = ledger(database_url, workspace_id)
+    assert state["reserved"] == 0 and state["balance"] >= 0
+    assert sum(t["amount"] for t in rows) == state["balance"]
+    assert rows[-1]["balance_after"] == state["balance"]
+    for before, after in itertools.pairwise(rows):
+        assert after["balance_after"] == before["balance_after"] + after["amount"], (before, after)
+    assert [t["type"] for t in rows].count("purchase") == 2  # the first buy and this order, once
+    assert len({t["razorpay_refund_id"] for t in rows if t["type"] == "refund"}) == 2
+    assert len([t for t in rows if t["type"] == "refund"]) == 2
+    with admin(database_url) as conn:
+        holds = conn.execute(
+            "select r.status, count(t.id) as usage_rows from public.credit_reservations r"
+            " left join public.credit_transactions t on t.reservation_id = r.id and t.type = 'usage'"
+            " where r.workspace_id = %s group by r.id, r.status",
+            (workspace_id,),
+        ).fetchall()
+    assert {h["status"] for h in holds} <= {"settled", "refunded"}
+    assert all(h["usage_rows"] == (1 if h["status"] == "settled" else 0) for h in holds)
+
+
+def test_a_balance_of_a_fraction_of_a_paisa_is_shown_exact_never_negative_and_reserved_exactly(
+    db: Database, make_user: Any, database_url: str
+) -> None:
+    """0.004 INR left (the ledger keeps six decimals): shown as the decimal string it is (at least cents,
+    docs/api/credits.md), never negative nor rounded up to a paisa that is not there; the reservation
+    compares the exact value (0.005 is refused, 0.004 admitted, and nothing is left to hold after)."""
+    owner, staff = make_user(), make_user()
+    workspace_id = team(db, owner)
+    buy(db, database_url, workspace_id, "1.00")
+    with db.service_transaction() as conn:
+        credits.adjust(conn, workspace_id, Decimal("-0.996"), "leave a fraction", staff.id)
+    with db.user_transaction(owner.principal) as conn:
+        shown = credits.get_credits(conn, workspace_id).model_dump(mode="json")["balance"]
+    assert shown == "0.004"
+    with db.user_transaction(owner.principal) as conn, pytest.raises(InsufficientCreditsError) as refused:
+        credits.reserve(conn, workspace_id, Decimal("0.005"))
+    assert refused.value.details == {"balance": "0.004", "needed": "0.005"}
+    with db.user_transaction(owner.principal) as conn:
+        held = credits.reserve(conn, workspace_id, Decimal("0.004"))
+    assert held.available == 0
+    with db.user_transaction(owner.principal) as conn, pytest.raises(InsufficientCreditsError) as none_left:
+        credits.reserve(conn, workspace_id, Decimal("0.000001"))
+    assert none_left.value.details["balance"] == "0.00"
+
+
+def test_the_usage_breakdown_sums_to_the_ledgers_usage_even_for_a_reply_without_a_usage_record(
+    db: Database, make_user: Any, database_url: str
+) -> None:
+    """A reply settled on its own after its save was refused (oneai.chat.turn.finish_turn) has a usage
+    transaction but no usage record: the breakdown still adds up to what the ledger's usage took, that reply
+    under the chatbot `none`, the model `unknown`, its ledger day, the `platform` account (before, it was
+    left out). A member's erasure keeps their replies in it (their usage records stay, without the user)."""
+    owner, an_admin, editor = make_user(), make_user(), make_user()
+    workspace_id = team(db, owner, {an_admin.id: "admin", editor.id: "editor"})
+    buy(db, database_url, workspace_id, "100.00")
+    settings = get_settings().model_copy(update={"usd_inr_rate": Decimal(100), "credits_markup": Decimal(1)})
+    record = usage_record(
+        database_url, editor.id, workspace_id, model="openai/gpt-4o", cost="0.02", when="2026-11-21T10:00:00Z"
+    )
+    kept = usage_record(
+        database_url, owner.id, workspace_id, model="openai/gpt-4o", cost="0.03", when="2026-11-21T11:00:00Z"
+    )
+    for usage_record_id, cost in ((record, "0.02"), (kept, "0.03"), (None, "0.04")):
+        with db.user_transaction(owner.principal) as conn:
+            held = credits.reserve(conn, workspace_id, Decimal("5"))
+            credits.settle(conn, settings, held.id, cost_usd=Decimal(cost), usage_record_id=usage_record_id)
+    with admin(database_url) as conn:  # the editor's account erased
+        conn.execute("delete from auth.users where id = %s", (editor.id,))
+        conn.execute("delete from public.users where id = %s", (editor.id,))
+    taken = -sum(t["amount"] for t in ledger(database_url, workspace_id) if t["type"] == "usage")
+    assert taken == Decimal("9")
+    with db.user_transaction(an_admin.principal) as conn:
+        reports = {
+            group: credits.usage(conn, workspace_id, UsageQuery.model_validate({"group_by": group}))
+            for group in ("chatbot", "model", "day", "provider_key")
+        }
+    for group, report in reports.items():
+        assert sum(r.credits for r in report.items) == taken, group
+        assert sum(r.messages for r in report.items) == 3, group
+    assert [(r.key, r.messages, r.credits) for r in reports["model"].items] == [
+        ("openai/gpt-4o", 2, Decimal("5")),
+        ("unknown", 1, Decimal("4")),
+    ]
+    assert [r.key for r in reports["provider_key"].items] == ["platform"]

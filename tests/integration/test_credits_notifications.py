@@ -28,7 +28,7 @@ def spend(db: Database, user: Any, workspace_id: Any, inr: str) -> credits.Settl
     with db.user_transaction(user.principal) as conn:
         held = credits.reserve(conn, workspace_id, Decimal(inr))
         settled = credits.settle(conn, settings, held.id, cost_usd=Decimal(inr) / 100)
-    credits.announce_low_balance(EventPublisher(BUS), settled)
+    credits.announce_low_balance(EventPublisher(BUS), None if settled is None else settled.low_balance)
     return settled
 
 

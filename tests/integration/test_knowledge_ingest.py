@@ -5,6 +5,7 @@ the IngestFunction's handler fed SQS records shaped like S3's notifications and 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import boto3
+import psycopg
 import pytest
 from moto import mock_aws
 from pydantic import SecretStr
@@ -40,11 +42,13 @@ from tests.integration.test_workspaces_rls import team
 from tests.knowledge_files import (
     DOCX_MEDIA_TYPE,
     docx_paragraph,
+    encrypt_pdf,
     make_csv,
     make_docx,
     make_docx_bomb,
     make_html,
     make_pdf,
+    make_pdf_repeating_one_page,
 )
 from tests.lambda_support import FakeLambdaContext
 
@@ -272,9 +276,15 @@ def test_duplicate_delivery_is_processed_once(env: Env, upstream: FakeOpenRouter
 def test_live_claim_is_not_taken_by_a_second_delivery(env: Env) -> None:
     document_id, key = env.upload("a.txt", "text/plain", PARAGRAPH.encode())
     env.set_status(document_id, "status = 'processing', attempts = 1, processing_started_at = now()")
-    [outcome] = env.ingestor.ingest_message(s3_body(key), receive_count=1)
-    assert outcome.result is IngestResult.SKIPPED
-    assert env.document(document_id)["status"] == "processing"
+    # the notification stays on the queue (its file may have replaced the one being processed) ...
+    with pytest.raises(RetryLaterError):
+        env.ingestor.ingest_message(s3_body(key), receive_count=1)
+    # ... but not past its last delivery (the dead-letter queue is for what could not even be marked)
+    [last] = env.ingestor.ingest_message(s3_body(key), receive_count=env.settings.ingest_max_attempts)
+    [by_id] = env.ingestor.ingest_message(json.dumps({"document_id": str(document_id)}), receive_count=1)
+    assert last.result is by_id.result is IngestResult.SKIPPED
+    row = env.document(document_id)
+    assert (row["status"], row["attempts"]) == ("processing", 1)
 
 
 def test_reprocess_replaces_the_chunks(env: Env) -> None:
@@ -407,7 +417,7 @@ def test_sample_events_run_through_the_handler(env: Env) -> None:
     env.set_status(document_id, "status = 'queued'")
     assert run("reprocess") == {"batchItemFailures": []}
     assert (env.document(document_id)["status"], env.document(document_id)["attempts"]) == ("ready", 2)
-    assert run("sweep") == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0}
+    assert run("sweep") == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0, "resent_queued": 0}
 
 
 def test_worker_whose_claim_was_taken_over_stops_embedding(env: Env, upstream: FakeOpenRouter) -> None:
@@ -433,3 +443,396 @@ def test_worker_whose_claim_was_taken_over_stops_embedding(env: Env, upstream: F
     assert len(upstream.requests) - before == 1  # of the document's several batches
     row = env.document(document_id)
     assert row["status"] == "processing" and row["chunks"] == 0 and row["chunks_total"] > 8
+
+
+# --- issue 24's bad inputs, through the function's handler: each ends `failed` with its reason (or
+# `ready` when the text can be read), and the worker reports no failure (nothing retried, nothing stuck)
+
+
+def handle(key: str, receive_count: int = 1) -> dict[str, Any]:
+    from ingest.handler import lambda_handler
+
+    event = {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "body": s3_body(key),
+                "attributes": {"ApproximateReceiveCount": str(receive_count)},
+            }
+        ]
+    }
+    answer: dict[str, Any] = lambda_handler(event, FakeLambdaContext("IngestFunction"))
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("filename", "media_type", "data", "reason"),
+    [
+        (
+            "secret.pdf",
+            "application/pdf",
+            encrypt_pdf(make_pdf([PARAGRAPH]), user_password="letmein", owner_password="boss"),
+            "the file is encrypted: remove its password and upload it again",
+        ),
+        (
+            "million.pdf",
+            "application/pdf",
+            make_pdf_repeating_one_page(1_000_000),
+            "the PDF is too large or complex to read",
+        ),
+        (
+            "giant.csv",
+            "text/csv",
+            b"id,notes\n1," + b"ab," * (6 * 1024 * 1024) + b"\n",
+            "line 2 of the CSV is longer than 131,072 characters",
+        ),
+        (
+            "report.pdf",
+            "application/pdf",
+            make_docx(docx_paragraph(PARAGRAPH)),
+            "the file is not a valid PDF: it is a ZIP",
+        ),
+        ("notes.txt", "text/plain", make_pdf([PARAGRAPH]), "the file is a PDF, not a text file"),
+        ("empty.csv", "text/csv", b"", "the file is empty"),
+        ("bomb.docx", DOCX_MEDIA_TYPE, make_docx_bomb(200 * 1024 * 1024), None),
+        ("nul.docx", DOCX_MEDIA_TYPE, make_docx(docx_paragraph("Nul\x00l")), "the file is not a valid DOCX"),
+    ],
+    ids=[
+        "encrypted-pdf",
+        "million-pages",
+        "csv-giant-line",
+        "docx-as-pdf",
+        "pdf-as-txt",
+        "empty",
+        "zip-bomb",
+        "nul-docx",
+    ],
+)
+def test_bad_inputs_end_failed_with_their_reason_and_the_worker_does_not_fail(
+    env: Env, filename: str, media_type: str, data: bytes, reason: str | None
+) -> None:
+    document_id, key = env.upload(filename, media_type, data)
+
+    assert handle(key) == {"batchItemFailures": []}
+
+    row = env.document(document_id)
+    assert row["status"] == "failed" and row["chunks"] == 0 and row["processing_started_at"] is None
+    assert row["error"] and (reason is None or row["error"].startswith(reason)), row["error"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("Café “quoted” — 5 € refunds. ".encode("cp1252") * 20, "Café “quoted” — 5 € refunds."),
+        (b"Hello\x00 world, refunds take five days. " * 20, "Hello world, refunds take five days."),
+    ],
+    ids=["invalid-utf8", "nul-bytes"],
+)
+def test_invalid_utf8_and_nul_bytes_are_read(env: Env, data: bytes, expected: str) -> None:
+    document_id, key = env.upload("legacy.txt", "text/plain", data)
+
+    assert handle(key) == {"batchItemFailures": []}
+
+    assert env.document(document_id)["status"] == "ready"
+    with env.db.service_transaction() as conn:
+        texts = [
+            r["text"]
+            for r in conn.execute("select text from public.document_chunks where document_id = %s", (document_id,))
+        ]
+    assert texts and all("\x00" not in t for t in texts) and expected in texts[0]
+
+
+# --- lifecycle races
+
+
+def test_a_document_deleted_while_its_ingest_runs_gets_no_chunks_and_the_worker_stops(
+    env: Env, upstream: FakeOpenRouter
+) -> None:
+    document_id, key = env.upload("long.txt", "text/plain", ("\n\n".join([PARAGRAPH * 6] * 40)).encode())
+
+    class DeletedDuringTheFirstBatch(OpenRouterEmbeddings):
+        async def embed(self, texts: Any, model: str | None = None) -> Any:
+            result = await super().embed(texts, model)
+            with env.db.service_transaction() as conn:  # the delete route, then its S3 delete after the commit
+                conn.execute("delete from public.documents where id = %s", (document_id,))
+            env.s3.delete_object(Bucket=BUCKET, Key=key)
+            return result
+
+    ingestor = Ingestor(
+        env.db,
+        env.ingestor.store,
+        env.settings,
+        embeddings=lambda client: DeletedDuringTheFirstBatch(client, retry=FAST_RETRY, batch_size=8),
+    )
+    before = len(upstream.requests)
+    [outcome] = ingestor.ingest_message(s3_body(key), receive_count=1)
+
+    assert outcome.result is IngestResult.SKIPPED
+    assert len(upstream.requests) - before == 1  # stopped paying after the batch in flight
+    with env.db.service_transaction() as conn:
+        assert (
+            conn.execute("select count(*) as n from public.documents where id = %s", (document_id,)).fetchone()[
+                "n"
+            ]
+            == 0
+        )
+        chunks = conn.execute(
+            "select count(*) as n from public.document_chunks where document_id = %s", (document_id,)
+        )
+        assert chunks.fetchone()["n"] == 0
+    assert "Contents" not in env.s3.list_objects_v2(
+        Bucket=BUCKET, Prefix=f"knowledge/{env.workspace_id}/{document_id}/"
+    )
+    # a second delivery of the same event finds nothing to do
+    assert ingestor.ingest_message(s3_body(key), receive_count=2)[0].result is IngestResult.SKIPPED
+
+
+def test_a_file_that_lands_after_its_document_was_deleted_is_not_left_behind(env: Env) -> None:
+    """The upload is still in flight when the user deletes the document (the presigned POST stays valid):
+    the file arrives under a key no document has any more, and nothing else would ever delete it."""
+    document_id, key = env.upload("late.txt", "text/plain", PARAGRAPH.encode())
+    with env.db.service_transaction() as conn:
+        conn.execute("delete from public.documents where id = %s", (document_id,))
+
+    assert handle(key) == {"batchItemFailures": []}
+
+    assert "Contents" not in env.s3.list_objects_v2(
+        Bucket=BUCKET, Prefix=f"knowledge/{env.workspace_id}/{document_id}/"
+    )
+
+
+def test_a_late_file_s3_refuses_to_delete_fails_no_record(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    document_id, key = env.upload("late.txt", "text/plain", PARAGRAPH.encode())
+    with env.db.service_transaction() as conn:
+        conn.execute("delete from public.documents where id = %s", (document_id,))
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("S3 is down")
+
+    monkeypatch.setattr(ObjectStore, "delete", refused)
+    assert handle(key) == {"batchItemFailures": []}  # nothing retried to the dead-letter queue for it
+
+
+def test_the_sweep_takes_a_slow_worker_s_document_over_and_the_slow_worker_writes_nothing(
+    env: Env, upstream: FakeOpenRouter
+) -> None:
+    sent: list[dict[str, str]] = []
+    ingest_queue.set_local_ingest_sink(sent.append)
+    try:
+        document_id, key = env.upload("long.txt", "text/plain", ("\n\n".join([PARAGRAPH * 6] * 40)).encode())
+
+        class SweptDuringTheFirstBatch(OpenRouterEmbeddings):
+            async def embed(self, texts: Any, model: str | None = None) -> Any:
+                result = await super().embed(texts, model)
+                if not sent:  # the worker is slow: past the stale time the sweep runs
+                    env.set_status(document_id, "processing_started_at = now() - interval '1 hour'")
+                    assert sweep_stuck_documents(env.db, env.settings)["requeued"] >= 1
+                return result
+
+        slow = Ingestor(
+            env.db,
+            env.ingestor.store,
+            env.settings,
+            embeddings=lambda client: SweptDuringTheFirstBatch(client, retry=FAST_RETRY, batch_size=8),
+        )
+        [outcome] = slow.ingest_message(s3_body(key), receive_count=1)
+        assert outcome.result is IngestResult.SKIPPED
+        row = env.document(document_id)
+        assert (row["status"], row["chunks"]) == ("queued", 0)
+
+        message = {"document_id": str(document_id)}
+        assert message in sent
+        [requeued] = env.ingestor.ingest_message(json.dumps(message), receive_count=1)
+        assert requeued.result is IngestResult.READY
+        row = env.document(document_id)
+        assert (row["status"], row["attempts"]) == ("ready", 2) and row["chunks"] == row["chunks_total"]
+    finally:
+        ingest_queue.set_local_ingest_sink(None)
+
+
+def test_a_message_that_fails_every_delivery_leaves_the_document_failed(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every delivery dies with an unexpected error (here S3 reads fail) after its claim: SQS retries it,
+    sends it to the dead-letter queue after the last, and the sweep fails the document."""
+    document_id, key = env.upload("a.txt", "text/plain", PARAGRAPH.encode())
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("S3 is down")
+
+    monkeypatch.setattr(ObjectStore, "get", broken)
+    for delivery in (1, 2, 3):
+        assert handle(key, receive_count=delivery) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+        assert env.document(document_id)["status"] == "processing"
+        env.set_status(document_id, "processing_started_at = now() - interval '1 hour'")  # the visibility timeout
+    # the message is in the dead-letter queue now; the sweep ends the document
+    report = sweep_stuck_documents(env.db, env.settings)
+    assert report["failed_stalled"] == 1
+    row = env.document(document_id)
+    assert (row["status"], row["error"], row["attempts"]) == ("failed", STALLED, 3)
+
+
+def test_a_document_left_queued_without_a_message_is_sent_again_by_the_sweep(env: Env, database_url: str) -> None:
+    """The sweep (or a reprocess) commits `queued` and then SQS refuses the message: nothing would ever
+    claim the document (the sweep only looked at `processing` and `uploading`), so it stayed queued."""
+    from oneai.errors import UnavailableError
+
+    sent: list[dict[str, str]] = []
+
+    def refused(message: dict[str, str]) -> None:
+        raise UnavailableError("The processing queue is unavailable; reprocess the document later")
+
+    document_id, _ = env.upload("a.txt", "text/plain", PARAGRAPH.encode())
+    env.set_status(
+        document_id, "status = 'processing', attempts = 1, processing_started_at = now() - interval '1 hour'"
+    )
+    ingest_queue.set_local_ingest_sink(refused)
+    try:
+        with pytest.raises(UnavailableError):
+            sweep_stuck_documents(env.db, env.settings)
+        assert env.document(document_id)["status"] == "queued"
+        ingest_queue.set_local_ingest_sink(sent.append)
+        mine = {"document_id": str(document_id)}
+        sweep_stuck_documents(env.db, env.settings)
+        assert mine not in sent  # a message may still be on its way
+
+        with psycopg.connect(database_url, autocommit=True) as conn:  # hours pass (past the trigger)
+            conn.execute("set session_replication_role = replica")
+            conn.execute(
+                "update public.documents set updated_at = now() - interval '3 hours' where id = %s", (document_id,)
+            )
+        report = sweep_stuck_documents(env.db, env.settings)
+        assert sent.count(mine) == 1
+        assert report["resent_queued"] >= 1
+        sweep_stuck_documents(env.db, env.settings)
+        assert sent.count(mine) == 1  # once, not every run
+
+        [outcome] = env.ingestor.ingest_message(json.dumps(mine), receive_count=1)
+        assert outcome.result is IngestResult.READY and env.document(document_id)["status"] == "ready"
+    finally:
+        ingest_queue.set_local_ingest_sink(None)
+
+
+def test_a_worker_presumed_dead_cannot_write_over_the_claim_after_a_reprocess(env: Env) -> None:
+    """The reprocess sets attempts back to 0, so the next claim gets the same attempts number as the
+    worker presumed dead had: that worker, waking up, must still write nothing over the new one's."""
+    from oneai.db import documents as documents_repo
+    from oneai.db.knowledge_ingest import claim_document, fail_claimed
+
+    document_id, _ = env.upload("a.txt", "text/plain", PARAGRAPH.encode())
+    with env.db.service_transaction() as conn:
+        slow = claim_document(conn, document_id, stale_seconds=env.settings.ingest_stale_seconds)
+    assert slow is not None and slow.attempts == 1
+    with override_settings(ingest_stale_seconds=1) as settings:  # the worker is slow: past the stale time
+        time.sleep(1.1)
+        sweep_stuck_documents(env.db, settings)
+    assert env.document(document_id)["status"] == "queued"
+    with env.db.service_transaction() as conn:  # the user reprocesses it (the route's statement)
+        assert documents_repo.requeue(conn, env.workspace_id, [document_id], failed_only=False) == [document_id]
+        fresh = claim_document(conn, document_id, stale_seconds=env.settings.ingest_stale_seconds)
+    assert fresh is not None and fresh.attempts == slow.attempts
+
+    with env.db.service_transaction() as conn:  # the slow worker's embeddings failed on its last delivery
+        assert not fail_claimed(conn, slow, EMBEDDING_FAILED, content_sha256=None)
+    assert env.document(document_id)["status"] == "processing"
+
+    outcome = env.ingestor._process(DocumentRef(document_id=document_id), fresh, None, last_attempt=False)
+    assert outcome.result is IngestResult.READY
+    row = env.document(document_id)
+    assert (row["status"], row["error"]) == ("ready", None) and row["chunks"] >= 1
+
+
+def test_a_file_replaced_while_its_document_is_processed_is_processed_too(env: Env) -> None:
+    """The presigned POST stays valid for its whole window, so a second upload can land under the key while
+    a worker processes the first file: its notification must not be dropped (the document would keep the
+    first file's chunks for good, its download serving the second)."""
+    first = "\n\n".join([PARAGRAPH * 6] * 40).encode()
+    second = b"Shipping to Sri Lanka takes nine days and costs four hundred rupees."
+    document_id, key = env.upload("policy.txt", "text/plain", first)
+    during: list[Any] = []
+
+    class ReplacedDuringTheFirstBatch(OpenRouterEmbeddings):
+        async def embed(self, texts: Any, model: str | None = None) -> Any:
+            if not during:  # the second upload lands and S3 notifies while this worker holds the document
+                env.s3.put_object(Bucket=BUCKET, Key=key, Body=second, ContentType="text/plain")
+                try:
+                    during.append(env.ingestor.ingest_message(s3_body(key), receive_count=1))
+                except RetryLaterError as exc:
+                    during.append(exc)
+            return await super().embed(texts, model)
+
+    worker = Ingestor(
+        env.db,
+        env.ingestor.store,
+        env.settings,
+        embeddings=lambda client: ReplacedDuringTheFirstBatch(client, retry=FAST_RETRY, batch_size=8),
+    )
+    [outcome] = worker.ingest_message(s3_body(key), receive_count=1)
+    assert outcome.result is IngestResult.READY  # the first file, read before the second landed
+    assert isinstance(during[0], RetryLaterError)  # the second notification stays on the queue
+
+    [again] = env.ingestor.ingest_message(s3_body(key), receive_count=2)  # after the visibility timeout
+    assert again.result is IngestResult.READY
+    with env.db.service_transaction() as conn:
+        texts = [
+            r["text"]
+            for r in conn.execute("select text from public.document_chunks where document_id = %s", (document_id,))
+        ]
+    assert texts == [second.decode()]
+
+
+def test_two_deliveries_of_one_notification_at_once_process_the_file_once(
+    env: Env, upstream: FakeOpenRouter
+) -> None:
+    import threading
+
+    document_id, key = env.upload("guide.html", "text/html", make_html(PARAGRAPH * 8))
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def deliver() -> None:
+        start.wait()
+        try:
+            results.append(env.ingestor.ingest_message(s3_body(key), receive_count=1)[0].result)
+        except RetryLaterError as exc:  # the other one held it: back after the visibility timeout
+            results.append(exc)
+
+    before = len(upstream.requests)
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert IngestResult.READY in results and len(results) == 2
+    embedded = len(upstream.requests) - before
+    if any(isinstance(r, RetryLaterError) for r in results):  # its redelivery finds the same file done
+        assert env.ingestor.ingest_message(s3_body(key), receive_count=2)[0].result is IngestResult.SKIPPED
+    assert len(upstream.requests) - before == embedded == 1
+    row = env.document(document_id)
+    assert (row["status"], row["attempts"]) == ("ready", 1) and row["chunks"] == row["chunks_total"]
+
+
+def test_a_worker_that_lost_its_document_announces_no_outcome(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The document was deleted (or taken over) while its worker parsed the file, which turned out
+    unreadable: the worker's failure writes nothing, so no `document.failed` webhook may go out for it."""
+    from oneai import events
+    from oneai.knowledge import ingest as ingest_module
+
+    published: list[Any] = []
+    events.set_local_sink(published.append)
+    try:
+        document_id, key = env.upload("empty.txt", "text/plain", b"")
+        real_parse = ingest_module.parse_document
+
+        def deleted_while_parsing(*args: Any, **kwargs: Any) -> Any:
+            with env.db.service_transaction() as conn:
+                conn.execute("delete from public.documents where id = %s", (document_id,))
+            return real_parse(*args, **kwargs)
+
+        monkeypatch.setattr(ingest_module, "parse_document", deleted_while_parsing)
+        [outcome] = env.ingestor.ingest_message(s3_body(key), receive_count=1)
+
+        assert [e for e in published if e.detail.get("document_id") == str(document_id)] == []
+        assert outcome.result is IngestResult.SKIPPED
+    finally:
+        events.set_local_sink(None)

@@ -16,19 +16,23 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg.errors
 import pytest
 
 from oneai.chat.requests import ChatTurn
 from oneai.chat.turn import PreparedTurn, ReplyOutcome, finish_turn, prepare_turn, refund_turn
 from oneai.chatbots import service as chatbots
 from oneai.chatbots.models import ChatbotCreate
+from oneai.config import override_settings
 from oneai.db.connection import Database
-from oneai.errors import InsufficientCreditsError
+from oneai.errors import ConflictError, InsufficientCreditsError
 from oneai.provider_keys import service as provider_keys
 from oneai.provider_keys.models import ProviderKeyCreate
+from tests.aws_support import captured_events
 from tests.conftest import AppUser
 from tests.integration.test_credits import account, admin, buy, databases, ledger, race
 from tests.integration.test_provider_keys import kms
+from tests.integration.test_webhooks import BUS
 from tests.integration.test_workspaces_rls import team
 
 __all__ = ["databases", "kms"]  # fixtures, used by name
@@ -192,6 +196,42 @@ def test_a_workspace_key_pays_within_its_limit_and_is_skipped_over_it(
     assert account(database_url, workspace_id)["reserved"] == 0
 
 
+def test_replies_in_flight_when_a_keys_limit_is_reached_finish_and_may_overshoot_it_by_their_cost(
+    db: Database, databases: Callable[[int], list[Database]], make_user: Any, database_url: str
+) -> None:
+    """The documented bound of `monthly_limit` (docs/api/provider-keys.md): a key is chosen while its
+    finished replies' spend is under the limit and nothing is held against it, so the replies already
+    started when the spend reaches it still finish on the key: the spend may go over the limit by their cost.
+    Then no new reply uses the key."""
+    owner, viewer = make_user(), make_user()
+    workspace_id, bot = workspace_with_chatbot(db, owner, {viewer.id: "viewer"})
+    # GIVEN a key with a limit of 10.00 INR, nothing spent yet, and no credits
+    with db.user_transaction(owner.principal) as conn:
+        key = provider_keys.create_key(
+            conn,
+            db.settings,
+            workspace_id,
+            ProviderKeyCreate.model_validate(
+                {"provider": "openai", "name": "Capped", "key": "sk-test-capped-5678", "monthly_limit": "10.00"}
+            ),
+        )
+    # WHEN five replies start at once: every one is given the key (the spend is 0.00 for each of them)
+    results = race(databases(5), viewer, lambda d: prepare_turn(d, viewer.principal, turn(bot), credits=TERMS))
+    assert all(isinstance(r, PreparedTurn) and r.provider_key_id == key.id for r in results), results
+    # AND each costs 0.1 USD = 8.50 INR: they all finish on the key, the spend 42.50 against a limit of 10.00
+    with db.service_transaction() as conn:
+        usable = provider_keys.key_for(conn, db.settings, workspace_id, MODEL)
+    assert usable is not None and usable.key_id == key.id
+    for prepared in results:
+        assert isinstance(prepared, PreparedTurn)
+        finish_turn(db, replace(prepared, key=usable), outcome("0.1"))
+    with db.user_transaction(owner.principal) as conn:
+        assert provider_keys.get_key(conn, db.settings, key.id).spent_this_month == Decimal("42.50")
+    # THEN the next reply does not use the key (no credits either: 402)
+    with pytest.raises(InsufficientCreditsError):
+        prepare_turn(db, viewer.principal, turn(bot), credits=TERMS)
+
+
 def test_a_settle_that_crosses_the_low_balance_threshold_says_so_once(
     db: Database, make_user: Any, database_url: str
 ) -> None:
@@ -203,3 +243,63 @@ def test_a_settle_that_crosses_the_low_balance_threshold_says_so_once(
     assert (first.settlement.low_balance.crossing, first.settlement.balance) == (1, Decimal("99.15"))
     second = finish_turn(db, prepare_turn(db, owner.principal, turn(bot), credits=TERMS), outcome("0.01"))
     assert second.settlement is not None and second.settlement.low_balance is None
+
+
+def test_a_reply_whose_save_is_refused_is_still_charged_and_its_low_balance_crossing_announced(
+    db: Database, make_user: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finish call refused (the conversation changed while the reply streamed): the reply was made, so
+    its cost is settled on its own; that settle crossed the threshold and marked the account warned, so
+    its one email must go out (before, it was dropped: the owner was never told, however low it fell)."""
+    owner = make_user()
+    workspace_id, bot = workspace_with_chatbot(db, owner, {})
+    buy(db, database_url, workspace_id, "100.00")  # the default threshold is 100.00
+    prepared = prepare_turn(db, owner.principal, turn(bot), credits=TERMS)
+    # WHEN the user's message is edited while the reply is written (the reply answers an old revision)
+    edit = ChatTurn(
+        conversation_id=prepared.conversation.id,
+        model=None,
+        action="edit",
+        content="And exchanges?",
+        message_id=prepared.parent.id,
+        chatbot_id=bot,
+    )
+    refund_turn(db, prepare_turn(db, owner.principal, edit, credits=TERMS))
+    with (
+        captured_events(monkeypatch, bus=BUS, source="oneai.credits") as received,
+        override_settings(event_bus_name=BUS),
+    ):
+        with pytest.raises(ConflictError):
+            finish_turn(db, prepared, outcome("0.01"))
+        events = received()
+    # THEN the reply's cost was taken (0.01 USD x 85), its hold released, and the owner warned once
+    assert (account(database_url, workspace_id)["balance"], account(database_url, workspace_id)["reserved"]) == (
+        Decimal("99.15"),
+        0,
+    )
+    assert [(e["detail-type"], e["detail"]["crossing"], e["detail"]["user_id"]) for e in events] == [
+        ("CreditsLow", 1, str(owner.id))
+    ]
+
+
+def test_a_member_removed_while_their_reply_streams_still_has_the_reply_charged_not_held_for_an_hour(
+    db: Database, make_user: Any, database_url: str
+) -> None:
+    """The viewer is removed from the workspace while the chatbot's reply streams: the finish call fails (the
+    conversation is no longer theirs to write) but the platform's OpenRouter made the reply, so its cost is
+    taken (as the service: the caller may not spend the credits any more) and the hold released. Before, the
+    hold stayed until the hourly stale-hold sweep gave it back whole: a reply for nothing."""
+    owner, viewer = make_user(), make_user()
+    workspace_id, bot = workspace_with_chatbot(db, owner, {viewer.id: "viewer"})
+    buy(db, database_url, workspace_id, "100.00")
+    prepared = prepare_turn(db, viewer.principal, turn(bot), credits=TERMS)
+    with admin(database_url) as conn:
+        conn.execute(
+            "delete from public.workspace_members where workspace_id = %s and user_id = %s",
+            (workspace_id, viewer.id),
+        )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # the save fails (RLS): it is not what is tested
+        finish_turn(db, prepared, outcome("0.01"))
+    state = account(database_url, workspace_id)
+    assert (state["balance"], state["reserved"]) == (Decimal("99.15"), 0)  # 0.01 USD x 85
+    assert [t["type"] for t in ledger(database_url, workspace_id)] == ["purchase", "usage"]

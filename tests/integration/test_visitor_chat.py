@@ -23,16 +23,18 @@ import pytest
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
-from local.fake_openrouter import FakeOpenRouter, MidStreamError, Reply, Status
+from local.fake_openrouter import EmbeddingsReply, FakeOpenRouter, Infinite, MidStreamError, Reply, Status
 from oneai.chat.entry import start_turn
-from oneai.chat.turn import PreparedTurn
-from oneai.config import Settings
+from oneai.chat.turn import PreparedTurn, ReplyOutcome
+from oneai.config import Settings, override_settings
 from oneai.db.connection import Database
 from oneai.errors import InsufficientCreditsError, NotFoundError, OneAIError, RateLimitedError
 from oneai.openrouter.client import OpenRouterClient
 from oneai.widget import service
 from oneai.widget.chat import VisitorTurn, parse_visitor_body
 from oneai.widget.models import SessionRequest
+from tests.aws_support import captured_events
+from tests.integration.test_webhooks import BUS
 from tests.widget_support import KNOWLEDGE_MODEL, QUESTION, WidgetChatbot, knowledge_chatbot, new_visitor_id
 
 pytestmark = pytest.mark.integration
@@ -478,3 +480,145 @@ def test_a_reply_broken_mid_stream_is_kept_as_incomplete_and_paid_for_what_came(
     assert rows(
         database_url, "select status from public.credit_reservations where workspace_id = %s", chatbot.workspace_id
     ) == [{"status": "settled"}]
+
+
+def usage_charged(database_url: str, workspace_id: object) -> tuple[Decimal, Decimal, int]:
+    """The workspace's balance, what its `usage` rows took, and the completion tokens its replies recorded."""
+    [account] = rows(database_url, "select * from public.workspace_credits where workspace_id = %s", workspace_id)
+    [taken] = rows(
+        database_url,
+        "select coalesce(sum(-amount), 0) as taken from public.credit_transactions"
+        " where workspace_id = %s and type = 'usage'",
+        workspace_id,
+    )
+    [tokens] = rows(
+        database_url,
+        "select coalesce(sum(completion_tokens), 0) as n from public.usage_records where workspace_id = %s",
+        workspace_id,
+    )
+    assert account["reserved"] == 0
+    return Decimal(account["balance"]), Decimal(taken["taken"]), int(tokens["n"])
+
+
+def test_a_reply_broken_mid_stream_before_its_usage_came_is_charged_its_estimated_cost_not_nothing(
+    visitor_db: Database, fake: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN a chatbot on a priced model (the catalog's) with credits, and a visitor
+    chatbot = knowledge_chatbot(database_url, credits="100.00")
+    turn = visitor(visitor_db, chatbot)
+    # WHEN the model fails after a long partial reply, before OpenRouter sent the usage (as it does then)
+    fake.script(MidStreamError(after_chunks=["Refunds are paid " * 200, "within"]), model=KNOWLEDGE_MODEL)
+    ask(visitor_db, fake, turn, {"content": QUESTION})
+    # THEN the reply is paid for what it cost (its tokens at the catalog's prices), not free
+    balance, taken, completion_tokens = usage_charged(database_url, chatbot.workspace_id)
+    assert completion_tokens > 0
+    assert taken > 0 and balance == Decimal("100") - taken
+
+
+def test_a_reply_whose_usage_never_came_is_charged_its_estimated_cost_not_nothing(
+    visitor_db: Database, fake: FakeOpenRouter, database_url: str
+) -> None:
+    chatbot = knowledge_chatbot(database_url, credits="100.00")
+    turn = visitor(visitor_db, chatbot)
+    # WHEN the reply completes but no usage chunk comes with it
+    fake.script(Reply(chunks=["Within 14 days " * 100], include_usage=False), model=KNOWLEDGE_MODEL)
+    ask(visitor_db, fake, turn, {"content": QUESTION})
+    balance, taken, completion_tokens = usage_charged(database_url, chatbot.workspace_id)
+    assert completion_tokens > 0
+    assert taken > 0 and balance == Decimal("100") - taken
+
+
+def test_a_reply_cut_at_the_time_limit_is_charged_its_estimated_cost_not_nothing(
+    settings_with_db: Settings, fake: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN replies limited to half a second (the Lambda's time limit, shortened)
+    database = Database(
+        settings_with_db.model_copy(
+            update={"widget_session_secret": SecretStr(SECRET), "reply_time_limit_seconds": 0.5}
+        )
+    )
+    try:
+        chatbot = knowledge_chatbot(database_url, credits="100.00")
+        turn = visitor(database, chatbot)
+        # WHEN the model keeps writing past the limit (no usage comes: the stream is cut)
+        fake.script(Infinite(chunk="and more words ", interval=0.01), model=KNOWLEDGE_MODEL)
+        ask(database, fake, turn, {"content": QUESTION})
+    finally:
+        database.close()
+    # THEN the cut reply is paid for what came
+    balance, taken, completion_tokens = usage_charged(database_url, chatbot.workspace_id)
+    assert completion_tokens > 0
+    assert taken > 0 and balance == Decimal("100") - taken
+
+
+def test_a_reply_whose_conversation_was_deleted_meanwhile_is_charged_and_its_low_balance_crossing_announced(
+    visitor_db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox deleted the visitor's conversation while the reply streamed: the reply was made, so its
+    cost is settled on its own; that settle crossed the threshold (100.00), so its one email goes out
+    (before, the crossing was counted and marked warned but never announced)."""
+    chatbot = knowledge_chatbot(database_url, credits="100.00")
+    turn = visitor(visitor_db, chatbot)
+    prepared = turn.prepare(
+        visitor_db,
+        turn.principal,
+        parse_visitor_body({"content": QUESTION}),
+        too_long_for=frozenset(),
+        inline=(),
+        credits=TERMS,
+    )
+    assert prepared.credits is not None and prepared.ledger is not None
+    with admin(database_url) as conn:
+        conn.execute("delete from public.visitor_conversations where id = %s", (prepared.conversation.id,))
+    outcome = ReplyOutcome(
+        text="Within 14 days.",
+        status="complete",
+        served_model=KNOWLEDGE_MODEL,
+        generation_id="gen-deleted",
+        prompt_tokens=30,
+        completion_tokens=5,
+        cost=Decimal("0.01"),
+    )
+    with (
+        captured_events(monkeypatch, bus=BUS, source="oneai.credits") as received,
+        override_settings(event_bus_name=BUS),
+    ):
+        with pytest.raises(NotFoundError):
+            prepared.ledger.finish(visitor_db, prepared, outcome)
+        events = received()
+    [account] = rows(
+        database_url, "select * from public.workspace_credits where workspace_id = %s", chatbot.workspace_id
+    )
+    assert (account["balance"], account["reserved"]) == (Decimal("99.15"), 0)  # 0.01 USD x 85
+    assert [(e["detail-type"], e["detail"]["crossing"]) for e in events] == [("CreditsLow", 1)]
+
+
+def test_a_turn_abandoned_while_its_knowledge_is_searched_gives_its_hold_and_unit_back_at_once(
+    visitor_db: Database, fake: FakeOpenRouter, database_url: str
+) -> None:
+    """The visitor goes away (the request is cancelled) while the question is embedded, before the model is
+    asked: the credits hold and the message unit go back now, not an hour later by the stale-hold sweep
+    (before, only an API error there refunded; a cancellation left 10.00 of a 100.00 balance held)."""
+    chatbot = knowledge_chatbot(database_url, credits="100.00")
+    turn = visitor(visitor_db, chatbot)
+    fake.script_embeddings(EmbeddingsReply(delay=5.0))
+
+    async def run() -> None:
+        async with client_of(fake) as client:
+            with anyio.move_on_after(1.0):
+                await start_turn(
+                    visitor_db, client, turn.principal, parse_visitor_body({"content": QUESTION}), kind=turn
+                )
+                raise AssertionError("the turn should still be searching")
+
+    anyio.run(run)
+    [account] = rows(
+        database_url, "select * from public.workspace_credits where workspace_id = %s", chatbot.workspace_id
+    )
+    assert (account["balance"], account["reserved"]) == (Decimal("100"), 0)
+    assert rows(
+        database_url, "select status from public.credit_reservations where workspace_id = %s", chatbot.workspace_id
+    ) == [{"status": "refunded"}]
+    assert rows(
+        database_url, "select used from public.widget_message_counts where chatbot_id = %s", chatbot.id
+    ) == [{"used": 0}]

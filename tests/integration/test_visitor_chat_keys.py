@@ -93,3 +93,39 @@ def test_the_workspaces_key_pays_a_visitors_reply_and_a_refused_key_gives_the_tu
         ("assistant", "Paid by your key."),
         ("user", "And to a gift card?"),
     ]
+
+
+def test_googles_400_for_a_bad_key_marks_the_key_invalid_and_is_a_424_not_a_platform_failure(
+    settings_with_db: Settings, fake: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN a chatbot on a Google model whose workspace has no credits but its own Google key, at the fake
+    settings = settings_with_db.model_copy(
+        update={"widget_session_secret": SecretStr(SECRET), "google_base_url": fake.base_url}
+    )
+    database = Database(settings)
+    try:
+        chatbot = knowledge_chatbot(database_url, credits=None, model="google/gemini-2.5-flash")
+        owner = authenticate(owner_headers(database_url, chatbot)["authorization"])
+        with database.user_transaction(owner) as conn:
+            key = provider_keys.create_key(
+                conn,
+                settings,
+                chatbot.workspace_id,
+                ProviderKeyCreate.model_validate(
+                    {"provider": "google", "name": "Gemini", "key": "AIzaSyBadKey0123"}
+                ),
+            )
+        # WHEN Google answers the reply as it answers a key it does not accept: 400 API_KEY_INVALID
+        fake.script(
+            Status(400, "API key not valid. Please pass a valid API key.", metadata={"reason": "API_KEY_INVALID"}),
+            model="gemini-2.5-flash",
+        )
+        with pytest.raises(ProviderKeyRefusedError) as refused:
+            ask(database, fake, visitor(database, chatbot), {"content": QUESTION})
+        # THEN the key is refused by name (a 424, the customer's key), and marked invalid for the next reply
+        assert refused.value.status == 424 and refused.value.details["name"] == "Gemini"
+        assert rows(
+            database_url, "select status, invalid_reason from public.provider_keys where id = %s", key.id
+        ) == [{"status": "invalid", "invalid_reason": "the key 'Gemini' was refused by google"}]
+    finally:
+        database.close()

@@ -3,6 +3,8 @@ USD cost and a model's prices into INR, and the usage CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 from decimal import Decimal
 
 import pytest
@@ -10,7 +12,15 @@ from pydantic import ValidationError as PydanticValidationError
 
 from oneai.config import get_settings
 from oneai.credits import service
-from oneai.credits.models import CreditUsage, PurchaseRequest, UsageGroupRow, UsageQuery, parse_amount
+from oneai.credits.models import (
+    AdjustRequest,
+    CreditUsage,
+    GrantRequest,
+    PurchaseRequest,
+    UsageGroupRow,
+    UsageQuery,
+    parse_amount,
+)
 from oneai.errors import ValidationError
 from oneai.openrouter.catalog import OpenRouterModel
 
@@ -32,6 +42,23 @@ def test_anything_else_is_refused(given: object) -> None:
         parse_amount(given)
     with pytest.raises(PydanticValidationError):
         PurchaseRequest.model_validate({"amount": given})
+
+
+@pytest.mark.parametrize("given", ["12.345", "0.001", "-0.005", "-1.005", "--1", "-0", "-0.00", 12.5, -12.5])
+def test_an_adjustment_with_more_than_two_decimals_or_no_amount_is_refused(given: object) -> None:
+    with pytest.raises(PydanticValidationError):
+        AdjustRequest.model_validate({"amount": given, "reason": "fix"})
+
+
+@pytest.mark.parametrize("given", ["12.345", "0.001", "0.005", "-5", "0", "0.00", 12.5])
+def test_a_grant_with_more_than_two_decimals_or_not_over_zero_is_refused(given: object) -> None:
+    with pytest.raises(PydanticValidationError):
+        GrantRequest.model_validate({"amount": given, "reason": "fix"})
+
+
+def test_an_adjustment_is_signed_with_at_most_two_decimals() -> None:
+    assert AdjustRequest.model_validate({"amount": "-20.50", "reason": "fix"}).amount == Decimal("-20.50")
+    assert AdjustRequest.model_validate({"amount": "0.01", "reason": "fix"}).amount == Decimal("0.01")
 
 
 def test_the_purchase_range_comes_from_the_settings_and_gives_paise() -> None:
@@ -104,6 +131,21 @@ def test_the_usage_csv_has_a_header_plain_decimals_and_no_formulas() -> None:
         "openai/gpt-4o-mini,3,120,300,0.000198,0.01683",
         "'=HYPERLINK(1),1,1,1,0,0.00",
     ]
+
+
+@pytest.mark.parametrize("key", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1+1", "\r=1+1"])
+def test_no_usage_csv_cell_starts_as_a_formula_a_spreadsheet_would_run(key: str) -> None:
+    """The starts OWASP lists (and the account's usage CSV guards): `=`, `+`, `-`, `@`, tab, carriage return."""
+    report = CreditUsage(
+        group_by="model",
+        items=[
+            UsageGroupRow(
+                key=key, messages=1, prompt_tokens=1, completion_tokens=1, cost_usd=Decimal(0), credits=Decimal(0)
+            )
+        ],
+    )
+    [_, row] = list(csv.reader(io.StringIO(service.usage_csv(report))))
+    assert row[0] == "'" + key
 
 
 def test_a_usage_range_that_holds_no_time_is_refused() -> None:

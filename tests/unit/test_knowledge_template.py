@@ -44,3 +44,17 @@ def test_the_knowledge_policy_covers_only_the_knowledge_prefix(resources: dict[s
     assert objects["Resource"] == {"Fn::Sub": "${AttachmentsBucket.Arn}/knowledge/*"}
     listing = next(s for s in statements if s["Sid"] == "ListKnowledgePrefix")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": "knowledge/*"}}
+
+
+def test_the_ingest_may_tag_and_delete_the_knowledge_files_and_only_those(resources: dict[str, Any]) -> None:
+    """It tags a document's file attached, and deletes a file that landed after its document was deleted
+    (oneai.knowledge.ingest): without s3:DeleteObject that delete is an AccessDenied in AWS only."""
+    inline = [p for p in policies_of(resources, "IngestFunction") if isinstance(p, dict) and "Statement" in p]
+    statements = [s for policy in inline for s in policy["Statement"]]
+    actions = {
+        action
+        for s in statements
+        if s["Resource"] == {"Fn::Sub": "${AttachmentsBucket.Arn}/knowledge/*"}
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {"s3:PutObjectTagging", "s3:DeleteObject"}

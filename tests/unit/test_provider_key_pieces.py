@@ -105,3 +105,13 @@ def test_spend_is_the_usd_cost_at_the_rate_without_markup() -> None:
     with override_settings(usd_inr_rate=Decimal(85), credits_markup=Decimal("1.5")):
         assert spent_inr(get_settings(), Decimal("0.0123")) == Decimal("1.05")
         assert spent_inr(get_settings(), Decimal(-1)) == Decimal("0.00")
+
+
+def test_spend_rounds_half_paise_up_as_the_key_choice_in_sql_does() -> None:
+    # oneai_private.reply_key_for compares round(spend x rate, 2) (PostgreSQL: half away from zero) with the
+    # limit; key_for and the shown spend must agree, or a key over its limit there has room here (and the
+    # reply finds its key "changed": 503) at a spend of x.xx5.
+    with override_settings(usd_inr_rate=Decimal(1)):
+        assert spent_inr(get_settings(), Decimal("9.985")) == Decimal("9.99")
+        assert spent_inr(get_settings(), Decimal("9.975")) == Decimal("9.98")
+        assert spent_inr(get_settings(), Decimal("9.98499999")) == Decimal("9.98")

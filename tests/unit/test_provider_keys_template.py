@@ -5,12 +5,15 @@ encryption context; and loopback outbound URLs are never allowed in AWS."""
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import pytest
 
 from lambda_build.layout import functions, template_environment
 from local.template_routes import load_template
+from tests.conftest import REPO_ROOT
+from tests.unit.test_import_layers import import_graph, imported_names, shortest_chain
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +77,47 @@ def test_the_function_serving_the_provider_key_routes_may_seal_and_open_keys(tem
         ("DELETE", "/provider-keys/{provider_key_id}"),
         ("POST", "/provider-keys/{provider_key_id}/test"),
     } <= paths
+
+
+# Functions whose code imports the envelope's module without ever sealing or opening: the reason each
+# needs no KMS rights. ChatbotsFunction's retrieval test route shares the turn's retrieval module, which
+# imports the turn's types; it embeds a question and searches, and never makes a reply.
+REACH_WITHOUT_KEYS = {"ChatbotsFunction": "POST /chatbots/{id}/retrieve searches only; no reply, no key opened"}
+ENVELOPE = "oneai.crypto.envelope"
+
+
+def functions_reaching(template: dict[str, Any], module: str) -> dict[str, list[str]]:
+    """Each function whose own code reaches `module` through the layer's imports, with the shortest chain
+    (every import counts, at module level or inside a function: test_import_layers' graph)."""
+    graph = import_graph()
+    found: dict[str, list[str]] = {}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        starts: set[str] = set()
+        for path in sorted((REPO_ROOT / resource["Properties"]["CodeUri"]).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for base, taken in imported_names(tree, "function.module", package=False):
+                starts.update(m for m in {base, *(f"{base}.{item}" for item in taken)} if m in graph)
+        chains = [c for s in sorted(starts) if (c := shortest_chain(graph, s, lambda node: node == module))]
+        if chains:
+            found[name] = min(chains, key=len)
+    return found
+
+
+def test_exactly_the_functions_that_seal_or_open_keys_have_the_kms_rights(template: dict[str, Any]) -> None:
+    """A function that seals or opens a provider key or a webhook secret without ProviderKeysCryptoPolicy
+    works under make dev and fails in AWS (KMS AccessDenied): ChatStreamFunction serves members' chatbot
+    replies, which open the workspace's key, and had no such right. And no function holds it idly."""
+    reaching = functions_reaching(template, ENVELOPE)
+    assert {"ChatStreamFunction", "WidgetFunction", "CreditsFunction", "WorkspacesFunction"} <= reaching.keys()
+    assert REACH_WITHOUT_KEYS.keys() <= reaching.keys()  # an exception that no longer applies goes
+    granted = {
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and {"Ref": "ProviderKeysCryptoPolicy"} in resource["Properties"].get("Policies", [])
+    }
+    missing = {name: " -> ".join(reaching[name]) for name in reaching.keys() - REACH_WITHOUT_KEYS.keys() - granted}
+    assert not missing, f"these reach {ENVELOPE} without ProviderKeysCryptoPolicy: {missing}"
+    assert not granted - reaching.keys(), "these hold ProviderKeysCryptoPolicy and never seal or open a key"

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from oneai.chat import parts
 from oneai.chat.entry import start_turn
 from oneai.config import get_settings
+from oneai.errors import InsufficientCreditsError, ProviderKeyRefusedError
 from oneai.ratelimit import RateCheck, new_source_check
 from oneai.web import Db
 from oneai.web.bodies import json_body
@@ -22,7 +23,7 @@ from oneai.web.ids import PathId
 from oneai.web.openrouter import OpenRouter
 from oneai.web.streaming import EventStreamResponse, ReplyStreamResponse
 from oneai.widget import service
-from oneai.widget.chat import VISITOR_CHAT_BODY_OPENAPI, VisitorTurn, parse_visitor_body
+from oneai.widget.chat import VISITOR_CHAT_BODY_OPENAPI, VisitorTurn, parse_visitor_body, public_refusal
 from oneai.widget.models import (
     RatingAnswer,
     RatingRequest,
@@ -149,11 +150,14 @@ def conversation_messages(
         **TOKEN_ERRORS,
         402: {
             "model": ErrorEnvelope,
-            "description": "INSUFFICIENT_CREDITS: the workspace's credits cannot cover it",
+            "description": "INSUFFICIENT_CREDITS: the workspace's credits cannot cover it (no details: they are the workspace's)",
         },
         404: {"model": ErrorEnvelope, "description": "no such chatbot, or conversation of this visitor"},
         413: {"model": ErrorEnvelope, "description": "PAYLOAD_TOO_LARGE: the message is over the limit"},
-        424: {"model": ErrorEnvelope, "description": "PROVIDER_KEY_REFUSED: the workspace's provider key"},
+        424: {
+            "model": ErrorEnvelope,
+            "description": "PROVIDER_KEY_REFUSED: the workspace's provider key (not named, no details)",
+        },
         429: {
             "model": ErrorEnvelope,
             "description": "RATE_LIMITED: per source address, per visitor, or the chatbot's messages of the day",
@@ -179,7 +183,10 @@ async def visitor_chat(
     body = await json_body(request)
     chatbot, session = await run_in_threadpool(service.admit_visitor, db, get_settings(), call, authorization)
     visitor = VisitorTurn(call=call, chatbot=chatbot, session=session, received_at=received_at)
-    reply = await start_turn(db, client, visitor.principal, parse_visitor_body(body), kind=visitor)
+    try:
+        reply = await start_turn(db, client, visitor.principal, parse_visitor_body(body), kind=visitor)
+    except (InsufficientCreditsError, ProviderKeyRefusedError) as exc:  # the workspace's, not the visitor's
+        raise public_refusal(exc) from None
     return ReplyStreamResponse(reply, headers=parts.STREAM_HEADERS)
 
 

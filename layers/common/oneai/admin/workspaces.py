@@ -20,6 +20,7 @@ from oneai.credits.models import AdjustRequest, GrantRequest
 from oneai.db import workspace_admin as repo
 from oneai.db.connection import Connection, Database
 from oneai.errors import ConflictError, NotFoundError
+from oneai.events import get_publisher
 from oneai.money import balance_decimal
 from oneai.pagination import Page
 from oneai.quota.service import iso_utc
@@ -133,11 +134,13 @@ def _change_credits(
     done: Literal["granted", "adjusted"],
 ) -> tuple[UUID, Decimal]:
     """An admin's credits transaction, audited as `workspace.credits_grant`/`_adjust` with the balance
-    before and after; (its id, the balance after)."""
+    before and after; (its id, the balance after). A debit that took the balance under the workspace's
+    low-balance threshold is announced after the commit, as a reply's settle is."""
     action = "workspace.credits_grant" if done == "granted" else "workspace.credits_adjust"
     with admin_write(db, admin, action, "workspace", workspace_id, reason=body.reason) as (conn, change):
         answer = change_balance(conn, workspace_id, body.amount, body.reason, admin.user_id)
         balance = Decimal(str(answer["balance"]))
         change.before = {"credits_balance": balance_decimal(balance - body.amount)}
         change.after = {"credits_balance": balance_decimal(balance), done: balance_decimal(body.amount)}
+    credits.announce_low_balance(get_publisher(), credits.low_balance_of(answer))
     return UUID(str(answer["transaction_id"])), balance

@@ -389,6 +389,8 @@ class WebhookResult:
     owed_cancel_of: UUID | None = None
     # Other domain events to publish once committed (PaymentReceived, SubscriptionEnded).
     events: tuple[DomainEvent, ...] = field(default=(), repr=False)
+    # A credits refund that took the workspace's balance under its low-balance threshold.
+    low_balance: credits_service.LowBalance | None = field(default=None, repr=False)
 
     def log_fields(self) -> dict[str, Any]:
         return {
@@ -425,6 +427,7 @@ def handle_webhook(
         _settle_replaced_cancel(db, result.owed_cancel_of)
     if result.events:
         _publish_events(publisher, result.events)
+    credits_service.announce_low_balance(publisher or get_publisher(), result.low_balance)
     return result
 
 
@@ -532,7 +535,9 @@ def _credits_refunded(conn: Connection, result: WebhookResult, event: RazorpayEv
                 "workspace_id": answer.get("workspace_id"),
             },
         )
-    return replace(result, outcome="applied") if outcome == "refunded" else result
+    if outcome != "refunded":
+        return result
+    return replace(result, outcome="applied", low_balance=credits_service.low_balance_of(answer))
 
 
 def _credits_order_paid(conn: Connection, result: WebhookResult, event: RazorpayEvent) -> WebhookResult:

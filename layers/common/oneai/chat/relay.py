@@ -38,11 +38,19 @@ from oneai.db.connection import Database
 from oneai.errors import OneAIError
 from oneai.logging import logger
 from oneai.money import plain_decimal
-from oneai.observability import MetricUnit, emit_metric
+from oneai.observability import MetricUnit, count_server_error, emit_metric
 from oneai.openrouter.catalog import OpenRouterModel, cost_of
 from oneai.openrouter.client import ChatStream, OpenRouterClient
 from oneai.openrouter.errors import IdleTimeoutError, OpenRouterError, PartialStreamError
-from oneai.openrouter.types import ImageDelta, KeepAlive, StreamDone, StreamEvent, StreamResult, TextDelta
+from oneai.openrouter.types import (
+    ImageDelta,
+    KeepAlive,
+    StreamDone,
+    StreamEvent,
+    StreamResult,
+    TextDelta,
+    Usage,
+)
 from oneai.timestamps import iso_z
 
 TITLE_PROMPT = (
@@ -57,6 +65,7 @@ MIDSTREAM_ERROR_TEXT = "The model stopped with an error before finishing; the pa
 IDLE_ERROR_TEXT = "The model stopped responding; the partial reply was kept."
 IMAGE_AND_TEXT = ("image", "text")
 SAVE_ERROR_TEXT = "The reply could not be saved because the conversation changed meanwhile."
+SAVE_FAILED_TEXT = "The reply could not be saved."
 
 
 def clean_title(raw: str) -> str | None:
@@ -87,11 +96,13 @@ class ChatRelay:
         self._first: StreamEvent | None = None
         self._title_task: asyncio.Task[str | None] | None = None
         self._outcome: ReplyOutcome | None = None
+        self._save_failed = False  # the save raised something other than a refusal
         self._result: StreamResult | None = None
         self._images: list[GeneratedImage] = []  # stored as they arrived; rows written with the reply
         self._reading: anyio.CancelScope | None = None
         self._stop_requested = False
         self._first_text_at: float | None = None  # time.monotonic() of the reply's first text
+        self._prompt_tokens = 0  # the estimate of what the model was sent (a reply without usage is paid by it)
 
     async def open(self) -> None:
         """Start the reply; a failure before its first token refunds the unit and raises the API error."""
@@ -108,6 +119,7 @@ class ChatRelay:
             messages = leading + build_context(
                 prepared.history, max(1, context_length - leading_tokens), image_part=self._image_part()
             )
+            self._prompt_tokens = sum(estimate_tokens(str(m["content"])) for m in messages)
             if prepared.first_exchange and prepared.user_message is not None:
                 self._title_task = asyncio.create_task(self._generate_title(prepared.user_message.content))
             key = prepared.key
@@ -130,6 +142,8 @@ class ChatRelay:
                 key = prepared.key
                 if key is not None and payment.refused(key.provider, exc.status):
                     raise (await anyio.to_thread.run_sync(payment.key_refused, self._db, key)) from None
+                if key is not None and payment.out_of_funds(exc.status):
+                    raise payment.key_out_of_funds(key) from None
                 raise exc.to_api_error() from None
             raise
 
@@ -274,7 +288,7 @@ class ChatRelay:
         finished = await self._save(result, status)
         emit(parts.text_end())
         if finished is None and error_text is None:
-            error_text = SAVE_ERROR_TEXT
+            error_text = SAVE_FAILED_TEXT if self._save_failed else SAVE_ERROR_TEXT
         if error_text is not None or finished is None or self._outcome is None:
             emit(parts.error(error_text or SAVE_ERROR_TEXT))
             emit(parts.DONE)
@@ -294,6 +308,11 @@ class ChatRelay:
         )
         model = self._model if self._model and self._model.id == served else self._client.known_model(served)
         usage = result.usage
+        if usage is None and self._prepared.chatbot is not None and (result.text or self._images):
+            # The model wrote but its usage never came (cut by a stop or the time limit, broken mid-stream,
+            # or not sent): a workspace's reply is paid for what it cost all the same, its tokens estimated
+            # (what it was sent, what it wrote) at the catalog's prices, else it would be free.
+            usage = Usage(prompt_tokens=self._prompt_tokens, completion_tokens=estimate_tokens(result.text))
         if model is None and usage is not None and usage.cost is None:
             # Only the price fallback needs the catalog; the reply has streamed, so waiting is harmless here.
             with contextlib.suppress(OpenRouterError):
@@ -316,6 +335,13 @@ class ChatRelay:
             finished = await anyio.to_thread.run_sync(finish_turn, self._db, self._prepared, outcome)
         except OneAIError as exc:
             logger.warning("reply not saved", extra={"error_code": exc.code})
+            return None
+        except Exception as exc:  # the reader gets the stream's ending whatever broke
+            # Not one of the product's refusals (the database refused the write: the member was removed
+            # while the reply streamed, or it failed): its cost was taken all the same (finish_turn).
+            logger.error("reply not saved", extra={"error_type": type(exc).__name__})
+            count_server_error(500)  # the app-5xx alarm's metric: the 200 already sent hides it
+            self._save_failed = True
             return None
         if finished.settlement is not None:  # committed: a crossing of the low-balance threshold goes out
             await anyio.to_thread.run_sync(payment.announce, finished.settlement)

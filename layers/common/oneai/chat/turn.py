@@ -35,7 +35,7 @@ from oneai.chat.offered_models import (
 from oneai.chat.requests import ChatTurn
 from oneai.chatbots import chatbot_turn
 from oneai.chatbots.chatbot_turn import ChatbotConfig, Passage, WorkspaceAdmission
-from oneai.chatbots.payment import reservation_of
+from oneai.chatbots.payment import announce, reservation_of
 from oneai.conversations import service as conversations
 from oneai.conversations.models import Conversation, ConversationUpdate, Message
 from oneai.credits import service as credits_service
@@ -57,6 +57,7 @@ from oneai.errors import (
     ValidationError,
     field_error,
 )
+from oneai.logging import logger
 from oneai.money import balance_decimal
 from oneai.provider_keys.service import UsableKey
 from oneai.quota import service as quota
@@ -414,11 +415,13 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
             "markup": str(db.settings.credits_markup),
         },
     }
-    result = db.user_call(prepared.principal, "finish_chat_turn", reply)
+    try:
+        result = db.user_call(prepared.principal, "finish_chat_turn", reply)
+    except Exception:
+        settle_unsaved_reply(db, prepared, outcome)
+        raise
     if "error" in result:
-        if prepared.credits is not None:  # the reply was made: its cost is taken all the same
-            with db.user_transaction(prepared.principal) as conn:
-                credits_service.settle(conn, db.settings, prepared.credits.id, cost_usd=outcome.cost)
+        settle_unsaved_reply(db, prepared, outcome)
         raise _refusal(result["error"])
     settlement = None if result.get("settlement") is None else credits_service.settlement_of(result["settlement"])
     status = None
@@ -435,6 +438,26 @@ def finish_turn(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> 
         refs = [AttachmentRef(id=i.attachment_id, media_type=i.media_type, size=i.size) for i in outcome.images]
         message = message.model_copy(update={"attachments": refs})
     return FinishedTurn(message=message, quota=status, settlement=settlement)
+
+
+def settle_unsaved_reply(db: Database, prepared: PreparedTurn, outcome: ReplyOutcome) -> None:
+    """The reply was made but its finish call was refused or failed (the conversation changed or was deleted
+    meanwhile, the caller left the workspace): a credits hold is settled with the reply's cost all the same,
+    as the service (the caller may not spend the workspace's credits any more; the hold is this turn's own),
+    and its low-balance crossing announced after the commit. Settling is once: a hold the failed call did
+    settle after all answers `not_held`. A failure here is logged; the stale-hold sweep releases the hold."""
+    if prepared.credits is None:
+        return
+    try:
+        with db.service_transaction() as conn:
+            late = credits_service.settle(conn, db.settings, prepared.credits.id, cost_usd=outcome.cost)
+    except Exception as exc:
+        logger.warning(
+            "credits: an unsaved reply's cost not settled",
+            extra={"reservation_id": str(prepared.credits.id), "error_type": type(exc).__name__},
+        )
+        return
+    announce(late)
 
 
 def save_title(db: Database, prepared: PreparedTurn, title: str) -> None:

@@ -1,7 +1,6 @@
 """Who pays for a chatbot's reply (issue 26 items 3 and 5; API.md "Provider keys (bring your own)",
 "Credits"): the workspace's own provider key for the model, else the platform's OpenRouter account paid
-from the workspace's credits. One place for every kind of chatbot turn (a member's today; a widget
-visitor's later).
+from the workspace's credits. One place for every kind of chatbot turn (a member's, a widget visitor's).
 
 The payer is decided by the turn's prepare call, in its one round trip
 (supabase/migrations/20261128020000_reply_payment.sql): with a usable key (active, within its
@@ -14,7 +13,10 @@ A keyed reply: `open_key` opens the key (the service reads its sealed bytes) rig
 `KeyedClient` calls the model at the key's endpoint with the key (a `custom` endpoint only through the
 outbound guard: connected to the checked address, no redirects). A provider's 401/403 (`refused`) marks the key
 invalid (`key_refused`) and answers 424 PROVIDER_KEY_REFUSED naming the key (the customer's key, not a
-platform failure: a 4xx, outside the 5xx and upstream-failure metrics); the message unit is refunded.
+platform failure: a 4xx, outside the 5xx and upstream-failure metrics); the message unit is refunded. A
+provider's answer that the key's account has no funds or quota left (`KeyedClient.error_from_response` makes
+it a 402, `out_of_funds`) is the same 424 with `reason` "no_funds" (`key_out_of_funds`); the key is not
+marked invalid (it is valid, and funds come back), so the next reply tries it again.
 
 A reply paid from credits is settled in the finish call's transaction (the real cost: OpenRouter's USD
 cost x ONEAI_USD_INR_RATE x ONEAI_CREDITS_MARKUP), refunded when the model failed before its first token
@@ -38,10 +40,17 @@ from oneai.errors import ProviderKeyRefusedError, UnavailableError
 from oneai.events import get_publisher
 from oneai.logging import logger
 from oneai.openrouter.client import OpenRouterClient
+from oneai.openrouter.errors import AuthenticationError, InsufficientCreditsError, OpenRouterError
 from oneai.outbound import check_url_async, guarded_async_client
 from oneai.provider_keys import service as provider_keys
 from oneai.provider_keys.service import UsableKey
-from oneai.provider_keys.upstream import auth_headers, refused_message
+from oneai.provider_keys.upstream import (
+    auth_headers,
+    google_refuses_key,
+    key_has_no_funds,
+    no_funds_message,
+    refused_message,
+)
 
 # Tokens allowed for each of a chatbot's `top_k` passages in the estimate (chunks are about 500 tokens,
 # oneai.knowledge.chunking; the block's framing adds a little).
@@ -50,8 +59,16 @@ PASSAGE_TOKENS: Final = 600
 
 def refused(provider: str, status: int | None) -> bool:
     """Whether an upstream status means the provider refused the key: 401, or 403 from a provider's own
-    endpoint (OpenRouter answers 403 for moderation, which says nothing about the key)."""
+    endpoint (OpenRouter answers 403 for moderation, which says nothing about the key). Google's 400
+    API_KEY_INVALID comes here as 401 (`KeyedClient.error_from_response`)."""
     return status == 401 or (status == 403 and provider != "openrouter")
+
+
+def out_of_funds(status: int | None) -> bool:
+    """Whether an upstream status of a keyed reply means the key's account has no funds or quota left: 402
+    (OpenRouter's insufficient credits, an `insufficient_quota` code in a stream, and every provider's own
+    way of saying it, made a 402 by `KeyedClient.error_from_response`)."""
+    return status == 402
 
 
 def credits_terms(settings: Settings, client: OpenRouterClient) -> dict[str, Any]:
@@ -111,13 +128,36 @@ def key_refused(db: Database, key: UsableKey) -> ProviderKeyRefusedError:
     message = refused_message(key.name, key.provider)
     try:
         with db.service_transaction() as conn:
-            provider_keys.mark_invalid(conn, key.key_id, message)
+            # only if the key is still the one refused (not replaced while this reply was in flight)
+            provider_keys.mark_invalid(conn, key.key_id, message, if_updated_at=key.updated_at)
     except Exception as exc:  # the answer is the same; the next reply finds the key refused again
         logger.warning("provider key not marked invalid", extra={"error_type": type(exc).__name__})
     logger.info("provider key refused", extra={"provider_key_id": str(key.key_id), "provider": key.provider})
     return ProviderKeyRefusedError(
         f"The reply could not be made: {message}. Update the key or remove it to use credits.",
-        details={"provider_key_id": str(key.key_id), "provider": key.provider, "name": key.name},
+        details={
+            "provider_key_id": str(key.key_id),
+            "provider": key.provider,
+            "name": key.name,
+            "reason": "refused",
+        },
+    )
+
+
+def key_out_of_funds(key: UsableKey) -> ProviderKeyRefusedError:
+    """The provider accepted the key but its account has no funds or quota left: the error names the key.
+    The key is NOT marked invalid (it is valid; funds come back): the next reply tries it again and gets
+    the same answer until the account is topped up or the key removed."""
+    logger.info("provider key has no funds", extra={"provider_key_id": str(key.key_id), "provider": key.provider})
+    return ProviderKeyRefusedError(
+        f"The reply could not be made: {no_funds_message(key.name, key.provider)}. Top up the account at "
+        f"{key.provider}, or remove the key to use credits.",
+        details={
+            "provider_key_id": str(key.key_id),
+            "provider": key.provider,
+            "name": key.name,
+            "reason": "no_funds",
+        },
     )
 
 
@@ -129,7 +169,7 @@ def refund_credits(db: Database, reservation: credits.Reservation, principal: An
 
 def announce(settlement: credits.Settlement | None) -> None:
     """After the finish call committed: the low-balance event of a settle that crossed the threshold."""
-    credits.announce_low_balance(get_publisher(), settlement)
+    credits.announce_low_balance(get_publisher(), None if settlement is None else settlement.low_balance)
 
 
 class KeyedClient(OpenRouterClient):
@@ -157,6 +197,25 @@ class KeyedClient(OpenRouterClient):
     def http_client(self) -> httpx.AsyncClient:
         assert self._http is not None
         return self._http
+
+    async def error_from_response(self, response: httpx.Response) -> OpenRouterError:
+        """As OpenRouter's, except that Google's 400 for a key it does not accept (API_KEY_INVALID) is the
+        refusal it means (`AuthenticationError`, 401), so the key is marked invalid and named; and that a
+        provider's answer that the key's account has no funds or quota left (OpenAI's 429
+        `insufficient_quota`, Anthropic's 400 "credit balance is too low", Google's 429 for depleted
+        prepayment: `key_has_no_funds`) is a 402 (`InsufficientCreditsError`), never retried, named."""
+        error = await super().error_from_response(response)
+        try:
+            body = response.content
+        except httpx.ResponseNotRead:  # the body did not come in time: the error as it is
+            return error
+        if google_refuses_key(self._key.provider, response.status_code, body):
+            return AuthenticationError("google refused the key (400 API_KEY_INVALID)", status=401)
+        if key_has_no_funds(self._key.provider, response.status_code, body):
+            return InsufficientCreditsError(
+                f"{self._key.provider} answered {response.status_code}: the key's account has no funds", status=402
+            )
+        return error
 
     def chat_body(
         self,

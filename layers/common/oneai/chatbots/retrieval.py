@@ -33,7 +33,7 @@ from oneai.conversations.models import Message
 from oneai.db import chatbot_turns
 from oneai.db import knowledge as knowledge_repo
 from oneai.db.connection import Database
-from oneai.errors import NotFoundError, OneAIError, UpstreamError
+from oneai.errors import NotFoundError, UpstreamError
 from oneai.knowledge.document_models import KnowledgeHitOut
 from oneai.knowledge.documents import (
     QUERY_EMBEDDING_BUDGET_SECONDS,
@@ -145,7 +145,7 @@ async def with_knowledge(db: Database, client: OpenRouterClient, prepared: Prepa
     """A chatbot turn with its passages, or its fallback when none reaches min_score: `answer` goes on
     without them; `message` makes the fixed message the reply (no model is asked: the workspace's unit
     goes back). A failure here (the embedding service) refunds the turn (its unit, its credits hold) and is
-    the turn's error."""
+    the turn's error; a cancellation (the caller went away) refunds it too, at once."""
     chatbot = prepared.chatbot
     if chatbot is None:
         return prepared
@@ -153,7 +153,7 @@ async def with_knowledge(db: Database, client: OpenRouterClient, prepared: Prepa
     read = None if ledger is None else partial(ledger.read, db)
     try:
         found = await passages_for(db, client, prepared.principal, chatbot, prepared.history, read=read)
-    except OneAIError:
+    except BaseException:  # an API error, and a cancellation too (the caller went away): the model is not asked
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(refund_turn, db, prepared)
         raise

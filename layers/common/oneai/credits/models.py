@@ -156,7 +156,8 @@ class TransactionQuery(BaseModel):
 
 class UsageGroupRow(BaseModel):
     key: str = Field(
-        description="the chatbot id (`none` without one), model id, UTC day, or provider key id (`platform`: none)"
+        description="the chatbot id (`none` without one), model id (`unknown`: a reply settled without a usage"
+        " record), UTC day, or provider key id (`platform`: none)"
     )
     messages: int
     prompt_tokens: int

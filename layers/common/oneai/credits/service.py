@@ -7,7 +7,7 @@ transactions, the caller's user transaction for a member or a service transactio
     reservation = reserve(conn, workspace_id, amount)        # 402 INSUFFICIENT_CREDITS, 404
     ... call the model ...
     settlement = settle(conn, settings, reservation.id, cost_usd=usage.cost, usage_record_id=...)
-    announce_low_balance(publisher, settlement)               # after the commit
+    announce_low_balance(publisher, settlement.low_balance)   # after the commit
     # or, when the upstream failed before the first token:
     refund(conn, reservation.id)
 
@@ -191,7 +191,6 @@ def settlement_of(answer: dict[str, Any]) -> Settlement | None:
     the reservation was not held any more)."""
     if answer.get("refused") is not None:
         return None
-    low = answer.get("low_balance")
     settlement = Settlement(
         transaction_id=UUID(answer["transaction_id"]),
         workspace_id=UUID(answer["workspace_id"]),
@@ -199,15 +198,7 @@ def settlement_of(answer: dict[str, Any]) -> Settlement | None:
         cost=Decimal(str(answer["cost"])),
         shortfall=Decimal(str(answer["shortfall"])),
         balance=Decimal(str(answer["balance"])),
-        low_balance=None
-        if low is None
-        else LowBalance(
-            workspace_id=UUID(low["workspace_id"]),
-            owner_id=UUID(low["owner_id"]),
-            balance=Decimal(str(low["balance"])),
-            threshold=Decimal(str(low["threshold"])),
-            crossing=int(low["crossing"]),
-        ),
+        low_balance=low_balance_of(answer),
     )
     if settlement.shortfall > 0:
         logger.warning(
@@ -217,17 +208,31 @@ def settlement_of(answer: dict[str, Any]) -> Settlement | None:
     return settlement
 
 
+def low_balance_of(answer: dict[str, Any]) -> LowBalance | None:
+    """The crossing's notice in a debit's answer (a settle, a refund, an adjustment), or None: that debit
+    did not take the balance under the threshold."""
+    low = answer.get("low_balance")
+    if low is None:
+        return None
+    return LowBalance(
+        workspace_id=UUID(low["workspace_id"]),
+        owner_id=UUID(low["owner_id"]),
+        balance=Decimal(str(low["balance"])),
+        threshold=Decimal(str(low["threshold"])),
+        crossing=int(low["crossing"]),
+    )
+
+
 def refund(conn: Connection, reservation_id: UUID) -> bool:
     """Give a held reservation back whole (the upstream failed before the first token)."""
     return repo.refund(conn, reservation_id)
 
 
-def announce_low_balance(publisher: EventPublisher, settlement: Settlement | None) -> bool:
-    """After the settle's commit: the one event of a downward crossing of the threshold (the notifications
-    function emails the workspace's owner, once per crossing)."""
-    if settlement is None or settlement.low_balance is None:
+def announce_low_balance(publisher: EventPublisher, low: LowBalance | None) -> bool:
+    """After the commit of a debit that crossed the threshold downward (a settle, a refund, an admin's
+    adjustment): its one event (the notifications function emails the workspace's owner, once per crossing)."""
+    if low is None:
         return False
-    low = settlement.low_balance
     detail = {
         "user_id": str(low.owner_id),
         "workspace_id": str(low.workspace_id),
@@ -238,7 +243,7 @@ def announce_low_balance(publisher: EventPublisher, settlement: Settlement | Non
     emit_metric("CreditsLow", 1)
     try:
         return publisher.publish(SOURCE, CREDITS_LOW, detail)
-    except Exception as exc:  # best effort: the reply is settled either way
+    except Exception as exc:  # best effort: the debit stands either way
         logger.warning("CreditsLow not published", extra={"error_type": type(exc).__name__})
         return False
 
@@ -304,9 +309,14 @@ def usage_csv(report: CreditUsage) -> str:
     return buffer.getvalue()
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (as oneai.account.service guards).
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_safe(value: str) -> str:
-    """A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) is quoted with a leading `'`."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+    """A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return) is quoted with
+    a leading `'`."""
+    return f"'{value}" if value[:1] in _FORMULA_STARTS else value
 
 
 def check_purchase_amount(settings: Settings, amount: Decimal) -> int:

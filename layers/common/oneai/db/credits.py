@@ -48,24 +48,37 @@ where t.workspace_id = %(workspace)s
 order by t.created_at desc, t.id desc
 limit %(limit)s"""
 
-# The workspace's usage records (its chatbots' replies) grouped; `credits` is what their settled usage
-# transactions took. `provider_key`: the id of the workspace's own key that served (usage_records
+# The workspace's usage records (its chatbots' replies) grouped, with what their settled usage transactions
+# took (`credits`). `provider_key`: the id of the workspace's own key that served (usage_records
 # .provider_key_id), or "platform" for the platform's OpenRouter account (and for a key since deleted).
+# A usage transaction without a usage record counts too, so the breakdown always adds up to the ledger's
+# usage: a reply settled on its own after its save was refused (oneai.chat.turn.finish_turn,
+# oneai.widget.chat) has none. It is a message of the chatbot `none`, the model `unknown`, the day of the
+# transaction, the `platform` account (credits paid it).
 USAGE_GROUPS: Final[dict[str, str]] = {
     "chatbot": "coalesce(u.chatbot_id::text, 'none')",
-    "model": "u.model_id",
-    "day": "to_char(u.created_at at time zone 'UTC', 'YYYY-MM-DD')",
+    "model": "coalesce(u.model_id, 'unknown')",
+    "day": "to_char(coalesce(u.created_at, t.created_at) at time zone 'UTC', 'YYYY-MM-DD')",
     "provider_key": "coalesce(u.provider_key_id::text, 'platform')",
 }
 _USAGE = """
+with u as (
+  select * from public.usage_records r
+  where r.workspace_id = %(workspace)s
+    and (%(from)s::timestamptz is null or r.created_at >= %(from)s)
+    and (%(to)s::timestamptz is null or r.created_at < %(to)s)
+), t as (
+  select * from public.credit_transactions c where c.workspace_id = %(workspace)s and c.type = 'usage'
+)
 select {group} as key, count(*) as messages, coalesce(sum(u.prompt_tokens), 0) as prompt_tokens,
   coalesce(sum(u.completion_tokens), 0) as completion_tokens, coalesce(sum(u.cost), 0) as cost_usd,
   coalesce(sum(-t.amount), 0) as credits
-from public.usage_records u
-left join public.credit_transactions t on t.usage_record_id = u.id and t.type = 'usage'
-where u.workspace_id = %(workspace)s
-  and (%(from)s::timestamptz is null or u.created_at >= %(from)s)
-  and (%(to)s::timestamptz is null or u.created_at < %(to)s)
+from u full join t on t.usage_record_id = u.id
+-- a record in the range with its transaction; a transaction without a record by its own time
+where u.id is not null
+   or (t.usage_record_id is null
+       and (%(from)s::timestamptz is null or t.created_at >= %(from)s)
+       and (%(to)s::timestamptz is null or t.created_at < %(to)s))
 group by 1
 order by 1"""
 

@@ -2,9 +2,11 @@
 the one transaction that stores the chunks and marks it ready, its failures, and the sweep of documents
 left behind. Run as the service (no member is behind a queue message).
 
-A claim is fenced by the document's `attempts`: the claim increments it and every later write names the
-value it got (`status = 'processing' and attempts = %(attempt)s`), so a worker that was presumed dead
-(its claim taken over after `stale_seconds`) can no longer write anything when it wakes up.
+A claim is fenced by the document's `attempts` and `processing_started_at`: the claim increments the
+one and sets the other to its transaction's time, and every later write names both values it got, so a
+worker that was presumed dead (its claim taken over after `stale_seconds`) can no longer write anything
+when it wakes up. `attempts` alone is not enough: a reprocess sets it back to 0, so the claim after a
+reprocess gets the same number a worker presumed dead had; no two claims get the same start time.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class ClaimedDocument:
     filename: str
     media_type: str
     storage_key: str
-    # the fence of this claim: every later write names it
+    # the fence of this claim: every later write names both
     attempts: int
+    processing_started_at: datetime
     # workspaces.settings -> 'chunking' (null: the defaults)
     chunking: dict[str, Any] | None
 
@@ -92,20 +95,24 @@ def claim_document(
                     or (%(sha)s::bytea is not null and d.status in ('ready', 'failed')
                         and d.content_sha256 is distinct from %(sha)s::bytea))
             returning d.id, d.workspace_id, d.filename, d.media_type, d.storage_key, d.attempts,
-                      w.settings -> 'chunking' as chunking
+                      d.processing_started_at, w.settings -> 'chunking' as chunking
             """,
             {"id": document_id, "stale": stale_seconds, "sha": changed_file_sha256},
         ).fetchone()
 
 
-_FENCE = "id = %(id)s and status = 'processing' and attempts = %(attempt)s"
+_FENCE = "id = %(id)s and status = 'processing' and attempts = %(attempt)s and processing_started_at = %(started)s"
+
+
+def _fence(claim: ClaimedDocument) -> dict[str, Any]:
+    return {"id": claim.id, "attempt": claim.attempts, "started": claim.processing_started_at}
 
 
 def set_progress(conn: Connection, claim: ClaimedDocument, *, chunks_done: int, chunks_total: int) -> bool:
     """False: the claim was lost (the document was taken over, deleted or reprocessed)."""
     row = conn.execute(
         f"update public.documents set chunks_done = %(done)s, chunks_total = %(total)s where {_FENCE} returning id",
-        {"id": claim.id, "attempt": claim.attempts, "done": chunks_done, "total": chunks_total},
+        {**_fence(claim), "done": chunks_done, "total": chunks_total},
     ).fetchone()
     return row is not None
 
@@ -132,8 +139,7 @@ def store_ready(
         returning id
         """,
         {
-            "id": claim.id,
-            "attempt": claim.attempts,
+            **_fence(claim),
             "n": len(chunks),
             "pages": pages,
             "tokens": sum(chunk.tokens for chunk in chunks),
@@ -171,7 +177,7 @@ def fail_claimed(conn: Connection, claim: ClaimedDocument, reason: str, *, conte
     row = conn.execute(
         f"update public.documents set status = 'failed', error = %(reason)s, processing_started_at = null,"
         f" content_sha256 = coalesce(%(sha)s, content_sha256) where {_FENCE} returning id",
-        {"id": claim.id, "attempt": claim.attempts, "reason": reason, "sha": content_sha256},
+        {**_fence(claim), "reason": reason, "sha": content_sha256},
     ).fetchone()
     return row is not None
 
@@ -180,7 +186,7 @@ def release_for_retry(conn: Connection, claim: ClaimedDocument) -> bool:
     """Back to `queued` (the queue delivers its message again): claimable at once by the next delivery."""
     row = conn.execute(
         f"update public.documents set status = 'queued', processing_started_at = null where {_FENCE} returning id",
-        {"id": claim.id, "attempt": claim.attempts},
+        _fence(claim),
     ).fetchone()
     return row is not None
 
@@ -190,6 +196,8 @@ class SweepResult:
     requeued: list[UUID]
     failed_stalled: int
     failed_uploads: int
+    # `queued` documents untouched for `queued_seconds`: their message was lost (sent again)
+    resent_queued: list[UUID]
 
 
 def sweep_documents(
@@ -198,13 +206,17 @@ def sweep_documents(
     stale_seconds: int,
     max_attempts: int,
     upload_hours: int,
+    queued_seconds: int,
     stalled_reason: str,
     upload_reason: str,
 ) -> SweepResult:
     """Documents abandoned by their worker (`processing` for longer than `stale_seconds`): back to `queued`
     while attempts remain (the caller sends their messages), else `failed`; `uploading` documents older
-    than `upload_hours`: `failed` (the file never came). Rows are locked with skip locked, so two sweeps
-    never take the same one."""
+    than `upload_hours`: `failed` (the file never came); `queued` documents nothing touched for
+    `queued_seconds` (their message was lost: SQS refused it after the commit, or its last delivery could
+    not write): touched, and returned for the caller to send their messages again (a duplicate message is
+    harmless, the claim takes a document once). Rows are locked with skip locked, so two sweeps never
+    take the same one."""
     stalled = conn.execute(
         """
         with stalled as (
@@ -235,8 +247,25 @@ def sweep_documents(
         """,
         {"hours": upload_hours, "reason": upload_reason},
     ).fetchall()
+    # (the rows the statement above just set `queued` have updated_at = now(): not picked again here)
+    lost = conn.execute(
+        """
+        with lost as (
+          select id from public.documents
+           where status = 'queued' and updated_at < now() - make_interval(secs => %(queued)s)
+           order by updated_at
+           limit 1000
+           for update skip locked
+        )
+        update public.documents d set status = 'queued'
+          from lost l where d.id = l.id
+        returning d.id
+        """,
+        {"queued": queued_seconds},
+    ).fetchall()
     return SweepResult(
         requeued=[row["id"] for row in stalled if row["status"] == "queued"],
         failed_stalled=sum(1 for row in stalled if row["status"] == "failed"),
         failed_uploads=len(uploads),
+        resent_queued=[row["id"] for row in lost],
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 from psycopg.rows import class_row
@@ -47,17 +47,18 @@ DELETE = "delete from public.provider_keys k where k.id = %s returning k.id"
 # Set by a test or by a call the provider refused; a new key (PATCH) makes a key active again, unchecked.
 SET_STATUS = f"""
 update public.provider_keys k set status = %(status)s, invalid_reason = %(reason)s, checked_at = now()
-where k.id = %(id)s
+where k.id = %(id)s and (%(seen)s::timestamptz is null or k.updated_at = %(seen)s)
 returning {_COLUMNS}"""
 
 # The service's: the sealed bytes of one key, for a call made with it.
-SEALED = "select k.workspace_id, k.sealed_key from public.provider_keys k where k.id = %s"
+SEALED = """select k.workspace_id, k.provider, k.name, k.base_url, k.sealed_key, k.updated_at
+from public.provider_keys k where k.id = %s"""
 
 # The service's: a workspace's active keys of some providers with their sealed bytes and this month's
 # estimated spend (USD cost of the usage records each served since the start of the UTC month).
 USABLE = f"""
 select k.id, k.workspace_id, k.provider, k.name, k.base_url, k.monthly_limit, k.sealed_key, k.created_at,
-  {_SPENT_USD} as spent_usd
+  k.updated_at, {_SPENT_USD} as spent_usd
 from public.provider_keys k
 where k.workspace_id = %(workspace)s and k.status = 'active' and k.provider = any(%(providers)s)
   and (%(name)s::text is null or k.provider <> 'custom' or k.name = %(name)s)
@@ -96,6 +97,7 @@ class UsableRow(BaseModel):
     monthly_limit: Decimal | None
     sealed_key: bytes
     created_at: datetime
+    updated_at: datetime
     spent_usd: Decimal
 
     def __repr_args__(self) -> Any:
@@ -163,15 +165,43 @@ def delete_key(conn: Connection, key_id: UUID) -> bool:
     return conn.execute(DELETE, (key_id,)).fetchone() is not None
 
 
-def set_status(conn: Connection, key_id: UUID, status: str, reason: str | None) -> KeyRow | None:
+def set_status(
+    conn: Connection, key_id: UUID, status: str, reason: str | None, *, if_updated_at: datetime | None = None
+) -> KeyRow | None:
+    """Record a test's or a refusal's outcome. With `if_updated_at`, only if the key is unchanged since then
+    (the `updated_at` read with the sealed bytes that were called): a key replaced, renamed or re-checked
+    while the call was in flight keeps its status. None: no such key (or changed)."""
+    params = {"id": key_id, "status": status, "reason": reason, "seen": if_updated_at}
     with conn.cursor(row_factory=class_row(KeyRow)) as cur:
-        return cur.execute(SET_STATUS, {"id": key_id, "status": status, "reason": reason}).fetchone()
+        return cur.execute(SET_STATUS, params).fetchone()
 
 
-def sealed_for_use(conn: Connection, key_id: UUID) -> tuple[UUID, bytes] | None:
-    """The service's: (workspace id, sealed bytes) of a key."""
+class SealedKey(NamedTuple):
+    """A key's sealed bytes with what they go with, read together: where a call with them goes
+    (`provider`, `base_url`), its name, and `updated_at` (what a status is recorded against)."""
+
+    workspace_id: UUID
+    provider: str
+    name: str
+    base_url: str | None
+    sealed: bytes
+    updated_at: datetime
+
+
+def sealed_for_use(conn: Connection, key_id: UUID) -> SealedKey | None:
+    """The service's: a key's sealed bytes and the row they were read with (one statement, so the key is
+    never paired with another version's base_url)."""
     row = conn.execute(SEALED, (key_id,)).fetchone()
-    return None if row is None else (UUID(str(row["workspace_id"])), bytes(row["sealed_key"]))
+    if row is None:
+        return None
+    return SealedKey(
+        workspace_id=UUID(str(row["workspace_id"])),
+        provider=row["provider"],
+        name=row["name"],
+        base_url=row["base_url"],
+        sealed=bytes(row["sealed_key"]),
+        updated_at=row["updated_at"],
+    )
 
 
 def usable_keys(

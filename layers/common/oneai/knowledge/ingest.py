@@ -7,7 +7,9 @@ Messages: an S3 `ObjectCreated` notification (the upload arrived; its records na
 
 Delivery is at least once, so every step is idempotent: the claim (`oneai.db.knowledge_ingest`) takes a
 document only from `uploading`/`queued`, from a `processing` abandoned past `ONEAI_INGEST_STALE_SECONDS`,
-or from `ready`/`failed` when a different file arrived under its key; anything else is skipped.
+or from `ready`/`failed` when a different file arrived under its key; anything else is skipped, but for an
+S3 notification that finds a live worker holding its document (it may announce a file that replaced the
+one being processed): that one is retried later, when the file's hash decides.
 
 Outcomes: a file that cannot be read as a document fails at once with the parser's reason (retrying
 cannot help). An embedding failure raises `RetryLaterError` so the message stays on the queue and comes
@@ -59,6 +61,9 @@ NO_TEXT: Final = "the file holds no text to index"
 FILE_MISSING: Final = "the file is missing; upload it again"
 STALLED: Final = "processing stopped before it finished, several times; retry"
 UPLOAD_NEVER_COMPLETED: Final = "the upload never completed"
+# A `queued` document nothing touched for this long lost its message: twice the ingest queue's visibility
+# timeout (template.yaml IngestQueue, 3600 s), so even a message waiting to be retried has come back.
+QUEUED_LOST_SECONDS: Final = 2 * 3600
 # The domain events of a document's outcome (after its commit; ids, names and numbers, never its text).
 EVENT_SOURCE: Final = "oneai.knowledge"
 DOCUMENT_PROCESSED: Final = "DocumentProcessed"
@@ -178,6 +183,16 @@ class Ingestor:
         with self.database.service_transaction() as conn:
             state = find_document(conn, document_id=ref.document_id, storage_key=ref.storage_key)
         if state is None:  # deleted since, or a file nobody registered
+            if ref.storage_key is not None:
+                # The file landed after its document was deleted (the presigned POST outlives the row, and
+                # the delete's S3 call ran before the file existed): nothing else would ever delete it.
+                # A document's row is committed before its upload is signed, so no live row is behind it.
+                try:
+                    self.store.delete([ref.storage_key])
+                except Exception as exc:  # best effort: a retry would only bring the same answer
+                    logger.warning("file without a document not deleted", extra={"error_type": type(exc).__name__})
+                else:
+                    logger.info("file without a document deleted")
             return IngestOutcome(ref, IngestResult.SKIPPED)
         data: bytes | None = None
         changed_sha: bytes | None = None
@@ -197,6 +212,15 @@ class Ingestor:
                 conn, state.id, stale_seconds=self.settings.ingest_stale_seconds, changed_file_sha256=changed_sha
             )
         if claim is None:
+            if ref.storage_key is not None and receive_count < self.settings.ingest_max_attempts:
+                with self.database.service_transaction() as conn:
+                    held = find_document(conn, storage_key=ref.storage_key)
+                if held is not None and held.status == "processing":
+                    # A live worker holds the document and may have read the file before this upload
+                    # replaced it (the presigned POST stays valid for its window): the notification comes
+                    # back after the visibility timeout, when the file's hash decides (a duplicate of the
+                    # same upload is skipped then).
+                    raise RetryLaterError(str(state.id))
             return IngestOutcome(ref, IngestResult.SKIPPED, state.id)
         last_attempt = max(receive_count, claim.attempts) >= self.settings.ingest_max_attempts
         return self._process(ref, claim, data, last_attempt=last_attempt)
@@ -266,7 +290,9 @@ class Ingestor:
 
     def _fail(self, ref: DocumentRef, claim: ClaimedDocument, reason: str, sha: bytes | None) -> IngestOutcome:
         with self.database.service_transaction() as conn:
-            fail_claimed(conn, claim, reason, content_sha256=sha)
+            failed = fail_claimed(conn, claim, reason, content_sha256=sha)
+        if not failed:  # deleted, reprocessed or taken over meanwhile: this worker's outcome is no one's
+            return IngestOutcome(ref, IngestResult.SKIPPED, claim.id, "the document was taken over")
         logger.info("document failed", extra={"document_id": str(claim.id), "reason": reason})
         announce(claim, DOCUMENT_FAILED, {"status": "failed", "error": reason})
         return IngestOutcome(ref, IngestResult.FAILED, claim.id, reason)
@@ -313,21 +339,24 @@ def announce(claim: ClaimedDocument, detail_type: str, outcome: dict[str, Any]) 
 
 def sweep_stuck_documents(database: Database, settings: Settings) -> dict[str, int]:
     """Requeue documents whose worker died (while attempts remain), fail the rest and the uploads that
-    never completed. The requeued documents' messages are sent after the commit."""
+    never completed, and send again the message of a document left `queued` without one (a send SQS
+    refused after its commit). The messages are sent after the commit."""
     with database.service_transaction() as conn:
         result = sweep_documents(
             conn,
             stale_seconds=settings.ingest_stale_seconds,
             max_attempts=settings.ingest_max_attempts,
             upload_hours=settings.upload_abandoned_hours,
+            queued_seconds=QUEUED_LOST_SECONDS,
             stalled_reason=STALLED,
             upload_reason=UPLOAD_NEVER_COMPLETED,
         )
-    enqueue_ingest(result.requeued)
+    enqueue_ingest([*result.requeued, *result.resent_queued])
     summary = {
         "requeued": len(result.requeued),
         "failed_stalled": result.failed_stalled,
         "failed_uploads": result.failed_uploads,
+        "resent_queued": len(result.resent_queued),
     }
     logger.info("ingest sweep done", extra=summary)
     return summary

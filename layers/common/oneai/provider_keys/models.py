@@ -96,7 +96,9 @@ class ProviderKeyUpdate(BaseModel):
 
     name: KeyName | None = None
     key: SecretStr | None = Field(default=None, description="a new key for the same provider")
-    base_url: BaseUrl | None = Field(default=None, description="`custom` only")
+    base_url: BaseUrl | None = Field(
+        default=None, description="`custom` only; a new base_url only together with `key` (422 on `key` otherwise)"
+    )
     monthly_limit: Decimal | None = None
 
     @field_validator("key", mode="before")
@@ -137,6 +139,14 @@ class ProviderKeyTest(BaseModel):
     ok: bool
     models: list[str] | None = Field(default=None, description="the model ids the provider listed (ok only)")
     error: str | None = Field(default=None, description="why not (not ok only)")
+    reason: Literal["refused", "no_funds"] | None = Field(
+        default=None,
+        description=(
+            "refused: the provider refused the key (it is marked invalid); no_funds: the key is accepted but "
+            "its account at the provider has no funds or quota left (its status is not changed); null: ok, "
+            "or another failure"
+        ),
+    )
 
 
 __all__ = [

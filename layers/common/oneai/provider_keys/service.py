@@ -7,8 +7,8 @@ the caller's user transaction under RLS: admins and owners of the workspace (`re
 answers carry `mask_key`'s `…abcd`. A `custom` key's `base_url` passes the outbound guard when it is saved
 (422 `VALIDATION_ERROR` on `base_url` with the guard's reason) and again at every call.
 
-For the reply routing (next step): `key_for(conn, settings, workspace_id, model_id)` picks the workspace's
-key for a model and opens it; `mark_invalid` records a provider's refusal. Both run in a service
+For the reply routing (`oneai.chatbots.payment`): `key_for(conn, settings, workspace_id, model_id)` picks the
+workspace's key for a model and opens it; `mark_invalid` records a provider's refusal. Both run in a service
 transaction (the sealed bytes are the service's to read; the caller has already decided the reply may run).
 """
 
@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 from uuid import UUID
 
@@ -41,6 +42,10 @@ _ONE_NAME: Final = "provider_keys_one_name"
 # The providers that serve their own models (`openai/...`) through an OpenAI-compatible endpoint.
 DIRECT_PROVIDERS: Final = ("openai", "anthropic", "google")
 MAX_REASON_CHARS: Final = 500
+MOVED_WITHOUT_KEY: Final = (
+    "a new base_url needs the key given again with it (a key goes only where it was saved for)"
+)
+_MOVED_WITH_KEY: Final = "provider_keys_base_url_with_key"
 
 
 # --- what the API shows ---------------------------------------------------------------------------------
@@ -49,7 +54,10 @@ MAX_REASON_CHARS: Final = 500
 def spent_inr(settings: Settings, spent_usd: Decimal) -> Decimal:
     """A key's estimated spend in INR: the providers' USD cost at ONEAI_USD_INR_RATE (no markup: the
     customer pays their provider, not us), to the paisa."""
-    return (max(spent_usd, Decimal(0)) * settings.usd_inr_rate).quantize(Decimal("0.01"))
+    # ROUND_HALF_UP: PostgreSQL's round(), which the prepare call's key choice (reply_key_for) uses; with
+    # Decimal's default (half to even) a spend of x.xx5 could have room here and none there, and every reply
+    # would find "its" key changed (503).
+    return (max(spent_usd, Decimal(0)) * settings.usd_inr_rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def _shown(settings: Settings, row: repo.KeyRow) -> ProviderKey:
@@ -94,6 +102,12 @@ def _data_rules() -> Iterator[None]:
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.constraint_name == _ONE_NAME:
             raise ConflictError("The workspace already has a key of this provider with this name") from None
+        raise
+    except psycopg.errors.CheckViolation as exc:
+        if exc.diag.constraint_name == _MOVED_WITH_KEY:  # the base_url was changed by another writer meanwhile
+            raise ValidationError(
+                details={"errors": [field_error("key", MOVED_WITHOUT_KEY, "key_required_with_base_url")]}
+            ) from None
         raise
 
 
@@ -157,6 +171,12 @@ def update_key(conn: Connection, settings: Settings, key_id: UUID, body: Provide
                 details={"errors": [field_error("base_url", "a custom key needs its base_url", "missing")]}
             )
         changes["base_url"] = _checked_base_url(settings, row.provider, body.base_url)
+        if changes["base_url"] != row.base_url and body.key is None:
+            # Every call sends the key to its base_url: moved without the key, it would go wherever the
+            # caller points it (the migration 20261129070000 trigger holds the same rule for any UPDATE).
+            raise ValidationError(
+                details={"errors": [field_error("key", MOVED_WITHOUT_KEY, "key_required_with_base_url")]}
+            )
     if "key" in given:
         if body.key is None:
             raise ValidationError(details={"errors": [field_error("key", "a key cannot be emptied", "missing")]})
@@ -181,30 +201,33 @@ def delete_key(conn: Connection, key_id: UUID) -> None:
 def run_key_test(db: Database, principal: Principal, settings: Settings, key_id: UUID) -> ProviderKeyTest:
     """`POST /provider-keys/{id}/test`: the caller's right to the key in one transaction, its sealed bytes
     opened by the service's, the call made outside any transaction, and what it showed recorded: a refusal
-    (401/403) marks the key invalid, an accepted key is active again."""
+    (401/403) marks the key invalid, an accepted key is active again. An account without funds (`no_funds`:
+    the key is accepted, the account cannot pay) is answered and changes nothing: funds come back."""
     with db.user_transaction(principal) as conn:
-        row = _visible(conn, key_id)
-    key = _open(db, key_id)
-    if key is None:
+        _visible(conn, key_id)
+    opened = _open(db, key_id)
+    if opened is None:
         raise NotFoundError(NOT_FOUND)
+    key, row = opened
+    # The call goes where the opened key was saved for: the base_url read with its sealed bytes (not the
+    # caller's earlier read, which a move with a new key in between would pair with the new key).
     outcome = try_key(settings, provider=row.provider, name=row.name, base_url=row.base_url, key=key)
-    del key
+    del key, opened
     if outcome.ok or outcome.refused:
+        # Recorded only if the key is still the one called: a key replaced meanwhile keeps its status.
+        status, reason = ("active", None) if outcome.ok else ("invalid", outcome.error)
         with db.user_transaction(principal) as conn:
-            if outcome.ok:
-                repo.set_status(conn, key_id, "active", None)
-            else:
-                repo.set_status(conn, key_id, "invalid", outcome.error)
-    return ProviderKeyTest(ok=outcome.ok, models=outcome.models, error=outcome.error)
+            repo.set_status(conn, key_id, status, reason, if_updated_at=row.updated_at)
+    return ProviderKeyTest(ok=outcome.ok, models=outcome.models, error=outcome.error, reason=outcome.reason)
 
 
-def _open(db: Database, key_id: UUID) -> SecretStr | None:
+def _open(db: Database, key_id: UUID) -> tuple[SecretStr, repo.SealedKey] | None:
+    """The key opened, with the row it was read with (its provider, name, base_url and `updated_at`)."""
     with db.service_transaction() as conn:
         found = repo.sealed_for_use(conn, key_id)
     if found is None:
         return None
-    workspace_id, blob = found
-    return open_sealed(Sealed.from_bytes(blob), workspace_id=workspace_id)
+    return open_sealed(Sealed.from_bytes(found.sealed), workspace_id=found.workspace_id), found
 
 
 # --- for the reply routing ------------------------------------------------------------------------------
@@ -231,6 +254,7 @@ class UsableKey:
     spent_this_month: Decimal
     within_limit: bool
     key: SecretStr = field(repr=False)
+    updated_at: datetime | None = None  # the row's when it was read: a refusal is recorded against it
 
     @property
     def guarded(self) -> bool:
@@ -287,10 +311,14 @@ def key_for(conn: Connection, settings: Settings, workspace_id: UUID, model_id: 
         spent_this_month=spent_inr(settings, chosen.spent_usd),
         within_limit=room(chosen),
         key=key,
+        updated_at=chosen.updated_at,
     )
 
 
-def mark_invalid(conn: Connection, key_id: UUID, reason: str) -> bool:
+def mark_invalid(conn: Connection, key_id: UUID, reason: str, *, if_updated_at: datetime | None = None) -> bool:
     """Record that the provider refused the key (401/403 on a reply): `status` invalid with `reason` (use
-    `oneai.provider_keys.upstream.refused_message`; never a provider's body). False: no such key."""
-    return repo.set_status(conn, key_id, "invalid", reason[:MAX_REASON_CHARS]) is not None
+    `oneai.provider_keys.upstream.refused_message`; never a provider's body). With `if_updated_at` (the
+    `UsableKey.updated_at` of the key that was called), only if the key has not changed since: a key
+    replaced while the refused call was in flight stays as it is. False: no such key, or changed."""
+    row = repo.set_status(conn, key_id, "invalid", reason[:MAX_REASON_CHARS], if_updated_at=if_updated_at)
+    return row is not None

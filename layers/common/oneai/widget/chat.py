@@ -39,7 +39,14 @@ from pydantic import ValidationError as PydanticValidationError
 from oneai.attachments.images import InlineImage
 from oneai.auth import Principal
 from oneai.chat.requests import AISDKChatRequest, ChatTurn, inlined_schema
-from oneai.chat.turn import HISTORY_LIMIT, FinishedTurn, PreparedTurn, ReplyOutcome, chatbot_offer
+from oneai.chat.turn import (
+    HISTORY_LIMIT,
+    FinishedTurn,
+    PreparedTurn,
+    ReplyOutcome,
+    chatbot_offer,
+    settle_unsaved_reply,
+)
 from oneai.chatbots.chatbot_turn import ChatbotConfig
 from oneai.chatbots.payment import reservation_of
 from oneai.conversations.models import MAX_MESSAGE_CHARS, Conversation, Message
@@ -52,6 +59,7 @@ from oneai.errors import (
     NotFoundError,
     OneAIError,
     PayloadTooLargeError,
+    ProviderKeyRefusedError,
     RateLimitedError,
     UnauthorizedError,
     ValidationError,
@@ -66,6 +74,7 @@ from oneai.workspaces.limits import limit_by_tier
 
 TOO_LONG = f"The message is longer than {MAX_MESSAGE_CHARS} characters"
 DAILY_LIMIT_MESSAGE = "This assistant has answered all the messages it may today; try again tomorrow"
+UNAVAILABLE_MESSAGE = "The assistant is unavailable right now"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -254,10 +263,11 @@ class VisitorLedger:
             with db.service_transaction() as conn:
                 result = visitor_chat.finish(conn, reply)
         except VisitorTurnRefused:  # the conversation was deleted from the inbox meanwhile
-            if prepared.credits is not None:  # the reply was made: its cost is taken all the same
-                with db.service_transaction() as conn:
-                    credits_service.settle(conn, db.settings, prepared.credits.id, cost_usd=outcome.cost)
+            settle_unsaved_reply(db, prepared, outcome)  # the reply was made: its cost is taken all the same
             raise NotFoundError("No such conversation") from None
+        except Exception:
+            settle_unsaved_reply(db, prepared, outcome)
+            raise
         settlement = (
             None if result.get("settlement") is None else credits_service.settlement_of(result["settlement"])
         )
@@ -385,6 +395,16 @@ class VisitorTurn:
         if code not in refusals:
             raise RuntimeError(f"the visitor turn call answered an unknown refusal: {code!r}")
         return refusals[str(code)]
+
+
+def public_refusal(error: OneAIError) -> OneAIError:
+    """A refusal as a widget visitor is told it. What only the workspace can fix is the workspace's business:
+    a 402 `INSUFFICIENT_CREDITS` without its `balance` and `needed` (the workspace's credits), a 424
+    `PROVIDER_KEY_REFUSED` without the key's name, id and provider; both with a plain message. The status and
+    code stay (the widget shows "unavailable" for them). Any other error is answered as it is."""
+    if isinstance(error, InsufficientCreditsError | ProviderKeyRefusedError):
+        return type(error)(UNAVAILABLE_MESSAGE)
+    return error
 
 
 def _decimal(value: object) -> Decimal:
