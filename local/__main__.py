@@ -209,6 +209,23 @@ def start_analytics_schedule(template: dict[str, Any]) -> Any:
     return LocalAnalyticsSchedule(function, schedule_input(template, function), interval).start()
 
 
+def start_ingest_sweep(template: dict[str, Any]) -> Any:
+    """IngestFunction's sweep schedule, in-process (local/ingest_sweep.py); a handle to stop. Its requeue
+    messages go to the local ingest queue, so it starts after that queue and stops before it."""
+    from local.ingest_sweep import (
+        LocalIngestSweep,
+        ingest_sweep_function,
+        interval_from_environment,
+        schedule_input,
+    )
+
+    function = ingest_sweep_function(list_functions(template))
+    interval = interval_from_environment()
+    if function is None or interval <= 0:
+        return None
+    return LocalIngestSweep(function, schedule_input(template, function), interval).start()
+
+
 def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
@@ -351,6 +368,7 @@ def main() -> int:
     event_bus = start_event_bus(template)
     ingest_queue = start_ingest_queue(template, local_s3)
     analytics_schedule = start_analytics_schedule(template)
+    ingest_sweep = start_ingest_sweep(template)
     app = LocalApiGateway(
         routes, stage=api.stage, binary_media_types=api.binary_media_types, cors=cors_from_template(api.cors)
     )
@@ -398,7 +416,9 @@ def main() -> int:
         # The protocol answers API Gateway's 414/431 to a request head too large to parse (local/request_limits.py).
         uvicorn.run(app, host="127.0.0.1", port=port, lifespan="on", log_level="info", http=GatewayH11Protocol)
     finally:
-        _stop_all(offline, fake_razorpay, analytics_schedule, ingest_queue, local_s3, event_bus, pg_tcp)
+        _stop_all(
+            offline, fake_razorpay, analytics_schedule, ingest_sweep, ingest_queue, local_s3, event_bus, pg_tcp
+        )
         del pg_handle  # the embedded server stops with its last handle
     return 0
 

@@ -532,8 +532,9 @@ def notification_files(template: dict[str, object]) -> dict[Path, str]:
     return files
 
 
-# The ingest function's inputs: the S3 notification of a document's upload and a reprocess message (SQS
-# batches of one), and the sweep's schedule input.
+# The ingest function's inputs: the S3 notification of a document's upload (from the document uploads
+# queue: its document is marked `queued` and the file passed on), the landed file's message and a
+# reprocess message (from the ingest queue), SQS batches of one, and the sweep's schedule input.
 INGEST_SAMPLE_DOCUMENT = "55555555-5555-4555-8555-555555555555"
 INGEST_SAMPLE_WORKSPACE = "66666666-6666-4666-8666-666666666666"
 
@@ -550,8 +551,10 @@ def ingest_files(template: dict[str, object]) -> dict[Path, str]:
         "s3-object-created": s3_object_created(
             "oneai-attachments-local", key, size=2048, event_time="2025-01-01T12:00:00.000Z"
         ),
+        "landed": {"storage_key": key},
         "reprocess": {"document_id": INGEST_SAMPLE_DOCUMENT},
     }
+    queues = {"s3-object-created": "oneai-document-uploads"}
     files: dict[Path, str] = {}
     for name, body in bodies.items():
         record = sqs_record(
@@ -562,7 +565,7 @@ def ingest_files(template: dict[str, object]) -> dict[Path, str]:
             "SentTimestamp": "1735732800000",
             "ApproximateFirstReceiveTimestamp": "1735732800000",
         }
-        record["eventSourceARN"] = "arn:aws:sqs:ap-south-1:123456789012:oneai-ingest"
+        record["eventSourceARN"] = f"arn:aws:sqs:ap-south-1:123456789012:{queues.get(name, 'oneai-ingest')}"
         files[folder / f"{name}.json"] = json.dumps({"Records": [record]}, indent=2) + "\n"
     files[folder / "sweep.json"] = json.dumps({"sweep": "stuck-documents"}, indent=2) + "\n"
     return files

@@ -1,6 +1,7 @@
 """IngestFunction as built (issue 24): its sample S3 notification, run by the built package in a bare
-interpreter against moto's S3 (the stack's attachments bucket), the test database and the fake OpenRouter,
-makes the sample document ready; the sweep's input answers with its report."""
+interpreter against moto's S3 and SQS (the stack's attachments bucket and ingest queue), the test database
+and the fake OpenRouter, makes the sample document queued and passes its file to the ingest queue; the
+landed file's sample message makes it ready; the sweep's input answers with its report."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import boto3
 import psycopg
 import pytest
 
-from lambda_build.layout import ATTACHMENTS_BUCKET, REGION
+from lambda_build.layout import ATTACHMENTS_BUCKET, INGEST_QUEUE_URL, REGION
 from local.events import EVENTS_DIR, INGEST_SAMPLE_DOCUMENT, INGEST_SAMPLE_WORKSPACE
 from local.fake_openrouter import FakeOpenRouter
 from tests.artifact.conftest import Built, built_functions, invoke_artifact
@@ -59,23 +60,43 @@ def test_ingest_makes_the_sample_upload_ready_and_sweeps(
         aws_secret_access_key="testing",
     )
     s3.put_object(Bucket=ATTACHMENTS_BUCKET, Key=key, Body=pdf, ContentType="application/pdf")
-
-    run = invoke_artifact(
-        built,
-        [sample("s3-object-created"), sample("s3-object-created"), sample("sweep")],
-        endpoint=moto_endpoint,
-        runtime_lib=runtime_lib,
-        tmp_path=tmp_path,
-        environment={"OPENROUTER_BASE_URL": upstream.base_url, "OPENROUTER_API_KEY": "sk-or-artifact"},
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
+    queue_url = sqs.create_queue(QueueName=INGEST_QUEUE_URL.rsplit("/", 1)[1])["QueueUrl"]
+    sqs.purge_queue(QueueUrl=queue_url)
 
-    # the second delivery of the same notification is skipped (no failure, nothing redone)
-    assert run.answers[:2] == [{"batchItemFailures": []}] * 2
-    assert run.answers[2] == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0, "resent_queued": 0}
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "select status, pages, attempts, (select count(*) from public.document_chunks where document_id = %(id)s)"
-            " from public.documents where id = %(id)s",
-            {"id": INGEST_SAMPLE_DOCUMENT},
-        ).fetchone()
-    assert row == ("ready", 2, 1, 2)
+    def invoke(*names: str) -> list[Any]:
+        return invoke_artifact(
+            built,
+            [sample(name) for name in names],
+            endpoint=moto_endpoint,
+            runtime_lib=runtime_lib,
+            tmp_path=tmp_path,
+            environment={"OPENROUTER_BASE_URL": upstream.base_url, "OPENROUTER_API_KEY": "sk-or-artifact"},
+        ).answers
+
+    def document() -> tuple[Any, ...] | None:
+        with psycopg.connect(database_url) as conn:
+            return conn.execute(
+                "select status, pages, attempts,"
+                " (select count(*) from public.document_chunks where document_id = %(id)s)"
+                " from public.documents where id = %(id)s",
+                {"id": INGEST_SAMPLE_DOCUMENT},
+            ).fetchone()
+
+    # S3's notice (from the uploads queue): the document is queued and its file passed to the ingest queue
+    assert invoke("s3-object-created") == [{"batchItemFailures": []}]
+    assert document() == ("queued", None, 0, 0)
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"]) for m in received] == [{"storage_key": key}]
+    # the landed file's message (from the ingest queue) makes it ready; a second delivery of it is skipped
+    # (no failure, nothing redone)
+    answers = invoke("landed", "landed", "sweep")
+    assert answers[:2] == [{"batchItemFailures": []}] * 2
+    assert answers[2] == {"requeued": 0, "failed_stalled": 0, "failed_uploads": 0, "resent_queued": 0}
+    assert document() == ("ready", 2, 1, 2)

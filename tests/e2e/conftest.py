@@ -140,6 +140,8 @@ def local_server(
         # the integration tests on the same database, where a scheduled run would claim the days an
         # integration test's own runs count (test_analytics_events).
         "ONEAI_LOCAL_ANALYTICS_SECONDS": "0",
+        # No ingest sweep either: it would race the integration tests' own sweeps on the same database.
+        "ONEAI_LOCAL_INGEST_SWEEP_SECONDS": "0",
     }
     shutil.rmtree(E2E_OUTBOX, ignore_errors=True)
     with contextlib.ExitStack() as stack:

@@ -18,11 +18,13 @@ import pytest
 from moto import mock_aws
 from pydantic import SecretStr
 
-from local.fake_openrouter import FakeOpenRouter, Status
+from local.fake_openrouter import EMBEDDING_PRICES, FakeOpenRouter, Status
 from oneai.attachments.storage import ObjectStore
 from oneai.config import Settings, override_settings
 from oneai.db.connection import Database
 from oneai.knowledge import ingest_queue
+from oneai.knowledge.document_models import Progress
+from oneai.knowledge.documents import get_document
 from oneai.knowledge.ingest import (
     EMBEDDING_FAILED,
     STALLED,
@@ -107,6 +109,11 @@ class Env:
             conn.execute(f"update public.documents set {sql_set} where id = %s", (document_id,))  # noqa: S608
 
 
+def landed_body(key: str) -> str:
+    """The ingest queue's message for a landed file (what the intake of S3's notice sends)."""
+    return json.dumps({"storage_key": key})
+
+
 def s3_body(key: str) -> str:
     """The body S3 sends the queue for one upload (the key URL-encoded, as S3 does)."""
     return json.dumps(
@@ -148,7 +155,7 @@ def env(monkeypatch: pytest.MonkeyPatch, db: Database, make_user: Any, upstream:
         yield Env(db, settings, ingestor, s3, workspace_id, owner)
 
 
-def test_pdf_becomes_ready_with_its_pages_chunks_and_cost(env: Env) -> None:
+def test_pdf_becomes_ready_with_its_pages_chunks_and_cost(env: Env, upstream: FakeOpenRouter) -> None:
     pdf = make_pdf([PARAGRAPH * 2, PARAGRAPH, PARAGRAPH * 3])
     document_id, key = env.upload("Refund policy.pdf", "application/pdf", pdf)
 
@@ -161,10 +168,55 @@ def test_pdf_becomes_ready_with_its_pages_chunks_and_cost(env: Env) -> None:
     assert row["chunks"] == row["chunks_total"] == row["chunks_done"] >= 3
     assert row["tokens"] > 0 and row["attempts"] == 1 and row["processing_started_at"] is None
     assert row["embedding_model"] == env.settings.embedding_model and row["embedding_tokens"] > 0
+    # the tokens and the cost OpenRouter billed, summed over the batches: the fake's about four
+    # characters a token for each text sent, at the model's price per token
+    sent = [text for request in upstream.embeddings_requests for text in request.body["input"]]
+    assert len(sent) == row["chunks"]
+    assert row["embedding_tokens"] == sum(max(1, len(text) // 4) for text in sent)
+    price = EMBEDDING_PRICES[env.settings.embedding_model]
+    assert price > 0 and row["embedding_cost"] == price * row["embedding_tokens"]
     assert row["content_sha256"] is not None
     # kept past the lifecycle rule that expires unattached uploads after a day
     tags = env.s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
     assert {"Key": "oneai-attached", "Value": "true"} in tags
+
+
+def test_progress_moves_batch_by_batch_while_the_document_is_processed(env: Env) -> None:
+    """What the documents route shows during the embedding: `processing` with chunks_done counting up the
+    batches done out of chunks_total, then `ready` with every chunk done."""
+    document_id, _ = env.upload("long.txt", "text/plain", ("\n\n".join([PARAGRAPH * 6] * 40)).encode())
+    seen: list[tuple[str, int, int | None]] = []  # the row as each batch is sent
+    shown: list[tuple[str, Progress]] = []  # the route's model, after the first batch
+
+    class Watched(OpenRouterEmbeddings):
+        async def embed(self, texts: Any, model: str | None = None) -> Any:
+            row = env.document(document_id)
+            seen.append((row["status"], row["chunks_done"], row["chunks_total"]))
+            if len(seen) == 2:
+                with env.db.user_transaction(env.owner.principal) as conn:
+                    detail = get_document(conn, document_id)
+                shown.append((detail.status, detail.progress))
+            return await super().embed(texts, model)
+
+    ingestor = Ingestor(
+        env.db,
+        env.ingestor.store,
+        env.settings,
+        embeddings=lambda client: Watched(client, retry=FAST_RETRY, batch_size=8),
+    )
+    [outcome] = ingestor.ingest_message(json.dumps({"document_id": str(document_id)}), receive_count=1)
+
+    assert outcome.result is IngestResult.READY
+    row = env.document(document_id)
+    total = row["chunks_total"]
+    assert row["status"] == "ready" and row["chunks_done"] == total == row["chunks"] > 16
+    assert len(seen) == -(-total // 8)  # one request per batch of 8
+    assert seen[0] == ("processing", 0, total)
+    assert [done for _, done, _ in seen] == [8 * n for n in range(len(seen))]
+    # after the first batch and before the last one's: still processing, partly done
+    assert all(status == "processing" and seen_total == total for status, _, seen_total in seen)
+    assert all(0 < done < total for _, done, _ in seen[1:])
+    assert shown == [("processing", Progress(chunks_done=8, chunks_total=total))]
 
 
 @pytest.mark.parametrize(
@@ -370,8 +422,8 @@ def test_handler_reports_only_the_failed_records(env: Env, upstream: FakeOpenRou
 
     event = {
         "Records": [
-            record("m-bad", s3_body(bad_key)),
-            record("m-good", s3_body(good_key)),
+            record("m-bad", landed_body(bad_key)),
+            record("m-good", landed_body(good_key)),
             record("m-junk", "not json"),
             record("m-test", json.dumps({"Event": "s3:TestEvent"})),
         ]
@@ -412,7 +464,7 @@ def test_sample_events_run_through_the_handler(env: Env) -> None:
         answer: dict[str, Any] = lambda_handler(event, FakeLambdaContext("IngestFunction"))
         return answer
 
-    assert run("s3-object-created") == {"batchItemFailures": []}
+    assert run("landed") == {"batchItemFailures": []}  # (s3-object-created: test_knowledge_intake.py)
     assert (env.document(document_id)["status"], env.document(document_id)["pages"]) == ("ready", 2)
     env.set_status(document_id, "status = 'queued'")
     assert run("reprocess") == {"batchItemFailures": []}
@@ -450,13 +502,14 @@ def test_worker_whose_claim_was_taken_over_stops_embedding(env: Env, upstream: F
 
 
 def handle(key: str, receive_count: int = 1) -> dict[str, Any]:
+    """The handler fed the landed file's message from the ingest queue."""
     from ingest.handler import lambda_handler
 
     event = {
         "Records": [
             {
                 "messageId": "m-1",
-                "body": s3_body(key),
+                "body": landed_body(key),
                 "attributes": {"ApproximateReceiveCount": str(receive_count)},
             }
         ]

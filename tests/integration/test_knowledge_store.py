@@ -7,6 +7,7 @@ Each user test connects as `authenticated` with the user's claims, through the p
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import uuid
@@ -225,7 +226,12 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """The run's database on each server the search must serve: the embedded one (pgvector 0.6.2, or
     DATABASE_URL's server), and the second one with pgvector 0.8.0, Supabase's version (tests/pgvector08.py)."""
     if request.param == "embedded":
-        yield Server(request.getfixturevalue("database_url"), request.getfixturevalue("db"))
+        url = request.getfixturevalue("database_url")
+        if not os.environ.get("DATABASE_URL"):  # the embedded server: the pgvector 0.6 path is exercised
+            with psycopg.connect(url) as conn:
+                row = conn.execute("select extversion from pg_extension where extname = 'vector'").fetchone()
+            assert row == ("0.6.2",), f"pgvector 0.6.2 expected on the embedded server: {row}"
+        yield Server(url, request.getfixturevalue("db"))
         return
     url = request.getfixturevalue("pgvector08_database_url")
     with override_settings(database_url=SecretStr(url)) as settings:

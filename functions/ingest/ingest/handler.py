@@ -1,8 +1,11 @@
 """Lambda entry point of IngestFunction (issue 24, the knowledge ingest). Wiring only.
-- SQS batches from the ingest queue: S3 `ObjectCreated` notifications for `knowledge/` keys and
-  `{"document_id"}` messages (reprocess, the sweep's requeue); each record processed by
-  `oneai.knowledge.ingest.Ingestor`. Partial batch failure reporting (`oneai.sqs_batch`): a record whose
-  embedding must be retried is listed and comes back after the visibility timeout; after the queue's
+- SQS batches from the document uploads queue: S3 `ObjectCreated` notifications for `knowledge/` keys,
+  each admitted by `oneai.knowledge.intake.admit_uploads` (its documents `queued`, one `{"storage_key"}`
+  message a file sent to the ingest queue).
+- SQS batches from the ingest queue: `{"storage_key"}` (a landed file) and `{"document_id"}` messages
+  (reprocess, the sweep's requeue); each record processed by `oneai.knowledge.ingest.Ingestor`.
+  Partial batch failure reporting (`oneai.sqs_batch`): a record whose embedding must be retried (or whose
+  notice could not be passed on) is listed and comes back after the visibility timeout; after the queue's
   maxReceiveCount it would go to the dead-letter queue (its document is failed on that last delivery).
 - The schedule (EventBridge Scheduler, every 15 minutes): `sweep_stuck_documents` requeues or fails the
   documents whose worker died and fails the uploads that never completed. In this function because it
@@ -19,6 +22,7 @@ from oneai.attachments.storage import get_object_store
 from oneai.config import get_settings
 from oneai.database import get_database
 from oneai.knowledge.ingest import Ingestor, MalformedMessageError, sweep_stuck_documents
+from oneai.knowledge.intake import admit_uploads, is_upload_notice
 from oneai.logging import log_invocation, logger
 from oneai.observability import MetricUnit, metrics, tracer
 from oneai.runtime import freeze_startup_objects
@@ -28,8 +32,12 @@ freeze_startup_objects()
 
 
 def record_handler(record: SqsMessage) -> None:
-    ingestor = Ingestor(get_database(), get_object_store(), get_settings())
     try:
+        if is_upload_notice(record.body):  # from the document uploads queue: mark queued, pass on
+            landed = admit_uploads(get_database(), record.body)
+            metrics.add_metric(name="DocumentsLanded", unit=MetricUnit.Count, value=len(landed))
+            return
+        ingestor = Ingestor(get_database(), get_object_store(), get_settings())
         outcomes = ingestor.ingest_message(record.body, receive_count=record.receive_count)
     except MalformedMessageError as exc:  # retrying cannot help: logged and dropped
         logger.error("ingest message malformed", extra={"message_id": record.message_id, "error": str(exc)})

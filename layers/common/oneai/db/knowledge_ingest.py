@@ -75,6 +75,18 @@ def find_document(
         ).fetchone()
 
 
+def mark_landed(conn: Connection, storage_keys: Sequence[str]) -> list[UUID]:
+    """The documents whose file landed under these keys go from `uploading` to `queued` (waiting for a
+    worker); any other status stays (a worker may have claimed it already, or it is a replaced file of a
+    processed document: the ingest decides by the file's hash). The ids of those marked."""
+    rows = conn.execute(
+        "update public.documents set status = 'queued'"
+        " where storage_key = any(%(keys)s) and status = 'uploading' returning id",
+        {"keys": list(storage_keys)},
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
 def claim_document(
     conn: Connection, document_id: UUID, *, stale_seconds: int, changed_file_sha256: bytes | None = None
 ) -> ClaimedDocument | None:

@@ -102,7 +102,8 @@ class _ClaimLostError(Exception):
 
 
 class MalformedMessageError(ValueError):
-    """A message that is neither an S3 notification nor `{"document_id"}`: retrying cannot help."""
+    """A message that is neither an S3 notification nor `{"document_id"}` nor `{"storage_key"}`: retrying
+    cannot help."""
 
 
 def document_refs(body: str) -> list[DocumentRef]:
@@ -114,6 +115,11 @@ def document_refs(body: str) -> list[DocumentRef]:
         raise MalformedMessageError("the message is not an object")
     if message.get("Event") == "s3:TestEvent":
         return []
+    if isinstance(message.get("storage_key"), str):  # a landed file, from the intake (oneai.knowledge.intake)
+        key = message["storage_key"]
+        if not key.startswith(KNOWLEDGE_PREFIX):
+            raise MalformedMessageError("storage_key is not a document's key")
+        return [DocumentRef(storage_key=key)]
     if "document_id" in message:
         try:
             return [DocumentRef(document_id=UUID(str(message["document_id"])))]

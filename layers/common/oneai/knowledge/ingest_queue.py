@@ -1,5 +1,6 @@
-"""The producer side of the ingest queue: `{"document_id": "<id>"}` messages, one per document, that the
-ingest function (its own Lambda, reading `ONEAI_INGEST_QUEUE_URL`) turns into processing.
+"""The producer side of the ingest queue: `{"document_id": "<id>"}` messages, one per document (reprocess,
+the sweep), and `{"storage_key": "<key>"}` messages, one per landed file (the intake), that the ingest
+function (its own Lambda, reading `ONEAI_INGEST_QUEUE_URL`) turns into processing.
 
 Sent after the transaction that queued the documents committed (a message for a row that is not there
 yet would be claimed by nobody). Without `ONEAI_INGEST_QUEUE_URL` nothing goes to AWS: the messages go to
@@ -38,7 +39,7 @@ def ingest_message(document_id: UUID) -> dict[str, str]:
     return {"document_id": str(document_id)}
 
 
-def _send_batch(queue_url: str, messages: list[dict[str, str]]) -> None:
+def _send_batch(queue_url: str, messages: Sequence[dict[str, str]]) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     entries = [{"Id": str(i), "MessageBody": json.dumps(m)} for i, m in enumerate(messages)]
@@ -53,10 +54,19 @@ def _send_batch(queue_url: str, messages: list[dict[str, str]]) -> None:
         raise UnavailableError("The processing queue is unavailable; reprocess the document later")
 
 
+def landed_message(storage_key: str) -> dict[str, str]:
+    """A file that landed, for the ingest (its S3 notification, admitted by `oneai.knowledge.intake`)."""
+    return {"storage_key": storage_key}
+
+
 def enqueue_ingest(document_ids: Sequence[UUID]) -> None:
     """One message per document (10 per SendMessageBatch call). Raises UnavailableError (503) when SQS
     refuses some: the documents stay `queued` (or `uploading`), and reprocessing sends them again."""
-    messages = [ingest_message(document_id) for document_id in document_ids]
+    send_ingest_messages([ingest_message(document_id) for document_id in document_ids])
+
+
+def send_ingest_messages(messages: Sequence[dict[str, str]]) -> None:
+    """Send these messages to the ingest queue (the local sink, or only a log line, without one)."""
     if not messages:
         return
     queue_url = get_settings().ingest_queue_url
