@@ -309,6 +309,8 @@ def test_strangers_get_404_and_viewers_403(client: httpx.Client, owner: AppUser,
         ("POST", f"{ws}/documents", body),
         ("POST", f"{ws}/knowledge/search", {"query": "refunds"}),
         ("POST", f"{ws}/documents/bulk-delete", {"ids": [document["id"]]}),
+        ("POST", f"{ws}/documents/bulk", {"documents": [body]}),
+        ("POST", f"{ws}/documents/bulk-reprocess", None),
     ):
         answer = client.request(method, path, json=json_body, headers=stranger.headers, follow_redirects=False)
         assert answer.status_code == 404, (method, path, answer.text)
@@ -339,6 +341,7 @@ def test_strangers_get_404_and_viewers_403(client: httpx.Client, owner: AppUser,
         ("POST", f"{ws}/documents", body),
         ("POST", f"{ws}/documents/bulk-delete", {"ids": [document["id"]]}),
         ("POST", f"{ws}/documents/bulk-reprocess", None),
+        ("POST", f"{ws}/documents/bulk", {"documents": [body]}),
     ):
         answer = client.request(method, path, json=json_body, headers=viewer.headers)
         assert answer.status_code == 403, (method, path, answer.text)

@@ -1,12 +1,16 @@
 """Who pays for a chatbot's reply, over HTTP (issue 26 items 3 and 5, "Done when"): a workspace's `openai` key
 sends the reply to the stand-in at that key's endpoint (the fake OpenRouter under `/openai`, as
-ONEAI_OPENAI_BASE_URL says) carrying that key, and charges no credits; the key is nowhere in the server's
-log, the answers or the exports; a key the provider refuses is marked invalid and named in a 424; without a
+ONEAI_OPENAI_BASE_URL says) carrying that key, and charges no credits (the usage breakdown by key, JSON and
+CSV, shows the reply under the key with 0.00 credits); an `anthropic` key is tested and used at `/anthropic`
+in Anthropic's headers, for the model by Anthropic's id; the key is nowhere in the server's log, the answers
+or the exports; a key the provider refuses is marked invalid and named in a 424; without a
 key the credits pay (reserved, then settled at the real cost), a refusal is a 402 that writes nothing, and a
 failure before the first token gives the hold back."""
 
 from __future__ import annotations
 
+import csv
+import io
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -97,6 +101,26 @@ def test_a_reply_with_the_workspaces_openai_key_goes_to_its_endpoint_with_the_ke
     listed = client.get(f"/workspaces/{workspace}/provider-keys", headers=owner.headers)
     items = listed.json()["items"] if isinstance(listed.json(), dict) else listed.json()
     assert Decimal(items[0]["spent_this_month"]) > 0
+    # AND the usage breakdown by key shows the reply under the key's id, having taken no credits; so does its CSV
+    by_key = f"/workspaces/{workspace}/credits/usage?group_by=provider_key"
+    report = client.get(by_key, headers=owner.headers)
+    assert report.status_code == 200, report.text
+    assert report.json()["items"] == [
+        {
+            "key": key["id"],
+            "messages": 1,
+            "prompt_tokens": USAGE["prompt_tokens"],
+            "completion_tokens": USAGE["completion_tokens"],
+            "cost_usd": "0.0004",
+            "credits": "0.00",
+        }
+    ]
+    report_csv = client.get(by_key, headers=owner.headers | {"accept": "text/csv"})
+    assert report_csv.status_code == 200 and report_csv.headers["content-type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(report_csv.text))) == [
+        ["provider_key", "messages", "prompt_tokens", "completion_tokens", "cost_usd", "credits_inr"],
+        [key["id"], "1", "40", "6", "0.0004", "0.00"],
+    ]
     # AND the key is nowhere: not in the answers, the exports or the server's log
     conversation_id = sql_value(database_url, "select id from public.conversations where chatbot_id = %s", bot)
     shown = [
@@ -104,7 +128,8 @@ def test_a_reply_with_the_workspaces_openai_key_goes_to_its_endpoint_with_the_ke
         listed.text,
         client.get(f"/conversations/{conversation_id}/export?format=json", headers=owner.headers).text,
         client.get("/user/export", headers=owner.headers).text,
-        client.get(f"/workspaces/{workspace}/credits/usage?group_by=provider_key", headers=owner.headers).text,
+        report.text,
+        report_csv.text,
         local_server.log,  # what the running server printed so far (LOG_PATH is written when it stops)
     ]
     assert not [i for i, text in enumerate(shown) if SECRET in text or SECRET[-12:] in text]
@@ -186,6 +211,70 @@ def test_a_custom_key_serves_its_custom_model_through_the_guard_at_its_base_url(
     assert request.headers["authorization"] == f"Bearer {SECRET}"
     assert request.body["model"] == "house-model"
     assert credits_state(database_url, workspace) == (Decimal(0), Decimal(0))
+
+
+ANTHROPIC_MODEL = "anthropic/claude-3.5-haiku"
+# Anthropic's API names the model otherwise than OpenRouter's catalog: its own id, dashes for the dot
+ANTHROPIC_UPSTREAM_MODEL = "claude-3-5-haiku-20241022"
+ANTHROPIC_SECRET = "sk-ant-api03-e2e-Wc3nR8tYq1KeyNeverShown7"
+
+
+def test_an_anthropic_key_is_tested_and_serves_its_models_at_anthropics_endpoint_in_anthropics_headers(
+    client: httpx.Client, owner: AppUser, openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    # GIVEN a chatbot on an Anthropic model, a workspace without credits, and its own anthropic key
+    workspace = personal_workspace(database_url, owner)
+    bot = chatbot(database_url, workspace, [], credits=None, model=ANTHROPIC_MODEL)
+    key = add_key(client, owner, workspace, provider="anthropic", name="Claude", key=ANTHROPIC_SECRET)
+    assert (key["provider"], key["key"], key["base_url"]) == ("anthropic", f"…{ANTHROPIC_SECRET[-4:]}", None)
+    # WHEN the key is tested
+    tested = client.post(f"/provider-keys/{key['id']}/test", headers=owner.headers)
+    # THEN Anthropic's endpoint (the stand-in's /anthropic) was asked for its models with the key as Anthropic
+    # takes it (x-api-key, with the API version), and the test passed
+    assert tested.status_code == 200, tested.text
+    assert (tested.json()["ok"], tested.json()["error"], tested.json()["reason"]) == (True, None, None)
+    assert tested.json()["models"]
+    [listing] = [r for r in openrouter.models_requests if "/anthropic/" in r.path]
+    assert listing.path.endswith("/anthropic/models")
+    assert (
+        listing.headers["x-api-key"],
+        listing.headers["anthropic-version"],
+        listing.headers["authorization"],
+    ) == (
+        ANTHROPIC_SECRET,
+        "2023-06-01",
+        f"Bearer {ANTHROPIC_SECRET}",
+    )
+    # WHEN a member asks the chatbot
+    openrouter.script(Reply(chunks=["Open", " 9 to 5."], usage=USAGE), model=ANTHROPIC_UPSTREAM_MODEL)
+    response = chat(client, owner, chatbot_id=str(bot), content=QUESTION)
+    # THEN the reply comes from Anthropic's endpoint, asked with the key in the same headers, for the model by
+    # Anthropic's id, without OpenRouter's own fields
+    assert response.status_code == 200, response.text
+    assert "Open" in response.text and "9 to 5." in response.text
+    [request] = [r for r in openrouter.chat_requests if r.body.get("stream")]
+    assert request.path.endswith("/anthropic/chat/completions")
+    assert (
+        request.headers["x-api-key"],
+        request.headers["anthropic-version"],
+        request.headers["authorization"],
+    ) == (
+        ANTHROPIC_SECRET,
+        "2023-06-01",
+        f"Bearer {ANTHROPIC_SECRET}",
+    )
+    assert request.body["model"] == ANTHROPIC_UPSTREAM_MODEL
+    assert "models" not in request.body and request.body["stream_options"] == {"include_usage": True}
+    # AND no credits were reserved or taken; the usage record names the key; the key is in no answer
+    assert credits_state(database_url, workspace) == (Decimal(0), Decimal(0))
+    assert usage_transactions(database_url, workspace) == 0
+    recorded = sql_value(
+        database_url,
+        "select row(provider_key_id, model_id)::text from public.usage_records where workspace_id = %s",
+        workspace,
+    )
+    assert recorded == f"({key['id']},{ANTHROPIC_MODEL})"
+    assert ANTHROPIC_SECRET not in tested.text + response.text
 
 
 def test_a_provider_error_that_quotes_the_key_carries_it_nowhere(

@@ -562,6 +562,14 @@ def test_the_usage_breakdown_is_the_workspaces_replies_with_what_they_took_from_
     ]
     assert [(r.key, r.messages) for r in by_key.items] == [("platform", 2)]
     assert by_model.model_dump(mode="json", by_alias=True)["items"][0]["credits"] == "3.00"
+    # the ledger's usage rows keep the terms each reply was charged at (cost, rate, markup) with its record
+    usage_rows = [t for t in ledger(database_url, workspace_id) if t["type"] == "usage"]
+    assert [
+        (t["usage_record_id"], t["cost_usd"], t["usd_inr_rate"], t["markup"], t["amount"]) for t in usage_rows
+    ] == [
+        (records[0], Decimal("0.01"), Decimal(100), Decimal("1.5"), Decimal("-1.5")),
+        (records[1], Decimal("0.02"), Decimal(100), Decimal("1.5"), Decimal("-3")),
+    ]
     # what RLS shows an editor of the workspace's usage: only their own records
     with db.user_transaction(editor.principal) as conn:
         seen = conn.execute(

@@ -40,8 +40,9 @@ class InsufficientCreditsError(OneAIError):
 
 class ProviderKeyRefusedError(OneAIError):
     """The provider refused a workspace's own key for a reply (401/403: the key is marked invalid), or its
-    account at the provider has no funds or quota left (the key is not marked invalid); `details`:
-    `provider_key_id`, `provider`, `name`, `reason` ("refused" or "no_funds"). A 4xx: the customer's key,
+    account at the provider has no funds or quota left, or a `custom` key's base_url no longer passes the
+    outbound guard (the key is not marked invalid for either); `details`: `provider_key_id`, `provider`,
+    `name`, `reason` ("refused", "no_funds" or "url_refused"). A 4xx: the customer's key,
     not a platform failure (outside the 5xx and upstream-failure metrics)."""
 
     status, code, default_message = 424, "PROVIDER_KEY_REFUSED", "The workspace's provider key was refused"

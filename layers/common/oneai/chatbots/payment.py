@@ -144,6 +144,24 @@ def key_refused(db: Database, key: UsableKey) -> ProviderKeyRefusedError:
     )
 
 
+def key_url_refused(key: UsableKey, reason: str) -> ProviderKeyRefusedError:
+    """A `custom` key's base_url the outbound guard refuses at the call (its host now resolves to an
+    address that is not public): the workspace's configuration, not a platform failure, so the key's 424
+    naming it (`reason` "url_refused"), never the address. The key is not marked invalid: the provider did
+    not refuse it, and the host's DNS may be mended."""
+    logger.info("provider key base_url refused", extra={"provider_key_id": str(key.key_id)})
+    return ProviderKeyRefusedError(
+        f"The reply could not be made: the base_url of the key '{key.name}' is refused ({reason}). Point the "
+        "key at a public address, or remove it to use credits.",
+        details={
+            "provider_key_id": str(key.key_id),
+            "provider": key.provider,
+            "name": key.name,
+            "reason": "url_refused",
+        },
+    )
+
+
 def key_out_of_funds(key: UsableKey) -> ProviderKeyRefusedError:
     """The provider accepted the key but its account has no funds or quota left: the error names the key.
     The key is NOT marked invalid (it is valid; funds come back): the next reply tries it again and gets
@@ -248,16 +266,15 @@ class KeyedClient(OpenRouterClient):
 
 async def keyed_client(settings: Settings, key: UsableKey, platform: OpenRouterClient) -> KeyedClient:
     """A client for one reply at `key`'s endpoint; a `custom` one through the outbound guard (checked now,
-    connected to the checked address, no redirects: a refused address is the turn's 502)."""
+    connected to the checked address, no redirects: a refused address is `key_url_refused`'s 424)."""
     timeout = httpx.Timeout(platform.timeouts.request, connect=platform.timeouts.connect)
     if key.guarded:
-        from oneai.errors import UpstreamError
         from oneai.outbound import UnsafeUrlError
 
         try:
             checked = await check_url_async(key.base_url, allow_loopback=settings.allow_loopback_urls)
         except UnsafeUrlError as exc:
-            raise UpstreamError(f"The custom provider's base_url is refused: {exc.reason}") from None
+            raise key_url_refused(key, exc.reason) from None
         http = guarded_async_client(checked, timeout=timeout)
     else:
         http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)

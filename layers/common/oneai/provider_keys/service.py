@@ -241,8 +241,9 @@ class UsableKey:
     `base_url`: where to call (`custom`: the customer's URL, to be called ONLY through `oneai.outbound`'s
     guarded clients, `guarded` says so; else the provider's endpoint from the settings). `upstream_model`:
     the model id to send there (OpenRouter takes the whole id; a provider's own endpoint takes it without
-    the `openai/` prefix; a custom endpoint takes `<name>` of `custom/<name>`). `within_limit`: whether its
-    `monthly_limit` (INR) still has room for this month's estimated spend `spent_this_month` (INR)."""
+    the `openai/` prefix, Anthropic's by its own id: `ANTHROPIC_MODEL_IDS`; a custom endpoint takes `<name>`
+    of `custom/<name>`). `within_limit`: whether its `monthly_limit` (INR) still has room for this month's
+    estimated spend `spent_this_month` (INR)."""
 
     key_id: UUID
     workspace_id: UUID
@@ -273,8 +274,24 @@ def candidate_providers(model_id: str) -> tuple[list[str], str | None]:
     return ["openrouter"], None
 
 
+# Anthropic's API names its models otherwise than OpenRouter's catalog (`anthropic/claude-3.5-haiku`): by
+# its own ids, with dashes, never a dot (an id it does not know is a 404 `not_found_error`). The offered ones
+# by their snapshot (what Anthropic's `GET /v1/models` lists); any other with its dots made dashes
+# (OpenRouter's `claude-sonnet-4.5` is Anthropic's `claude-sonnet-4-5`).
+ANTHROPIC_MODEL_IDS: Final = {
+    "claude-3.5-haiku": "claude-3-5-haiku-20241022",
+    "claude-sonnet-4": "claude-sonnet-4-20250514",
+    "claude-opus-4": "claude-opus-4-20250514",
+}
+
+
 def _upstream_model(provider: str, model_id: str) -> str:
-    return model_id if provider == "openrouter" else model_id.partition("/")[2]
+    if provider == "openrouter":
+        return model_id
+    name = model_id.partition("/")[2]
+    if provider == "anthropic":
+        return ANTHROPIC_MODEL_IDS.get(name, name.replace(".", "-"))
+    return name
 
 
 def key_for(conn: Connection, settings: Settings, workspace_id: UUID, model_id: str) -> UsableKey | None:
