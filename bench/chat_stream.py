@@ -345,7 +345,7 @@ class Bench:
         api = client or self.api
         created = api.post("/conversations", json={"title": "bench"}, headers=self.auth)
         if created.status_code != 201:
-            raise RuntimeError(f"POST /conversations: {created.status_code} {created.text[:500]}")
+            raise RuntimeError(f"POST /conversations: {created.status_code} {_error_code(created)}")
         conversation_id = created.json()["id"]
         self.fake.script(Reply(chunks=CHUNK_TEXTS, delay=CHUNK_DELAY), model=CHAT_MODEL)
         body = {"conversation_id": conversation_id, "model": CHAT_MODEL, "content": tag}

@@ -24,6 +24,9 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 60
 TOKEN_LINE = re.compile(r"^export ONEAI_TOKEN=(\S+)$")
+# The banner's token lines (the dev user's, the admin's), as `log` shows them: a failure's message and the
+# log files keep no token (`output` keeps the lines as printed, for whoever reads the tokens from it).
+_ANY_TOKEN_LINE = re.compile(r"^(export ONEAI_(?:ADMIN_)?TOKEN=)\S+", re.MULTILINE)
 # Variables of the caller's shell that would point the server somewhere other than the caller's setup.
 SCRUBBED_ENV = ("ONEAI_SSM_PATH", "ONEAI_SECRET_ID", "OPENROUTER_API_KEY", "SUPABASE_JWT_ISSUER")
 
@@ -37,7 +40,8 @@ class LocalServerProcess:
 
     @property
     def log(self) -> str:
-        return "".join(self.output)
+        """What the server printed, its tokens redacted."""
+        return _ANY_TOKEN_LINE.sub(r"\1<redacted>", "".join(self.output))
 
 
 def free_port() -> int:
