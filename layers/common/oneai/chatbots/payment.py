@@ -133,14 +133,14 @@ def key_refused(db: Database, key: UsableKey) -> ProviderKeyRefusedError:
     except Exception as exc:  # the answer is the same; the next reply finds the key refused again
         logger.warning("provider key not marked invalid", extra={"error_type": type(exc).__name__})
     logger.info("provider key refused", extra={"provider_key_id": str(key.key_id), "provider": key.provider})
+    return _key_error(key, "refused", f"{message}. Update the key or remove it to use credits.")
+
+
+def _key_error(key: UsableKey, reason: str, what: str) -> ProviderKeyRefusedError:
+    """The 424 of a reply the workspace's key could not make, naming the key (`details.reason`: why)."""
     return ProviderKeyRefusedError(
-        f"The reply could not be made: {message}. Update the key or remove it to use credits.",
-        details={
-            "provider_key_id": str(key.key_id),
-            "provider": key.provider,
-            "name": key.name,
-            "reason": "refused",
-        },
+        f"The reply could not be made: {what}",
+        details={"provider_key_id": str(key.key_id), "provider": key.provider, "name": key.name, "reason": reason},
     )
 
 
@@ -150,15 +150,11 @@ def key_url_refused(key: UsableKey, reason: str) -> ProviderKeyRefusedError:
     naming it (`reason` "url_refused"), never the address. The key is not marked invalid: the provider did
     not refuse it, and the host's DNS may be mended."""
     logger.info("provider key base_url refused", extra={"provider_key_id": str(key.key_id)})
-    return ProviderKeyRefusedError(
-        f"The reply could not be made: the base_url of the key '{key.name}' is refused ({reason}). Point the "
-        "key at a public address, or remove it to use credits.",
-        details={
-            "provider_key_id": str(key.key_id),
-            "provider": key.provider,
-            "name": key.name,
-            "reason": "url_refused",
-        },
+    return _key_error(
+        key,
+        "url_refused",
+        f"the base_url of the key '{key.name}' is refused ({reason}). Point the key at a public address, or "
+        "remove it to use credits.",
     )
 
 
@@ -167,15 +163,11 @@ def key_out_of_funds(key: UsableKey) -> ProviderKeyRefusedError:
     The key is NOT marked invalid (it is valid; funds come back): the next reply tries it again and gets
     the same answer until the account is topped up or the key removed."""
     logger.info("provider key has no funds", extra={"provider_key_id": str(key.key_id), "provider": key.provider})
-    return ProviderKeyRefusedError(
-        f"The reply could not be made: {no_funds_message(key.name, key.provider)}. Top up the account at "
-        f"{key.provider}, or remove the key to use credits.",
-        details={
-            "provider_key_id": str(key.key_id),
-            "provider": key.provider,
-            "name": key.name,
-            "reason": "no_funds",
-        },
+    return _key_error(
+        key,
+        "no_funds",
+        f"{no_funds_message(key.name, key.provider)}. Top up the account at {key.provider}, or remove the key "
+        "to use credits.",
     )
 
 
